@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The first Python 3.11+ on PATH.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& echo $$p && break; done)
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: run test lint check clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Goalpost needs Python 3.11 or newer on PATH."; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -e .
+	@touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m config.launcher
+
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check .
+
+test: $(VENV)/.dev-installed
+	$(PY) -m ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) var/staticfiles var/test-goalpost.sqlite3*

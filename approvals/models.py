@@ -1,0 +1,1 @@
+# ApprovalRequest, Decision, PushSubscription and AgentToken arrive with the gates and phone issues.

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class GoalsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "goals"
+    verbose_name = "Goals"

@@ -1,0 +1,313 @@
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+
+from goals import lint
+from goals.models import RISK_CHOICES, WORK_TYPE_CHOICES, Goal
+from goals.workspace import RepositoryError, check_repository
+
+MAX_ROWS = 50
+MAX_ROW_LENGTH = 500
+MAX_BUDGETS = {
+    "minutes": 60 * 24 * 30,
+    "steps": 10_000,
+    "tokens": 10_000_000_000,
+    "files_per_step": 10_000,
+    "files_total": 100_000,
+    "approvals": 10_000,
+    "retries": 1_000,
+}
+WORK_TYPE_LABELS = dict(WORK_TYPE_CHOICES)
+
+
+class RowsWidget(forms.Widget):
+    """Many inputs sharing one name, one per row; the template draws them."""
+
+    def value_from_datadict(self, data, files, name):
+        if hasattr(data, "getlist"):
+            return data.getlist(name)
+        return data.get(name, [])
+
+
+class StringListField(forms.Field):
+    """A list of short strings edited as add/remove rows; blank rows are dropped."""
+
+    widget = RowsWidget
+
+    def __init__(self, *, noun: str, **kwargs):
+        self.noun = noun
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_python(self, value) -> list[str]:
+        if value in (None, ""):
+            return []
+        if isinstance(value, str):
+            value = [value]
+        rows = [str(row).strip() for row in value]
+        rows = [row for row in rows if row]
+        if len(rows) > MAX_ROWS:
+            raise ValidationError(f"At most {MAX_ROWS} {self.noun}s.")
+        for number, row in enumerate(rows, start=1):
+            if len(row) > MAX_ROW_LENGTH:
+                noun = self.noun.capitalize()
+                raise ValidationError(
+                    f"{noun} {number} is {len(row)} characters long: keep it under {MAX_ROW_LENGTH}."
+                )
+        return rows
+
+    def prepare_value(self, value):
+        return value or []
+
+
+class EvidenceWidget(forms.Widget):
+    """Evidence rows: a kind, the command or description, and the expected exit code."""
+
+    def value_from_datadict(self, data, files, name):
+        if not hasattr(data, "getlist"):
+            return data.get(name, [])
+        kinds = data.getlist(f"{name}_kind")
+        texts = data.getlist(f"{name}_text")
+        exits = data.getlist(f"{name}_exit")
+        rows = []
+        for index, kind in enumerate(kinds):
+            rows.append(
+                {
+                    "kind": kind,
+                    "text": texts[index] if index < len(texts) else "",
+                    "exit": exits[index] if index < len(exits) else "",
+                }
+            )
+        return rows
+
+
+class EvidenceField(forms.Field):
+    widget = EvidenceWidget
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_python(self, value) -> list[dict]:
+        checks, errors = parse_evidence_rows(value)
+        if errors:
+            raise ValidationError(errors)
+        return checks
+
+    def prepare_value(self, value):
+        """Rows for the template, whether they came from the model (checks) or from a post (raw rows)."""
+        rows = []
+        for row in value or []:
+            if "text" in row:
+                rows.append(row)
+            elif row.get("kind") == "manual":
+                rows.append({"kind": "manual", "text": row.get("description", ""), "exit": ""})
+            else:
+                rows.append(
+                    {"kind": "command", "text": row.get("command", ""), "exit": row.get("expect_exit", 0)}
+                )
+        return rows
+
+
+def parse_evidence_rows(rows) -> tuple[list[dict], list[str]]:
+    """Checks from posted rows, and a message for each row that is wrong; blank rows are dropped."""
+    checks: list[dict] = []
+    errors: list[str] = []
+    for number, row in enumerate(rows or [], start=1):
+        kind = (row.get("kind") or "command").strip()
+        text = (row.get("text") or "").strip()
+        raw_exit = str(row.get("exit", "")).strip()
+        if not text:
+            continue
+        if kind not in ("command", "manual"):
+            errors.append(f"Check {number}: choose a command or a manual check.")
+        elif len(text) > MAX_ROW_LENGTH:
+            errors.append(f"Check {number} is {len(text)} characters long: keep it under {MAX_ROW_LENGTH}.")
+        elif kind == "manual":
+            checks.append({"kind": "manual", "command": "", "expect_exit": 0, "description": text})
+        elif not raw_exit.isdigit() or not 0 <= int(raw_exit) <= 255:
+            if raw_exit:
+                errors.append(f"Check {number}: the expected exit code must be a whole number from 0 to 255.")
+            else:
+                checks.append({"kind": "command", "command": text, "expect_exit": 0, "description": ""})
+        else:
+            checks.append(
+                {"kind": "command", "command": text, "expect_exit": int(raw_exit), "description": ""}
+            )
+    if len(checks) > MAX_ROWS:
+        errors.append(f"At most {MAX_ROWS} checks.")
+    return checks, errors
+
+
+def contract_from_data(data) -> lint.Contract:
+    """A best-effort contract from a half-typed form, for the live lint checklist; never raises."""
+
+    def rows(name: str) -> list[str]:
+        return [row.strip() for row in data.getlist(name) if row.strip()]
+
+    def budget(name: str) -> int | None:
+        raw = data.get(f"budget_{name}", "").strip()
+        return int(raw) if raw.isdigit() else None
+
+    checks, _ = parse_evidence_rows(EvidenceWidget().value_from_datadict(data, None, "evidence"))
+    work_type = data.get("work_type", "other")
+    if work_type not in lint.WORK_TYPE_RISK:
+        work_type = "other"
+    risk = data.get("risk", "")
+    return lint.Contract(
+        objective=data.get("objective", "").strip(),
+        constraints=tuple(rows("constraints")),
+        evidence=tuple(lint.EvidenceCheck(**check) for check in checks),
+        done_criteria=data.get("done_criteria", "").strip(),
+        work_type=work_type,
+        risk=risk if risk in lint.RISK_ORDER else "",
+        rollback_note=data.get("rollback_note", "").strip(),
+        budgets={name: budget(name) for name in lint.BUDGET_NAMES},
+    )
+
+
+def budget_field(name: str, label: str, help_text: str = "") -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        initial=lint.DEFAULT_BUDGETS[name],
+        min_value=0,
+        max_value=MAX_BUDGETS[name],
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "min": 0}),
+    )
+
+
+class GoalForm(forms.ModelForm):
+    constraints = StringListField(noun="constraint")
+    evidence = EvidenceField()
+    protected_paths = StringListField(noun="protected path")
+    risk = forms.ChoiceField(
+        choices=[("", "As the work type says")] + RISK_CHOICES,
+        required=False,
+        help_text="You may raise the risk, never lower it below the work type's.",
+    )
+    budget_minutes = budget_field("minutes", "Wall-clock minutes")
+    budget_steps = budget_field("steps", "Steps")
+    budget_tokens = budget_field("tokens", "Tokens")
+    budget_files_per_step = budget_field(
+        "files_per_step", "Files per step", "More files in one step asks for a plan."
+    )
+    budget_files_total = budget_field("files_total", "Files in total")
+    budget_approvals = budget_field("approvals", "Approvals")
+    budget_retries = budget_field("retries", "Retries of the same failure")
+    agent_settings = forms.JSONField(
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text='JSON object, e.g. {"preset": "codex"}. Adapters arrive with the goal loop.',
+    )
+
+    class Meta:
+        model = Goal
+        fields = [
+            "title",
+            "objective",
+            "constraints",
+            "evidence",
+            "done_criteria",
+            "rollback_note",
+            "work_type",
+            "risk",
+            "budget_minutes",
+            "budget_steps",
+            "budget_tokens",
+            "budget_files_per_step",
+            "budget_files_total",
+            "budget_approvals",
+            "budget_retries",
+            "repeated_failure_threshold",
+            "protected_paths",
+            "repo_path",
+            "base_branch",
+            "agent",
+            "agent_settings",
+            "approvers",
+        ]
+        widgets = {
+            "objective": forms.Textarea(attrs={"rows": 3}),
+            "done_criteria": forms.Textarea(attrs={"rows": 2}),
+            "rollback_note": forms.Textarea(attrs={"rows": 2}),
+            "approvers": forms.CheckboxSelectMultiple,
+            "repo_path": forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "off"}),
+            "base_branch": forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "off"}),
+        }
+        labels = {
+            "objective": "Objective",
+            "done_criteria": "Done when",
+            "rollback_note": "Rollback note",
+            "repo_path": "Repository path",
+            "repeated_failure_threshold": "Ask a human after the same failure (times)",
+        }
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        self.fields["approvers"].queryset = (
+            get_user_model().objects.filter(is_active=True).exclude(pk=owner.pk).order_by("username")
+        )
+        self.fields[
+            "approvers"
+        ].help_text = "Two or more approvers put high-risk steps under the two-person rule."
+        self.fields["repeated_failure_threshold"].widget.attrs.update({"min": 1, "inputmode": "numeric"})
+        self.fields["repeated_failure_threshold"].validators.append(_at_least_one)
+        if self.instance.pk and self.instance.risk == self.instance.minimum_risk:
+            self.initial["risk"] = ""
+        if self.instance.pk is None and not self.is_bound:
+            self.initial.setdefault("risk", "")
+
+    def clean_title(self) -> str:
+        title = self.cleaned_data["title"].strip()
+        if not title:
+            raise ValidationError("Give the goal a short title.")
+        return title
+
+    def clean(self):
+        cleaned = super().clean()
+        work_type = cleaned.get("work_type")
+        if work_type:
+            floor = lint.minimum_risk(work_type)
+            chosen = cleaned.get("risk") or floor
+            if lint.RISK_ORDER.index(chosen) < lint.RISK_ORDER.index(floor):
+                self.add_error(
+                    "risk",
+                    f"{WORK_TYPE_LABELS[work_type]} work is {floor} risk at least: raise it if you like, "
+                    "never lower it.",
+                )
+            cleaned["risk"] = chosen
+        settings_value = cleaned.get("agent_settings")
+        if settings_value is None:
+            cleaned["agent_settings"] = {}
+        elif not isinstance(settings_value, dict):
+            self.add_error(
+                "agent_settings", 'Agent settings must be a JSON object, like {"preset": "codex"}.'
+            )
+        repo_path = cleaned.get("repo_path")
+        branch = cleaned.get("base_branch")
+        if repo_path and "repo_path" not in self.errors and "base_branch" not in self.errors:
+            try:
+                cleaned["repo_path"] = check_repository(repo_path.strip(), (branch or "").strip())
+                cleaned["base_branch"] = (branch or "").strip()
+            except RepositoryError as error:
+                self.add_error(error.field, str(error))
+        return cleaned
+
+    def save(self, commit: bool = True) -> Goal:
+        goal = super().save(commit=False)
+        goal.risk = self.cleaned_data["risk"]
+        if goal.owner_id is None:
+            goal.owner = self.owner
+        if commit:
+            goal.save()
+            self.save_m2m()
+        return goal
+
+
+def _at_least_one(value: int) -> None:
+    if value is not None and value < 1:
+        raise ValidationError("At least 1.")

@@ -1,0 +1,723 @@
+"""The goal linter: checks a goal contract and says, rule by rule, what keeps it from being narrow.
+
+Pure Python on purpose (no Django, no ORM) so that forms, the JSON API and agents can all share it.
+Every heuristic is a regular expression compiled once below; windows are bounded so that no input,
+however long or hostile, can make the linter backtrack for long.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+BLOCKING = "blocking"
+ADVICE = "advice"
+
+BUDGET_NAMES = ("minutes", "steps", "tokens", "files_per_step", "files_total", "approvals", "retries")
+DEFAULT_BUDGETS = {
+    "minutes": 120,
+    "steps": 20,
+    "tokens": 2_000_000,
+    "files_per_step": 5,
+    "files_total": 50,
+    "approvals": 10,
+    "retries": 3,
+}
+BUDGET_LABELS = {
+    "minutes": "wall-clock minutes",
+    "steps": "steps",
+    "tokens": "tokens",
+    "files_per_step": "files per step",
+    "files_total": "files in total",
+    "approvals": "approvals",
+    "retries": "retries of the same failure",
+}
+
+WORK_TYPE_RISK = {
+    "docs": "low",
+    "test_repair": "medium",
+    "ui_refactor": "medium",
+    "auth_billing": "high",
+    "migration": "high",
+    "other": "medium",
+}
+RISK_ORDER = ("low", "medium", "high")
+
+RULE_SEVERITIES = {
+    "objective_missing": (BLOCKING,),
+    "objective_too_wide": (BLOCKING,),
+    "objective_no_target": (BLOCKING,),
+    "vague_verb": (BLOCKING, ADVICE),
+    "multiple_objectives": (ADVICE,),
+    "constraints_missing": (BLOCKING,),
+    "evidence_missing": (BLOCKING,),
+    "evidence_generic": (ADVICE,),
+    "budget_unbounded": (BLOCKING,),
+    "rollback_missing": (BLOCKING,),
+    "done_criteria_missing": (ADVICE,),
+}
+RULE_IDS = tuple(RULE_SEVERITIES)
+
+
+# --- Evidence checks --------------------------------------------------------------------------------------
+
+KNOWN_TOOLS = frozenset(
+    {
+        "pytest",
+        "py.test",
+        "python",
+        "python3",
+        "pip",
+        "pip3",
+        "npm",
+        "npx",
+        "yarn",
+        "pnpm",
+        "node",
+        "make",
+        "go",
+        "cargo",
+        "rustc",
+        "mvn",
+        "./mvnw",
+        "gradle",
+        "./gradlew",
+        "gradlew",
+        "bash",
+        "sh",
+        "zsh",
+        "tox",
+        "nox",
+        "uv",
+        "uvx",
+        "poetry",
+        "pipenv",
+        "hatch",
+        "pdm",
+        "coverage",
+        "ruff",
+        "mypy",
+        "pyright",
+        "flake8",
+        "pylint",
+        "black",
+        "isort",
+        "eslint",
+        "prettier",
+        "tsc",
+        "jest",
+        "vitest",
+        "mocha",
+        "playwright",
+        "cypress",
+        "curl",
+        "wget",
+        "deno",
+        "bun",
+        "dotnet",
+        "php",
+        "phpunit",
+        "composer",
+        "bundle",
+        "rake",
+        "rspec",
+        "rails",
+        "ruby",
+        "mix",
+        "elixir",
+        "git",
+        "docker",
+        "docker-compose",
+        "kubectl",
+        "helm",
+        "terraform",
+        "k6",
+        "wrk",
+        "ab",
+        "lighthouse",
+        "hyperfine",
+        "django-admin",
+        "./manage.py",
+        "manage.py",
+        "java",
+        "javac",
+        "swift",
+        "xcodebuild",
+        "flutter",
+        "dart",
+        "cmake",
+        "ctest",
+        "bazel",
+        "grep",
+        "rg",
+        "diff",
+        "jq",
+        "sqlite3",
+        "psql",
+        "time",
+    }
+)
+# Tools that are also English words: "make sure the page loads" is prose, "make test" is a command.
+_WORDS_THAT_MAKE_A_TOOL_NAME_PROSE = frozenset(
+    {
+        "sure",
+        "certain",
+        "the",
+        "a",
+        "an",
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "to",
+        "through",
+        "back",
+        "ahead",
+        "over",
+        "sense",
+        "everything",
+        "something",
+        "nothing",
+        "and",
+        "or",
+        "with",
+        "of",
+        "is",
+        "are",
+        "was",
+        "be",
+        "if",
+        "when",
+        "on",
+        "in",
+        "at",
+        "for",
+        "from",
+        "more",
+        "less",
+    }
+)
+
+_RUN_PREFIX = re.compile(r"^(?:run|execute)\b\s*:?\s*", re.IGNORECASE)
+_WHOLLY_IN_BACKTICKS = re.compile(r"^(`{1,3})([^`]+)\1$")
+_PROMPT_PREFIX = re.compile(r"^\$\s+")
+_ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S*$")
+_PATH_LIKE = re.compile(r"^(?:\./|\.\./|/|~/)|^[\w.-]+/[\w./-]*$|^[\w.-]+\.(?:sh|py|js|ts|rb|pl)$")
+_SENTENCE_END = re.compile(r"[A-Za-z)]\.$")
+
+
+def _looks_like_command(text: str) -> bool:
+    tokens = text.split()
+    while tokens and _ENV_ASSIGNMENT.match(tokens[0]):
+        tokens = tokens[1:]
+    if not tokens:
+        return False
+    first = tokens[0]
+    if first in KNOWN_TOOLS:
+        second = tokens[1].lower() if len(tokens) > 1 else ""
+        return second not in _WORDS_THAT_MAKE_A_TOOL_NAME_PROSE
+    return bool(_PATH_LIKE.match(first))
+
+
+@dataclass(frozen=True)
+class EvidenceCheck:
+    """One way to prove the objective: a shell command run in the repository, or a manual check."""
+
+    kind: str
+    command: str = ""
+    expect_exit: int = 0
+    description: str = ""
+
+    @property
+    def runnable(self) -> bool:
+        """True for a command check that actually has a command to run."""
+        return self.kind == "command" and bool(self.command.strip())
+
+    @classmethod
+    def from_text(cls, text: str) -> "EvidenceCheck":
+        """Turn free text into a check: a shell command (backticks and a "run" prefix unwrapped) or prose."""
+        stripped = text.strip()
+        wrapped = _WHOLLY_IN_BACKTICKS.match(stripped)
+        if wrapped and wrapped.group(2).strip():
+            return cls(kind="command", command=wrapped.group(2).strip())
+        candidate = _RUN_PREFIX.sub("", stripped, count=1)
+        wrapped = _WHOLLY_IN_BACKTICKS.match(candidate)
+        if wrapped and wrapped.group(2).strip():
+            return cls(kind="command", command=wrapped.group(2).strip())
+        candidate = _PROMPT_PREFIX.sub("", candidate, count=1)
+        if _looks_like_command(candidate):
+            if _SENTENCE_END.search(candidate):
+                candidate = candidate[:-1]
+            return cls(kind="command", command=candidate)
+        return cls(kind="manual", description=stripped)
+
+
+# --- Contract and findings --------------------------------------------------------------------------------
+
+
+def minimum_risk(work_type: str) -> str:
+    """The lowest risk a goal of this work type may carry; unknown types count as "other"."""
+    return WORK_TYPE_RISK.get(work_type, WORK_TYPE_RISK["other"])
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What the agent is held to: objective, constraints, evidence, done criteria, risk and budgets."""
+
+    objective: str = ""
+    constraints: tuple[str, ...] = ()
+    evidence: tuple[EvidenceCheck, ...] = ()
+    done_criteria: str = ""
+    work_type: str = "other"
+    risk: str = ""
+    rollback_note: str = ""
+    budgets: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+
+    @property
+    def effective_risk(self) -> str:
+        """The declared risk, raised to the work type's risk when declared lower (or not at all)."""
+        table_risk = minimum_risk(self.work_type)
+        if self.risk in RISK_ORDER and RISK_ORDER.index(self.risk) > RISK_ORDER.index(table_risk):
+            return self.risk
+        return table_risk
+
+    def budget(self, name: str) -> int | None:
+        """The budget's value, falling back to its default when the key is missing."""
+        return self.budgets.get(name, DEFAULT_BUDGETS[name])
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the linter found: which rule, how serious, and a one-line fix for the user."""
+
+    rule: str
+    severity: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The finding as JSON-ready data."""
+        return {"rule": self.rule, "severity": self.severity, "message": self.message}
+
+
+def is_ready(findings: Iterable[Finding | Mapping[str, str]]) -> bool:
+    """True when no finding blocks the goal (findings may also be given as their `as_dict` form)."""
+    for finding in findings:
+        severity = finding.get("severity") if isinstance(finding, Mapping) else finding.severity
+        if severity == BLOCKING:
+            return False
+    return True
+
+
+# --- Objective heuristics ---------------------------------------------------------------------------------
+
+# A bounded stretch of one clause: never crosses a line, a semicolon or a sentence end ("1.5s" and
+# "views.py" keep their dots because the dot is not followed by a space).
+_CLAUSE = r"(?:[^\n.;!?]|\.(?=\S)){0,160}?"
+
+_NUMBER = r"\d+(?:[.,_]\d+)*"
+_UNIT = (
+    r"(?:%|percent|per\s*cent|x|ms|msecs?|milliseconds?|µs|us|ns|s|secs?|seconds?|m|mins?|minutes?|h|hrs?"
+    r"|hours?|days?|b|bytes?|kb|kib|mb|mib|gb|gib|k|fps|rps|qps|req/s|requests?|queries|query|errors?"
+    r"|warnings?|failures?|lines?|loc|calls?|round[- ]?trips?|points?|pts|px|items?|rows?|records?"
+    r"|retries|steps?|files?|dependencies|deps|issues?|violations?|allocations?|renders?|re-renders?"
+    r"|connections?|users?|score)"
+)
+_COMPARISON = (
+    r"(?:below|under|above|over|at\s+most|at\s+least|less\s+than|fewer\s+than|more\s+than|greater\s+than"
+    r"|no\s+more\s+than|within|exactly|to|by|max(?:imum)?|min(?:imum)?|<=?|>=?|≤|≥|=|==)"
+)
+_NUMBER_TARGET = re.compile(
+    rf"(?<![\w.]){_NUMBER}\s*{_UNIT}(?!\w)|(?<![\w<>=≤≥]){_COMPARISON}\s*{_NUMBER}(?![\w.])"
+    rf"|(?<![\w<>=≤≥]){_COMPARISON}\s*{_NUMBER}\.(?!\d)",
+    re.IGNORECASE,
+)
+
+_CODE_EXTENSIONS = (
+    r"(?:py|pyi|js|jsx|mjs|cjs|ts|tsx|go|rs|java|kt|kts|rb|php|cs|cpp|cc|hpp|c|h|swift|scala|ex|exs"
+    r"|erl|sql|html|htm|css|scss|sass|less|vue|svelte|yml|yaml|json|toml|ini|cfg|sh|md|rst|txt|csv|xml)"
+)
+_NAMED_TEST_PATTERNS = (
+    re.compile(r"`[^`\n]+`"),
+    re.compile(r"\w::\w"),
+    re.compile(r"\btest_\w"),
+    re.compile(r"\w_(?:test|spec)\b"),
+    re.compile(r"\bTest[A-Z0-9_]"),
+    re.compile(r"\b[A-Z][A-Za-z0-9_]*Tests?\b"),
+    re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|‘[^’\n]{1,200}’|(?<!\w)\'[^\'\n]{1,200}\'(?!\w)'),
+)
+_FILE_PATH = re.compile(rf"(?<![\w./-])([\w./-]*\w)\.({_CODE_EXTENSIONS})\b")
+# "Node.js", "Vue.js": framework names, not files.
+_FRAMEWORK_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+
+_NOT_NEGATED = r"(?<!not\s)(?<!n't\s)(?<!never\s)(?<!no\s)(?<!without\s)"
+
+
+def _verb_then_preposition(verbs: str, prepositions: str) -> str:
+    return rf"(?:{verbs})\s+(?:{_CLAUSE}\s)?(?:{prepositions})\s+[\w/.`'\"]"
+
+
+_END_STATE = re.compile(
+    rf"\b{_NOT_NEGATED}(?:"
+    + "|".join(
+        (
+            _verb_then_preposition(r"move[sd]?|moving", r"to|into|onto|under|out\s+of"),
+            _verb_then_preposition(r"replac(?:e|es|ed|ing)", r"with|by"),
+            _verb_then_preposition(r"renam(?:e|es|ed|ing)", r"to|as"),
+            _verb_then_preposition(r"migrat(?:e|es|ed|ing)", r"to|onto|into"),
+            _verb_then_preposition(r"upgrad(?:e|es|ed|ing)|downgrad(?:e|es|ed|ing)|bump(?:s|ed|ing)?", r"to"),
+            _verb_then_preposition(r"convert(?:s|ed|ing)?", r"to|into"),
+            _verb_then_preposition(r"extract(?:s|ed|ing)?", r"into|to|as"),
+            _verb_then_preposition(r"split(?:s|ting)?", r"into|in\s+two|in\s+half"),
+            _verb_then_preposition(r"port(?:s|ed|ing)?", r"to|onto"),
+            _verb_then_preposition(r"switch(?:es|ed|ing)?", r"to"),
+            r"(?:remove[sd]?|delete[sd]?|(?<!-)(?<!and\s)(?<!&\s)drop(?:s|ped)?)\s+(?:the\s+)?\S",
+        )
+    )
+    + ")",
+    re.IGNORECASE,
+)
+
+_SUITE = (
+    r"(?:(?:all|every)\s+(?:of\s+)?)?(?:the\s+|our\s+|my\s+)?"
+    r"(?:(?:unit|integration|e2e|failing|broken|red|remaining|existing|flaky)\s+)*"
+    r"(?:test\s+suite|tests?|suite|specs?|ci|build|pipeline|checks?)"
+)
+_TOO_WIDE = re.compile(
+    rf"\b(?:make|get|have|turn|bring)\s+{_SUITE}\s+(?:to\s+)?(?:pass|passing|green|work|working|succeed)\b"
+    rf"|\bfix(?:es|ed|ing)?\s+(?:up\s+)?{_SUITE}\b"
+    rf"|\bpass\s+{_SUITE}\b"
+    rf"|^[\W_]*{_SUITE}\s+(?:should\s+|must\s+|to\s+)?(?:pass|passes|passing|be\s+green|are\s+green|green)\b",
+    re.IGNORECASE,
+)
+
+_VAGUE_WORDS = re.compile(
+    rf"\bmak(?:e|es|ing)\s+{_CLAUSE}\bbetter\b"
+    r"|\bimprov(?:e|es|ed|ing|ements?)\b"
+    r"|\benhanc(?:e|es|ed|ing|ements?)\b"
+    r"|\boptimi[sz](?:e|es|ed|ing|ations?)\b"
+    r"|\bclean(?:s|ed|ing)?[\s-]*up\b"
+    r"|\btid(?:y|ies|ied|ying)\b"
+    r"|\bpolish(?:es|ed|ing)?\b"
+    r"|\bmoderni[sz](?:e|es|ed|ing|ation)\b"
+    r"|\bstreamlin(?:e|es|ed|ing)\b"
+    r"|\brevamp(?:s|ed|ing)?\b"
+    r"|\b(?:better|faster|quicker|nicer|cleaner)\b"
+    r"|\bmore\s+(?:robust|efficient)\b",
+    re.IGNORECASE,
+)
+_MAKE_SOMETHING_BETTER = re.compile(r"^mak(?:e|es|ing)\s.*\bbetter$", re.IGNORECASE | re.DOTALL)
+
+_ACTION_VERBS = (
+    "add",
+    "fix",
+    "remove",
+    "refactor",
+    "migrate",
+    "update",
+    "implement",
+    "rewrite",
+    "replace",
+    "improve",
+    "make",
+    "reduce",
+    "increase",
+    "move",
+    "rename",
+    "delete",
+    "upgrade",
+    "build",
+    "create",
+    "write",
+    "support",
+    "restore",
+    "convert",
+    "extract",
+    "split",
+    "port",
+    "introduce",
+    "change",
+    "get",
+    "optimize",
+    "optimise",
+    "speed",
+    "clean",
+    "cut",
+    "drop",
+    "bump",
+    "document",
+    "enable",
+    "disable",
+    "deprecate",
+)
+_ACTION_VERB = r"(?:" + "|".join(_ACTION_VERBS) + r")"
+# "make sure"/"make certain" introduces a constraint; "drag and drop", "find and replace" are one feature.
+_SECOND_OBJECTIVE = re.compile(
+    rf"(?<!search\s)(?<!find\s)(?<!drag\s)\band\s+(?:then\s+|also\s+)?(?!make\s+(?:sure|certain)\b)"
+    rf"(?!drop\b){_ACTION_VERB}\b"
+    rf"|;\s*(?:then\s+|also\s+)?(?!make\s+(?:sure|certain)\b){_ACTION_VERB}\b"
+    rf"|,\s*(?:and\s+)?then\s+{_ACTION_VERB}\b",
+    re.IGNORECASE,
+)
+_SENTENCE_OR_LINE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+_BULLET = re.compile(r"^\s*(?:[-*•+]|\d+[.)])\s+")
+_STARTS_WITH_ACTION_VERB = re.compile(rf"^{_ACTION_VERB}\b(?!\s+(?:sure|certain)\b)", re.IGNORECASE)
+
+_GENERIC_TEST_RUNNERS = (
+    ("pytest",),
+    ("py.test",),
+    ("python", "-m", "pytest"),
+    ("python3", "-m", "pytest"),
+    ("npm", "test"),
+    ("npm", "t"),
+    ("npm", "run", "test"),
+    ("yarn", "test"),
+    ("pnpm", "test"),
+    ("bun", "test"),
+    ("make", "test"),
+    ("make", "tests"),
+    ("make", "check"),
+    ("go", "test"),
+    ("cargo", "test"),
+    ("mvn", "test"),
+    ("gradle", "test"),
+    ("./gradlew", "test"),
+    ("tox",),
+    ("nox",),
+    ("jest",),
+    ("npx", "jest"),
+    ("vitest",),
+    ("npx", "vitest"),
+    ("rspec",),
+    ("bundle", "exec", "rspec"),
+    ("rake", "test"),
+    ("mix", "test"),
+    ("dotnet", "test"),
+    ("phpunit",),
+    ("./manage.py", "test"),
+    ("python", "manage.py", "test"),
+    ("python3", "manage.py", "test"),
+    ("django-admin", "test"),
+    ("uv", "run", "pytest"),
+    ("poetry", "run", "pytest"),
+    ("deno", "test"),
+)
+_WHOLE_SUITE_ARGUMENTS = frozenset({"./...", "...", ".", "./", "all"})
+_GENERIC_TEST_PROSE = re.compile(
+    r"^\W*(?:(?:run|execute)\s+(?:all\s+(?:of\s+)?)?(?:the\s+)?(?:whole\s+|full\s+|unit\s+|existing\s+)?"
+    r"(?:tests?|test\s+suite|suite|specs?)"
+    r"|(?:all\s+)?(?:the\s+)?(?:tests?|test\s+suite|suite|ci|build)\s+(?:should\s+|must\s+)?"
+    r"(?:pass|passes|passing|is\s+green|are\s+green|green))\W*$",
+    re.IGNORECASE,
+)
+
+
+def _names_a_specific_test(objective: str) -> bool:
+    if any(pattern.search(objective) for pattern in _NAMED_TEST_PATTERNS):
+        return True
+    for match in _FILE_PATH.finditer(objective):
+        is_framework_name = match.group(2).lower() == "js" and _FRAMEWORK_NAME.fullmatch(match.group(1))
+        if not is_framework_name:
+            return True
+    return False
+
+
+def has_measurable_target(objective: str) -> bool:
+    """True when the objective names a number to hit, a test or command to pass, or a concrete end state."""
+    return bool(
+        _NUMBER_TARGET.search(objective) or _names_a_specific_test(objective) or _END_STATE.search(objective)
+    )
+
+
+def _is_too_wide(objective: str) -> str:
+    """The wide phrase ("make tests pass", "fix the build") when no specific test is named, else ""."""
+    match = _TOO_WIDE.search(objective)
+    if match is None or _names_a_specific_test(objective):
+        return ""
+    return " ".join(match.group(0).split()).strip(" -*•").lower()
+
+
+def _vague_words(objective: str) -> list[str]:
+    found: list[str] = []
+    for match in _VAGUE_WORDS.finditer(objective):
+        word = " ".join(match.group(0).split()).lower()
+        if _MAKE_SOMETHING_BETTER.match(word):
+            word = "make … better"
+        if word not in found:
+            found.append(word)
+    return found
+
+
+def _has_several_objectives(objective: str) -> bool:
+    if _SECOND_OBJECTIVE.search(objective):
+        return True
+    objective_like_parts = 0
+    for part in _SENTENCE_OR_LINE_BREAK.split(objective):
+        is_bullet = bool(_BULLET.match(part))
+        text = _BULLET.sub("", part, count=1).strip()
+        if text and (is_bullet or _STARTS_WITH_ACTION_VERB.match(text)):
+            objective_like_parts += 1
+    return objective_like_parts > 1
+
+
+def _is_generic_command(command: str) -> bool:
+    if _GENERIC_TEST_PROSE.match(command):
+        return True
+    tokens = command.split()
+    for runner in _GENERIC_TEST_RUNNERS:
+        if tuple(tokens[: len(runner)]) == runner:
+            rest = tokens[len(runner) :]
+            return all(token.startswith("-") or token in _WHOLE_SUITE_ARGUMENTS for token in rest)
+    return False
+
+
+def _quote_list(words: list[str]) -> str:
+    return ", ".join(f"“{word}”" for word in words)
+
+
+def _verb_for(words: list[str], singular: str, plural: str) -> str:
+    return singular if len(words) == 1 else plural
+
+
+# --- The rules --------------------------------------------------------------------------------------------
+
+
+def _objective_findings(objective: str) -> list[Finding]:
+    if not objective:
+        return [
+            Finding(
+                "objective_missing",
+                BLOCKING,
+                "Write the objective: one sentence naming what must change and how you will measure it.",
+            )
+        ]
+    findings = []
+    has_target = has_measurable_target(objective)
+    wide_phrase = _is_too_wide(objective)
+    if wide_phrase:
+        findings.append(
+            Finding(
+                "objective_too_wide",
+                BLOCKING,
+                f"“{wide_phrase}” is wide and weak: it invites deleting assertions. "
+                "Name the failing test and what must stay true.",
+            )
+        )
+    elif not has_target:
+        findings.append(
+            Finding(
+                "objective_no_target",
+                BLOCKING,
+                "That is a meeting, not a goal: name the number that must change "
+                "(“load time below 1.5s”) or the end state (“move X to Y”).",
+            )
+        )
+    vague = _vague_words(objective)
+    if vague:
+        if has_target:
+            findings.append(
+                Finding(
+                    "vague_verb",
+                    ADVICE,
+                    f"Your target carries this goal; {_quote_list(vague)} {_verb_for(vague, 'adds', 'add')} "
+                    "nothing, so drop it.",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "vague_verb",
+                    BLOCKING,
+                    f"{_quote_list(vague)} {_verb_for(vague, 'has', 'have')} no finish line: "
+                    "say which number must change and to what, "
+                    "or the end state you want.",
+                )
+            )
+    if _has_several_objectives(objective):
+        findings.append(
+            Finding(
+                "multiple_objectives",
+                ADVICE,
+                "This reads as more than one objective: keep one and move the rest into their own goals.",
+            )
+        )
+    return findings
+
+
+def _constraint_findings(constraints: Iterable[str]) -> list[Finding]:
+    if any(constraint.strip() for constraint in constraints):
+        return []
+    return [
+        Finding(
+            "constraints_missing",
+            BLOCKING,
+            "Add at least one constraint: name what the agent must not touch or change.",
+        )
+    ]
+
+
+def _evidence_findings(evidence: tuple[EvidenceCheck, ...]) -> list[Finding]:
+    findings = []
+    runnable = [check for check in evidence if check.runnable]
+    if not runnable:
+        if evidence:
+            message = "Your checks are all manual: add a command the agent can run to prove the objective."
+        else:
+            message = "Add evidence: a command the agent can run to prove the objective, like a named test."
+        findings.append(Finding("evidence_missing", BLOCKING, message))
+    every_command_is_generic = bool(runnable) and all(
+        _is_generic_command(check.command) for check in runnable
+    )
+    generic_prose = any(
+        not check.runnable and _GENERIC_TEST_PROSE.match(check.description or check.command)
+        for check in evidence
+    )
+    if every_command_is_generic or generic_prose:
+        findings.append(
+            Finding(
+                "evidence_generic",
+                ADVICE,
+                "“Run the tests” proves nothing specific: name the test or command that proves this goal.",
+            )
+        )
+    return findings
+
+
+def _budget_findings(contract: Contract) -> list[Finding]:
+    findings = []
+    for name in BUDGET_NAMES:
+        value = contract.budget(name)
+        if value is None or value == 0:
+            findings.append(
+                Finding(
+                    "budget_unbounded",
+                    BLOCKING,
+                    f"Set a limit on {BUDGET_LABELS[name]} (try {DEFAULT_BUDGETS[name]:,}): "
+                    "without one the agent never has to stop.",
+                )
+            )
+    return findings
+
+
+def lint(contract: Contract) -> list[Finding]:
+    """Check a contract; blocking findings come first, then advice, each group in rule order."""
+    findings = _objective_findings(contract.objective.strip())
+    findings += _constraint_findings(contract.constraints)
+    findings += _evidence_findings(tuple(contract.evidence))
+    findings += _budget_findings(contract)
+    if contract.effective_risk == "high" and not contract.rollback_note.strip():
+        findings.append(
+            Finding(
+                "rollback_missing",
+                BLOCKING,
+                "This is high-risk work: write how to undo it (revert, down migration, feature flag).",
+            )
+        )
+    if not contract.done_criteria.strip():
+        findings.append(
+            Finding(
+                "done_criteria_missing",
+                ADVICE,
+                "Add done criteria: the agent needs to know when to stop and what to hand back.",
+            )
+        )
+    return sorted(findings, key=lambda finding: finding.severity != BLOCKING)

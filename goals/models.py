@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from goals import lint
+
+RISK_CHOICES = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
+
+WORK_TYPE_CHOICES = [
+    ("docs", "Documentation"),
+    ("test_repair", "Test repair"),
+    ("ui_refactor", "UI refactor"),
+    ("auth_billing", "Auth or billing"),
+    ("migration", "Data or schema migration"),
+    ("other", "Other"),
+]
+
+AGENT_CHOICES = [
+    ("scripted", "Scripted (replays patches)"),
+    ("command", "Command-line agent (Codex CLI, Claude Code, Aider)"),
+    ("openai", "OpenAI-compatible endpoint"),
+]
+
+# Budget name (as the API and the linter say it) -> model field.
+BUDGET_FIELDS = {name: f"budget_{name}" for name in lint.BUDGET_NAMES}
+
+
+class GoalStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    READY = "ready", "Ready"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting for a human"
+    STALLED = "stalled", "Stalled"
+    PAUSED = "paused", "Paused"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class GoalNotReady(Exception):
+    """Raised when a goal with blocking lint findings is asked to leave draft."""
+
+    def __init__(self, findings: list[lint.Finding]):
+        self.findings = findings
+        super().__init__("; ".join(f.message for f in findings if f.severity == lint.BLOCKING))
+
+
+class GoalQuerySet(models.QuerySet):
+    def visible_to(self, user) -> GoalQuerySet:
+        """Goals a user owns or is named an approver of; nobody else's."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(Q(owner=user) | Q(approvers=user)).distinct()
+
+
+class Goal(models.Model):
+    """A durable goal: the contract an agent works under, with its budgets and its reviewers."""
+
+    title = models.CharField(max_length=200)
+    objective = models.TextField(
+        help_text="The measurable target: a number with a unit, a named test, or an end state."
+    )
+    constraints = models.JSONField(default=list, blank=True, help_text="What the agent must not change.")
+    evidence = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Checks: {"kind": "command", "command": "…", "expect_exit": 0} or {"kind": "manual", …}.',
+    )
+    done_criteria = models.TextField(blank=True)
+    rollback_note = models.TextField(blank=True)
+
+    work_type = models.CharField(max_length=20, choices=WORK_TYPE_CHOICES, default="other")
+    risk = models.CharField(max_length=10, choices=RISK_CHOICES, default="medium")
+
+    budget_minutes = models.PositiveIntegerField(
+        null=True, blank=True, default=lint.DEFAULT_BUDGETS["minutes"], verbose_name="wall-clock minutes"
+    )
+    budget_steps = models.PositiveIntegerField(
+        null=True, blank=True, default=lint.DEFAULT_BUDGETS["steps"], verbose_name="steps"
+    )
+    budget_tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, default=lint.DEFAULT_BUDGETS["tokens"], verbose_name="tokens"
+    )
+    budget_files_per_step = models.PositiveIntegerField(
+        null=True, blank=True, default=lint.DEFAULT_BUDGETS["files_per_step"], verbose_name="files per step"
+    )
+    budget_files_total = models.PositiveIntegerField(
+        null=True, blank=True, default=lint.DEFAULT_BUDGETS["files_total"], verbose_name="files in total"
+    )
+    budget_approvals = models.PositiveIntegerField(
+        null=True, blank=True, default=lint.DEFAULT_BUDGETS["approvals"], verbose_name="approvals"
+    )
+    budget_retries = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=lint.DEFAULT_BUDGETS["retries"],
+        verbose_name="retries of the same failure",
+        help_text="Retries after a failure first occurs: with 3, the 4th occurrence ends the budget.",
+    )
+    repeated_failure_threshold = models.PositiveSmallIntegerField(
+        default=3,
+        verbose_name="ask a human after the same failure",
+        help_text="The repeated-failure gate asks a human when one failure occurs this many times.",
+    )
+
+    protected_paths = models.JSONField(
+        default=list, blank=True, help_text="Glob patterns the agent must not edit."
+    )
+
+    repo_path = models.CharField("repository", max_length=1000, help_text="A local path to a git repository.")
+    base_branch = models.CharField(max_length=255, default="main")
+
+    agent = models.CharField(max_length=20, choices=AGENT_CHOICES, default="scripted")
+    agent_settings = models.JSONField(default=dict, blank=True)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="goals")
+    approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="goals_to_approve")
+    status = models.CharField(
+        max_length=20, choices=GoalStatus.choices, default=GoalStatus.DRAFT, db_index=True
+    )
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GoalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["owner", "status"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("goals:detail", args=[self.pk])
+
+    @property
+    def budgets(self) -> dict[str, int | None]:
+        return {name: getattr(self, field) for name, field in BUDGET_FIELDS.items()}
+
+    @property
+    def minimum_risk(self) -> str:
+        return lint.minimum_risk(self.work_type)
+
+    def contract(self) -> lint.Contract:
+        """The goal as the pure linter and gates see it."""
+        return lint.Contract(
+            objective=self.objective,
+            constraints=tuple(self.constraints),
+            evidence=tuple(lint.EvidenceCheck(**check) for check in self.evidence),
+            done_criteria=self.done_criteria,
+            work_type=self.work_type,
+            risk=self.risk,
+            rollback_note=self.rollback_note,
+            budgets=self.budgets,
+        )
+
+    def lint(self) -> list[lint.Finding]:
+        return lint.lint(self.contract())
+
+    def can_edit(self, user) -> bool:
+        return user.pk == self.owner_id
+
+    def record(self, kind: str, message: str, actor=None, **data) -> GoalEvent:
+        return GoalEvent.objects.create(goal=self, kind=kind, message=message, actor=actor, data=data)
+
+    def mark_ready(self, actor) -> None:
+        """Draft → ready, only with no blocking lint finding."""
+        findings = self.lint()
+        if not lint.is_ready(findings):
+            raise GoalNotReady(findings)
+        with transaction.atomic():
+            changed = Goal.objects.filter(pk=self.pk, status=GoalStatus.DRAFT).update(
+                status=GoalStatus.READY, updated_at=timezone.now()
+            )
+            if changed:
+                self.status = GoalStatus.READY
+                self.record("status", "Marked ready: the contract passes the linter.", actor, status="ready")
+
+    def back_to_draft(self, actor, reason: str) -> None:
+        """Ready → draft, when an edit brings back a blocking finding."""
+        with transaction.atomic():
+            changed = Goal.objects.filter(pk=self.pk, status=GoalStatus.READY).update(
+                status=GoalStatus.DRAFT, updated_at=timezone.now()
+            )
+            if changed:
+                self.status = GoalStatus.DRAFT
+                self.record("status", reason, actor, status="draft")
+
+
+class GoalEvent(models.Model):
+    """One line of a goal's audit trail: who changed what, and when."""
+
+    goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=40)
+    message = models.CharField(max_length=500)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.goal_id} {self.kind}: {self.message}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time each celery worker proved it was alive; /healthz reads the newest."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.hostname} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def beat(cls, hostname: str) -> None:
+        cls.objects.update_or_create(hostname=hostname, defaults={"seen_at": timezone.now()})

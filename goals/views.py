@@ -1,0 +1,246 @@
+import redis
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from goals import lint
+from goals.forms import GoalForm, contract_from_data
+from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
+
+LIST_FIELDS = ("constraints", "protected_paths", "evidence")
+
+
+def _get_goal_for_user(request: HttpRequest, pk: int) -> Goal:
+    """The goal if the user owns it or approves for it; 404 for everyone else, never a hint it exists."""
+    return get_object_or_404(Goal.objects.visible_to(request.user), pk=pk)
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return goal_list(request)
+
+
+@require_GET
+def goal_list(request: HttpRequest) -> HttpResponse:
+    visible = Goal.objects.visible_to(request.user)
+    status = request.GET.get("status", "")
+    if status not in GoalStatus.values:
+        status = ""
+    goals = visible.filter(status=status) if status else visible
+    counts = dict(
+        Goal.objects.filter(pk__in=visible.values("pk"))
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    tabs = [{"value": "", "label": "All", "count": sum(counts.values())}] + [
+        {"value": value, "label": label, "count": counts.get(value, 0)}
+        for value, label in GoalStatus.choices
+        if counts.get(value) or value == status
+    ]
+    context = {
+        "goals": goals.select_related("owner")[:200],
+        "status": status,
+        "tabs": tabs,
+    }
+    template = "goals/list.html#goal_list" if request.htmx else "goals/list.html"
+    return render(request, template, context)
+
+
+def _form_with_row_change(request: HttpRequest, goal: Goal | None) -> GoalForm | None:
+    """Without JavaScript, Add and Remove row buttons post the whole form: re-render it, save nothing."""
+    add = request.POST.get("add_row")
+    remove = request.POST.get("remove_row")
+    if add not in LIST_FIELDS and not remove:
+        return None
+    data = request.POST.copy()
+    if add == "evidence":
+        for suffix, blank in (("kind", "command"), ("text", ""), ("exit", "0")):
+            data.appendlist(f"evidence_{suffix}", blank)
+    elif add:
+        data.appendlist(add, "")
+    else:
+        field, _, index = remove.partition(":")
+        names = [f"evidence_{s}" for s in ("kind", "text", "exit")] if field == "evidence" else [field]
+        if field in LIST_FIELDS and index.isdigit():
+            for name in names:
+                values = data.getlist(name)
+                if int(index) < len(values):
+                    del values[int(index)]
+                data.setlist(name, values)
+    return GoalForm(data, instance=goal, owner=goal.owner if goal else request.user)
+
+
+def _render_form(request: HttpRequest, form: GoalForm, goal: Goal | None, show_errors: bool, status=200):
+    contract = contract_from_data(form.data) if form.is_bound else (goal.contract() if goal else None)
+    findings = lint.lint(contract) if contract else []
+    context = {
+        "form": form,
+        "goal": goal,
+        "show_errors": show_errors,
+        "findings": findings,
+        "ready": bool(contract) and lint.is_ready(findings),
+    }
+    return render(request, "goals/form.html", context, status=status)
+
+
+def _save_goal(request: HttpRequest, form: GoalForm, goal: Goal | None) -> HttpResponse:
+    created = goal is None
+    goal = form.save()
+    if created:
+        goal.record("created", "Goal written.", request.user)
+    else:
+        goal.record("edited", "Contract edited.", request.user, fields=form.changed_data)
+    findings = goal.lint()
+    if "mark_ready" in request.POST:
+        try:
+            goal.mark_ready(request.user)
+            messages.success(request, "Saved and ready: the contract passes the linter.")
+        except GoalNotReady:
+            messages.warning(request, "Saved as a draft: fix the blocking findings to mark it ready.")
+    elif goal.status == GoalStatus.READY and not lint.is_ready(findings):
+        goal.back_to_draft(request.user, "Back to draft: the edited contract has blocking findings.")
+        messages.warning(request, "Back to draft: the edited contract has blocking findings.")
+    else:
+        messages.success(request, "Saved.")
+    return redirect(goal)
+
+
+def goal_create(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = _form_with_row_change(request, None)
+        if form is not None:
+            return _render_form(request, form, None, show_errors=False)
+        form = GoalForm(request.POST, owner=request.user)
+        if form.is_valid():
+            return _save_goal(request, form, None)
+        return _render_form(request, form, None, show_errors=True, status=422)
+    return _render_form(request, GoalForm(owner=request.user), None, show_errors=False)
+
+
+def goal_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    goal = _get_goal_for_user(request, pk)
+    if not goal.can_edit(request.user):
+        return HttpResponseForbidden("Only the goal's owner can change its contract.")
+    if request.method == "POST":
+        form = _form_with_row_change(request, goal)
+        if form is not None:
+            return _render_form(request, form, goal, show_errors=False)
+        form = GoalForm(request.POST, instance=goal, owner=goal.owner)
+        if form.is_valid():
+            return _save_goal(request, form, goal)
+        return _render_form(request, form, goal, show_errors=True, status=422)
+    return _render_form(request, GoalForm(instance=goal, owner=goal.owner), goal, show_errors=False)
+
+
+@require_GET
+def goal_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    goal = _get_goal_for_user(request, pk)
+    findings = goal.lint()
+    context = {
+        "goal": goal,
+        "findings": findings,
+        "ready": lint.is_ready(findings),
+        "can_edit": goal.can_edit(request.user),
+        "events": goal.events.select_related("actor")[:50],
+        "approvers": goal.approvers.order_by("username"),
+    }
+    return render(request, "goals/detail.html", context)
+
+
+@require_POST
+def goal_mark_ready(request: HttpRequest, pk: int) -> HttpResponse:
+    goal = _get_goal_for_user(request, pk)
+    if not goal.can_edit(request.user):
+        return HttpResponseForbidden("Only the goal's owner can mark it ready.")
+    if goal.status != GoalStatus.DRAFT:
+        messages.info(request, f"The goal is already {goal.get_status_display().lower()}.")
+        return redirect(goal)
+    try:
+        goal.mark_ready(request.user)
+        messages.success(request, "Ready: the contract passes the linter.")
+    except GoalNotReady as error:
+        blocking = sum(1 for f in error.findings if f.severity == lint.BLOCKING)
+        messages.error(request, f"Still a draft: {blocking} blocking finding(s) to fix first.")
+    return redirect(goal)
+
+
+@require_POST
+def lint_preview(request: HttpRequest) -> HttpResponse:
+    """The live checklist beside the goal form: the findings for what is typed so far."""
+    contract = contract_from_data(request.POST)
+    findings = lint.lint(contract)
+    context = {"findings": findings, "ready": lint.is_ready(findings), "contract": contract}
+    return render(request, "goals/form.html#lint_checklist", context)
+
+
+@require_GET
+def new_row(request: HttpRequest, field: str) -> HttpResponse:
+    """One blank row for a list field, appended by HTMX."""
+    if field not in LIST_FIELDS:
+        raise Http404("No such list.")
+    partial = "evidence_row" if field == "evidence" else "text_row"
+    context = {
+        "field": field,
+        "row": {"kind": "command", "text": "", "exit": 0} if field == "evidence" else "",
+    }
+    return render(request, f"goals/form.html#{partial}", context)
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Database, Redis and the newest worker heartbeat: 200 when all are up, 503 otherwise."""
+    checks = {"database": _check_database(), "redis": _check_redis()}
+    checks["worker"] = (
+        _check_worker() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
+    )
+    healthy = all(check["ok"] for check in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503
+    )
+
+
+def _check_database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as error:  # any driver error means the database is not usable
+        return {"ok": False, "vendor": connection.vendor, "error": str(error)[:200]}
+
+
+def _check_redis() -> dict:
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        client.ping()
+        return {"ok": True}
+    except redis.RedisError as error:
+        return {"ok": False, "error": str(error)[:200]}
+    finally:
+        client.close()
+
+
+def _check_worker() -> dict:
+    newest = WorkerHeartbeat.objects.order_by("-seen_at").first()
+    if newest is None:
+        return {"ok": False, "error": "no worker has reported yet", "last_heartbeat": None}
+    age = (timezone.now() - newest.seen_at).total_seconds()
+    ok = age <= settings.WORKER_HEARTBEAT_MAX_AGE.total_seconds()
+    result = {
+        "ok": ok,
+        "last_heartbeat": newest.seen_at.isoformat(),
+        "age_s": round(age, 1),
+        "worker": newest.hostname,
+    }
+    if not ok:
+        result["error"] = f"last heartbeat {round(age)} s ago"
+    return result

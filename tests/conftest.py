@@ -1,0 +1,120 @@
+import os
+import subprocess
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from goals.models import Goal
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
+
+GOOD_OBJECTIVE = (
+    "Reduce the dashboard initial load time below 1.5s on the existing seeded dataset, without changing the "
+    "visible table behavior or removing any current filters"
+)
+
+
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings):
+    # The manifest storage needs `collectstatic`; tests render templates without it.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def run_git(repo, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    return result.stdout
+
+
+@pytest.fixture
+def git_repo(tmp_path):
+    """A real git repository with a `main` branch holding one commit."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run_git(repo, "init", "-q", "-b", "main")
+    (repo / "app.py").write_text("print('hello')\n")
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+@pytest.fixture
+def owner(db):
+    return get_user_model().objects.create_user("owner", "owner@example.invalid", "owner-pass-123")
+
+
+@pytest.fixture
+def approver(db):
+    return get_user_model().objects.create_user("approver", "approver@example.invalid", "approver-pass-123")
+
+
+@pytest.fixture
+def outsider(db):
+    return get_user_model().objects.create_user("outsider", "outsider@example.invalid", "outsider-pass-123")
+
+
+def good_goal_fields(repo) -> dict:
+    return {
+        "title": "Dashboard under 1.5 s",
+        "objective": GOOD_OBJECTIVE,
+        "constraints": ["Do not change the visible table behavior", "Do not remove any current filters"],
+        "evidence": [
+            {"kind": "command", "command": "pytest tests/test_dashboard.py", "expect_exit": 0, "description": ""}
+        ],
+        "done_criteria": "Load time under 1.5 s three runs in a row",
+        "work_type": "ui_refactor",
+        "risk": "medium",
+        "repo_path": str(repo),
+        "base_branch": "main",
+    }
+
+
+@pytest.fixture
+def goal(owner, approver, git_repo):
+    goal = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
+    goal.approvers.add(approver)
+    return goal
+
+
+def form_data(repo, **overrides) -> dict:
+    """A complete, valid goal form post as a browser sends it."""
+    data = {
+        "title": "Dashboard under 1.5 s",
+        "objective": GOOD_OBJECTIVE,
+        "constraints": ["Do not change the visible table behavior", "Do not remove any current filters"],
+        "evidence_kind": ["command", "manual"],
+        "evidence_text": ["pytest tests/test_dashboard.py", "The table looks the same"],
+        "evidence_exit": ["0", ""],
+        "done_criteria": "Load time under 1.5 s three runs in a row",
+        "rollback_note": "",
+        "work_type": "ui_refactor",
+        "risk": "",
+        "budget_minutes": "120",
+        "budget_steps": "20",
+        "budget_tokens": "2000000",
+        "budget_files_per_step": "5",
+        "budget_files_total": "50",
+        "budget_approvals": "10",
+        "budget_retries": "3",
+        "repeated_failure_threshold": "3",
+        "protected_paths": ["generated/**"],
+        "repo_path": str(repo),
+        "base_branch": "main",
+        "agent": "scripted",
+        "agent_settings": "{}",
+    }
+    data.update(overrides)
+    return data

@@ -1,0 +1,111 @@
+import pytest
+from playwright.sync_api import expect
+
+from goals.models import Goal, GoalStatus
+from tests.conftest import GOOD_OBJECTIVE
+from tests.e2e.conftest import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def writer(django_user_model):
+    return django_user_model.objects.create_user("writer", password="writer-pass-123")
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_writing_a_goal_on_a_phone(live_url, phone, writer, git_repo, screenshots):
+    page = phone
+    sign_in(page, live_url, "writer", "writer-pass-123")
+    expect(page.get_by_text("No goals yet")).to_be_visible()
+    page.get_by_role("link", name="Write a goal").click()
+    page.wait_for_url(f"{live_url}/goals/new/")
+    assert no_horizontal_scroll(page)
+
+    checklist = page.locator("#lint-live")
+    page.fill("#id_title", "Faster dashboard")
+    page.fill("#id_objective", "Improve the dashboard.")
+    expect(checklist.locator('[data-rule="objective_no_target"]')).to_contain_text("meeting, not a goal")
+    expect(checklist.locator('[data-rule="constraints_missing"]')).to_be_visible()
+
+    page.fill("#id_objective", GOOD_OBJECTIVE)
+    expect(checklist.locator('[data-rule="objective_no_target"]')).to_have_count(0)
+
+    # Rows: add two constraints with HTMX (no page load), remove one.
+    page.locator('input[name="constraints"]').first.fill("Do not change the visible table behavior")
+    page.get_by_role("button", name="+ Add constraint").click()
+    expect(page.locator('input[name="constraints"]')).to_have_count(2)
+    page.locator('input[name="constraints"]').nth(1).fill("Typo row")
+    page.get_by_role("button", name="+ Add constraint").click()
+    expect(page.locator('input[name="constraints"]')).to_have_count(3)
+    page.locator('input[name="constraints"]').nth(2).fill("Do not remove any current filters")
+    page.locator("#rows-constraints li").nth(1).get_by_role("button", name="Remove this row").click()
+    expect(page.locator('input[name="constraints"]')).to_have_count(2)
+
+    page.locator('input[name="evidence_text"]').first.fill("pytest tests/test_dashboard.py")
+    page.fill("#id_done_criteria", "Under 1.5 s three runs in a row")
+    page.select_option("#id_work_type", "ui_refactor")
+    expect(checklist).to_contain_text("Ready to run")
+
+    page.fill("#id_repo_path", str(git_repo))
+    page.fill("#id_base_branch", "release")
+    page.screenshot(path=screenshots / "goal-form-phone.png", full_page=True)
+    page.get_by_role("button", name="Save and mark ready").click()
+
+    # Bad input: the error sits next to the field and everything typed is still there.
+    expect(page.locator("#form-errors")).to_contain_text("Nothing was saved")
+    expect(page.locator("#id_base_branch-error")).to_contain_text("no branch “release”")
+    expect(page.locator("#id_title")).to_have_value("Faster dashboard")
+    expect(page.locator('input[name="constraints"]')).to_have_count(2)
+    expect(page.locator('input[name="constraints"]').nth(1)).to_have_value("Do not remove any current filters")
+    assert not Goal.objects.exists()
+
+    page.fill("#id_base_branch", "main")
+    page.get_by_role("button", name="Save and mark ready").click()
+    expect(page.locator(".status")).to_have_text("Ready")
+    goal = Goal.objects.get()
+    assert goal.status == GoalStatus.READY
+    assert goal.constraints == ["Do not change the visible table behavior", "Do not remove any current filters"]
+    assert goal.owner == writer
+    assert no_horizontal_scroll(page)
+    page.screenshot(path=screenshots / "goal-detail-phone.png", full_page=True)
+
+
+def test_touch_targets_are_at_least_44px(live_url, phone, writer):
+    page = phone
+    sign_in(page, live_url, "writer", "writer-pass-123")
+    page.goto(f"{live_url}/goals/new/")
+    small = page.evaluate(
+        """() => [...document.querySelectorAll('button, a.button, input[type=text], select, textarea')]
+              .filter(el => el.offsetParent !== null)
+              .map(el => [el.name || el.textContent.trim(), el.getBoundingClientRect().height])
+              .filter(([, h]) => h < 44)"""
+    )
+    assert small == []
+
+
+def test_the_form_works_without_javascript(browser, live_url, writer, git_repo):
+    from tests.e2e.conftest import PHONE
+
+    context = browser.new_context(**PHONE, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_in(page, live_url, "writer", "writer-pass-123")
+        page.goto(f"{live_url}/goals/new/")
+        page.fill("#id_title", "No JS goal")
+        page.locator('input[name="constraints"]').first.fill("Keep the CSV columns")
+        page.get_by_role("button", name="+ Add constraint").click()
+        expect(page.locator('input[name="constraints"]')).to_have_count(2)
+        expect(page.locator("#id_title")).to_have_value("No JS goal")
+        page.locator('input[name="constraints"]').nth(1).fill("Keep the API")
+        page.fill("#id_objective", "Remove the deprecated /api/v0 endpoints")
+        page.locator('input[name="evidence_text"]').first.fill("pytest tests/test_api.py")
+        page.fill("#id_repo_path", str(git_repo))
+        page.get_by_role("button", name="Save draft").click()
+        expect(page.locator("h1")).to_have_text("No JS goal")
+        assert Goal.objects.get().constraints == ["Keep the CSV columns", "Keep the API"]
+    finally:
+        context.close()

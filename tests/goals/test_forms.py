@@ -1,0 +1,156 @@
+import html
+
+import pytest
+
+from goals import lint
+from goals.forms import GoalForm
+from goals.models import Goal
+from tests.conftest import form_data, run_git
+
+pytestmark = pytest.mark.django_db
+
+LONG = "x" * 501
+
+
+@pytest.fixture
+def as_owner(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def plain_dir(tmp_path):
+    folder = tmp_path / "not-a-repo"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def bare_repo(tmp_path):
+    bare = tmp_path / "bare.git"
+    run_git(tmp_path, "init", "-q", "--bare", str(bare))
+    return bare
+
+
+BAD_INPUT = [
+    pytest.param("title", "", "title", "This field is required", id="title missing"),
+    pytest.param("title", "t" * 201, "title", "at most 200 characters", id="title too long"),
+    pytest.param("objective", "", "objective", "This field is required", id="objective missing"),
+    pytest.param("constraints", ["ok", LONG], "constraints", "Constraint 2 is 501 characters long", id="constraint too long"),
+    pytest.param("constraints", ["c"] * 51, "constraints", "At most 50 constraints", id="too many constraints"),
+    pytest.param("evidence_exit", ["abc", ""], "evidence", "Check 1: the expected exit code must be a whole number", id="exit code not a number"),
+    pytest.param("evidence_exit", ["300", ""], "evidence", "from 0 to 255", id="exit code out of range"),
+    pytest.param("evidence_kind", ["bogus", "manual"], "evidence", "Check 1: choose a command or a manual check", id="unknown check kind"),
+    pytest.param("evidence_text", [LONG, "manual"], "evidence", "Check 1 is 501 characters long", id="check too long"),
+    pytest.param("work_type", "bogus", "work_type", "Select a valid choice", id="unknown work type"),
+    pytest.param("risk", "extreme", "risk", "Select a valid choice", id="unknown risk"),
+    pytest.param("risk", "low", "risk", "UI refactor work is medium risk at least", id="risk below the work type"),
+    pytest.param("budget_minutes", "-5", "budget_minutes", "greater than or equal to 0", id="negative minutes"),
+    pytest.param("budget_steps", "many", "budget_steps", "Enter a whole number", id="steps not a number"),
+    pytest.param("budget_tokens", "99999999999999", "budget_tokens", "less than or equal to", id="tokens too large"),
+    pytest.param("budget_files_per_step", "1.5", "budget_files_per_step", "Enter a whole number", id="files per step not whole"),
+    pytest.param("budget_files_total", "-1", "budget_files_total", "greater than or equal to 0", id="negative files total"),
+    pytest.param("budget_approvals", "x", "budget_approvals", "Enter a whole number", id="approvals not a number"),
+    pytest.param("budget_retries", "-2", "budget_retries", "greater than or equal to 0", id="negative retries"),
+    pytest.param("repeated_failure_threshold", "0", "repeated_failure_threshold", "At least 1", id="threshold zero"),
+    pytest.param("repeated_failure_threshold", "", "repeated_failure_threshold", "This field is required", id="threshold missing"),
+    pytest.param("protected_paths", [LONG], "protected_paths", "Protected path 1 is 501 characters long", id="protected path too long"),
+    pytest.param("repo_path", "", "repo_path", "This field is required", id="repository missing"),
+    pytest.param("repo_path", "relative/path", "repo_path", "Use an absolute path", id="repository relative"),
+    pytest.param("repo_path", "/nonexistent/goalpost-repo", "repo_path", "No folder at /nonexistent/goalpost-repo", id="repository missing on disk"),
+    pytest.param("repo_path", "PLAIN_DIR", "repo_path", "is not a git repository", id="folder that is not a repository"),
+    pytest.param("repo_path", "BARE_REPO", "repo_path", "is a bare repository", id="bare repository"),
+    pytest.param("base_branch", "release", "base_branch", "The repository has no branch “release”", id="branch missing"),
+    pytest.param("base_branch", "a..b", "base_branch", "“a..b” is not a valid branch name", id="branch name invalid"),
+    pytest.param("base_branch", "", "base_branch", "This field is required", id="branch blank"),
+    pytest.param("agent", "skynet", "agent", "Select a valid choice", id="unknown agent"),
+    pytest.param("agent_settings", "{not json", "agent_settings", "Enter a valid JSON", id="agent settings not JSON"),
+    pytest.param("agent_settings", "[1, 2]", "agent_settings", "must be a JSON object", id="agent settings not an object"),
+    pytest.param("approvers", ["999999"], "approvers", "Select a valid choice", id="unknown approver"),
+    pytest.param("approvers", ["OWNER"], "approvers", "Select a valid choice", id="owner cannot approve their own goal"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "field", "message"), BAD_INPUT)
+def test_bad_input_rerenders_with_the_error_beside_the_field_and_keeps_what_was_typed(
+    as_owner, owner, git_repo, plain_dir, bare_repo, key, value, field, message
+):
+    value = {"PLAIN_DIR": str(plain_dir), "BARE_REPO": str(bare_repo)}.get(value, value) if isinstance(value, str) else value
+    if value == ["OWNER"]:
+        value = [str(owner.pk)]
+    typed_title = "Kept title ✓" if key != "title" else None
+    data = form_data(git_repo, **{key: value})
+    if typed_title:
+        data["title"] = typed_title
+    response = as_owner.post("/goals/new/", data)
+    assert response.status_code == 422
+    assert not Goal.objects.exists()
+    page = html.unescape(response.text)
+    assert "Nothing was saved" in page
+    assert message in page, page[page.find("field-error") - 500 : page.find("field-error") + 500]
+    form = response.context["form"]
+    assert field in form.errors, form.errors
+    if typed_title:
+        assert f'value="{typed_title}"' in page
+    assert "Do not remove any current filters" in page or key == "constraints"
+    assert "pytest tests/test_dashboard.py" in page or key.startswith("evidence")
+
+
+def test_blank_list_rows_are_dropped(owner, git_repo):
+    data = form_data(git_repo, constraints=["  ", "Keep the API", ""], protected_paths=[""])
+    form = GoalForm(_querydict(data), owner=owner)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["constraints"] == ["Keep the API"]
+    assert form.cleaned_data["protected_paths"] == []
+
+
+def test_blank_risk_takes_the_work_types_risk(owner, git_repo):
+    form = GoalForm(_querydict(form_data(git_repo, work_type="migration", rollback_note="restore backup")), owner=owner)
+    assert form.is_valid(), form.errors
+    assert form.save().risk == "high"
+
+
+def test_risk_may_be_raised_above_the_work_type(owner, git_repo):
+    form = GoalForm(_querydict(form_data(git_repo, work_type="docs", risk="high")), owner=owner)
+    assert form.is_valid(), form.errors
+    assert form.save().risk == "high"
+
+
+def test_repository_subfolder_is_stored_as_its_top_level(owner, git_repo):
+    (git_repo / "src").mkdir()
+    form = GoalForm(_querydict(form_data(git_repo, repo_path=str(git_repo / "src"))), owner=owner)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["repo_path"] == str(git_repo)
+
+
+def test_blank_budget_is_saved_as_unbounded_and_flagged_by_the_linter(owner, git_repo):
+    form = GoalForm(_querydict(form_data(git_repo, budget_tokens="")), owner=owner)
+    assert form.is_valid(), form.errors
+    goal = form.save()
+    assert goal.budget_tokens is None
+    assert "budget_unbounded" in {f.rule for f in goal.lint()}
+
+
+def test_edit_form_shows_stored_evidence_rows(owner, goal):
+    form = GoalForm(instance=goal, owner=owner)
+    assert form["evidence"].value() == [{"kind": "command", "text": "pytest tests/test_dashboard.py", "exit": 0}]
+
+
+def _querydict(data: dict):
+    from django.http import QueryDict
+
+    qd = QueryDict(mutable=True)
+    for key, value in data.items():
+        if isinstance(value, list):
+            qd.setlist(key, value)
+        else:
+            qd[key] = value
+    return qd
+
+
+def test_a_new_form_starts_with_bounded_budgets(owner):
+    form = GoalForm(owner=owner)
+    for name, default in lint.DEFAULT_BUDGETS.items():
+        assert form[f"budget_{name}"].value() == default
+    assert form["repeated_failure_threshold"].value() == 3
+    assert form["base_branch"].value() == "main"

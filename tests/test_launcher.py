@@ -1,0 +1,113 @@
+"""`make run`'s launcher: a private Redis when none answers, the whole stack up, and nothing left after Ctrl-C."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from config.launcher import private_socket_path, redis_answers, start_private_redis, stop_all
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_private_redis_starts_on_a_unix_socket_and_stops(tmp_path):
+    process, url = start_private_redis(tmp_path)
+    try:
+        assert url == f"unix://{tmp_path / 'redis.sock'}"
+        assert redis_answers(url)
+    finally:
+        stop_all([("redis", process)])
+    assert process.returncode is not None
+    assert not redis_answers(url)
+
+
+def test_long_var_paths_get_a_short_socket(tmp_path):
+    deep = tmp_path / ("d" * 120)
+    path = private_socket_path(deep)
+    assert len(str(path)) <= 100
+    assert private_socket_path(deep) == path
+
+
+def test_make_run_serves_login_and_healthz_then_ctrl_c_stops_everything(tmp_path):
+    """The launcher end to end on SQLite in a fresh var/, with the Redis it finds; SIGINT leaves nothing behind."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GOALPOST_VAR_DIR": str(tmp_path / "var"),
+        "DATABASE_URL": "",
+        "PORT": str(port),
+        "GOALPOST_DEMO_PASSWORD": "demo-pass-for-tests",
+        "GOALPOST_CHANNEL_PREFIX": f"launcher-test-{port}",
+    }
+    env.pop("REDIS_URL", None)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "config.launcher"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = launcher.stdout.readline()
+            if not line and launcher.poll() is not None:
+                break
+            output.append(line)
+            if "Goalpost is running at" in line:
+                break
+        text = "".join(output)
+        assert f"http://127.0.0.1:{port}/" in text, text
+        assert "Demo user: demo  password: demo-pass-for-tests" in text
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        assert len(children) >= 3
+
+        status, body = fetch(f"http://127.0.0.1:{port}/accounts/login/")
+        assert status == 200 and b"Sign in" in body
+        status, _ = fetch(f"http://127.0.0.1:{port}/static/vendor/htmx-2.0.11.min.js")
+        assert status == 200
+
+        health: dict = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, body = fetch(f"http://127.0.0.1:{port}/healthz")
+            health = json.loads(body)
+            if status == 200:
+                break
+            time.sleep(0.5)
+        assert health.get("status") == "ok", health
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        try:
+            launcher.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            pytest.fail("the launcher did not stop within 40 s of Ctrl-C")
+    leftover = [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert leftover == [], [child.cmdline() for child in leftover]
+    assert launcher.returncode == 0

@@ -1,0 +1,119 @@
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.settings import celery_broker_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *(["-c", code] if code else []), *args],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+SHOW_SETTINGS = """
+import django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()
+from django.conf import settings as s
+print(s.DEBUG, s.DATABASES["default"]["ENGINE"], s.REDIS_URL, s.PORT, s.CELERY_BROKER_URL, len(s.SECRET_KEY) >= 50)
+"""
+
+
+def test_settings_load_with_no_environment_at_all(tmp_path):
+    result = run_python(SHOW_SETTINGS, {"GOALPOST_VAR_DIR": str(tmp_path / "var")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "False", "django.db.backends.sqlite3", "redis://127.0.0.1:6379/0", "8000", "redis://127.0.0.1:6379/0", "True",
+    ]
+
+
+def test_settings_load_with_an_empty_environment_and_the_default_var_dir():
+    result = run_python(SHOW_SETTINGS, {})
+    assert result.returncode == 0, result.stderr
+
+
+def test_secret_key_is_generated_once_and_kept_private(tmp_path):
+    env = {"GOALPOST_VAR_DIR": str(tmp_path)}
+    code = "import config.settings as s; print(s.SECRET_KEY)"
+    first = run_python(code, env).stdout.strip()
+    second = run_python(code, env).stdout.strip()
+    assert first and first == second
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_sqlite_default_uses_wal(tmp_path):
+    code = SHOW_SETTINGS.replace("print(", "from django.db import connection\nc = connection.cursor()\n"
+                                 "c.execute('PRAGMA journal_mode')\nprint(c.fetchone()[0]) or print(")
+    result = run_python(code, {"GOALPOST_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "wal"
+
+
+def test_deploy_check_is_clean_with_the_documented_production_variables(tmp_path):
+    env = {
+        "GOALPOST_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "goalpost.example.com",
+        "GOALPOST_HTTPS": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    result = run_python("", env, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "broker"),
+    [
+        pytest.param("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", id="tcp is unchanged"),
+        pytest.param("unix:///work/var/redis.sock", "redis+socket:///work/var/redis.sock", id="unix socket for kombu"),
+        pytest.param("unix:///s.sock?db=2", "redis+socket:///s.sock?db=2", id="socket keeps its query"),
+    ],
+)
+def test_celery_broker_url_from_redis_url(redis_url, broker):
+    assert celery_broker_url(redis_url) == broker
+
+
+def test_makemigrations_is_clean(tmp_path):
+    result = run_python("", {"GOALPOST_VAR_DIR": str(tmp_path)}, "manage.py", "makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_migrations_apply_forwards_and_backwards_on_sqlite(tmp_path):
+    env = {"GOALPOST_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3"}
+    for args in (["migrate"], ["migrate", "goals", "zero"], ["migrate"]):
+        result = run_python("", env, "manage.py", *args, "--noinput", "-v", "0")
+        assert result.returncode == 0, result.stderr
+
+
+def test_migrations_apply_forwards_and_backwards_on_postgresql(tmp_path):
+    psycopg = pytest.importorskip("psycopg")
+    name = f"goalpost_migrate_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({error})")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {"GOALPOST_VAR_DIR": str(tmp_path), "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}"}
+        for args in (["migrate"], ["migrate", "goals", "zero"], ["migrate"]):
+            result = run_python("", env, "manage.py", *args, "--noinput", "-v", "0")
+            assert result.returncode == 0, result.stderr
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
