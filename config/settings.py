@@ -183,6 +183,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "goals.tasks.record_worker_heartbeat", "schedule": 15.0},
+    "expire-approval-requests": {
+        "task": "approvals.tasks.expire_overdue_approval_requests",
+        "schedule": 30.0,
+    },
 }
 # /healthz calls the worker down when its last heartbeat is older than this.
 WORKER_HEARTBEAT_MAX_AGE = timedelta(seconds=env_int("GOALPOST_WORKER_HEARTBEAT_MAX_AGE", 60))

@@ -182,6 +182,7 @@ class GoalForm(forms.ModelForm):
     constraints = StringListField(noun="constraint")
     evidence = EvidenceField()
     protected_paths = StringListField(noun="protected path")
+    scope_paths = StringListField(noun="working area path")
     risk = forms.ChoiceField(
         choices=[("", "As the work type says")] + RISK_CHOICES,
         required=False,
@@ -223,6 +224,9 @@ class GoalForm(forms.ModelForm):
             "budget_retries",
             "repeated_failure_threshold",
             "protected_paths",
+            "scope_paths",
+            "approval_timeout_minutes",
+            "on_timeout",
             "repo_path",
             "base_branch",
             "agent",
@@ -256,6 +260,8 @@ class GoalForm(forms.ModelForm):
         ].help_text = "Two or more approvers put high-risk steps under the two-person rule."
         self.fields["repeated_failure_threshold"].widget.attrs.update({"min": 1, "inputmode": "numeric"})
         self.fields["repeated_failure_threshold"].validators.append(_at_least_one)
+        self.fields["approval_timeout_minutes"].widget.attrs.update({"min": 1, "inputmode": "numeric"})
+        self.fields["approval_timeout_minutes"].validators.append(_at_least_one)
         if self.instance.pk and self.instance.risk == self.instance.minimum_risk:
             self.initial["risk"] = ""
         if self.instance.pk is None and not self.is_bound:

@@ -40,6 +40,9 @@ WORK_TYPE_RISK = {
     "migration": "high",
     "other": "medium",
 }
+# The repeated-failure gate asks a human at the K-th occurrence of one failure; the retries budget (3 retries,
+# so 4 occurrences) runs out only after that.
+DEFAULT_REPEATED_FAILURE_THRESHOLD = 3
 RISK_ORDER = ("low", "medium", "high")
 
 RULE_SEVERITIES = {
@@ -272,6 +275,9 @@ class Contract:
     risk: str = ""
     rollback_note: str = ""
     budgets: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    protected_paths: tuple[str, ...] = ()  # globs the agent must never edit
+    scope_paths: tuple[str, ...] = ()  # the goal's declared area (globs); empty means the whole repository
+    repeated_failure_threshold: int = DEFAULT_REPEATED_FAILURE_THRESHOLD
 
     @property
     def effective_risk(self) -> str:

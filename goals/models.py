@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -39,6 +39,11 @@ class GoalStatus(models.TextChoices):
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class OnTimeout(models.TextChoices):
+    DENY_AND_PAUSE = "deny_and_pause", "Deny the step and pause the goal"
+    DENY_AND_CONTINUE = "deny_and_continue", "Deny the step; the agent tries another way"
 
 
 class GoalNotReady(Exception):
@@ -110,6 +115,21 @@ class Goal(models.Model):
     protected_paths = models.JSONField(
         default=list, blank=True, help_text="Glob patterns the agent must not edit."
     )
+    scope_paths = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="working area",
+        help_text="Globs the goal is expected to touch; a change elsewhere proposes a follow-up goal.",
+    )
+    approval_timeout_minutes = models.PositiveIntegerField(
+        default=24 * 60, verbose_name="a request waits for an answer (minutes)"
+    )
+    on_timeout = models.CharField(
+        max_length=20,
+        choices=OnTimeout.choices,
+        default=OnTimeout.DENY_AND_PAUSE,
+        help_text="What an unanswered request becomes. Never an approval.",
+    )
 
     repo_path = models.CharField("repository", max_length=1000, help_text="A local path to a git repository.")
     base_branch = models.CharField(max_length=255, default="main")
@@ -157,6 +177,9 @@ class Goal(models.Model):
             risk=self.risk,
             rollback_note=self.rollback_note,
             budgets=self.budgets,
+            protected_paths=tuple(self.protected_paths),
+            scope_paths=tuple(self.scope_paths),
+            repeated_failure_threshold=self.repeated_failure_threshold,
         )
 
     def lint(self) -> list[lint.Finding]:
@@ -165,31 +188,53 @@ class Goal(models.Model):
     def can_edit(self, user) -> bool:
         return user.pk == self.owner_id
 
+    def can_decide(self, user) -> bool:
+        """The owner and the named approvers answer the goal's approval requests."""
+        if not getattr(user, "is_authenticated", False):
+            return False
+        return user.pk == self.owner_id or self.approvers.filter(pk=user.pk).exists()
+
+    def set_status(
+        self, status: str, actor=None, reason: str = "", *, only_from: tuple[str, ...] = ()
+    ) -> bool:
+        """Move to `status` (only from the given states, when named), writing the trail; True if it moved."""
+        goals = Goal.objects.filter(pk=self.pk)
+        if only_from:
+            goals = goals.filter(status__in=only_from)
+        with transaction.atomic():
+            if not goals.exclude(status=status).update(status=status, updated_at=timezone.now()):
+                return False
+            self.status = status
+            self.record("status", reason or f"Now {self.get_status_display().lower()}.", actor, status=status)
+        return True
+
     def record(self, kind: str, message: str, actor=None, **data) -> GoalEvent:
         return GoalEvent.objects.create(goal=self, kind=kind, message=message, actor=actor, data=data)
+
+    def extend_budgets(self, extend: dict[str, int], actor) -> None:
+        """Raise budgets by the given amounts (an unbounded budget stays unbounded)."""
+        updates = {BUDGET_FIELDS[name]: F(BUDGET_FIELDS[name]) + amount for name, amount in extend.items()}
+        with transaction.atomic():
+            Goal.objects.filter(pk=self.pk).update(**updates, updated_at=timezone.now())
+            self.refresh_from_db(fields=[*updates, "updated_at"])
+            described = ", ".join(f"{name.replace('_', ' ')} +{amount:,}" for name, amount in extend.items())
+            self.record("budget", f"Budget extended: {described}.", actor, extend=extend)
 
     def mark_ready(self, actor) -> None:
         """Draft → ready, only with no blocking lint finding."""
         findings = self.lint()
         if not lint.is_ready(findings):
             raise GoalNotReady(findings)
-        with transaction.atomic():
-            changed = Goal.objects.filter(pk=self.pk, status=GoalStatus.DRAFT).update(
-                status=GoalStatus.READY, updated_at=timezone.now()
-            )
-            if changed:
-                self.status = GoalStatus.READY
-                self.record("status", "Marked ready: the contract passes the linter.", actor, status="ready")
+        self.set_status(
+            GoalStatus.READY,
+            actor,
+            "Marked ready: the contract passes the linter.",
+            only_from=(GoalStatus.DRAFT,),
+        )
 
     def back_to_draft(self, actor, reason: str) -> None:
         """Ready → draft, when an edit brings back a blocking finding."""
-        with transaction.atomic():
-            changed = Goal.objects.filter(pk=self.pk, status=GoalStatus.READY).update(
-                status=GoalStatus.DRAFT, updated_at=timezone.now()
-            )
-            if changed:
-                self.status = GoalStatus.DRAFT
-                self.record("status", reason, actor, status="draft")
+        self.set_status(GoalStatus.DRAFT, actor, reason, only_from=(GoalStatus.READY,))
 
 
 class GoalEvent(models.Model):

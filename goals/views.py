@@ -14,7 +14,7 @@ from goals import lint
 from goals.forms import GoalForm, contract_from_data
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
 
-LIST_FIELDS = ("constraints", "protected_paths", "evidence")
+LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence")
 
 
 def _get_goal_for_user(request: HttpRequest, pk: int) -> Goal:
