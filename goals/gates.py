@@ -1,0 +1,1002 @@
+"""The review gates: from a goal's contract, one step of work and the goal's history, say when a person
+must look.
+
+Pure Python (no Django, no ORM), like the linter: the loop, the `gates` command and tests all call
+:func:`run_gates`. Every gate is a function from the same inputs to findings; none of them raises on
+any diff or any strings, and the same inputs always give the same findings in the same order.
+
+Quiet matters as much as loud: a step that changes product code and its tests inside the contract raises
+nothing above "info", because false alarms teach people to tap Approve without reading.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from itertools import chain, islice
+
+from goals.diffs import FileDiff, ParsedDiff, classify_path, looks_generated
+from goals.lint import BUDGET_LABELS, DEFAULT_REPEATED_FAILURE_THRESHOLD, Contract
+
+INFO, APPROVAL, STOP = "info", "approval", "stop"
+SEVERITIES = (STOP, APPROVAL, INFO)  # most serious first
+GATE_NAMES = (
+    "blast_radius",
+    "protected_path",
+    "tests_without_code",
+    "tests_weakened",
+    "repeated_failure",
+    "follow_up",
+    "budget",
+    "risk",
+)
+# Approval request kinds, the one that wins first: a budget decision outranks a plan, a plan a follow-up.
+REQUEST_KINDS = ("budget", "plan", "follow_up", "step")
+# Budgets the budget gate watches; files_per_step belongs to the blast-radius gate.
+WATCHED_BUDGETS = ("minutes", "steps", "tokens", "files_total", "approvals", "retries")
+
+MAX_QUOTED_LINES = 20
+REASON_LIMIT = 160
+# Bounds that keep any diff, however large or odd, quick to judge.
+LINE_CHARS = 2_000  # a changed line is judged on its first characters (minified code has huge lines)
+SIMILARITY_CHARS = 200
+PAIRING_CANDIDATES = 20
+GOOD_ENOUGH_MATCH = 0.8  # a candidate this similar is taken without looking further
+CLOSE_ELSEWHERE = 0.6  # how similar a check elsewhere in the file must be to count as the replacement
+
+
+# --- inputs and findings ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateFinding:
+    """One thing a gate found: which gate, how serious, a one-line reason a person reads on a phone,
+    the file and the quoted diff lines that triggered it, the approval request kind it asks for, and
+    gate-specific details in ``data``."""
+
+    gate: str
+    severity: str
+    reason: str
+    path: str | None = None
+    lines: tuple[str, ...] = ()
+    kind: str = "step"
+    data: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The finding as JSON-ready data."""
+        return {
+            "gate": self.gate,
+            "severity": self.severity,
+            "reason": self.reason,
+            "path": self.path,
+            "lines": list(self.lines),
+            "kind": self.kind,
+            "data": dict(self.data),
+        }
+
+
+# Keyword-only: ``passed`` has no default but follows ``expected_exit``, which has one.
+@dataclass(frozen=True, kw_only=True)
+class EvidenceResult:
+    """The outcome of one evidence check run for a step."""
+
+    name: str
+    command: str
+    exit_code: int | None
+    expected_exit: int = 0
+    passed: bool
+    failing_tests: tuple[str, ...] = ()
+    output_tail: str = ""
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the goal has used so far, this step included."""
+
+    minutes: float = 0
+    steps: int = 0
+    tokens: int = 0
+    files_total: int = 0
+    approvals: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class History:
+    """What earlier steps of the goal left behind, oldest first."""
+
+    failure_signatures: tuple[str | None, ...] = ()  # None: that step passed
+    attempts: tuple[str, ...] = ()  # one-line summaries of those steps, same order
+    touched_paths: tuple[str, ...] = ()  # files changed by earlier steps
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the agent's work: its diff, the evidence it produced and what the agent reported."""
+
+    diff: ParsedDiff
+    evidence: tuple[EvidenceResult, ...] = ()
+    reported_bugs: tuple[str, ...] = ()  # bugs the agent found besides the goal's
+    agent_done: bool = False
+
+
+# --- small helpers ---------------------------------------------------------------------------------------
+
+
+def _one_line(text: object, limit: int = REASON_LIMIT) -> str:
+    """Text on one line (any whitespace run becomes a space), cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
+
+
+def _paths_phrase(paths: Sequence[str], shown: int = 2) -> str:
+    listed = ", ".join(_one_line(path, 60) for path in paths[:shown])
+    return listed if len(paths) <= shown else f"{listed} and {len(paths) - shown} more"
+
+
+def _quote(kind: str, text: str) -> str:
+    return kind + text
+
+
+def _strings(values: object) -> list[str]:
+    """Non-blank strings from a tuple of them; a lone string counts as one, not as its characters."""
+    if isinstance(values, str):
+        values = (values,)
+    try:
+        return [str(value) for value in values if str(value).strip()]
+    except TypeError:
+        return []
+
+
+def _number(value: object) -> float | None:
+    """A usable count or limit: a finite real number, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _limit(contract: Contract, name: str) -> float | None:
+    """The contract's budget, None when it is unbounded (None, 0 or not a positive number)."""
+    try:
+        value = _number(contract.budget(name))
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return value if value is not None and value > 0 else None
+
+
+def _show_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else round(value, 1)
+
+
+# --- globs -----------------------------------------------------------------------------------------------
+
+
+# Only the first few "**/" of a pattern are expanded (each doubles the variants); later ones need a directory.
+MAX_EXPANDED_DOUBLE_STARS = 4
+
+
+@lru_cache(maxsize=512)
+def _glob_variants(pattern: str) -> tuple[str, ...]:
+    """The plain fnmatch patterns a glob stands for: each "**/" is either nothing or "*/" (fnmatch's
+    ``*`` already crosses "/"), so "docs/**/*.md" also matches "docs/index.md"."""
+    pieces = pattern.split("**/")
+    variants = [pieces[0]]
+    for position, piece in enumerate(pieces[1:]):
+        joiners = ("", "*/") if position < MAX_EXPANDED_DOUBLE_STARS else ("*/",)
+        variants = [variant + joiner + piece for variant in variants for joiner in joiners]
+    return tuple(dict.fromkeys(variants))
+
+
+def _clean_relative(path: str) -> str:
+    path = path.strip().replace("\\", "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return path.lstrip("/")
+
+
+def matches_glob(path: str, pattern: str) -> bool:
+    """Whether a repository path matches a goal's glob: the path itself, or (for a pattern naming a
+    directory, with or without a trailing "/") any directory above it."""
+    path, pattern = _clean_relative(path), _clean_relative(pattern).rstrip("/")
+    if not path or not pattern:
+        return False
+    directories = path.split("/")[:-1]
+    candidates = [path] + ["/".join(directories[: depth + 1]) for depth in range(len(directories))]
+    return any(
+        fnmatchcase(candidate, variant) for variant in _glob_variants(pattern) for candidate in candidates
+    )
+
+
+def _file_paths(file: FileDiff) -> tuple[str, ...]:
+    """The paths a file change touches: the new one, and the old one for renames and copies."""
+    paths = [file.path] if file.path else []
+    if file.old_path and file.old_path != file.path:
+        paths.append(file.old_path)
+    return tuple(paths)
+
+
+# --- failure signatures ----------------------------------------------------------------------------------
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_TEMP_PATH = re.compile(
+    r"(?:/private)?(?:/tmp|/var/tmp|/var/folders)/[^\s:'\"()\[\]<>,]*"
+    r"|[A-Za-z]:\\(?:[^\s:'\"()<>,\\]+\\)*?Temp\\[^\s:'\"()<>,]*",
+    re.IGNORECASE,
+)
+_HEX_NUMBER = re.compile(r"\b0x[0-9a-f]+\b", re.IGNORECASE)
+_DIGITS = re.compile(r"\d+(?:[.,:]\d+)*")
+_NAMED_ERROR = re.compile(
+    r"\b[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b|^E\s+\S|\bpanic:|\bAssertion\w*\b|\bassert\b"
+)
+_ERROR_WORD = re.compile(r"\b(?:error|errors|failed|failure|fail|fatal|panic|traceback)\b", re.IGNORECASE)
+_OUTPUT_WINDOW = 20_000
+SIGNATURE_LIMIT = 200
+
+
+def _normalise_output_line(line: str) -> str:
+    line = _ANSI_ESCAPE.sub("", line)
+    line = _TEMP_PATH.sub("<tmp>", line)
+    line = _HEX_NUMBER.sub("<address>", line)
+    line = _DIGITS.sub("N", line)
+    return _one_line(line, SIGNATURE_LIMIT)
+
+
+def _error_line(output: str) -> str:
+    """The line of the output that best names the error, normalised so reruns compare equal."""
+    lines = [_ANSI_ESCAPE.sub("", line).strip() for line in output[-_OUTPUT_WINDOW:].splitlines()]
+    lines = [line for line in lines if line]
+    for pattern in (_NAMED_ERROR, _ERROR_WORD):
+        matching = [line for line in lines if pattern.search(line)]
+        if matching:
+            return _normalise_output_line(matching[-1])
+    return _normalise_output_line(lines[-1]) if lines else ""
+
+
+def _is_failing(result: EvidenceResult) -> bool:
+    return not result.passed or bool(result.timed_out)
+
+
+def failure_signature(evidence: Iterable[EvidenceResult]) -> str | None:
+    """A stable name for how a step failed, None when every check passed (or there were none).
+
+    The failing test names, sorted; for a failing check that names no test, its command and its error
+    line with numbers, memory addresses and temporary paths taken out, so the same failure gives the
+    same signature from one run to the next. Test names are kept as they are: ``test_x[1]`` and
+    ``test_x[2]`` are different tests.
+    """
+    parts: set[str] = set()
+    for result in evidence:
+        if not _is_failing(result):
+            continue
+        tests = {_one_line(test, SIGNATURE_LIMIT) for test in result.failing_tests if str(test).strip()}
+        if tests:
+            parts |= tests
+            continue
+        label = _one_line(result.command or result.name or "evidence", SIGNATURE_LIMIT)
+        error = "timed out" if result.timed_out else _error_line(str(result.output_tail or "")) or "failed"
+        parts.add(f"{label}: {error}")
+    return ", ".join(sorted(parts)) or None
+
+
+# --- reading test code -----------------------------------------------------------------------------------
+
+_PYTHON, _JAVASCRIPT, _GO, _OTHER = "python", "javascript", "go", "other"
+_LANGUAGE_BY_SUFFIX = {
+    ".py": _PYTHON,
+    ".pyi": _PYTHON,
+    ".js": _JAVASCRIPT,
+    ".jsx": _JAVASCRIPT,
+    ".mjs": _JAVASCRIPT,
+    ".cjs": _JAVASCRIPT,
+    ".ts": _JAVASCRIPT,
+    ".tsx": _JAVASCRIPT,
+    ".mts": _JAVASCRIPT,
+    ".cts": _JAVASCRIPT,
+    ".vue": _JAVASCRIPT,
+    ".svelte": _JAVASCRIPT,
+    ".go": _GO,
+}
+
+_PYTHON_ASSERTION = re.compile(
+    r"^assert\b|\bassert[A-Z_]\w*\s*\(|\bself\.fail\s*\(|\bpytest\.(?:raises|warns|fail)\s*\("
+)
+_JAVASCRIPT_ASSERTION = re.compile(r"\bexpect\s*\(|\bassert\b|\.should\b|\bexpectTypeOf\s*\(")
+_GO_ASSERTION = re.compile(
+    r"\bt\.(?:Error|Errorf|Fatal|Fatalf|Fail|FailNow)\s*\(|\b(?:require|assert)\.\w+\s*\("
+    # The condition of an `if got != want { t.Errorf(...) }` check (not the everyday `if err != nil`).
+    r"|^if\b(?!.*\berr\w*\s*[!=]=\s*nil\b).*(?:==|!=|<|>|\bDeepEqual\b|\bcmp\.Diff\b|\bEqual\b).*\{$"
+)
+_OTHER_ASSERTION = re.compile(
+    r"^assert\b|\bassert\w*\s*\(|\bexpect\s*\(|\bt\.(?:Error|Fatal)\w*\s*\(|\b(?:require|assert)\.\w+\s*\("
+    r"|\.should\b|\bassertThat\b"
+)
+_ASSERTION = {
+    _PYTHON: _PYTHON_ASSERTION,
+    _JAVASCRIPT: _JAVASCRIPT_ASSERTION,
+    _GO: _GO_ASSERTION,
+    _OTHER: _OTHER_ASSERTION,
+}
+# A line that sets the value a test expects: `expected = 5`, `want := "x"`, `{in: 2, want: 4}`.
+_EXPECTATION = re.compile(r"\b(?:want|wanted|expected|expect|exp)\w*\s*(?::=|=(?!=)|:(?!:))")
+
+_PYTHON_SKIP = re.compile(
+    r"\bpytest\.(?:skip|xfail)\s*\(|\bpytest\.mark\.(?:skip|skipif|xfail)\b|@(?:unittest\.)?skip\w*\b"
+    r"|\.skipTest\s*\(|@(?:unittest\.)?expectedFailure\b"
+)
+_JAVASCRIPT_SKIP = re.compile(
+    r"\b(?:it|test|describe|context|suite|specify)\.(?:skip(?:If)?|todo|fixme)\b"
+    r"|\bx(?:it|test|describe|context|specify)\s*\("
+)
+_GO_SKIP = re.compile(r"\b\w+\.Skip(?:f|Now)?\s*\(")
+_SKIP = {
+    _PYTHON: _PYTHON_SKIP,
+    _JAVASCRIPT: _JAVASCRIPT_SKIP,
+    _GO: _GO_SKIP,
+    _OTHER: re.compile(r"@(?:Disabled|Ignore)\b|^(?:xit|skip|pending)\b"),
+}
+# `.only` runs the marked test alone and silently drops every other test in the file.
+_FOCUS = {
+    _JAVASCRIPT: re.compile(r"\.only\s*\(|\bf(?:it|describe)\s*\("),
+}
+_TEST_DEFINITION = re.compile(
+    r"^(?:async\s+)?def\s+test\w*\s*\(|^func\s+(?:Test|Benchmark|Fuzz|Example)\w*\s*\("
+    r"|^(?:it|test|describe|specify|context)(?:\.\w+)*\s*\(|^x(?:it|test|describe|specify|context)\s*\("
+)
+# Lines that do nothing on their own: removing them changes no test.
+_TRIVIAL_LINES = frozenset({"pass", "...", "{", "}", "(", ")", "[", "]", "})", "});", "};", "end"})
+
+_STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`(?:[^`\\\n]|\\.)*`')
+_NUMBER_LITERAL = re.compile(r"(?<![\w.)\]])-?\d\w*(?:\.\d\w*)*")
+_KEYWORD_LITERAL = re.compile(r"\b(?:True|False|None|true|false|null|nil|undefined|NaN)\b")
+_LITERAL = re.compile(f"{_STRING_LITERAL.pattern}|{_NUMBER_LITERAL.pattern}|{_KEYWORD_LITERAL.pattern}")
+_COMMENT_START = ("#", "//", "/*", "*", "--")
+
+# Each family names a precise kind of check; an assertion that loses a family while keeping its
+# shape has been loosened: `==` becomes `>=` or `in`, `toEqual` becomes `toBeTruthy`.
+_STRICT_FAMILIES = {
+    "equality": re.compile(
+        r"(?<![!<>=])==(?!=)|(?<![!=])===|\bassert(?:Equals?|ListEqual|DictEqual|TupleEqual|SetEqual"
+        r"|SequenceEqual|MultiLineEqual|CountEqual|Is|IsNone|IsNot|NotEqual|NotIn)\b"
+        r"|\.(?:toBe|toEqual|toStrictEqual|toHaveBeenCalledWith|toHaveBeenLastCalledWith"
+        r"|toHaveBeenNthCalledWith|toHaveBeenCalledTimes|toHaveLength|toMatchObject|toMatchSnapshot"
+        r"|toMatchInlineSnapshot|toBeNull|toBeUndefined|toBeNaN)\s*\("
+        r"|\.(?:equal|equals|eql|strictEqual|deepEqual|deepStrictEqual|notEqual)\s*\("
+        r"|\b(?:assert|require)\.(?:Equal|Equalf|EqualValues|EqualValuesf|Exactly|EqualError|JSONEq|YAMLEq"
+        r"|ElementsMatch|Len|Same|NotEqual)\b"
+        r"|\bassert_equal\b|\bassertEquals\b|\.to\s+eq\b|(?<![!<>=])!=(?!=)|!==",
+    ),
+    "strict": re.compile(
+        r"\.(?:toStrictEqual|strictEqual|deepStrictEqual)\s*\(|===|!==|\bassertIs\b|\.Exactly\b"
+    ),
+    "exception type": re.compile(
+        r"\b(?:raises|assertRaises|assertRaisesRegex)\s*\(\s*(?!(?:Base)?Exception\b)[A-Za-z_]"
+        r"|\.toThrow(?:Error)?\s*\(\s*[^)\s]|\b(?:assert|require)\.(?:ErrorIs|ErrorAs|EqualError|ErrorContains)\b"
+    ),
+    "message": re.compile(r"\bmatch\s*=|\bassertRaisesRegex\b|\.toThrow(?:Error)?\s*\(\s*['\"/`]"),
+}
+_WILDCARD = re.compile(
+    r"\bor\s+True\b|\|\|\s*true\b|\bmock\.ANY\b|\bANY\b|\bexpect\.any(?:thing)?\s*\(|\bmock\.Anything\b"
+)
+_TRAILING_COMMA = re.compile(r",(?=[)\]}])")
+
+
+def _language(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
+    return _LANGUAGE_BY_SUFFIX.get(suffix, _OTHER)
+
+
+def _compact(text: str) -> str:
+    """A line with all whitespace removed, for comparing lines whatever their indentation."""
+    return "".join(text.split())
+
+
+def _layout_free(text: str) -> str:
+    """Code with what formatters change taken out: whitespace, quote style, trailing commas."""
+    return _TRAILING_COMMA.sub("", _compact(text).replace("'", '"'))
+
+
+def _is_comment(text: str) -> bool:
+    return text.lstrip().startswith(_COMMENT_START)
+
+
+def _is_assertion(text: str, language: str) -> bool:
+    stripped = text.strip()
+    return bool(stripped) and not _is_comment(stripped) and bool(_ASSERTION[language].search(stripped))
+
+
+def _is_expectation(text: str) -> bool:
+    stripped = text.strip()
+    return bool(stripped) and not _is_comment(stripped) and bool(_EXPECTATION.search(stripped))
+
+
+def _is_test_definition(text: str) -> bool:
+    return bool(_TEST_DEFINITION.search(text.strip()))
+
+
+def _literal_value(literal: str) -> str:
+    if literal[:1] in "\"'`" and len(literal) >= 2:
+        return literal[1:-1]
+    return literal
+
+
+def _skeleton(text: str) -> tuple[str, tuple[str, ...]]:
+    """The line with every literal replaced by a placeholder, and the literals' values in order."""
+    values = tuple(_literal_value(match.group(0)) for match in _LITERAL.finditer(text))
+    return _compact(_LITERAL.sub("\x00", text)), values
+
+
+def _strict_families(text: str) -> set[str]:
+    return {name for name, pattern in _STRICT_FAMILIES.items() if pattern.search(text)}
+
+
+def _weakening_of(removed: str, added: str) -> str | None:
+    """How a replaced assertion changed for the worse: a new expected value, a looser check, or None."""
+    removed_skeleton, removed_values = _skeleton(removed)
+    added_skeleton, added_values = _skeleton(added)
+    if removed_skeleton == added_skeleton:
+        return "expected value changed" if removed_values != added_values else None
+    if _strict_families(removed) - _strict_families(added):
+        return "assertion loosened"
+    if _WILDCARD.search(added) and not _WILDCARD.search(removed):
+        return "assertion loosened"
+    return None
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A changed line of a test file and the block of changes (in its file) it belongs to."""
+
+    block: int
+    kind: str
+    text: str
+
+
+def _changed_blocks(file: FileDiff) -> list[tuple[list[str], list[str]]]:
+    """The file's runs of changed lines (between context lines) as (removed texts, added texts)."""
+    blocks: list[tuple[list[str], list[str]]] = []
+    for hunk in file.hunks:
+        removed: list[str] = []
+        added: list[str] = []
+        for line in hunk.lines:
+            if line.kind == "-":
+                removed.append(str(line.text))
+            elif line.kind == "+":
+                added.append(str(line.text))
+            elif removed or added:
+                blocks.append((removed, added))
+                removed, added = [], []
+        if removed or added:
+            blocks.append((removed, added))
+    return blocks
+
+
+def _is_reformatted(removed: list[str], added: list[str]) -> bool:
+    """Whether a block only re-wraps, re-indents or re-quotes the same code (a formatter's work)."""
+    return bool(removed) and _layout_free("".join(removed)) == _layout_free("".join(added))
+
+
+@dataclass
+class _TestChanges:
+    """The changed lines of one test file once moved, re-indented and re-wrapped lines are set aside."""
+
+    file: FileDiff
+    language: str
+    removed: list[_Line] = field(default_factory=list)
+    added: list[_Line] = field(default_factory=list)
+
+
+def _test_changes(files: Sequence[FileDiff]) -> list[_TestChanges]:
+    """Changes of every test file of the step, without lines that only moved (within the step, across
+    files), were re-indented or were re-wrapped: those weaken nothing."""
+    changes: list[_TestChanges] = []
+    for file in files:
+        if file.category != "test":
+            continue
+        entry = _TestChanges(file=file, language=_language(file.path))
+        for block_index, (removed, added) in enumerate(_changed_blocks(file)):
+            if _is_reformatted(removed, added):
+                continue
+            entry.removed += [_Line(block_index, "-", text[:LINE_CHARS]) for text in removed]
+            entry.added += [_Line(block_index, "+", text[:LINE_CHARS]) for text in added]
+        changes.append(entry)
+
+    moved = Counter(_layout_free(line.text) for entry in changes for line in entry.removed) & Counter(
+        _layout_free(line.text) for entry in changes for line in entry.added
+    )
+    unmatched_removed, unmatched_added = Counter(moved), Counter(moved)
+    for entry in changes:
+        entry.removed = [
+            line for line in entry.removed if not _take(unmatched_removed, _layout_free(line.text))
+        ]
+        entry.added = [line for line in entry.added if not _take(unmatched_added, _layout_free(line.text))]
+        entry.removed = [line for line in entry.removed if line.text.strip()]
+        entry.added = [line for line in entry.added if line.text.strip()]
+    return changes
+
+
+def _take(counter: Counter, key: str) -> bool:
+    if counter[key] > 0:
+        counter[key] -= 1
+        return True
+    return False
+
+
+def _most_similar(text: str, candidates: list[_Line]) -> tuple[_Line | None, float]:
+    """The candidate most like ``text`` and how alike they are (0 to 1); the first wins a tie."""
+    matcher = SequenceMatcher(None, b=_compact(text)[:SIMILARITY_CHARS], autojunk=False)
+    best, best_ratio = None, -1.0
+    for candidate in candidates:
+        matcher.set_seq1(_compact(candidate.text)[:SIMILARITY_CHARS])
+        # quick_ratio() bounds ratio() from above and costs far less: skip what cannot win.
+        if matcher.quick_ratio() <= best_ratio:
+            continue
+        ratio = matcher.ratio()
+        if ratio > best_ratio:
+            best, best_ratio = candidate, ratio
+        if ratio >= GOOD_ENOUGH_MATCH:
+            break
+    return best, best_ratio
+
+
+def _pair_replacements(
+    removed: list[_Line], added: list[_Line]
+) -> tuple[list[tuple[_Line, _Line]], list[_Line]]:
+    """Pair each removed check with the added check that most likely replaced it: the most similar one
+    in the same block of changes, else a close one elsewhere in the file (an unrelated new check
+    elsewhere does not make up for a removed one). Returns the pairs and the removed checks left
+    without a replacement."""
+    pairs: list[tuple[_Line, _Line]] = []
+    unpaired: list[_Line] = []
+    available: dict[int, list[_Line]] = {}
+    for new in added:
+        available.setdefault(new.block, []).append(new)
+    for old in removed:
+        same_block = available.get(old.block, [])[:PAIRING_CANDIDATES]
+        if same_block:
+            best, _ = _most_similar(old.text, same_block)
+        else:
+            elsewhere = list(islice(chain.from_iterable(available.values()), PAIRING_CANDIDATES))
+            best, ratio = _most_similar(old.text, elsewhere)
+            best = best if ratio >= CLOSE_ELSEWHERE else None
+        if best is None:
+            unpaired.append(old)
+            continue
+        available[best.block].remove(best)
+        pairs.append((old, best))
+    return pairs, unpaired
+
+
+# --- the gates -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    contract: Contract
+    step: Step
+    history: History
+    usage: Usage
+    file_head: Callable[[str], str] | None
+
+
+def _blast_radius(inputs: _Inputs) -> list[GateFinding]:
+    paths = list(dict.fromkeys(file.path for file in inputs.step.diff.files))
+    allowed = _limit(inputs.contract, "files_per_step")
+    if allowed is None or len(paths) <= allowed:
+        return []
+    shown = _show_number(allowed)
+    return [
+        GateFinding(
+            gate="blast_radius",
+            severity=APPROVAL,
+            reason=f"{len(paths)} files in one step (limit {shown}): ask for a plan",
+            kind="plan",
+            data={"files": len(paths), "allowed": shown, "paths": paths},
+        )
+    ]
+
+
+def _read_head(file_head: Callable[[str], str] | None, path: str) -> str:
+    """The file's first lines from the repository, "" when there is no reader or it cannot say."""
+    if file_head is None or not path:
+        return ""
+    try:
+        head = file_head(path)
+    except Exception:  # the reader is the caller's code; a file it cannot read is judged from the diff
+        return ""
+    if isinstance(head, bytes):
+        head = head.decode("utf-8", errors="replace")
+    return head if isinstance(head, str) else ""
+
+
+def _marker_line(file: FileDiff) -> tuple[str, ...]:
+    for hunk in file.hunks:
+        for line in hunk.lines:
+            if looks_generated(str(line.text)):
+                return (_quote(line.kind, str(line.text)),)
+    return ()
+
+
+def _protected_path(inputs: _Inputs) -> list[GateFinding]:
+    findings = []
+    patterns = _strings(inputs.contract.protected_paths)
+    for file in inputs.step.diff.files:
+        shown = _one_line(file.path, 100)
+        matched = next(
+            (
+                (path, pattern)
+                for path in _file_paths(file)
+                for pattern in patterns
+                if matches_glob(path, pattern)
+            ),
+            None,
+        )
+        if matched:
+            path, pattern = matched
+            findings.append(
+                GateFinding(
+                    gate="protected_path",
+                    severity=STOP,
+                    reason=f"Protected path changed: {_one_line(path, 100)} "
+                    f"(matches {_one_line(pattern, 60)})",
+                    path=file.path,
+                    data={"why": "protected", "pattern": pattern},
+                )
+            )
+            continue
+        generated_in_diff = file.category == "generated"
+        head = ""
+        if not generated_in_diff and file.category != "lock" and file.change != "deleted" and not file.binary:
+            head = _read_head(inputs.file_head, file.path)
+        if generated_in_diff or looks_generated(head):
+            marker = next((line for line in head.splitlines() if looks_generated(line)), "")
+            findings.append(
+                GateFinding(
+                    gate="protected_path",
+                    severity=STOP,
+                    reason=f"Generated file changed: {shown} (regenerate it instead of editing)",
+                    path=file.path,
+                    lines=_marker_line(file),
+                    data={"why": "generated", "marker": _one_line(marker, 200)},
+                )
+            )
+        elif file.category == "lock":
+            findings.append(
+                GateFinding(
+                    gate="protected_path",
+                    severity=STOP,
+                    reason=f"Lock file changed: {shown} (dependency changes need a person)",
+                    path=file.path,
+                    data={"why": "lock"},
+                )
+            )
+    return findings
+
+
+def _substantive_removals(entry: _TestChanges) -> list[_Line]:
+    """Removed lines that change what a test does: not comments, and not a test renamed in place."""
+    renamed_definitions = min(
+        sum(1 for line in entry.removed if _is_test_definition(line.text)),
+        sum(1 for line in entry.added if _is_test_definition(line.text)),
+    )
+    substantive = []
+    for line in entry.removed:
+        if _is_comment(line.text) or _compact(line.text) in _TRIVIAL_LINES:
+            continue
+        if renamed_definitions and _is_test_definition(line.text):
+            renamed_definitions -= 1
+            continue
+        substantive.append(line)
+    return substantive
+
+
+def _tests_without_code(inputs: _Inputs, changes: list[_TestChanges]) -> list[GateFinding]:
+    files = inputs.step.diff.files
+    if any(file.category == "code" for file in files):
+        return []
+    # New tests and new assertions are welcome on their own; it is editing or deleting existing tests
+    # while no code changes that can turn a red check green without fixing anything.
+    removals = [(entry, _substantive_removals(entry)) for entry in changes]
+    changed = [(entry, lines) for entry, lines in removals if lines]
+    if not changed:
+        return []
+    paths = [entry.file.path for entry, _ in changed]
+    quoted = [_quote(line.kind, line.text) for _, removals in changed for line in removals]
+    return [
+        GateFinding(
+            gate="tests_without_code",
+            severity=APPROVAL,
+            reason=f"Tests changed without product code: {_paths_phrase(paths)}",
+            path=paths[0] if len(paths) == 1 else None,
+            lines=tuple(quoted[:MAX_QUOTED_LINES]),
+            data={"paths": paths},
+        )
+    ]
+
+
+def _checks_and_expectations(lines: list[_Line], language: str) -> tuple[list[_Line], list[_Line]]:
+    """The assertions among the lines, and the other lines that set an expected value."""
+    checks, expectations = [], []
+    for line in lines:
+        if _is_assertion(line.text, language):
+            checks.append(line)
+        elif _is_expectation(line.text):
+            expectations.append(line)
+    return checks, expectations
+
+
+def _weakening_in(entry: _TestChanges) -> tuple[list[str], list[str]]:
+    """The ways one test file was weakened, and the diff lines that show it."""
+    kinds: list[str] = []
+    quoted: list[str] = []
+
+    def note(kind: str, *lines: _Line) -> None:
+        if kind not in kinds:
+            kinds.append(kind)
+        for line in lines:
+            text = _quote(line.kind, line.text)
+            if len(quoted) < MAX_QUOTED_LINES and text not in quoted:
+                quoted.append(text)
+
+    file, language = entry.file, entry.language
+    removed_checks, removed_expectations = _checks_and_expectations(entry.removed, language)
+    added_checks, added_expectations = _checks_and_expectations(entry.added, language)
+    pairs, unpaired = _pair_replacements(removed_checks, added_checks)
+    expectation_pairs, _ = _pair_replacements(removed_expectations, added_expectations)
+    for old, new in pairs + expectation_pairs:
+        weakening = _weakening_of(old.text, new.text)
+        if weakening:
+            note(weakening, old, new)
+
+    if file.change == "deleted":
+        if unpaired or any(_is_test_definition(line.text) for line in entry.removed):
+            note("test file deleted", *unpaired)
+        return kinds, quoted
+
+    if unpaired:
+        note("assertion removed", *unpaired)
+    removed_tests = [line for line in entry.removed if _is_test_definition(line.text)]
+    added_tests = [line for line in entry.added if _is_test_definition(line.text)]
+    if len(removed_tests) > len(added_tests):
+        note("test removed", *removed_tests[len(added_tests) :])
+
+    focus = _FOCUS.get(language)
+    for line in entry.added:
+        text = line.text.strip()
+        if _is_comment(text):
+            continue
+        if focus and focus.search(text):
+            note("other tests dropped by .only", line)
+        # Skipping part of a brand-new test file takes away nothing that was checked before.
+        elif file.change != "added" and _SKIP[language].search(text):
+            note("test skipped", line)
+    return kinds, quoted
+
+
+def _tests_weakened(inputs: _Inputs, changes: list[_TestChanges]) -> list[GateFinding]:
+    findings = []
+    for entry in changes:
+        kinds, quoted = _weakening_in(entry)
+        if kinds:
+            findings.append(
+                GateFinding(
+                    gate="tests_weakened",
+                    severity=APPROVAL,
+                    reason=f"Tests weakened in {_one_line(entry.file.path, 80)}: {', '.join(kinds)}",
+                    path=entry.file.path,
+                    lines=tuple(quoted[:MAX_QUOTED_LINES]),
+                    data={"kinds": kinds},
+                )
+            )
+    for file in inputs.step.diff.files:
+        left_the_tests = file.category != "test" and classify_path(file.old_path or "") == "test"
+        if file.change == "renamed" and left_the_tests:
+            findings.append(
+                GateFinding(
+                    gate="tests_weakened",
+                    severity=APPROVAL,
+                    reason=f"Test file moved out of the tests: {_one_line(file.old_path, 60)} → "
+                    f"{_one_line(file.path, 60)}",
+                    path=file.path,
+                    data={"kinds": ["test file moved out of the tests"]},
+                )
+            )
+    return findings
+
+
+def _repeated_threshold(contract: Contract) -> int:
+    threshold = contract.repeated_failure_threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        return DEFAULT_REPEATED_FAILURE_THRESHOLD
+    return threshold
+
+
+def _streak(signature: str, history: History) -> int:
+    """How many times in a row the failure has happened, this step included."""
+    count = 1
+    for earlier in reversed(tuple(history.failure_signatures)):
+        if earlier != signature:
+            break
+        count += 1
+    return count
+
+
+def _repeated_failure(inputs: _Inputs, signature: str | None) -> list[GateFinding]:
+    if signature is None:
+        return []
+    threshold = _repeated_threshold(inputs.contract)
+    streak = _streak(signature, inputs.history)
+    if streak < threshold:
+        return []
+    earlier = len(tuple(inputs.history.failure_signatures))
+    summaries = tuple(inputs.history.attempts)
+    attempts = [
+        _one_line(summaries[index], REASON_LIMIT) if index < len(summaries) else ""
+        for index in range(earlier - (streak - 1), earlier)
+    ]
+    attempts.append(f"this step: {inputs.step.diff.summary_line()}")
+    return [
+        GateFinding(
+            gate="repeated_failure",
+            severity=APPROVAL,
+            reason=_one_line(f"Same failure {streak} times: {signature}"),
+            data={"signature": signature, "count": streak, "attempts": attempts},
+        )
+    ]
+
+
+def _follow_up(inputs: _Inputs) -> list[GateFinding]:
+    findings = []
+    objective = _one_line(inputs.contract.objective, 200)
+    for bug in _strings(inputs.step.reported_bugs):
+        bug_text = _one_line(bug, 500)
+        findings.append(
+            GateFinding(
+                gate="follow_up",
+                severity=APPROVAL,
+                reason=_one_line(f"Separate bug reported: {bug_text} (propose a follow-up goal)"),
+                kind="follow_up",
+                data={"draft": {"title": _one_line(bug_text, 80), "objective": bug_text, "paths": []}},
+            )
+        )
+    scope = _strings(inputs.contract.scope_paths)
+    if scope:
+        outside = [
+            file.path
+            for file in inputs.step.diff.files
+            if not all(any(matches_glob(path, pattern) for pattern in scope) for path in _file_paths(file))
+        ]
+        if outside:
+            draft_objective = f"Land the changes to {_paths_phrase(outside, 5)} on their own branch"
+            if objective:
+                draft_objective += f"; they were made outside the scope of: {objective}"
+            findings.append(
+                GateFinding(
+                    gate="follow_up",
+                    severity=APPROVAL,
+                    reason=f"{_count(len(outside), 'file', 'files')} outside the goal's scope: "
+                    f"{_paths_phrase(outside)} (propose a follow-up goal)",
+                    path=outside[0] if len(outside) == 1 else None,
+                    kind="follow_up",
+                    data={
+                        "draft": {
+                            "title": _one_line(f"Follow-up: changes to {_paths_phrase(outside)}", 80),
+                            "objective": draft_objective,
+                            "paths": outside,
+                        }
+                    },
+                )
+            )
+    return findings
+
+
+def _budget_used(inputs: _Inputs, name: str, signature: str | None) -> float | None:
+    usage, history = inputs.usage, inputs.history
+    if name == "files_total":
+        touched = {str(path) for path in history.touched_paths if path}
+        touched |= {file.path for file in inputs.step.diff.files if file.path}
+        return max(_number(usage.files_total) or 0, len(touched))
+    if name == "retries":
+        # Retries of the failure the goal is stuck on: its occurrences in a row, this one included, minus the
+        # first. A streak of K asks a person first (repeated_failure), so the budget only stops after that.
+        retries = _streak(signature, history) - 1 if signature is not None else 0
+        return max(_number(usage.retries) or 0, retries)
+    return _number(getattr(usage, name, None))
+
+
+def _budget(inputs: _Inputs, signature: str | None) -> list[GateFinding]:
+    findings = []
+    for name in WATCHED_BUDGETS:
+        allowed = _limit(inputs.contract, name)
+        used = _budget_used(inputs, name, signature)
+        if allowed is None or used is None or used < allowed:
+            continue
+        used_shown, allowed_shown = _show_number(used), _show_number(allowed)
+        findings.append(
+            GateFinding(
+                gate="budget",
+                severity=STOP,
+                reason=f"Budget used up: {used_shown} of {allowed_shown} {BUDGET_LABELS[name]}. "
+                "Extend it or end the goal.",
+                kind="budget",
+                data={"budget": name, "used": used_shown, "allowed": allowed_shown},
+            )
+        )
+    return findings
+
+
+def _risk(inputs: _Inputs) -> list[GateFinding]:
+    if inputs.contract.effective_risk != "high":
+        return []
+    return [
+        GateFinding(
+            gate="risk",
+            severity=APPROVAL,
+            reason="High-risk goal: every step is reviewed",
+            data={"risk": "high"},
+        )
+    ]
+
+
+def run_gates(
+    contract: Contract,
+    step: Step,
+    history: History = History(),  # frozen, so one shared default is safe
+    usage: Usage = Usage(),
+    file_head: Callable[[str], str] | None = None,
+) -> list[GateFinding]:
+    """Run every gate on one step; the findings come most serious first, then in gate order.
+
+    ``file_head(path)`` returns the first lines of a file in the repository, so a file that declares
+    itself generated is caught even when the diff does not show its header; without it the gates judge
+    from the diff alone (context lines included).
+    """
+    inputs = _Inputs(contract, step, history, usage, file_head)
+    signature = failure_signature(step.evidence)
+    changes = _test_changes(step.diff.files)
+    findings = [
+        *_blast_radius(inputs),
+        *_protected_path(inputs),
+        *_tests_without_code(inputs, changes),
+        *_tests_weakened(inputs, changes),
+        *_repeated_failure(inputs, signature),
+        *_follow_up(inputs),
+        *_budget(inputs, signature),
+        *_risk(inputs),
+    ]
+    return sorted(findings, key=lambda finding: _severity_rank(finding.severity))
+
+
+def _severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def highest_severity(findings: Iterable[GateFinding]) -> str:
+    """The most serious severity among the findings: "stop" > "approval" > "info" ("info" for none)."""
+    ranks = [_severity_rank(finding.severity) for finding in findings]
+    best = min(ranks, default=SEVERITIES.index(INFO))
+    return SEVERITIES[min(best, SEVERITIES.index(INFO))]
+
+
+def request_kind(findings: Iterable[GateFinding]) -> str | None:
+    """The approval request the findings ask for (budget > plan > follow_up > step), None when nothing
+    is above info."""
+    kinds = [finding.kind for finding in findings if finding.severity in (STOP, APPROVAL)]
+    if not kinds:
+        return None
+    return min(kinds, key=_request_rank)
+
+
+def _request_rank(kind: str) -> int:
+    return REQUEST_KINDS.index(kind) if kind in REQUEST_KINDS else len(REQUEST_KINDS)

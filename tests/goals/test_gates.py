@@ -1,0 +1,1535 @@
+"""Tests for goals.gates: every gate loud and quiet on diffs made by real git, and property tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from goals.diffs import (
+    CATEGORIES,
+    CHANGE_KINDS,
+    DiffError,
+    DiffLine,
+    DiffStats,
+    FileDiff,
+    Hunk,
+    ParsedDiff,
+    parse_diff,
+)
+from goals.gates import (
+    APPROVAL,
+    GATE_NAMES,
+    INFO,
+    STOP,
+    EvidenceResult,
+    GateFinding,
+    History,
+    Step,
+    Usage,
+    failure_signature,
+    highest_severity,
+    request_kind,
+    run_gates,
+)
+from goals.lint import DEFAULT_BUDGETS, Contract
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
+
+# A git that ignores the machine's own configuration (diff.noprefix, autocrlf, ...).
+GIT_ENV = {
+    **os.environ,
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Goalpost Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Goalpost Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def git(repo: Path, *args: str, env: dict | None = None, input: str | None = None) -> bytes:
+    return subprocess.run(
+        ["git", *args],
+        cwd=repo,
+        env=env or GIT_ENV,
+        input=input.encode() if input is not None else None,
+        check=True,
+        capture_output=True,
+    ).stdout
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def staged_diff(repo: Path, edits: dict[str, str | None], scratch: Path) -> ParsedDiff:
+    """Stage ``edits`` (None deletes a file; deleting one file and adding its text under another name is a
+    rename) on top of the repository's last commit and parse `git diff --cached -M`.
+
+    The edits go into a scratch copy of the index, so one committed repository serves every case.
+    """
+    index = scratch / "index"
+    shutil.copyfile(repo / ".git" / "index", index)
+    env = {**GIT_ENV, "GIT_INDEX_FILE": str(index)}
+    written = {path: text for path, text in edits.items() if text is not None}
+    write_files(scratch / "blobs", written)
+    blob_paths = "\n".join(str(scratch / "blobs" / path) for path in written)
+    blobs = git(repo, "hash-object", "-w", "--stdin-paths", env=env, input=blob_paths).decode().split()
+    entries = [f"100644 {blob}\t{path}" for path, blob in zip(written, blobs, strict=True)]
+    entries += [f"0 {'0' * 40}\t{path}" for path, text in edits.items() if text is None]
+    if entries:
+        git(repo, "update-index", "--index-info", env=env, input="\n".join(entries) + "\n")
+    return parse_diff(git(repo, "diff", "--cached", "-M", env=env))
+
+
+def loud(findings: list[GateFinding]) -> list[tuple[str, str]]:
+    """(gate, severity) of the findings a person must act on."""
+    return [(finding.gate, finding.severity) for finding in findings if finding.severity != INFO]
+
+
+def gates_for(stage, edits, contract=None, **kwargs) -> list[GateFinding]:
+    return run_gates(contract or Contract(), Step(diff=stage(edits)), **kwargs)
+
+
+# --- sample project ---------------------------------------------------------------------------------------
+
+INVOICES = "def invoice_total(lines):\n    return sum(line['amount'] for line in lines)\n"
+INVOICES_FIXED = "def invoice_total(lines):\n    return sum(line['amount'] for line in lines if line)\n"
+
+PY_TEST = """\
+import pytest
+
+from shop.invoices import invoice_total
+
+
+def test_invoice_total():
+    total = invoice_total([{"amount": 2}, {"amount": 3}])
+    assert total == 5
+
+
+def test_empty_invoice():
+    assert invoice_total([]) == 0
+
+
+def test_rejects_bad_lines():
+    with pytest.raises(KeyError, match="amount"):
+        invoice_total([{}])
+"""
+
+UNITTEST_TEST = """\
+import unittest
+
+from shop.invoices import invoice_total
+
+
+class InvoiceTests(unittest.TestCase):
+    def test_total(self):
+        self.assertEqual(invoice_total([{"amount": 2}]), 2)
+
+    def test_empty(self):
+        self.assertEqual(invoice_total([]), 0)
+"""
+
+JS_TEST = """\
+import { total } from "../src/total";
+
+describe("total", () => {
+  it("adds amounts", () => {
+    expect(total([2, 3])).toBe(5);
+  });
+
+  it("is zero when empty", () => {
+    expect(total([])).toEqual(0);
+  });
+});
+"""
+
+GO_TEST = """\
+package shop
+
+import (
+\t"testing"
+
+\t"github.com/stretchr/testify/require"
+)
+
+func TestTotal(t *testing.T) {
+\tgot := Total([]int{2, 3})
+\tif got != 5 {
+\t\tt.Errorf("Total = %d, want 5", got)
+\t}
+}
+
+func TestEmpty(t *testing.T) {
+\trequire.Equal(t, 0, Total(nil))
+}
+"""
+
+# A generated file whose header is far above any line a step would change.
+GENERATED_CLIENT = "# @generated by the schema tool\n" + "".join(f"FIELD_{n} = {n}\n" for n in range(30))
+
+PROJECT = {
+    "shop/__init__.py": "",
+    "shop/invoices.py": INVOICES,
+    "shop/total.js": "export const total = (xs) => xs.reduce((a, b) => a + b, 0);\n",
+    "shop/total.go": "package shop\n\nfunc Total(xs []int) int {\n\treturn 0\n}\n",
+    "tests/test_invoices.py": PY_TEST,
+    "tests/test_unittest_invoices.py": UNITTEST_TEST,
+    "web/total.test.js": JS_TEST,
+    "shop/total_test.go": GO_TEST,
+    "shop/client.py": GENERATED_CLIENT,
+    "README.md": "# Shop\n",
+}
+# The product-code change that goes with the test edits below, so only the test gate is judged.
+CODE_FIX = {"shop/invoices.py": INVOICES_FIXED}
+
+
+def edit(path: str, old: str, new: str) -> dict[str, str]:
+    text = PROJECT[path]
+    assert old in text, old
+    return {path: text.replace(old, new, 1)}
+
+
+@pytest.fixture(scope="module")
+def project_repo(tmp_path_factory) -> Path:
+    """A repository with PROJECT committed on main."""
+    repo = tmp_path_factory.mktemp("project")
+    git(repo, "init", "-q", "-b", "main")
+    write_files(repo, PROJECT)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    return repo
+
+
+@pytest.fixture
+def stage(project_repo, tmp_path):
+    """Stage edits on the committed project and return the parsed diff."""
+    return lambda edits: staged_diff(project_repo, edits, tmp_path)
+
+
+# --- quiet steps ------------------------------------------------------------------------------------------
+
+NEW_TEST = "\n\ndef test_skips_empty_lines():\n    assert invoice_total([{}, {'amount': 1}]) == 1\n"
+
+
+@pytest.mark.parametrize(
+    ("edits", "contract"),
+    [
+        pytest.param(
+            {**CODE_FIX, "tests/test_invoices.py": PY_TEST + NEW_TEST},
+            Contract(),
+            id="product code with its new test",
+        ),
+        pytest.param(
+            {
+                **CODE_FIX,
+                **edit(
+                    "tests/test_invoices.py",
+                    "    assert total == 5\n",
+                    "    assert total == 5\n    assert total > 0\n",
+                ),
+            },
+            Contract(),
+            id="code and an added assertion",
+        ),
+        pytest.param(
+            {"README.md": "# Shop\n\nHow totals work.\n", "docs/totals.md": "Totals\n"},
+            Contract(work_type="docs", risk="low"),
+            id="docs only on a low-risk goal",
+        ),
+        pytest.param(
+            {"shop/invoices.py": None, "shop/billing.py": INVOICES},
+            Contract(),
+            id="a product file renamed",
+        ),
+        pytest.param({}, Contract(), id="an empty step"),
+        pytest.param(
+            {"tests/test_new_feature.py": "import pytest\n\n\ndef test_new():\n    assert True\n"},
+            Contract(),
+            id="a new test file on its own",
+        ),
+    ],
+)
+def test_a_step_inside_the_contract_raises_nothing_above_info(stage, edits, contract):
+    assert loud(gates_for(stage, edits, contract)) == []
+
+
+# --- blast radius -----------------------------------------------------------------------------------------
+
+
+def many_files(count: int) -> dict[str, str]:
+    return {f"shop/module_{number}.py": f"VALUE = {number}\n" for number in range(count)}
+
+
+@pytest.mark.parametrize(
+    ("files", "budgets", "expected_reason"),
+    [
+        pytest.param(5, {}, None, id="five files is within the default limit"),
+        pytest.param(6, {}, "6 files in one step (limit 5): ask for a plan", id="six files ask for a plan"),
+        pytest.param(7, {}, "7 files in one step (limit 5): ask for a plan", id="seven files ask for a plan"),
+        pytest.param(
+            3, {"files_per_step": 2}, "3 files in one step (limit 2): ask for a plan", id="goal's own limit"
+        ),
+        pytest.param(9, {"files_per_step": 10}, None, id="a higher limit lets more through"),
+        pytest.param(9, {"files_per_step": None}, None, id="an unbounded limit never fires"),
+    ],
+)
+def test_blast_radius(stage, files, budgets, expected_reason):
+    contract = Contract(budgets={**DEFAULT_BUDGETS, **budgets})
+
+    findings = [f for f in gates_for(stage, many_files(files), contract) if f.gate == "blast_radius"]
+
+    if expected_reason is None:
+        assert findings == []
+    else:
+        [finding] = findings
+        assert (finding.severity, finding.kind, finding.reason) == (APPROVAL, "plan", expected_reason)
+
+
+# --- protected paths, generated files, lock files ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("protected", "edits", "expected_paths"),
+    [
+        pytest.param(("shop/invoices.py",), CODE_FIX, ["shop/invoices.py"], id="an exact protected path"),
+        pytest.param(("shop/**",), CODE_FIX, ["shop/invoices.py"], id="a double-star directory glob"),
+        pytest.param(("**/invoices.py",), CODE_FIX, ["shop/invoices.py"], id="a leading double star"),
+        pytest.param(
+            ("**/README.md",),
+            {"README.md": "# Shop!\n"},
+            ["README.md"],
+            id="double star matches zero directories",
+        ),
+        pytest.param(
+            ("shop",), CODE_FIX, ["shop/invoices.py"], id="a directory name protects what is inside"
+        ),
+        pytest.param(("shop/*.py",), CODE_FIX, ["shop/invoices.py"], id="a single-star glob"),
+        pytest.param(
+            ("shop/invoices.py",),
+            {"shop/invoices.py": None, "shop/billing.py": INVOICES},
+            ["shop/billing.py"],
+            id="a rename away from a protected path",
+        ),
+        pytest.param(
+            ("shop/billing.py",),
+            {"shop/invoices.py": None, "shop/billing.py": INVOICES},
+            ["shop/billing.py"],
+            id="a rename onto a protected path",
+        ),
+        pytest.param(
+            ("shop/invoices.py",),
+            {"shop/invoices_data.py": "X = 1\n"},
+            [],
+            id="a similar name is not protected",
+        ),
+        pytest.param(("docs/**",), CODE_FIX, [], id="a glob elsewhere is quiet"),
+        pytest.param((), CODE_FIX, [], id="no protected paths"),
+        pytest.param(
+            (),
+            {"api/schema.ts": "// Code generated by protoc-gen-ts. DO NOT EDIT.\nexport type A = 1;\n"},
+            ["api/schema.ts"],
+            id="a file whose header in the diff says it is generated",
+        ),
+        pytest.param((), {"dist/app.min.js": "var a=1;\n"}, ["dist/app.min.js"], id="a build output"),
+        pytest.param((), {"poetry.lock": "[[package]]\nname = 'x'\n"}, ["poetry.lock"], id="a lock file"),
+        pytest.param(
+            (),
+            {"shop/migrations/0002_total.py": "# Generated by Django 5.2\noperations = []\n"},
+            [],
+            id="a Django migration is not a generated file",
+        ),
+    ],
+)
+def test_protected_path_stops(stage, protected, edits, expected_paths):
+    findings = gates_for(stage, edits, Contract(protected_paths=protected))
+
+    stops = [finding for finding in findings if finding.gate == "protected_path"]
+    assert [finding.path for finding in stops] == expected_paths
+    assert all(finding.severity == STOP for finding in stops)
+
+
+def test_protected_path_reason_names_the_path_and_the_glob(stage):
+    [finding] = gates_for(stage, CODE_FIX, Contract(protected_paths=("shop/**",)))
+
+    assert finding.reason == "Protected path changed: shop/invoices.py (matches shop/**)"
+
+
+def test_generated_marker_in_the_diff_is_quoted(stage):
+    edits = {"api/schema.ts": "// Code generated by protoc-gen-ts. DO NOT EDIT.\nexport type A = 1;\n"}
+
+    [finding] = gates_for(stage, edits)
+
+    assert finding.lines == ("+// Code generated by protoc-gen-ts. DO NOT EDIT.",)
+    assert finding.reason.startswith("Generated file changed: api/schema.ts")
+
+
+@pytest.mark.parametrize(
+    ("read_heads", "expected"),
+    [
+        pytest.param(False, [], id="from the diff alone the header is out of sight"),
+        pytest.param(True, [("protected_path", STOP)], id="the file head shows the generated header"),
+    ],
+)
+def test_generated_header_outside_the_diff_needs_the_file_head(stage, project_repo, read_heads, expected):
+    diff = stage({"shop/client.py": GENERATED_CLIENT.replace("FIELD_25 = 25", "FIELD_25 = 26"), **CODE_FIX})
+
+    def file_head(path: str) -> str:
+        return (project_repo / path).read_text()[:500]
+
+    findings = run_gates(Contract(), Step(diff=diff), file_head=file_head if read_heads else None)
+
+    assert loud(findings) == expected
+    assert all(finding.path == "shop/client.py" for finding in findings)
+
+
+def test_a_file_head_reader_that_fails_is_judged_from_the_diff(stage):
+    def broken_reader(path: str) -> str:
+        raise OSError("gone")
+
+    findings = run_gates(Contract(), Step(diff=stage(CODE_FIX)), file_head=broken_reader)
+
+    assert loud(findings) == []
+
+
+# --- tests without code -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edits", "fires"),
+    [
+        pytest.param(
+            edit("tests/test_invoices.py", "== 5", "== 6"), True, id="an assertion edited without code"
+        ),
+        pytest.param(
+            edit("tests/test_invoices.py", '{"amount": 3}', '{"amount": 4}'),
+            True,
+            id="test input edited without code",
+        ),
+        pytest.param({"tests/test_invoices.py": None}, True, id="a test file deleted without code"),
+        pytest.param(
+            {**edit("tests/test_invoices.py", "== 5", "== 6"), "README.md": "# Shop\nNotes\n"},
+            True,
+            id="docs are not product code",
+        ),
+        pytest.param(
+            {**CODE_FIX, **edit("tests/test_invoices.py", "== 5", "== 6")}, False, id="with product code"
+        ),
+        pytest.param({"tests/test_invoices.py": PY_TEST + NEW_TEST}, False, id="a new test alone"),
+        pytest.param(
+            edit("tests/test_invoices.py", "def test_empty_invoice", "def test_an_empty_invoice_totals_zero"),
+            False,
+            id="a test renamed",
+        ),
+        pytest.param(
+            edit(
+                "tests/test_invoices.py",
+                '    total = invoice_total([{"amount": 2}, {"amount": 3}])\n',
+                '    total = invoice_total(\n        [{"amount": 2}, {"amount": 3}],\n    )\n',
+            ),
+            False,
+            id="a formatter re-wrapped a line",
+        ),
+        pytest.param(
+            edit(
+                "tests/test_invoices.py", '[{"amount": 2}, {"amount": 3}]', "[{'amount': 2}, {'amount': 3}]"
+            ),
+            False,
+            id="a formatter changed the quotes",
+        ),
+        pytest.param(
+            {"tests/test_other.py": "def test_other():\n    assert 1 + 1 == 2\n"}, False, id="a new test file"
+        ),
+        pytest.param(
+            {
+                "tests/test_invoices.py": None,
+                "tests/test_totals.py": PY_TEST.split("\n\ndef test_rejects_bad_lines")[0],
+                "tests/test_bad_lines.py": "import pytest\n\nfrom shop.invoices import invoice_total\n\n"
+                + "\ndef test_rejects_bad_lines"
+                + PY_TEST.split("\n\ndef test_rejects_bad_lines")[1],
+            },
+            False,
+            id="tests split into two files",
+        ),
+    ],
+)
+def test_tests_without_code(stage, edits, fires):
+    findings = gates_for(stage, edits)
+
+    assert (("tests_without_code", APPROVAL) in loud(findings)) is fires
+
+
+def test_tests_without_code_names_the_files_and_quotes_the_removed_lines(stage):
+    [finding] = [
+        f
+        for f in gates_for(stage, edit("tests/test_invoices.py", "== 5", "== 6"))
+        if f.gate == "tests_without_code"
+    ]
+
+    assert finding.reason == "Tests changed without product code: tests/test_invoices.py"
+    assert finding.lines == ("-    assert total == 5",)
+
+
+# --- tests weakened ---------------------------------------------------------------------------------------
+
+PY = "tests/test_invoices.py"
+UT = "tests/test_unittest_invoices.py"
+JS = "web/total.test.js"
+GO = "shop/total_test.go"
+
+
+@pytest.mark.parametrize(
+    ("edits", "kinds", "quoted"),
+    [
+        # Python
+        pytest.param(
+            edit(PY, "assert total == 5", "assert total == 6"),
+            ["expected value changed"],
+            ["-    assert total == 5", "+    assert total == 6"],
+            id="python expected value changed",
+        ),
+        pytest.param(
+            edit(PY, "assert total == 5", "assert total >= 5"),
+            ["assertion loosened"],
+            None,
+            id="python == to >=",
+        ),
+        pytest.param(
+            edit(PY, "assert total == 5", "assert total in (5, 6)"),
+            ["assertion loosened"],
+            None,
+            id="python == to in",
+        ),
+        pytest.param(
+            edit(PY, "assert total == 5", "assert total"),
+            ["assertion loosened"],
+            None,
+            id="python == to truthy",
+        ),
+        pytest.param(
+            edit(PY, "assert total == 5", "assert total == 5 or True"),
+            ["assertion loosened"],
+            None,
+            id="python or True",
+        ),
+        pytest.param(
+            edit(PY, "    assert total == 5\n", ""),
+            ["assertion removed"],
+            ["-    assert total == 5"],
+            id="python assertion removed",
+        ),
+        pytest.param(
+            edit(PY, "    assert total == 5", "    # assert total == 5"),
+            ["assertion removed"],
+            None,
+            id="python assertion commented out",
+        ),
+        pytest.param(
+            edit(PY, "def test_invoice_total", '@pytest.mark.skip(reason="flaky")\ndef test_invoice_total'),
+            ["test skipped"],
+            ['+@pytest.mark.skip(reason="flaky")'],
+            id="python skip marker",
+        ),
+        pytest.param(
+            edit(
+                PY, "def test_invoice_total", "@pytest.mark.skipif(True, reason='x')\ndef test_invoice_total"
+            ),
+            ["test skipped"],
+            None,
+            id="python skipif marker",
+        ),
+        pytest.param(
+            edit(PY, "def test_invoice_total", "@pytest.mark.xfail\ndef test_invoice_total"),
+            ["test skipped"],
+            None,
+            id="python xfail marker",
+        ),
+        pytest.param(
+            edit(PY, "    total = invoice_total", "    pytest.skip('later')\n    total = invoice_total"),
+            ["test skipped"],
+            None,
+            id="python pytest.skip call",
+        ),
+        pytest.param(
+            edit(PY, 'pytest.raises(KeyError, match="amount")', "pytest.raises(Exception)"),
+            ["assertion loosened"],
+            None,
+            id="python raises broadened to Exception",
+        ),
+        pytest.param(
+            edit(PY, 'pytest.raises(KeyError, match="amount")', "pytest.raises(KeyError)"),
+            ["assertion loosened"],
+            None,
+            id="python raises without its match",
+        ),
+        pytest.param(
+            edit(PY, "\n\ndef test_empty_invoice():\n    assert invoice_total([]) == 0\n", ""),
+            ["assertion removed", "test removed"],
+            None,
+            id="python test function deleted",
+        ),
+        pytest.param({PY: None}, ["test file deleted"], None, id="python test file deleted"),
+        pytest.param(
+            {PY: PY_TEST.replace("    assert total == 5\n", "") + NEW_TEST},
+            ["assertion removed"],
+            ["-    assert total == 5"],
+            id="python a new unrelated assertion does not make up for a removed one",
+        ),
+        pytest.param(
+            {
+                PY: PY_TEST.replace("    assert invoice_total([]) == 0\n", "    pass\n")
+                + "\n\ndef test_empty_is_zero():\n    assert invoice_total([]) == 1\n"
+            },
+            ["expected value changed"],
+            None,
+            id="python assertion moved with a new expected value",
+        ),
+        pytest.param(
+            edit(
+                UT, "self.assertEqual(invoice_total([]), 0)", "self.assertTrue(invoice_total([]) is not None)"
+            ),
+            ["assertion loosened"],
+            None,
+            id="unittest assertEqual to assertTrue",
+        ),
+        pytest.param(
+            edit(UT, '[{"amount": 2}]), 2)', '[{"amount": 2}]), 3)'),
+            ["expected value changed"],
+            None,
+            id="unittest expected value changed",
+        ),
+        pytest.param(
+            edit(UT, "    def test_empty", '    @unittest.skip("later")\n    def test_empty'),
+            ["test skipped"],
+            None,
+            id="unittest skip decorator",
+        ),
+        # JavaScript / TypeScript
+        pytest.param(
+            edit(JS, "toBe(5)", "toBe(6)"),
+            ["expected value changed"],
+            ["-    expect(total([2, 3])).toBe(5);", "+    expect(total([2, 3])).toBe(6);"],
+            id="js toBe value changed",
+        ),
+        pytest.param(
+            edit(JS, "toBe(5)", "toBeTruthy()"), ["assertion loosened"], None, id="js toBe to toBeTruthy"
+        ),
+        pytest.param(
+            edit(JS, "toEqual(0)", "toBeDefined()"),
+            ["assertion loosened"],
+            None,
+            id="js toEqual to toBeDefined",
+        ),
+        pytest.param(
+            edit(JS, '  it("adds amounts"', '  it.only("adds amounts"'),
+            ["other tests dropped by .only"],
+            None,
+            id="js it.only",
+        ),
+        pytest.param(
+            edit(JS, '  it("adds amounts"', '  it.skip("adds amounts"'),
+            ["test skipped"],
+            None,
+            id="js it.skip",
+        ),
+        pytest.param(
+            edit(JS, '  it("adds amounts"', '  xit("adds amounts"'), ["test skipped"], None, id="js xit"
+        ),
+        pytest.param(
+            edit(JS, 'describe("total"', 'describe.skip("total"'),
+            ["test skipped"],
+            None,
+            id="js describe.skip",
+        ),
+        pytest.param(
+            edit(
+                JS,
+                '  it("is zero when empty", () => {\n    expect(total([])).toEqual(0);\n  });\n',
+                '  it.todo("is zero when empty");\n',
+            ),
+            ["assertion removed", "test skipped"],
+            None,
+            id="js test turned into a todo",
+        ),
+        pytest.param(
+            edit(JS, "    expect(total([2, 3])).toBe(5);\n", ""),
+            ["assertion removed"],
+            None,
+            id="js expect removed",
+        ),
+        # Go
+        pytest.param(
+            edit(
+                GO,
+                'if got != 5 {\n\t\tt.Errorf("Total = %d, want 5", got)',
+                'if got != 6 {\n\t\tt.Errorf("Total = %d, want 6", got)',
+            ),
+            ["expected value changed"],
+            None,
+            id="go expected value changed",
+        ),
+        pytest.param(
+            edit(GO, "if got != 5 {", "if got < 5 {"), ["assertion loosened"], None, id="go != to <"
+        ),
+        pytest.param(
+            edit(GO, "require.Equal(t, 0, Total(nil))", "require.NotNil(t, Total(nil))"),
+            ["assertion loosened"],
+            None,
+            id="go require.Equal to NotNil",
+        ),
+        pytest.param(
+            edit(GO, 't.Errorf("Total = %d, want 5", got)', 't.Logf("Total = %d, want 5", got)'),
+            ["assertion removed"],
+            None,
+            id="go t.Errorf to t.Logf",
+        ),
+        pytest.param(
+            edit(GO, "\tgot := Total", '\tt.Skip("later")\n\tgot := Total'),
+            ["test skipped"],
+            None,
+            id="go t.Skip",
+        ),
+    ],
+)
+def test_tests_weakened(stage, edits, kinds, quoted):
+    findings = gates_for(stage, {**CODE_FIX, **edits})
+
+    assert loud(findings) == [("tests_weakened", APPROVAL)]
+    [finding] = findings
+    assert finding.data["kinds"] == kinds
+    assert finding.reason == f"Tests weakened in {finding.path}: {', '.join(kinds)}"
+    if quoted is not None:
+        assert list(finding.lines) == quoted
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        pytest.param(
+            edit(PY, "    assert total == 5\n", "    assert total == 5\n    assert total > 0\n"),
+            id="python assertion added",
+        ),
+        pytest.param({PY: PY_TEST + NEW_TEST}, id="python test added"),
+        pytest.param(
+            edit(PY, "def test_empty_invoice", "def test_empty_invoice_totals_zero"), id="python test renamed"
+        ),
+        pytest.param(edit(PY, "assert total == 5", "assert total==5"), id="python spacing changed"),
+        pytest.param(edit(PY, 'match="amount"', "match='amount'"), id="python quote style changed"),
+        pytest.param(
+            edit(PY, "assert total == 5", "assert total == 5  # two plus three"), id="python comment added"
+        ),
+        pytest.param(
+            edit(PY, "assert total == 5", "assert total == 5 and total > 0"), id="python assertion tightened"
+        ),
+        pytest.param(
+            edit(
+                PY,
+                "    assert invoice_total([]) == 0\n",
+                "    assert invoice_total(\n        []\n    ) == 0\n",
+            ),
+            id="python assertion re-wrapped by a formatter",
+        ),
+        pytest.param(
+            {
+                PY: PY_TEST.replace(
+                    "def test_empty_invoice():\n    assert invoice_total([]) == 0\n",
+                    "def test_empty_invoice():\n    pass\n",
+                )
+                + "\n\ndef test_empty_invoice_is_zero():\n    assert invoice_total([]) == 0\n"
+            },
+            id="python assertion moved to another test",
+        ),
+        pytest.param(
+            {
+                PY: PY_TEST.replace("\n\ndef test_empty_invoice():\n    assert invoice_total([]) == 0\n", ""),
+                "tests/test_empty_invoices.py": "from shop.invoices import invoice_total\n\n\ndef test_empty_invoice():\n    assert invoice_total([]) == 0\n",
+            },
+            id="python test moved to another file",
+        ),
+        pytest.param(
+            {
+                PY: None,
+                "tests/test_billing.py": PY_TEST.replace("import pytest\n", "import pytest  # noqa\n"),
+            },
+            id="python test file renamed with an edit",
+        ),
+        pytest.param(
+            {
+                "tests/test_slow.py": "import pytest\n\n\n@pytest.mark.skipif(True, reason='needs git')\ndef test_slow():\n    assert True\n"
+            },
+            id="python skip inside a brand-new test file",
+        ),
+        pytest.param(
+            edit(
+                PY,
+                "    assert invoice_total([]) == 0\n",
+                "    rows = Invoice.objects.only('id')\n    assert invoice_total([]) == 0\n",
+            ),
+            id="python queryset only() is not a focused test",
+        ),
+        pytest.param(
+            edit(
+                JS,
+                "    expect(total([2, 3])).toBe(5);\n",
+                "    expect(total([2, 3])).toBe(5);\n    expect(total([1])).toBe(1);\n",
+            ),
+            id="js expect added",
+        ),
+        pytest.param(edit(JS, '  it("adds amounts"', '  it("sums the amounts"'), id="js test renamed"),
+        pytest.param(edit(JS, "toBe(5)", "toStrictEqual(5)"), id="js toBe to toStrictEqual"),
+        pytest.param(edit(GO, "func TestEmpty(", "func TestTotalOfNothing("), id="go test renamed"),
+        pytest.param(
+            edit(
+                GO,
+                "\trequire.Equal(t, 0, Total(nil))\n",
+                "\trequire.Equal(t, 0, Total(nil))\n\trequire.Equal(t, 0, Total([]int{}))\n",
+            ),
+            id="go assertion added",
+        ),
+    ],
+)
+def test_tests_not_weakened(stage, edits):
+    assert loud(gates_for(stage, {**CODE_FIX, **edits})) == []
+
+
+def test_a_test_file_renamed_out_of_the_tests_is_weakening(stage):
+    findings = gates_for(stage, {**CODE_FIX, PY: None, "attic/invoices_py.txt": PY_TEST})
+
+    assert ("tests_weakened", APPROVAL) in loud(findings)
+
+
+# --- repeated failure and the retries budget --------------------------------------------------------------
+
+FAILING = (
+    EvidenceResult(
+        name="tests",
+        command="pytest tests/test_x.py",
+        exit_code=1,
+        passed=False,
+        failing_tests=("tests/test_x.py::test_y",),
+    ),
+)
+OTHER_FAILURE = (
+    EvidenceResult(
+        name="tests",
+        command="pytest tests/test_x.py",
+        exit_code=1,
+        passed=False,
+        failing_tests=("tests/test_x.py::test_z",),
+    ),
+)
+PASSING = (EvidenceResult(name="tests", command="pytest tests/test_x.py", exit_code=0, passed=True),)
+SIG = "tests/test_x.py::test_y"
+ELSE = "tests/test_x.py::test_z"
+
+
+def empty_step(evidence=()) -> Step:
+    return Step(diff=parse_diff(""), evidence=evidence)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "evidence", "threshold", "count"),
+    [
+        pytest.param((SIG, SIG), FAILING, 3, 3, id="third time in a row asks a person"),
+        pytest.param((SIG,), FAILING, 3, None, id="second time is quiet"),
+        pytest.param((SIG, ELSE), FAILING, 3, None, id="an interrupted run is quiet"),
+        pytest.param((SIG, None, SIG), FAILING, 3, None, id="a pass in between resets the count"),
+        pytest.param((SIG, SIG), PASSING, 3, None, id="a passing step is quiet"),
+        pytest.param((SIG, SIG), OTHER_FAILURE, 3, None, id="a different failure is quiet"),
+        pytest.param((SIG,), FAILING, 2, 2, id="the goal's own threshold"),
+        pytest.param((ELSE, SIG, SIG, SIG), FAILING, 3, 4, id="still asks after the threshold"),
+        pytest.param((), FAILING, 1, 1, id="threshold one asks at the first failure"),
+    ],
+)
+def test_repeated_failure(earlier, evidence, threshold, count):
+    contract = Contract(repeated_failure_threshold=threshold, budgets={**DEFAULT_BUDGETS, "retries": 10})
+    history = History(failure_signatures=earlier, attempts=tuple(f"attempt {n}" for n in range(len(earlier))))
+
+    findings = [f for f in run_gates(contract, empty_step(evidence), history) if f.gate == "repeated_failure"]
+
+    if count is None:
+        assert findings == []
+    else:
+        [finding] = findings
+        assert finding.severity == APPROVAL
+        assert finding.reason == f"Same failure {count} times: {SIG}"
+        assert finding.data["count"] == count
+        assert len(finding.data["attempts"]) == count
+        assert finding.data["attempts"][-1] == "this step: no changes"
+
+
+def test_repeated_failure_summarises_the_attempts():
+    history = History(
+        failure_signatures=(None, SIG, SIG), attempts=("first try", "changed the loop", "changed the test")
+    )
+
+    [finding] = [
+        f for f in run_gates(Contract(), empty_step(FAILING), history) if f.gate == "repeated_failure"
+    ]
+
+    assert finding.data["attempts"] == ["changed the loop", "changed the test", "this step: no changes"]
+
+
+def test_same_failure_with_other_line_numbers_counts_as_repeated():
+    def crashed(line: int, seconds: float) -> tuple[EvidenceResult, ...]:
+        output = (
+            f'  File "/tmp/pytest-{line}/app.py", line {line}\nValueError: bad total {line} after {seconds}s'
+        )
+        return (
+            EvidenceResult(
+                name="app", command="python app.py", exit_code=1, passed=False, output_tail=output
+            ),
+        )
+
+    history = History(
+        failure_signatures=(failure_signature(crashed(10, 0.5)), failure_signature(crashed(12, 0.7)))
+    )
+
+    findings = run_gates(Contract(), empty_step(crashed(99, 1.25)), history)
+
+    assert loud(findings) == [("repeated_failure", APPROVAL)]
+
+
+@pytest.mark.parametrize(
+    ("occurrence", "expected"),
+    [
+        pytest.param(1, [], id="first failure is quiet"),
+        pytest.param(2, [], id="second failure is quiet"),
+        pytest.param(3, [("repeated_failure", APPROVAL)], id="third asks a person before any budget stops"),
+        pytest.param(
+            4, [("budget", STOP), ("repeated_failure", APPROVAL)], id="fourth uses up three retries"
+        ),
+    ],
+)
+def test_repeated_failure_comes_before_the_retries_budget(occurrence, expected):
+    """The K-th occurrence (K = 3) asks a person; the retries budget (3 retries) stops at the 4th."""
+    history = History(failure_signatures=(SIG,) * (occurrence - 1))
+
+    findings = run_gates(Contract(), empty_step(FAILING), history)
+
+    assert loud(findings) == expected
+    budget = [finding for finding in findings if finding.gate == "budget"]
+    if budget:
+        assert budget[0].data == {"budget": "retries", "used": 3, "allowed": 3}
+        assert request_kind(findings) == "budget"
+
+
+@pytest.mark.parametrize(
+    ("earlier", "usage", "retries_used"),
+    [
+        pytest.param((SIG, SIG, SIG), Usage(), 3, id="three retries of one failure"),
+        pytest.param((SIG, ELSE, SIG, SIG), Usage(), None, id="another failure in between starts over"),
+        pytest.param((SIG, None, SIG, SIG), Usage(), None, id="a pass in between starts over"),
+        pytest.param((), Usage(retries=3), 3, id="retries as the caller counts them"),
+    ],
+)
+def test_retries_budget_counts_one_failure_in_a_row(earlier, usage, retries_used):
+    findings = run_gates(Contract(), empty_step(FAILING), History(failure_signatures=earlier), usage)
+
+    budget = [finding.data["used"] for finding in findings if finding.gate == "budget"]
+    assert budget == ([] if retries_used is None else [retries_used])
+
+
+# --- follow-ups -------------------------------------------------------------------------------------------
+
+
+def test_a_reported_second_bug_proposes_a_follow_up_goal(stage):
+    step = Step(diff=stage(CODE_FIX), reported_bugs=("CSV export drops the last row",))
+
+    [finding] = run_gates(Contract(), step)
+
+    assert (finding.gate, finding.severity, finding.kind) == ("follow_up", APPROVAL, "follow_up")
+    assert finding.data["draft"] == {
+        "title": "CSV export drops the last row",
+        "objective": "CSV export drops the last row",
+        "paths": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("scope", "edits", "outside"),
+    [
+        pytest.param(
+            ("shop/**",), {**CODE_FIX, "README.md": "# Shop!\n"}, ["README.md"], id="a file outside the scope"
+        ),
+        pytest.param(
+            ("shop/**", "tests/**"),
+            {**CODE_FIX, PY: PY_TEST + NEW_TEST},
+            [],
+            id="everything inside the scope",
+        ),
+        pytest.param(
+            (), {**CODE_FIX, "README.md": "# Shop!\n"}, [], id="no scope declared means the whole repository"
+        ),
+        pytest.param(
+            ("shop/**",),
+            {"README.md": None, "shop/README.md": "# Shop\n"},
+            ["shop/README.md"],
+            id="a rename from outside the scope",
+        ),
+    ],
+)
+def test_changes_outside_the_scope_propose_a_follow_up(stage, scope, edits, outside):
+    contract = Contract(objective="Skip empty invoice lines", scope_paths=scope)
+
+    findings = [f for f in gates_for(stage, edits, contract) if f.gate == "follow_up"]
+
+    if not outside:
+        assert findings == []
+    else:
+        [finding] = findings
+        assert (finding.severity, finding.kind) == (APPROVAL, "follow_up")
+        assert finding.data["draft"]["paths"] == outside
+        assert finding.data["draft"]["title"]
+        assert "Skip empty invoice lines" in finding.data["draft"]["objective"]
+
+
+# --- budgets ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("usage", "history", "budgets", "expected"),
+    [
+        pytest.param(
+            Usage(steps=20), History(), {}, {"budget": "steps", "used": 20, "allowed": 20}, id="steps used up"
+        ),
+        pytest.param(Usage(steps=19), History(), {}, None, id="steps left"),
+        pytest.param(
+            Usage(minutes=120.5),
+            History(),
+            {},
+            {"budget": "minutes", "used": 120.5, "allowed": 120},
+            id="wall time used up",
+        ),
+        pytest.param(
+            Usage(tokens=2_000_000),
+            History(),
+            {},
+            {"budget": "tokens", "used": 2_000_000, "allowed": 2_000_000},
+            id="tokens used up",
+        ),
+        pytest.param(
+            Usage(approvals=10),
+            History(),
+            {},
+            {"budget": "approvals", "used": 10, "allowed": 10},
+            id="approvals used up",
+        ),
+        pytest.param(
+            Usage(),
+            History(touched_paths=tuple(f"f{n}.py" for n in range(49))),
+            {},
+            {"budget": "files_total", "used": 50, "allowed": 50},
+            id="files in total counted from history and this step",
+        ),
+        pytest.param(
+            Usage(),
+            History(touched_paths=("f1.py", "f1.py", "shop/invoices.py")),
+            {"files_total": 3},
+            None,
+            id="files counted once",
+        ),
+        pytest.param(
+            Usage(files_total=7),
+            History(),
+            {"files_total": 7},
+            {"budget": "files_total", "used": 7, "allowed": 7},
+            id="files in total as the caller counts them",
+        ),
+        pytest.param(
+            Usage(steps=500), History(), {"steps": None}, None, id="an unbounded budget never stops"
+        ),
+        pytest.param(Usage(steps=500), History(), {"steps": 0}, None, id="a zero budget counts as unbounded"),
+        pytest.param(Usage(minutes=float("nan")), History(), {}, None, id="a meaningless usage is ignored"),
+    ],
+)
+def test_budget_stops(stage, usage, history, budgets, expected):
+    diff = stage(CODE_FIX)
+    contract = Contract(budgets={**DEFAULT_BUDGETS, **budgets})
+
+    findings = [f for f in run_gates(contract, Step(diff=diff), history, usage) if f.gate == "budget"]
+
+    if expected is None:
+        assert findings == []
+    else:
+        [finding] = findings
+        assert (finding.severity, finding.kind, finding.data) == (STOP, "budget", expected)
+        assert "Extend it or end the goal" in finding.reason
+
+
+def test_budget_reason_reads_well():
+    [finding] = run_gates(Contract(), empty_step(), usage=Usage(steps=20))
+
+    assert finding.reason == "Budget used up: 20 of 20 steps. Extend it or end the goal."
+
+
+# --- risk -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("contract", "expected"),
+    [
+        pytest.param(Contract(work_type="auth_billing"), [("risk", APPROVAL)], id="high-risk work type"),
+        pytest.param(Contract(work_type="other", risk="high"), [("risk", APPROVAL)], id="declared high risk"),
+        pytest.param(
+            Contract(work_type="migration", risk="low"),
+            [("risk", APPROVAL)],
+            id="risk cannot be declared below the work type",
+        ),
+        pytest.param(Contract(work_type="ui_refactor"), [], id="medium risk adds nothing"),
+        pytest.param(Contract(work_type="docs", risk="low"), [], id="low risk adds nothing"),
+    ],
+)
+def test_risk(stage, contract, expected):
+    findings = gates_for(stage, CODE_FIX, contract)
+
+    assert loud(findings) == expected
+    if expected:
+        assert findings[0].reason == "High-risk goal: every step is reviewed"
+
+
+# --- ordering and summaries -------------------------------------------------------------------------------
+
+
+def test_findings_come_by_severity_then_gate_order(stage):
+    contract = Contract(work_type="auth_billing", protected_paths=("poetry.lock",), scope_paths=("shop/**",))
+    edits = {**many_files(6), **edit(PY, "== 5", "== 6"), "poetry.lock": "x\n"}
+    step = Step(diff=stage(edits), evidence=FAILING, reported_bugs=("Another bug",))
+
+    findings = run_gates(contract, step, History(failure_signatures=(SIG,) * 3), Usage(steps=20))
+
+    assert [(f.severity, f.gate) for f in findings] == [
+        (STOP, "protected_path"),
+        (STOP, "budget"),
+        (STOP, "budget"),
+        (APPROVAL, "blast_radius"),
+        (APPROVAL, "tests_weakened"),
+        (APPROVAL, "repeated_failure"),
+        (APPROVAL, "follow_up"),
+        (APPROVAL, "follow_up"),
+        (APPROVAL, "risk"),
+    ]
+    assert highest_severity(findings) == STOP
+    assert request_kind(findings) == "budget"
+    assert run_gates(contract, step, History(failure_signatures=(SIG,) * 3), Usage(steps=20)) == findings
+
+
+def finding(severity: str, kind: str = "step") -> GateFinding:
+    return GateFinding(gate="risk", severity=severity, reason="r", kind=kind)
+
+
+@pytest.mark.parametrize(
+    ("findings", "severity", "kind"),
+    [
+        pytest.param([], INFO, None, id="nothing found"),
+        pytest.param([finding(INFO, "plan")], INFO, None, id="info asks for nothing"),
+        pytest.param([finding(APPROVAL)], APPROVAL, "step", id="one step approval"),
+        pytest.param(
+            [finding(APPROVAL, "follow_up"), finding(APPROVAL, "plan")],
+            APPROVAL,
+            "plan",
+            id="plan outranks follow-up",
+        ),
+        pytest.param(
+            [finding(APPROVAL), finding(APPROVAL, "follow_up")],
+            APPROVAL,
+            "follow_up",
+            id="follow-up outranks step",
+        ),
+        pytest.param(
+            [finding(APPROVAL, "plan"), finding(STOP, "budget")], STOP, "budget", id="budget outranks plan"
+        ),
+        pytest.param([finding(INFO), finding(STOP)], STOP, "step", id="stop outranks info"),
+    ],
+)
+def test_highest_severity_and_request_kind(findings, severity, kind):
+    assert highest_severity(findings) == severity
+    assert request_kind(findings) == kind
+
+
+def test_as_dict_is_json_ready():
+    finding = GateFinding(
+        gate="tests_weakened",
+        severity=APPROVAL,
+        reason="r",
+        path="a.py",
+        lines=("-x",),
+        data={"kinds": ["k"]},
+    )
+
+    assert json.loads(json.dumps(finding.as_dict())) == {
+        "gate": "tests_weakened",
+        "severity": APPROVAL,
+        "reason": "r",
+        "path": "a.py",
+        "lines": ["-x"],
+        "kind": "step",
+        "data": {"kinds": ["k"]},
+    }
+
+
+# --- failure signatures -----------------------------------------------------------------------------------
+
+
+def result(passed=False, tests=(), output="", command="pytest", timed_out=False) -> EvidenceResult:
+    return EvidenceResult(
+        name="tests",
+        command=command,
+        exit_code=0 if passed else 1,
+        passed=passed,
+        failing_tests=tests,
+        output_tail=output,
+        timed_out=timed_out,
+    )
+
+
+@pytest.mark.parametrize(
+    ("evidence", "signature"),
+    [
+        pytest.param((), None, id="no evidence"),
+        pytest.param((result(passed=True),), None, id="everything passed"),
+        pytest.param(
+            (result(tests=("t::b", "t::a")), result(tests=("t::a",))),
+            "t::a, t::b",
+            id="failing tests sorted once each",
+        ),
+        pytest.param(
+            (result(command="ruff check .", output="a.py:12:5: F401 unused import\nFound 1 error."),),
+            "ruff check .: Found N error.",
+            id="command and its error line",
+        ),
+        pytest.param(
+            (
+                result(
+                    output="Traceback:\n  File \"/tmp/x/app.py\", line 3\nKeyError: 'amount' at 0x7f3a9c\n"
+                ),
+            ),
+            "pytest: KeyError: 'amount' at <address>",
+            id="the named error, its address normalised",
+        ),
+        pytest.param((result(command="npm test", timed_out=True),), "npm test: timed out", id="timed out"),
+        pytest.param((result(command="make check"),), "make check: failed", id="no output at all"),
+    ],
+)
+def test_failure_signature(evidence, signature):
+    assert failure_signature(evidence) == signature
+
+
+def test_different_errors_give_different_signatures():
+    assert failure_signature((result(output="KeyError: 'amount'"),)) != failure_signature(
+        (result(output="TypeError: 'x'"),)
+    )
+
+
+# --- properties -------------------------------------------------------------------------------------------
+
+PROPERTY_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+
+OUTPUT_WORDS = st.sampled_from(
+    [
+        "Error",
+        "ValueError:",
+        "FAILED",
+        "failed",
+        "line",
+        " ",
+        "\n",
+        ":",
+        "=",
+        ".",
+        "ms",
+        "s",
+        "in",
+        "E   assert",
+        "File",
+        '"/tmp/pytest-of-ci/pytest-',
+        "/test_x",
+        '.py"',
+        "at",
+        "passed",
+        "took",
+        "\x1b[31m",
+        "\x1b[0m",
+        "#",
+    ]
+)
+NUMBERS = st.one_of(
+    st.integers(0, 10**9).map(str), st.floats(0, 1e6, allow_nan=False).map(lambda x: f"{x:.3f}")
+)
+ADDRESSES = st.integers(0, 2**48).map(hex)
+
+
+@st.composite
+def outputs_with_two_sets_of_numbers(draw) -> tuple[str, str]:
+    """The same output twice, its numbers and memory addresses drawn afresh for each copy."""
+    shape = draw(st.lists(st.sampled_from(["word", "number", "address"]), max_size=40))
+    first, second = [], []
+    for part in shape:
+        if part == "word":
+            word = draw(OUTPUT_WORDS)
+            first.append(word)
+            second.append(word)
+        else:
+            strategy = NUMBERS if part == "number" else ADDRESSES
+            # Spaces keep two numbers from running together into one, as in real output.
+            first.append(f" {draw(strategy)} ")
+            second.append(f" {draw(strategy)} ")
+    return "".join(first), "".join(second)
+
+
+@PROPERTY_SETTINGS
+@given(outputs_with_two_sets_of_numbers(), st.sampled_from(["pytest -x", "go test ./shop", ""]))
+def test_failure_signature_is_stable_under_number_changes(outputs, command):
+    first, second = outputs
+
+    signatures = {failure_signature((result(output=output, command=command),)) for output in (first, second)}
+
+    assert len(signatures) == 1
+
+
+TEST_LINES = st.sampled_from(
+    [
+        "assert total == 5",
+        "assert total == 6",
+        "assert total >= 5",
+        "    assert x",
+        "@pytest.mark.skip",
+        "pytest.skip('x')",
+        "self.assertEqual(a, 1)",
+        "self.assertTrue(a)",
+        "expect(x).toBe(3);",
+        "expect(x).toBeTruthy();",
+        "it.only('x', () => {",
+        "xit('y')",
+        "\tif got != 5 {",
+        '\tt.Errorf("bad")',
+        "\tt.Skip()",
+        "require.Equal(t, 1, x)",
+        "def test_x():",
+        "func TestX(t *testing.T) {",
+        "want := 5",
+        "# @generated",
+        "// Code generated by x. DO NOT EDIT.",
+        "",
+        "pass",
+        "})",
+        "with pytest.raises(KeyError, match='a'):",
+        "x = [",
+        "]",
+        '"""',
+        "'",
+        "`",
+        "0x1f",
+        "é",
+        "\\",
+    ]
+)
+PATHS = st.sampled_from(
+    [
+        "tests/test_x.py",
+        "src/x.test.ts",
+        "shop/x_test.go",
+        "app.py",
+        "poetry.lock",
+        "dist/a.js",
+        "docs/a.md",
+        "tests/fixtures/data.json",
+        "a b/c.py",
+        "x",
+        "migrations/0001_x.py",
+        "spec/a_spec.rb",
+        "Test.java",
+    ]
+)
+
+
+@st.composite
+def git_like_diffs(draw) -> str:
+    """Diff text shaped like git's, with lines a test file might hold; sometimes broken on purpose."""
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(PATHS)
+        old_path = draw(st.one_of(st.none(), PATHS))
+        header = [f"diff --git a/{old_path or path} b/{path}"]
+        if old_path:
+            header += [f"rename from {old_path}", f"rename to {path}"]
+        removed = draw(st.lists(TEST_LINES, max_size=6))
+        added = draw(st.lists(TEST_LINES, max_size=6))
+        context = draw(st.lists(TEST_LINES, max_size=3))
+        old_len, new_len = len(removed) + len(context), len(added) + len(context)
+        source = "/dev/null" if old_len == 0 else f"a/{old_path or path}"
+        target = "/dev/null" if new_len == 0 else f"b/{path}"
+        body = (
+            [f" {line}" for line in context]
+            + [f"-{line}" for line in removed]
+            + [f"+{line}" for line in added]
+        )
+        parts += header + [
+            f"--- {source}",
+            f"+++ {target}",
+            f"@@ -{min(old_len, 1)},{old_len} +{min(new_len, 1)},{new_len} @@",
+            *body,
+        ]
+    return "\n".join(parts) + "\n"
+
+
+TEXT = st.text(max_size=40)
+diff_lines = st.builds(
+    DiffLine,
+    kind=st.sampled_from(["+", "-", " ", "?", ""]),
+    text=st.one_of(TEST_LINES, TEXT),
+    old_lineno=st.one_of(st.none(), st.integers(-5, 10**6)),
+    new_lineno=st.one_of(st.none(), st.integers(-5, 10**6)),
+)
+hunks = st.builds(
+    Hunk,
+    header=TEXT,
+    old_start=st.integers(-1, 100),
+    old_len=st.integers(-1, 100),
+    new_start=st.integers(-1, 100),
+    new_len=st.integers(-1, 100),
+    lines=st.lists(diff_lines, max_size=8).map(tuple),
+)
+file_diffs = st.builds(
+    FileDiff,
+    path=st.one_of(PATHS, TEXT),
+    old_path=st.one_of(st.none(), PATHS, TEXT),
+    change=st.sampled_from(CHANGE_KINDS + ("odd",)),
+    binary=st.booleans(),
+    added=st.integers(-1, 100),
+    removed=st.integers(-1, 100),
+    hunks=st.lists(hunks, max_size=2).map(tuple),
+    old_mode=st.one_of(st.none(), TEXT),
+    new_mode=st.one_of(st.none(), TEXT),
+    category=st.sampled_from(CATEGORIES + ("odd",)),
+)
+
+
+def built_diff(files: list[FileDiff]) -> ParsedDiff:
+    return ParsedDiff(files=tuple(files), stats=DiffStats.of(tuple(files)))
+
+
+GLOBS = st.one_of(
+    st.sampled_from(["**", "**/", "tests/**", "*.lock", "[", "[z-a]", "a/**/b/**/c", "", "/", "../x"]), TEXT
+)
+NUMBERS_OR_NOTHING = st.one_of(
+    st.none(), st.integers(-10, 10**7), st.floats(allow_nan=True, allow_infinity=True)
+)
+contracts = st.builds(
+    Contract,
+    objective=TEXT,
+    work_type=st.sampled_from(["docs", "migration", "auth_billing", "other", "unknown"]),
+    risk=st.sampled_from(["", "low", "medium", "high", "odd"]),
+    budgets=st.dictionaries(st.sampled_from(list(DEFAULT_BUDGETS)), NUMBERS_OR_NOTHING),
+    protected_paths=st.lists(GLOBS, max_size=3).map(tuple),
+    scope_paths=st.lists(GLOBS, max_size=3).map(tuple),
+    repeated_failure_threshold=st.integers(-2, 5),
+)
+evidence_results = st.builds(
+    EvidenceResult,
+    name=TEXT,
+    command=TEXT,
+    exit_code=st.one_of(st.none(), st.integers(-300, 300)),
+    expected_exit=st.integers(-3, 3),
+    passed=st.booleans(),
+    failing_tests=st.lists(TEXT, max_size=3).map(tuple),
+    output_tail=st.text(max_size=300),
+    timed_out=st.booleans(),
+)
+SIGNATURES = st.one_of(st.none(), st.sampled_from([SIG, ELSE]), TEXT)
+histories = st.builds(
+    History,
+    failure_signatures=st.lists(SIGNATURES, max_size=6).map(tuple),
+    attempts=st.lists(TEXT, max_size=6).map(tuple),
+    touched_paths=st.lists(st.one_of(PATHS, TEXT), max_size=6).map(tuple),
+)
+usages = st.builds(
+    Usage,
+    minutes=NUMBERS_OR_NOTHING.filter(lambda value: value is not None),
+    steps=st.integers(-5, 100),
+    tokens=st.integers(-5, 10**8),
+    files_total=st.integers(-5, 100),
+    approvals=st.integers(-5, 20),
+    retries=st.integers(-5, 10),
+)
+
+
+def head_reader(head: str, raises: bool):
+    """A file_head callback that gives every file the same head, or fails on every file."""
+
+    def read(path: str) -> str:
+        if raises:
+            raise OSError(path)
+        return head
+
+    return read
+
+
+def assert_well_formed(findings: list[GateFinding]) -> None:
+    ranks = [(["stop", "approval", "info"].index(f.severity), GATE_NAMES.index(f.gate)) for f in findings]
+    assert ranks == sorted(ranks)
+    for finding in findings:
+        assert finding.reason and "\n" not in finding.reason
+        assert finding.kind in ("plan", "step", "budget", "follow_up")
+        json.dumps(finding.as_dict(), allow_nan=False)
+    assert highest_severity(findings) in (STOP, APPROVAL, INFO)
+
+
+@PROPERTY_SETTINGS
+@given(git_like_diffs(), contracts, st.lists(evidence_results, max_size=3), histories, usages, st.booleans())
+def test_run_gates_never_raises_on_parsed_diffs(text, contract, evidence, history, usage, read_heads):
+    try:
+        diff = parse_diff(text)
+    except DiffError:
+        return
+    step = Step(diff=diff, evidence=tuple(evidence), reported_bugs=("a bug", ""))
+    head = head_reader("// @generated", raises=False) if read_heads else None
+
+    findings = run_gates(contract, step, history, usage, head)
+
+    assert_well_formed(findings)
+    assert run_gates(contract, step, history, usage, head) == findings
+
+
+@settings(PROPERTY_SETTINGS, max_examples=40)
+@given(
+    st.lists(file_diffs, max_size=3),
+    contracts,
+    st.lists(evidence_results, max_size=3),
+    histories,
+    usages,
+    st.lists(TEXT, max_size=2),
+    TEXT,
+    st.booleans(),
+)
+def test_run_gates_never_raises_on_any_file_diffs(
+    files, contract, evidence, history, usage, bugs, head_text, raises
+):
+    step = Step(diff=built_diff(files), evidence=tuple(evidence), reported_bugs=tuple(bugs))
+
+    findings = run_gates(contract, step, history, usage, head_reader(head_text, raises))
+
+    assert_well_formed(findings)
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(evidence_results, max_size=4))
+def test_failure_signature_is_none_exactly_when_everything_passed(evidence):
+    signature = failure_signature(evidence)
+    everything_passed = all(item.passed and not item.timed_out for item in evidence)
+
+    assert (signature is None) is everything_passed
+    assert signature is None or not re.search(r"\n", signature)
