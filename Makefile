@@ -33,4 +33,4 @@ test: $(VENV)/.dev-installed
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) var/staticfiles var/test-goalpost.sqlite3*
+	rm -rf $(VENV) var/staticfiles var/test-goalpost-*.sqlite3*

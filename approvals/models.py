@@ -125,7 +125,7 @@ class ApprovalRequest(models.Model):
         plan: str = "",
         details: dict | None = None,
     ) -> ApprovalRequest:
-        """Open a request for the goal, superseding any it still had pending, and announce it on commit."""
+        """Open a request for the goal, superseding any it still had pending, and announce it."""
         if kind not in RequestKind.values:
             raise ValueError(f"unknown request kind {kind!r}")
         now = timezone.now()
@@ -152,10 +152,8 @@ class ApprovalRequest(models.Model):
                 "request", f"{request.get_kind_display()} request opened: {summary}"[:500], request=request.pk
             )
             for pk in superseded:
-                transaction.on_commit(
-                    lambda pk=pk: signals.request_superseded.send(cls, request=cls.objects.get(pk=pk))
-                )
-            transaction.on_commit(lambda: signals.request_opened.send(cls, request=request))
+                signals.request_superseded.send(cls, request=cls.objects.get(pk=pk))
+            signals.request_opened.send(cls, request=request)
         return request
 
     def decide(
@@ -217,9 +215,7 @@ class ApprovalRequest(models.Model):
                     user,
                     request=self.pk,
                 )
-                transaction.on_commit(
-                    lambda: signals.vote_recorded.send(ApprovalRequest, request=self, decision=decision)
-                )
+                signals.vote_recorded.send(ApprovalRequest, request=self, decision=decision)
                 return DecisionResult(self, decision, settled=False)
             self.status = VERDICT_STATUS[verdict]
             self.decided_at = now
@@ -236,9 +232,7 @@ class ApprovalRequest(models.Model):
                 self.goal.set_status(GoalStatus.PAUSED, user, "Paused: stopped from an approval request.")
             elif verdict == Verdict.EXTEND:
                 self.goal.extend_budgets(extend, user)
-            transaction.on_commit(
-                lambda: signals.decision_made.send(ApprovalRequest, request=self, decision=decision)
-            )
+            signals.decision_made.send(ApprovalRequest, request=self, decision=decision)
         return DecisionResult(self, decision, settled=True)
 
     def _why_not_pending(self, now) -> DecisionRefused:
@@ -278,9 +272,7 @@ class ApprovalRequest(models.Model):
             )
             if rule == OnTimeout.DENY_AND_PAUSE:
                 goal.set_status(GoalStatus.PAUSED, None, "Paused: an approval request expired unanswered.")
-            transaction.on_commit(
-                lambda: signals.request_expired.send(ApprovalRequest, request=self, rule=rule)
-            )
+            signals.request_expired.send(ApprovalRequest, request=self, rule=rule)
         return True
 
 

@@ -1,6 +1,8 @@
 """What the human side announces; the loop and the delivery (websocket, push) listen.
 
-Every signal is sent after the transaction that caused it commits, with `request` (an ApprovalRequest).
+Every signal is sent inside the transaction that caused it, with `request` (an ApprovalRequest), so that what a
+receiver writes commits or rolls back with the decision itself. A receiver that talks to the outside world (a
+websocket, a push service, the task queue) does so from `transaction.on_commit`.
 """
 
 from django.dispatch import Signal

@@ -142,7 +142,8 @@ def database_from_env() -> dict:
             "timeout": 20,
         }
         # A file, not :memory:, so a daphne or celery process started by a test sees the test database.
-        config["TEST"] = {"NAME": str(VAR_DIR / "test-goalpost.sqlite3")}
+        # One per process: two test runs side by side must not share a file.
+        config["TEST"] = {"NAME": str(VAR_DIR / f"test-goalpost-{os.getpid()}.sqlite3")}
     return config
 
 
@@ -183,11 +184,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "goals.tasks.record_worker_heartbeat", "schedule": 15.0},
-    "expire-approval-requests": {
-        "task": "approvals.tasks.expire_overdue_approval_requests",
-        "schedule": 30.0,
-    },
+    "expire-approval-requests": {"task": "approvals.tasks.expire_overdue_approval_requests", "schedule": 30.0},
+    "requeue-lost-steps": {"task": "goals.tasks.requeue_lost_steps", "schedule": 30.0},
+    "find-stalled-goals": {"task": "goals.tasks.find_stalled_goals", "schedule": 60.0},
 }
+CELERY_TASK_DEFAULT_QUEUE = env_str("GOALPOST_CELERY_QUEUE", "goalpost")
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY = False
+
+# The goal loop: a worker's lease on a goal (renewed every quarter), the evidence commands' time limit, and
+# how long a goal may go without progress (or a request unanswered) before the phone is told it stalled.
+GOALPOST_STEP_LEASE_S = env_int("GOALPOST_STEP_LEASE_S", 120)
+GOALPOST_EVIDENCE_TIMEOUT_S = env_int("GOALPOST_EVIDENCE_TIMEOUT_S", 600)
+GOALPOST_STALL_AFTER_MINUTES = env_int("GOALPOST_STALL_AFTER_MINUTES", 30)
+GOALPOST_WORKTREE_ROOT = Path(env_str("GOALPOST_WORKTREE_ROOT", str(VAR_DIR / "worktrees")))
+
 # /healthz calls the worker down when its last heartbeat is older than this.
 WORKER_HEARTBEAT_MAX_AGE = timedelta(seconds=env_int("GOALPOST_WORKER_HEARTBEAT_MAX_AGE", 60))
 

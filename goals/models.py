@@ -143,6 +143,28 @@ class Goal(models.Model):
         max_length=20, choices=GoalStatus.choices, default=GoalStatus.DRAFT, db_index=True
     )
 
+    require_sandbox = models.BooleanField(
+        default=False, help_text="Refuse to start unless the agent can run in a bubblewrap sandbox."
+    )
+    allow_network = models.BooleanField(
+        default=False, help_text="Let the agent and the evidence commands reach the network."
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="follow_ups",
+        help_text="The goal this one was split off from as a follow-up.",
+    )
+
+    # The loop's bookkeeping: when the goal started, and the lease of the worker running its step.
+    started_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    step_enqueued_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -235,6 +257,76 @@ class Goal(models.Model):
     def back_to_draft(self, actor, reason: str) -> None:
         """Ready → draft, when an edit brings back a blocking finding."""
         self.set_status(GoalStatus.DRAFT, actor, reason, only_from=(GoalStatus.READY,))
+
+
+class StepStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed the gates"
+    WAITING = "waiting", "Waiting for a human"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected and reverted"
+    FAILED = "failed", "Failed"
+
+
+# Steps whose commit stays on the goal's branch.
+KEPT_STEP_STATUSES = (StepStatus.PASSED, StepStatus.APPROVED)
+
+
+class Step(models.Model):
+    """One turn of the agent: its commit, its diff, the evidence after it and what the gates said."""
+
+    goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="steps")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.RUNNING)
+    attempts = models.PositiveSmallIntegerField(
+        default=1, help_text="Runs of this step (a worker lost mid-step reruns it)."
+    )
+    run_index = models.PositiveIntegerField(
+        default=0, help_text="How many agent runs the goal had before this one."
+    )
+
+    summary = models.TextField(blank=True)
+    tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.FloatField(null=True, blank=True)
+    agent_done = models.BooleanField(default=False)
+    reported_bugs = models.JSONField(default=list, blank=True)
+    plan = models.TextField(blank=True)
+    agent_log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    parent_sha = models.CharField(max_length=64, blank=True)
+    commit_sha = models.CharField(max_length=64, blank=True)
+    diff = models.TextField(blank=True)
+    diff_truncated = models.BooleanField(default=False)
+    diff_stats = models.JSONField(default=dict, blank=True)
+    files = models.JSONField(default=list, blank=True)
+    evidence = models.JSONField(default=list, blank=True)
+    findings = models.JSONField(default=list, blank=True)
+    failure_signature = models.CharField(max_length=500, blank=True)
+
+    worker = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["goal", "number"]
+        constraints = [models.UniqueConstraint(fields=["goal", "number"], name="one_step_per_number")]
+
+    def __str__(self) -> str:
+        return f"{self.goal_id} step {self.number} ({self.status})"
+
+    @property
+    def kept(self) -> bool:
+        return self.status in KEPT_STEP_STATUSES
+
+    @property
+    def evidence_summary(self) -> str:
+        return "; ".join(run.get("summary", "") for run in self.evidence if run.get("summary"))
+
+    @property
+    def passed_evidence(self) -> bool:
+        return all(run.get("passed") for run in self.evidence)
 
 
 class GoalEvent(models.Model):

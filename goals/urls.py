@@ -12,4 +12,5 @@ urlpatterns = [
     path("<int:pk>/", views.goal_detail, name="detail"),
     path("<int:pk>/edit/", views.goal_edit, name="edit"),
     path("<int:pk>/ready/", views.goal_mark_ready, name="mark_ready"),
+    path("<int:pk>/<str:action>/", views.goal_control, name="control"),
 ]

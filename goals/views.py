@@ -10,9 +10,10 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from goals import lint
+from goals import charts, lint, loop, sandbox
 from goals.forms import GoalForm, contract_from_data
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
+from goals.receivers import enqueue_step
 
 LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence")
 
@@ -148,10 +149,93 @@ def goal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "findings": findings,
         "ready": lint.is_ready(findings),
         "can_edit": goal.can_edit(request.user),
-        "events": goal.events.select_related("actor")[:50],
         "approvers": goal.approvers.order_by("username"),
+        **_live_context(goal, request.user),
     }
-    return render(request, "goals/detail.html", context)
+    template = "goals/detail.html#live" if request.htmx else "goals/detail.html"
+    return render(request, template, context)
+
+
+def _live_context(goal: Goal, user) -> dict:
+    """What changes while the goal runs: status, controls, budgets used, the burn-down and the timeline."""
+    steps = list(goal.steps.order_by("number"))
+    usage = loop.usage_before(goal)
+    budgets = goal.budgets
+    meters = [
+        {
+            "label": label,
+            "used": used,
+            "allowed": budgets.get(name),
+            "unit": unit,
+            "percent": min(100, round(100 * used / budgets[name])) if budgets.get(name) else None,
+        }
+        for name, label, used, unit in (
+            ("steps", "Steps", usage.steps, ""),
+            ("tokens", "Tokens", usage.tokens, ""),
+            ("minutes", "Time", round(usage.minutes), "min"),
+            ("files_total", "Files", usage.files_total, ""),
+            ("approvals", "Approvals", usage.approvals, ""),
+        )
+    ]
+    rows, touched, kept_files = [], set(), 0
+    for step in steps:
+        if step.kept:
+            touched |= {f.get("path") for f in step.files}
+            kept_files = len(touched)
+        elapsed = (
+            (step.finished_at - goal.started_at).total_seconds() / 60
+            if step.finished_at and goal.started_at
+            else 0
+        )
+        rows.append({"tokens": step.tokens, "minutes": elapsed, "files": kept_files})
+    can_control = goal.can_edit(user)
+    return {
+        "steps": list(reversed(steps)),
+        "meters": meters,
+        "chart": charts.burn_down(rows, budgets),
+        "chart_budget_y": charts.budget_line_y(),
+        "events": goal.events.select_related("actor")[:30],
+        "pending": goal.approval_requests.pending().first(),
+        "sandbox": {"available": sandbox.sandbox_available(), "reason": sandbox.sandbox_reason()},
+        "branch": f"goalpost/{goal.pk}",
+        "live": goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
+        "controls": {
+            "start": can_control and goal.status == GoalStatus.READY,
+            "pause": can_control
+            and goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
+            "resume": can_control and goal.status in (GoalStatus.PAUSED, GoalStatus.STALLED),
+            "cancel": can_control and goal.status not in loop.FINAL_STATUSES,
+        },
+    }
+
+
+@require_POST
+def goal_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Start, Pause, Resume and Cancel: a plain post and redirect, or the live panel for HTMX."""
+    goal = _get_goal_for_user(request, pk)
+    if not goal.can_edit(request.user):
+        return HttpResponseForbidden("Only the goal's owner can start, pause, resume or cancel it.")
+    try:
+        if action == "start":
+            loop.start(goal, request.user)
+            enqueue_step(goal.pk)
+        elif action == "pause":
+            loop.pause(goal, request.user)
+        elif action == "resume":
+            if loop.resume(goal, request.user):
+                enqueue_step(goal.pk)
+        elif action == "cancel":
+            loop.cancel(goal, request.user)
+        else:
+            raise Http404("No such action.")
+        messages.success(request, f"Goal {goal.get_status_display().lower()}.")
+    except loop.ControlRefused as error:
+        messages.error(request, str(error))
+    if request.htmx:
+        goal.refresh_from_db()
+        context = {"goal": goal, **_live_context(goal, request.user)}
+        return render(request, "goals/detail.html#live", context)
+    return redirect(goal)
 
 
 @require_POST

@@ -34,7 +34,7 @@ def received():
         getattr(signals, name).disconnect(handler)
 
 
-def test_opening_a_request_announces_it_after_commit(goal, received, django_capture_on_commit_callbacks):
+def test_opening_a_request_announces_it(goal, received, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         request = ApprovalRequest.open(goal, "plan", summary="7 files", plan="1. split the module")
     assert request.status == RequestStatus.PENDING
@@ -186,7 +186,7 @@ def test_two_person_rule_needs_two_distinct_approvers(high_risk_goal, approver, 
         second = request.decide(owner, "approve")
     assert second.settled
     assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.APPROVED
-    assert [name for name, _ in received] == ["vote_recorded", "decision_made"]
+    assert [name for name, _ in received] == ["request_opened", "vote_recorded", "decision_made"]
 
 
 def test_two_person_rule_one_reject_is_enough(high_risk_goal, approver, owner):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+
+from tests.conftest import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("GOALPOST_CHROMIUM", "/usr/bin/chromium")
@@ -30,15 +31,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,7 +41,7 @@ def _free_port() -> int:
 def live_url(django_db_setup, django_db_blocker, tmp_path_factory):
     """daphne in its own process, on the test database, with collected static files: what `make run` serves."""
     with django_db_blocker.unblock():
-        database_url = _database_url()
+        database_url = subprocess_database_url()
     static_root = tmp_path_factory.mktemp("static")
     env = {
         **os.environ,

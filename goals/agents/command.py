@@ -1,0 +1,416 @@
+"""The command agent: runs a command-line coding agent (Codex CLI, Claude Code, Aider, or any command) with
+the step's prompt in the worktree, and reads what it reports.
+
+Settings: ``{"preset": "codex"|"claude"|"aider"|"custom", "executable": path, "args": [extra args],
+"command": [argv with "{prompt}"] (custom only), "timeout_s": seconds}``. The command runs in its own
+process group (stopped as a whole on timeout), in ``ctx.env``, through ``ctx.wrap`` when a sandbox is given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from goals.agents.base import (
+    Agent,
+    AgentContext,
+    AgentError,
+    AgentResult,
+    ProcessOutput,
+    cap_tail,
+    check_confinement,
+    effective_timeout,
+    first_error,
+    one_line,
+    run_process,
+    timeout_setting,
+    tracked_files,
+    worktree_of,
+)
+from goals.agents.prompt import build_prompt, last_paragraph, parse_report, relevant_files, strip_report
+
+PROMPT_PLACEHOLDER = "{prompt}"
+TRANSCRIPT_OUTPUT_LIMIT = 2_000  # characters of one command's output kept in the codex transcript
+
+
+def _count(value: object) -> int:
+    """A token count from a tool's JSON: a non-negative number, else 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return 0
+    return int(value)
+
+
+def _has_any(args: list[str], flags: tuple[str, ...]) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in args for flag in flags)
+
+
+def _failure(name: str, output: ProcessOutput) -> AgentError:
+    """The error for a command that exited non-zero: its first error line, else its last output line."""
+    lines = [line for line in output.stdout.splitlines() if line.strip()]
+    reason = first_error(output.stderr, default=lines[-1] if lines else "no output")
+    return AgentError(f"{name} exited with status {output.returncode}: {reason}")
+
+
+def _log(*parts: str, dropped: int = 0) -> str:
+    text = "\n".join(part.rstrip() for part in parts if part and part.strip())
+    if dropped:
+        text = f"[… {dropped:,} bytes of output dropped …]\n" + text
+    return cap_tail(text)
+
+
+# --- codex: `codex exec --json` prints one JSON event a line ---------------------------------------------
+
+
+def _codex_item_line(item: dict) -> str:
+    kind = item.get("type")
+    if kind == "agent_message":
+        return str(item.get("text") or "")
+    if kind == "reasoning":
+        return "thinking: " + one_line(item.get("text") or "", 300)
+    if kind == "command_execution":
+        output = cap_tail(str(item.get("aggregated_output") or "").rstrip(), TRANSCRIPT_OUTPUT_LIMIT)
+        head = f"$ {item.get('command', '')} (exit {item.get('exit_code')}, {item.get('status', '')})"
+        return head + ("\n" + output if output else "")
+    if kind == "file_change":
+        changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
+        return "edited: " + ", ".join(f"{c.get('path')} ({c.get('kind')})" for c in changes)
+    if kind == "mcp_tool_call":
+        return f"tool: {item.get('server')}.{item.get('tool')} ({item.get('status')})"
+    if kind == "web_search":
+        return f"searched the web: {one_line(item.get('query') or '', 200)}"
+    if kind == "todo_list":
+        todos = [t for t in item.get("items") or [] if isinstance(t, dict)]
+        return "todo: " + "; ".join(f"[{'x' if t.get('completed') else ' '}] {t.get('text')}" for t in todos)
+    if kind == "error":
+        return "warning: " + one_line(item.get("message") or "", 300)
+    return f"({kind})"
+
+
+def _outside(paths: list[str], worktree: Path | None) -> list[str]:
+    if worktree is None:
+        return []
+    return [p for p in paths if not Path(os.path.realpath(worktree / p)).is_relative_to(worktree)]
+
+
+def parse_codex(output: ProcessOutput, worktree: Path | None = None) -> AgentResult:
+    """Read `codex exec --json` output: the last agent message is the summary, input + output tokens of
+    every completed turn count, turn.failed and error events fail the step, and so does a file change
+    outside ``worktree``."""
+    transcript: list[str] = []
+    changed: list[str] = []
+    messages: list[str] = []
+    skipped: list[str] = []
+    tokens = turns = events = 0
+    failure = ""
+    for raw in output.stdout.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            skipped.append(line)
+            transcript.append("warning: skipped a line that is not a JSON event: " + one_line(line, 200))
+            continue
+        events += 1
+        kind = event["type"]
+        if kind == "thread.started":
+            transcript.append(f"thread {event.get('thread_id', '')}")
+        elif kind == "turn.completed":
+            turns += 1
+            usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
+            tokens += _count(usage.get("input_tokens")) + _count(usage.get("output_tokens"))
+        elif kind == "turn.failed":
+            error = event.get("error") if isinstance(event.get("error"), dict) else {}
+            failure = str(error.get("message") or "the turn failed")
+        elif kind == "error":
+            failure = str(event.get("message") or "an error stopped the run")
+        elif kind == "item.completed" and isinstance(event.get("item"), dict):
+            item = event["item"]
+            if item.get("type") == "agent_message" and isinstance(item.get("text"), str):
+                messages.append(item["text"])
+            if item.get("type") == "file_change" and isinstance(item.get("changes"), list):
+                changed += [str(c["path"]) for c in item["changes"] if isinstance(c, dict) and c.get("path")]
+            transcript.append(_codex_item_line(item))
+    log = _log("\n".join(transcript), output.stderr, dropped=output.dropped)
+    if failure:
+        raise AgentError(f"codex failed: {one_line(failure, 240)}")
+    if output.returncode != 0:
+        raise _failure("codex", output)
+    if not events:
+        first = one_line(skipped[0], 120) if skipped else "no output"
+        raise AgentError(f"codex printed no JSON events (is it `codex exec --json`?): {first}")
+    if not turns:
+        raise AgentError("codex stopped before its turn completed.")
+    outside = _outside(changed, worktree)
+    if outside:
+        raise AgentError(f"Refused: codex changed files outside the worktree: {', '.join(outside[:5])}")
+    done, bugs, plan = parse_report("\n\n".join(messages))
+    summary = strip_report(messages[-1]) if messages else ""
+    return AgentResult(
+        summary=summary or "codex finished without a message.",
+        tokens=tokens,
+        done=done,
+        reported_bugs=bugs,
+        plan=plan,
+        log=log,
+    )
+
+
+# --- claude: `claude -p … --output-format json` prints one result object ---------------------------------
+
+
+def _claude_result(stdout: str) -> dict | None:
+    text = stdout.strip()
+    candidates = [text, *reversed(text.splitlines())]  # noise before the JSON: try its last line too
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(data, list):  # --verbose prints every message; the result comes last
+            data = next(
+                (d for d in reversed(data) if isinstance(d, dict) and d.get("type") == "result"), None
+            )
+        if isinstance(data, dict) and data.get("type") == "result":
+            return data
+    return None
+
+
+def parse_claude(output: ProcessOutput) -> AgentResult:
+    """Read Claude Code's JSON result: the result text is the summary; input, output and cache-creation
+    tokens count; is_error or an error subtype fails the step."""
+    data = _claude_result(output.stdout)
+    if data is None:
+        if output.returncode != 0:
+            raise _failure("claude", output)
+        start = one_line(output.stdout, 120) or "no output"
+        raise AgentError(f"claude printed no JSON result (is it `--output-format json`?): {start}")
+    subtype = str(data.get("subtype") or "")
+    text = data.get("result") if isinstance(data.get("result"), str) else ""
+    if data.get("is_error") or subtype not in ("", "success") or output.returncode != 0:
+        errors = data.get("errors") if isinstance(data.get("errors"), list) else []
+        reason = text or "; ".join(map(str, errors)) or f"exit status {output.returncode}"
+        raise AgentError(f"claude stopped ({subtype or 'error'}): {one_line(reason, 240)}")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    tokens = sum(
+        _count(usage.get(key)) for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens")
+    )
+    cost = data.get("total_cost_usd", data.get("cost_usd"))
+    cost = float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
+    turns = f"{data.get('num_turns')} turns, session {data.get('session_id')}"
+    done, bugs, plan = parse_report(text)
+    return AgentResult(
+        summary=strip_report(text) or "claude finished without a message.",
+        tokens=tokens,
+        done=done,
+        reported_bugs=bugs,
+        plan=plan,
+        cost_usd=cost,
+        log=_log(text, turns, output.stderr, dropped=output.dropped),
+    )
+
+
+# --- aider: plain text, with a "Tokens: … Cost: …" line after each model reply ---------------------------
+
+_AIDER_TOKENS = re.compile(r"^Tokens:\s*(?P<counts>[^.]*(?:\.\d[^.]*)*)\.(?:\s*Cost:\s*(?P<cost>.*))?$")
+_AIDER_COUNT = re.compile(r"(?P<number>\d[\d,]*(?:\.\d+)?)\s*(?P<suffix>[kKmM]?)\s+(?P<label>[a-z ]+)")
+_AIDER_MESSAGE_COST = re.compile(r"\$\s*(\d+(?:\.\d+)?)\s+message")
+_EDIT_BLOCK = re.compile(r"^<{5,9} SEARCH.*?^>{5,9} REPLACE[^\n]*$", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(r"^```.*?^```[^\n]*$", re.MULTILINE | re.DOTALL)
+_SCALE = {"": 1, "k": 1_000, "m": 1_000_000}
+
+
+def _aider_tokens(counts: str) -> int:
+    total = 0
+    for match in _AIDER_COUNT.finditer(counts):
+        label = match.group("label").strip()
+        if label in ("sent", "received", "cache write"):
+            number = float(match.group("number").replace(",", ""))
+            total += round(number * _SCALE[match.group("suffix").lower()])
+    return total
+
+
+def parse_aider(output: ProcessOutput) -> AgentResult:
+    """Read aider's plain output: tokens and cost from its "Tokens: … Cost: …" lines, the summary from the
+    last paragraph of prose before the last of them."""
+    if output.returncode != 0:
+        raise _failure("aider", output)
+    lines = output.stdout.splitlines()
+    tokens, cost, last = 0, None, None
+    for index, line in enumerate(lines):
+        match = _AIDER_TOKENS.match(line.strip())
+        if not match:
+            continue
+        last = index
+        tokens += _aider_tokens(match.group("counts"))
+        message_cost = _AIDER_MESSAGE_COST.search(match.group("cost") or "")
+        if message_cost:
+            cost = (cost or 0.0) + float(message_cost.group(1))
+    log = _log(output.stdout, output.stderr, dropped=output.dropped)
+    if last is None:
+        tail = [line for line in lines if line.strip()]
+        reason = one_line(tail[-1], 200) if tail else first_error(output.stderr, "no output")
+        raise AgentError(f"aider never got a reply from the model: {reason}")
+    reply = "\n".join(lines[:last])
+    prose = _FENCE.sub("", _EDIT_BLOCK.sub("", reply))
+    done, bugs, plan = parse_report(reply)
+    return AgentResult(
+        summary=strip_report(last_paragraph(strip_report(prose))) or "aider finished without a message.",
+        tokens=tokens,
+        done=done,
+        reported_bugs=bugs,
+        plan=plan,
+        cost_usd=round(cost, 6) if cost is not None else None,
+        log=log,
+    )
+
+
+# --- custom: any command; its last paragraph is the summary ----------------------------------------------
+
+
+def parse_custom(output: ProcessOutput) -> AgentResult:
+    """Read any command's output: the report lines anywhere, the last paragraph as the summary; no tokens."""
+    if output.returncode != 0:
+        raise _failure("the command", output)
+    done, bugs, plan = parse_report(output.stdout)
+    return AgentResult(
+        summary=last_paragraph(strip_report(output.stdout)) or "the command printed nothing.",
+        done=done,
+        reported_bugs=bugs,
+        plan=plan,
+        log=_log(output.stdout, output.stderr, dropped=output.dropped),
+    )
+
+
+# --- the presets -----------------------------------------------------------------------------------------
+
+# Flags that already choose what the agent may do: then the preset adds none of its own.
+_CODEX_SANDBOX_FLAGS = ("--sandbox", "-s", "--full-auto", "--dangerously-bypass-approvals-and-sandbox")
+_CLAUDE_PERMISSION_FLAGS = ("--permission-mode", "--dangerously-skip-permissions")
+
+
+def _codex_argv(executable: str, args: list[str], prompt: str, files: list[str]) -> list[str]:
+    sandbox = [] if _has_any(args, _CODEX_SANDBOX_FLAGS) else ["--sandbox", "workspace-write"]
+    return [executable, "exec", "--json", "--skip-git-repo-check", *sandbox, *args, prompt]
+
+
+def _claude_argv(executable: str, args: list[str], prompt: str, files: list[str]) -> list[str]:
+    permission = [] if _has_any(args, _CLAUDE_PERMISSION_FLAGS) else ["--permission-mode", "acceptEdits"]
+    return [executable, "-p", prompt, "--output-format", "json", *permission, *args]
+
+
+def _aider_argv(executable: str, args: list[str], prompt: str, files: list[str]) -> list[str]:
+    # Aider must not commit (the loop commits), must not leave its history files in the worktree (the loop
+    # would commit them) and must not update itself (--yes-always would say yes).
+    quiet = [
+        "--no-pretty",
+        "--no-check-update",
+        "--no-analytics",
+        "--chat-history-file",
+        "/dev/null",
+        "--input-history-file",
+        "/dev/null",
+    ]
+    return [
+        executable,
+        "--yes-always",
+        "--no-auto-commits",
+        "--no-git",
+        *quiet,
+        *args,
+        "--message",
+        prompt,
+        *files,
+    ]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How to call one command-line agent and how to read what it prints."""
+
+    executable: str
+    argv: Callable[[str, list[str], str, list[str]], list[str]] | None
+    parse: Callable[[ProcessOutput, Path], AgentResult]
+    wants_files: bool = False  # aider edits only the files it is given
+
+
+PRESETS = {
+    "codex": Preset("codex", _codex_argv, parse_codex),
+    "claude": Preset("claude", _claude_argv, lambda output, worktree: parse_claude(output)),
+    "aider": Preset("aider", _aider_argv, lambda output, worktree: parse_aider(output), wants_files=True),
+    "custom": Preset("", None, lambda output, worktree: parse_custom(output)),
+}
+
+
+def _string_list(value: object, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise AgentError(f"Command agent: {what} must be a list of strings.", permanent=True)
+    return list(value)
+
+
+class CommandAgent(Agent):
+    """Runs a command-line agent with the step's prompt in the worktree and reads its report."""
+
+    name = "command"
+    allowed_settings = frozenset({"preset", "executable", "args", "command", "timeout_s"})
+
+    def __init__(self, settings: dict):
+        super().__init__(settings)
+        preset_name = self.settings.get("preset", "custom" if "command" in self.settings else None)
+        if preset_name not in PRESETS:
+            raise AgentError(
+                f"Command agent: choose a preset ({', '.join(PRESETS)}), not {preset_name!r}.", permanent=True
+            )
+        self.preset_name = preset_name
+        self.preset = PRESETS[preset_name]
+        self.args = _string_list(self.settings.get("args", []), "args")
+        executable = self.settings.get("executable")
+        if executable is not None and (not isinstance(executable, str) or not executable.strip()):
+            raise AgentError("Command agent: executable must be a path.", permanent=True)
+        self.executable = executable or self.preset.executable
+        self.command: list[str] = []
+        if preset_name == "custom":
+            self.command = _string_list(self.settings.get("command"), "command (the custom argv)")
+            if not self.command or not self.command[0]:
+                raise AgentError("Command agent: the custom command is empty.", permanent=True)
+            if not any(PROMPT_PLACEHOLDER in part for part in self.command):
+                raise AgentError('Command agent: put "{prompt}" where the prompt goes.', permanent=True)
+        elif "command" in self.settings:
+            raise AgentError('Command agent: "command" is for the custom preset only.', permanent=True)
+        self.timeout_s = timeout_setting(self.settings, "command")
+
+    def argv(self, prompt: str, files: list[str]) -> list[str]:
+        """The command line for this step, before any sandbox wraps it."""
+        if self.preset.argv is None:
+            argv = [part.replace(PROMPT_PLACEHOLDER, prompt) for part in self.command]
+            if self.executable:
+                argv[0] = self.executable
+            return [*argv, *self.args]
+        return self.preset.argv(self.executable, self.args, prompt, files)
+
+    def run_step(self, ctx: AgentContext) -> AgentResult:
+        """Run the agent in the worktree, stop it at the timeout, and read what it reported."""
+        worktree = worktree_of(ctx)
+        files = relevant_files(ctx, tracked_files(worktree)) if self.preset.wants_files else []
+        output = run_process(
+            self.argv(build_prompt(ctx), files),
+            cwd=worktree,
+            env=ctx.env,
+            timeout_s=effective_timeout(self.timeout_s, ctx),
+            wrap=ctx.wrap,
+            label=self.preset_name if self.preset_name != "custom" else "the command",
+        )
+        try:
+            result = self.preset.parse(output, worktree)
+        finally:
+            # Even a failed run must not leave a way out of the worktree for the next step.
+            check_confinement(worktree)
+        return result

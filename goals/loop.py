@@ -1,0 +1,713 @@
+"""One step of a goal's loop: the state machine over the workspace, the agent, the evidence and the gates.
+
+A worker claims the goal with a lease (an atomic conditional update), keeps the lease alive while the step runs,
+and releases it at the end. A worker that dies mid-step leaves a running step and a lease that runs out; the
+next claim reruns that same step from the last kept commit, so no step is lost and none is run twice.
+Decisions come back through the approvals signals (goals/receivers.py) and only change rows here: the git work
+of undoing a rejected step happens at the start of the next step, in the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import Max, Q, Sum
+from django.utils import timezone
+
+from approvals.models import ApprovalRequest, RequestKind, RequestStatus, Verdict
+from goals import agents, evidence, gates, sandbox
+from goals.diffs import DiffError, parse_diff
+from goals.models import KEPT_STEP_STATUSES, Goal, GoalStatus, OnTimeout, Step, StepStatus
+from goals.workspace import Workspace, WorkspaceError
+
+log = logging.getLogger(__name__)
+
+MAX_STORED_DIFF = 2_000_000
+AGENT_LOG_CAP = 20_000
+# Goal states a worker may step in, and states that end a goal.
+FINAL_STATUSES = (GoalStatus.DONE, GoalStatus.FAILED, GoalStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step ended in: `continue` (enqueue the next), or the goal's new state, or `busy`/`idle`."""
+
+    goal_id: int
+    status: str
+    step_number: int | None = None
+    request: ApprovalRequest | None = None
+
+    def as_dict(self, goal: Goal | None = None) -> dict:
+        request = self.request
+        return {
+            "goal": self.goal_id,
+            "status": goal.status if goal else self.status,
+            "approval": {"id": request.pk, "kind": request.kind, "gates": request.gates} if request else None,
+        }
+
+
+def lease_seconds() -> int:
+    return int(getattr(settings, "GOALPOST_STEP_LEASE_S", 120))
+
+
+def worktree_root() -> Path:
+    return Path(getattr(settings, "GOALPOST_WORKTREE_ROOT", settings.VAR_DIR / "worktrees"))
+
+
+def workspace_for(goal: Goal) -> Workspace:
+    return Workspace(goal.repo_path, goal.pk, goal.base_branch, root=worktree_root())
+
+
+# --- leases -------------------------------------------------------------------------------------------------
+
+
+def claim(goal_id: int, token: str) -> bool:
+    """Take the goal's lease if it is running and nobody holds a live lease; True when this caller got it."""
+    now = timezone.now()
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    return bool(
+        Goal.objects.filter(free, pk=goal_id, status=GoalStatus.RUNNING).update(
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            step_enqueued_at=None,
+        )
+    )
+
+
+def release(goal_id: int, token: str) -> None:
+    Goal.objects.filter(pk=goal_id, lease_token=token).update(lease_token="", lease_expires_at=None)
+
+
+class LeaseKeeper:
+    """Renews the lease from a thread while the step runs, so an hour-long agent turn is not taken over."""
+
+    def __init__(self, goal_id: int, token: str):
+        self.goal_id, self.token = goal_id, token
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._renew, name=f"lease-{goal_id}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _renew(self) -> None:
+        interval = max(1.0, lease_seconds() / 4)
+        try:
+            while not self.stopped.wait(interval):
+                Goal.objects.filter(pk=self.goal_id, lease_token=self.token).update(
+                    lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
+                )
+        except Exception:  # a lost database must not kill the step; the lease then simply runs out
+            log.exception("could not renew the lease of goal %s", self.goal_id)
+        finally:
+            close_old_connections()
+
+
+# --- one step -----------------------------------------------------------------------------------------------
+
+
+def run_step(goal_id: int, worker: str = "") -> StepOutcome:
+    """Claim the goal, run one step, release the goal. Never raises for what an agent or a repository does."""
+    token = uuid.uuid4().hex
+    if not claim(goal_id, token):
+        goal = Goal.objects.filter(pk=goal_id).first()
+        return StepOutcome(goal_id, "busy" if goal and goal.status == GoalStatus.RUNNING else "idle")
+    try:
+        with LeaseKeeper(goal_id, token):
+            goal = Goal.objects.get(pk=goal_id)
+            return _run_claimed_step(goal, worker)
+    finally:
+        release(goal_id, token)
+
+
+def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
+    if goal.require_sandbox and not sandbox.sandbox_available():
+        goal.set_status(
+            GoalStatus.PAUSED, None, f"Paused: this goal requires a sandbox ({sandbox.sandbox_reason()})."
+        )
+        return StepOutcome(goal.pk, GoalStatus.PAUSED)
+    exhausted = _exhausted_budget(goal)
+    if exhausted is not None:
+        request = _ask(goal, [exhausted], step_number=None, summary=exhausted.reason)
+        return StepOutcome(goal.pk, GoalStatus.WAITING, request=request)
+
+    workspace = workspace_for(goal)
+    try:
+        workspace.ensure()
+        workspace.reset_to(kept_head(goal, workspace))
+    except (WorkspaceError, OSError) as error:
+        goal.set_status(GoalStatus.PAUSED, None, f"Paused: the workspace failed: {error}"[:500])
+        return StepOutcome(goal.pk, GoalStatus.PAUSED)
+
+    step = _begin_step(goal, worker, parent_sha=workspace.head())
+    if step is None:
+        return StepOutcome(goal.pk, "busy")
+    if goal.started_at is None:
+        Goal.objects.filter(pk=goal.pk, started_at__isnull=True).update(started_at=step.started_at)
+        goal.started_at = step.started_at
+    try:
+        return _run_agent_and_judge(goal, step, workspace)
+    except Exception as error:  # the loop never crashes on a step: record it and go on
+        log.exception("step %s of goal %s failed", step.number, goal.pk)
+        _fail_step(step, workspace, f"Internal error: {error}"[:2000])
+        return StepOutcome(goal.pk, "continue", step.number)
+
+
+def kept_head(goal: Goal, workspace: Workspace) -> str:
+    """The commit the next step starts from: the last kept step's, else where the goal branched off."""
+    last = goal.steps.filter(status__in=KEPT_STEP_STATUSES).exclude(commit_sha="").order_by("-number").first()
+    return last.commit_sha if last else workspace.base_sha()
+
+
+def _begin_step(goal: Goal, worker: str, parent_sha: str) -> Step | None:
+    """Reuse a step a lost worker left running (same number, one more attempt), else number the next one."""
+    now = timezone.now()
+    runs_before = goal.steps.exclude(status=StepStatus.RUNNING).count()
+    interrupted = goal.steps.filter(status=StepStatus.RUNNING).order_by("number").first()
+    if interrupted is not None:
+        interrupted.attempts += 1
+        interrupted.worker, interrupted.started_at, interrupted.parent_sha = worker, now, parent_sha
+        interrupted.save(update_fields=["attempts", "worker", "started_at", "parent_sha"])
+        goal.record(
+            "step", f"Step {interrupted.number} restarted: its worker was lost.", step=interrupted.number
+        )
+        return interrupted
+    number = (goal.steps.aggregate(n=Max("number"))["n"] or 0) + 1
+    try:
+        with transaction.atomic():
+            return Step.objects.create(
+                goal=goal,
+                number=number,
+                worker=worker,
+                started_at=now,
+                parent_sha=parent_sha,
+                run_index=runs_before,
+            )
+    except IntegrityError:
+        return None
+
+
+def _context(goal: Goal, step: Step, workspace: Workspace) -> agents.AgentContext:
+    earlier = list(goal.steps.filter(number__lt=step.number).order_by("number"))
+    previous = earlier[-1] if earlier else None
+    usage = usage_before(goal)
+    remaining = {
+        name: max(0, limit - used)
+        for name, limit, used in (
+            ("steps", goal.budget_steps, usage.steps),
+            ("tokens", goal.budget_tokens, usage.tokens),
+            ("minutes", goal.budget_minutes, int(usage.minutes)),
+        )
+        if limit
+    }
+    return agents.AgentContext(
+        contract=goal.contract(),
+        goal_title=goal.title,
+        step_number=step.number,
+        run_index=step.run_index,
+        worktree=workspace.path,
+        history=tuple(
+            f"Step {s.number} ({s.get_status_display().lower()}): {s.summary or s.error}"[:300]
+            for s in earlier
+        ),
+        last_findings=tuple(previous.findings) if previous else (),
+        human_comments=tuple(latest_human_comments(goal)),
+        remaining=remaining,
+        timeout_s=_step_timeout(goal, usage),
+        env=sandbox.scrubbed_env(),
+        wrap=_wrapper(goal, workspace),
+    )
+
+
+def _step_timeout(goal: Goal, usage: gates.Usage) -> float:
+    if goal.budget_minutes:
+        return max(60.0, (goal.budget_minutes - usage.minutes) * 60)
+    return 3600.0
+
+
+def _wrapper(goal: Goal, workspace: Workspace):
+    if not sandbox.sandbox_available():
+        return None
+
+    def wrap(argv: list[str]) -> list[str]:
+        return sandbox.sandboxed(
+            argv,
+            workspace.path,
+            network=goal.allow_network,
+            hide=[settings.VAR_DIR],
+            git_dirs=workspace.git_dirs(),
+        )
+
+    return wrap
+
+
+def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOutcome:
+    context = _context(goal, step, workspace)
+    try:
+        agent = agents.get_agent(goal.agent, goal.agent_settings)
+        result = agent.run_step(context)
+    except agents.AgentError as error:
+        _fail_step(step, workspace, str(error), signature=f"agent: {_normalised(str(error))}")
+        if error.permanent:
+            goal.set_status(GoalStatus.FAILED, None, f"Failed: the agent cannot run: {error}"[:500])
+            return StepOutcome(goal.pk, GoalStatus.FAILED, step.number)
+        return _after_failed_step(goal, step)
+
+    escapes = workspace.escaping_paths()
+    if escapes:
+        _fail_step(step, workspace, f"The agent wrote outside the worktree: {', '.join(escapes[:5])}")
+        return _after_failed_step(goal, step)
+
+    commit = workspace.commit_step(step.number, result.summary or "no summary")
+    try:
+        parsed = parse_diff(commit.diff)
+    except DiffError as error:
+        log.warning("goal %s step %s: unreadable diff: %s", goal.pk, step.number, error)
+        parsed = parse_diff("")
+    runs = evidence.run_checks(
+        goal.evidence,
+        workspace.path,
+        env=sandbox.scrubbed_env(),
+        wrap=context.wrap,
+        timeout_s=_evidence_timeout(),
+    )
+    history = history_before(goal, step.number)
+    usage = usage_with(goal, step, parsed, result.tokens)
+    findings = gates.run_gates(
+        goal.contract(),
+        gates.Step(
+            diff=parsed,
+            evidence=tuple(run.to_gate() for run in runs),
+            reported_bugs=result.reported_bugs,
+            agent_done=result.done,
+        ),
+        history=history,
+        usage=usage,
+        file_head=lambda path: _file_head(workspace.path, path),
+    )
+    signature = gates.failure_signature(run.to_gate() for run in runs) or ""
+
+    step.summary = result.summary
+    step.tokens = result.tokens
+    step.cost_usd = result.cost_usd
+    step.agent_done = result.done
+    step.reported_bugs = list(result.reported_bugs)
+    step.plan = result.plan
+    step.agent_log = result.log[-AGENT_LOG_CAP:]
+    step.commit_sha = commit.sha
+    step.diff = commit.diff[:MAX_STORED_DIFF]
+    step.diff_truncated = len(commit.diff) > MAX_STORED_DIFF
+    step.diff_stats = {**parsed.stats.__dict__, "summary": parsed.summary_line()}
+    step.files = parsed.compact()
+    step.evidence = [{**run.as_dict(), "summary": run.summary()} for run in runs]
+    step.findings = [finding.as_dict() for finding in findings]
+    step.failure_signature = signature[:500]
+    return _conclude(goal, step, findings, result)
+
+
+def _evidence_timeout() -> float:
+    return float(getattr(settings, "GOALPOST_EVIDENCE_TIMEOUT_S", 600))
+
+
+def _file_head(worktree: Path, path: str, limit: int = 2048) -> str:
+    target = (worktree / path).resolve()
+    if not target.is_relative_to(worktree.resolve()) or not target.is_file():
+        return ""
+    with target.open("rb") as handle:
+        return handle.read(limit).decode("utf-8", errors="replace")
+
+
+def _finish(step: Step, status: str) -> None:
+    step.status = status
+    step.finished_at = timezone.now()
+    step.duration_s = (step.finished_at - step.started_at).total_seconds()
+    step.save()
+
+
+def _conclude(goal: Goal, step: Step, findings: list[gates.GateFinding], result) -> StepOutcome:
+    kind = gates.request_kind(findings)
+    with transaction.atomic():
+        Goal.objects.filter(pk=goal.pk).update(last_progress_at=timezone.now())
+        if kind is not None:
+            _finish(step, StepStatus.WAITING)
+            if any(f.gate == "follow_up" for f in findings):
+                _draft_follow_ups(goal, findings)
+            request = _ask(
+                goal,
+                findings,
+                step_number=step.number,
+                summary=_request_summary(step, findings),
+                plan=result.plan,
+            )
+            return StepOutcome(goal.pk, GoalStatus.WAITING, step.number, request)
+        _finish(step, StepStatus.PASSED)
+        goal.record("step", f"Step {step.number}: {step.summary}"[:500], step=step.number)
+        if result.done and step.evidence and step.passed_evidence:
+            request = _ask_done(goal, step)
+            return StepOutcome(goal.pk, GoalStatus.WAITING, step.number, request)
+    return StepOutcome(goal.pk, "continue", step.number)
+
+
+def _request_summary(step: Step, findings: list[gates.GateFinding]) -> str:
+    stats = step.diff_stats.get("summary", "")
+    reasons = "; ".join(f.reason for f in findings if f.severity != gates.INFO)
+    return f"Step {step.number}: {stats}. {reasons}"[:500]
+
+
+def _ask(goal: Goal, findings, *, step_number: int | None, summary: str, plan: str = "") -> ApprovalRequest:
+    """Open the request the findings ask for and put the goal in waiting."""
+    kind = gates.request_kind(findings) or RequestKind.STEP
+    details = {}
+    budget = next((f for f in findings if f.gate == "budget"), None)
+    if budget is not None:
+        details = dict(budget.data)
+    with transaction.atomic():
+        request = ApprovalRequest.open(
+            goal,
+            kind,
+            findings=[f.as_dict() for f in findings],
+            summary=summary,
+            step_number=step_number,
+            plan=plan,
+            details=details,
+        )
+        goal.set_status(GoalStatus.WAITING, None, f"Waiting: {request.get_kind_display().lower()} request.")
+    return request
+
+
+def _ask_done(goal: Goal, step: Step) -> ApprovalRequest:
+    summary = f"The agent says the goal is done; every check passed. {step.evidence_summary}"[:500]
+    with transaction.atomic():
+        request = ApprovalRequest.open(goal, RequestKind.DONE, summary=summary, step_number=step.number)
+        goal.set_status(GoalStatus.WAITING, None, "Waiting: the agent says it is done.")
+    return request
+
+
+def _draft_follow_ups(goal: Goal, findings: list[gates.GateFinding]) -> None:
+    for finding in findings:
+        draft = finding.data.get("draft") if finding.gate == "follow_up" else None
+        if not draft:
+            continue
+        follow_up = Goal.objects.create(
+            owner=goal.owner,
+            parent=goal,
+            title=str(draft.get("title") or "Follow-up")[:200],
+            objective=str(draft.get("objective") or finding.reason),
+            constraints=list(goal.constraints),
+            evidence=list(goal.evidence),
+            work_type=goal.work_type,
+            risk=goal.risk,
+            protected_paths=list(goal.protected_paths),
+            scope_paths=[str(p) for p in draft.get("paths", [])],
+            repo_path=goal.repo_path,
+            base_branch=goal.base_branch,
+            agent=goal.agent,
+            agent_settings=goal.agent_settings,
+        )
+        follow_up.approvers.set(goal.approvers.all())
+        follow_up.record("created", f"Drafted as a follow-up of goal {goal.pk}.", parent=goal.pk)
+        goal.record("follow_up", f"Follow-up goal drafted: {follow_up.title}"[:500], follow_up=follow_up.pk)
+
+
+def _fail_step(step: Step, workspace: Workspace, reason: str, signature: str = "") -> None:
+    try:
+        workspace.discard_changes()
+    except (WorkspaceError, OSError):
+        log.exception("could not discard the changes of a failed step")
+    step.error = reason[:2000]
+    step.failure_signature = (signature or f"step: {reason}")[:500]
+    _finish(step, StepStatus.FAILED)
+    step.goal.record("step", f"Step {step.number} failed: {reason}"[:500], step=step.number)
+
+
+def _after_failed_step(goal: Goal, step: Step) -> StepOutcome:
+    """A failed step is judged too: the same failure K times, or a budget used up, asks a human."""
+    history = history_before(goal, step.number)
+    recent = [*history.failure_signatures, step.failure_signature]
+    threshold = goal.repeated_failure_threshold
+    findings: list[gates.GateFinding] = []
+    if len(recent) >= threshold and len(set(recent[-threshold:])) == 1:
+        findings.append(
+            gates.GateFinding(
+                gate="repeated_failure",
+                severity=gates.APPROVAL,
+                reason=f"Same failure {threshold} times: {step.error}"[:200],
+                data={"attempts": [*history.attempts[-(threshold - 1) :], step.error[:200]]},
+            )
+        )
+    budget = _exhausted_budget(goal)
+    if budget is not None:
+        findings.append(budget)
+    step.findings = [f.as_dict() for f in findings]
+    step.save(update_fields=["findings"])
+    if findings:
+        request = _ask(
+            goal, findings, step_number=step.number, summary=f"Step {step.number} failed: {step.error}"
+        )
+        return StepOutcome(goal.pk, GoalStatus.WAITING, step.number, request)
+    return StepOutcome(goal.pk, "continue", step.number)
+
+
+# --- what the goal has used ----------------------------------------------------------------------------------
+
+
+def history_before(goal: Goal, number: int) -> gates.History:
+    earlier = list(goal.steps.filter(number__lt=number).order_by("number"))
+    touched = sorted({f["path"] for s in earlier if s.kept for f in s.files if f.get("path")})
+    return gates.History(
+        failure_signatures=tuple(s.failure_signature or None for s in earlier),
+        attempts=tuple(f"Step {s.number}: {s.summary or s.error}"[:200] for s in earlier),
+        touched_paths=tuple(touched),
+    )
+
+
+def usage_before(goal: Goal) -> gates.Usage:
+    finished = goal.steps.exclude(status=StepStatus.RUNNING)
+    minutes = (timezone.now() - goal.started_at).total_seconds() / 60 if goal.started_at else 0.0
+    touched = {
+        f["path"] for s in finished.filter(status__in=KEPT_STEP_STATUSES) for f in s.files if f.get("path")
+    }
+    return gates.Usage(
+        minutes=minutes,
+        steps=finished.count(),
+        tokens=finished.aggregate(t=Sum("tokens"))["t"] or 0,
+        files_total=len(touched),
+        approvals=goal.approval_requests.exclude(status=RequestStatus.SUPERSEDED).count(),
+        retries=_same_failure_retries([s.failure_signature for s in finished.order_by("number")]),
+    )
+
+
+def usage_with(goal: Goal, step: Step, parsed, tokens: int) -> gates.Usage:
+    before = usage_before(goal)
+    touched = set(history_before(goal, step.number).touched_paths) | {f.path for f in parsed.files}
+    return gates.Usage(
+        minutes=before.minutes,
+        steps=before.steps + 1,
+        tokens=before.tokens + tokens,
+        files_total=len(touched),
+        approvals=before.approvals,
+        retries=before.retries,
+    )
+
+
+def _same_failure_retries(signatures: list[str]) -> int:
+    """Retries of the failure the goal is stuck on: consecutive repeats of the last signature, after the first."""
+    if not signatures or not signatures[-1]:
+        return 0
+    run = 0
+    for signature in reversed(signatures):
+        if signature != signatures[-1]:
+            break
+        run += 1
+    return run - 1
+
+
+def _exhausted_budget(goal: Goal) -> gates.GateFinding | None:
+    """A budget already used up before the next step starts (the gates catch the ones a step uses up)."""
+    usage = usage_before(goal)
+    for name, used in (
+        ("steps", usage.steps),
+        ("tokens", usage.tokens),
+        ("minutes", usage.minutes),
+        ("approvals", usage.approvals),
+        ("retries", usage.retries),
+        ("files_total", usage.files_total),
+    ):
+        allowed = goal.budgets.get(name)
+        if allowed and used >= allowed:
+            return gates.GateFinding(
+                gate="budget",
+                severity=gates.STOP,
+                reason=f"The {name.replace('_', ' ')} budget is used up ({used:g} of {allowed}): extend it or end.",
+                kind="budget",
+                data={"budget": name, "used": round(used, 1), "allowed": allowed},
+            )
+    return None
+
+
+def latest_human_comments(goal: Goal) -> list[str]:
+    """The comments of the last decided request: what the human wants the agent to hear next."""
+    request = goal.approval_requests.exclude(decided_at=None).order_by("-decided_at").first()
+    if request is None:
+        return []
+    comments = []
+    for decision in request.decisions.order_by("created_at"):
+        if decision.comment:
+            verb = "approved" if decision.verdict in (Verdict.APPROVE, Verdict.EXTEND) else "rejected"
+            comments.append(
+                f"The human {verb} step {request.step_number or ''}: {decision.comment}".replace("  ", " ")
+            )
+    if request.status == RequestStatus.EXPIRED:
+        comments.append("Nobody answered the last request in time: it was denied. Try another way.")
+    return comments
+
+
+# --- decisions, controls, stalls ----------------------------------------------------------------------------
+
+
+def apply_decision(request: ApprovalRequest, verdict: str) -> bool:
+    """The rows a decision changes; True when the goal should step again (the caller enqueues)."""
+    goal = Goal.objects.get(pk=request.goal_id)
+    step = goal.steps.filter(number=request.step_number).first() if request.step_number else None
+    approved = verdict in (Verdict.APPROVE, Verdict.EXTEND)
+    with transaction.atomic():
+        if step is not None and step.status == StepStatus.WAITING:
+            step.status = StepStatus.APPROVED if approved else StepStatus.REJECTED
+            step.save(update_fields=["status"])
+        if verdict == Verdict.STOP or goal.status in FINAL_STATUSES:
+            return False
+        if request.kind == RequestKind.DONE and approved:
+            goal.set_status(
+                GoalStatus.DONE, None, "Done: the final word was yes. The branch is ready to merge."
+            )
+            return False
+        if request.kind in (RequestKind.BUDGET, RequestKind.STALL) and not approved:
+            goal.set_status(GoalStatus.PAUSED, None, "Paused: the budget or stall request was declined.")
+            return False
+        return (
+            goal.set_status(
+                GoalStatus.RUNNING,
+                None,
+                "Running again after a decision.",
+                only_from=(GoalStatus.WAITING, GoalStatus.STALLED),
+            )
+            or goal.status == GoalStatus.RUNNING
+        )
+
+
+def apply_expiry(request: ApprovalRequest, rule: str) -> bool:
+    """An unanswered request was denied; True when the goal should step again."""
+    goal = Goal.objects.get(pk=request.goal_id)
+    if request.step_number:
+        goal.steps.filter(number=request.step_number, status=StepStatus.WAITING).update(
+            status=StepStatus.REJECTED
+        )
+    if rule == OnTimeout.DENY_AND_CONTINUE and request.kind not in (RequestKind.BUDGET, RequestKind.STALL):
+        return goal.set_status(
+            GoalStatus.RUNNING,
+            None,
+            "Running again: the unanswered request was denied.",
+            only_from=(GoalStatus.WAITING,),
+        )
+    return False
+
+
+class ControlRefused(Exception):
+    """Start, pause, resume or cancel that does not fit the goal's state; the message says why."""
+
+
+def start(goal: Goal, actor) -> None:
+    if goal.status != GoalStatus.READY:
+        raise ControlRefused("Only a ready goal can start: fix its checklist and mark it ready first.")
+    if goal.require_sandbox and not sandbox.sandbox_available():
+        raise ControlRefused(
+            f"This goal requires a sandbox, and this server has none: {sandbox.sandbox_reason()}."
+        )
+    goal.set_status(GoalStatus.RUNNING, actor, "Started.", only_from=(GoalStatus.READY,))
+
+
+def pause(goal: Goal, actor) -> None:
+    if not goal.set_status(
+        GoalStatus.PAUSED,
+        actor,
+        "Paused by a person.",
+        only_from=(GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
+    ):
+        raise ControlRefused(f"A {goal.get_status_display().lower()} goal cannot be paused.")
+
+
+def resume(goal: Goal, actor) -> bool:
+    """Paused or stalled → running (or waiting, when a request is still open); True when it should step."""
+    pending = goal.approval_requests.pending().exists()
+    target = GoalStatus.WAITING if pending else GoalStatus.RUNNING
+    if not goal.set_status(target, actor, "Resumed.", only_from=(GoalStatus.PAUSED, GoalStatus.STALLED)):
+        raise ControlRefused(f"A {goal.get_status_display().lower()} goal cannot be resumed.")
+    return target == GoalStatus.RUNNING
+
+
+def cancel(goal: Goal, actor) -> None:
+    if goal.status in FINAL_STATUSES:
+        raise ControlRefused(f"The goal is already {goal.get_status_display().lower()}.")
+    with transaction.atomic():
+        goal.approval_requests.pending().update(status=RequestStatus.SUPERSEDED, decided_at=timezone.now())
+        goal.set_status(GoalStatus.CANCELLED, actor, "Cancelled.")
+
+
+def lost_goals(now=None) -> list[int]:
+    """Running goals whose worker died (lease ran out) or whose queued step never arrived."""
+    now = now or timezone.now()
+    stale_queue = now - timedelta(seconds=max(30, lease_seconds()))
+    lost = Goal.objects.filter(status=GoalStatus.RUNNING).filter(
+        Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True, step_enqueued_at__lt=stale_queue)
+        | Q(lease_expires_at__isnull=True, step_enqueued_at__isnull=True, updated_at__lt=stale_queue)
+    )
+    return list(lost.values_list("pk", flat=True))
+
+
+def stall_after() -> timedelta:
+    return timedelta(minutes=int(getattr(settings, "GOALPOST_STALL_AFTER_MINUTES", 30)))
+
+
+def detect_stalls(now=None) -> list[tuple[int, str]]:
+    """Mark stalled goals and open a stall request for each; returns (goal id, reason) for the notification."""
+    from goals import signals as goal_signals
+
+    now = now or timezone.now()
+    found: list[tuple[int, str]] = []
+    # Waiting past the SLA: remind the person (the open request stays as it is).
+    for request in (
+        ApprovalRequest.objects.pending().filter(created_at__lt=now - stall_after()).select_related("goal")
+    ):
+        if not request.details.get("reminded"):
+            request.details = {**request.details, "reminded": now.isoformat()}
+            request.save(update_fields=["details"])
+            reason = (
+                f"A {request.get_kind_display().lower()} request has waited {_ago(now - request.created_at)}."
+            )
+            request.goal.record("stall", reason, request=request.pk)
+            found.append((request.goal_id, reason))
+            goal_signals.goal_stalled.send(Goal, goal=request.goal, reason=reason)
+    # Running with no progress: a step that outlives the lease many times over, or nothing finished for long.
+    quiet_since = now - stall_after()
+    for goal in Goal.objects.filter(status=GoalStatus.RUNNING).filter(
+        Q(last_progress_at__lt=quiet_since) | Q(last_progress_at__isnull=True, started_at__lt=quiet_since)
+    ):
+        reason = f"No step has finished in {_ago(now - (goal.last_progress_at or goal.started_at))}."
+        _stall(goal, reason)
+        found.append((goal.pk, reason))
+    return found
+
+
+def _stall(goal: Goal, reason: str) -> None:
+    from goals import signals as goal_signals
+
+    with transaction.atomic():
+        if not goal.set_status(
+            GoalStatus.STALLED, None, f"Stalled: {reason}", only_from=(GoalStatus.RUNNING,)
+        ):
+            return
+        ApprovalRequest.open(goal, RequestKind.STALL, summary=reason, details={"reason": reason})
+        goal_signals.goal_stalled.send(Goal, goal=goal, reason=reason)
+
+
+def _normalised(message: str) -> str:
+    """An error message without the numbers that change between attempts (lines, pids, durations)."""
+    return re.sub(r"\d+", "N", message.strip().splitlines()[0] if message.strip() else "")[:300]
+
+
+def _ago(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"

@@ -1,0 +1,44 @@
+"""The loop's side of the approvals signals: a decision or an expiry moves the goal on."""
+
+import logging
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from approvals import signals
+from goals import loop
+
+log = logging.getLogger(__name__)
+
+
+@receiver(signals.decision_made, dispatch_uid="goals.on_decision")
+def on_decision(sender, request, decision, **kwargs) -> None:
+    if loop.apply_decision(request, decision.verdict):
+        enqueue_step(request.goal_id)
+
+
+@receiver(signals.request_expired, dispatch_uid="goals.on_expiry")
+def on_expiry(sender, request, rule, **kwargs) -> None:
+    if loop.apply_expiry(request, rule):
+        enqueue_step(request.goal_id)
+
+
+def enqueue_step(goal_id: int) -> None:
+    """Queue the goal's next step once the current transaction commits; a broker that is down only delays it."""
+    from django.utils import timezone
+
+    from goals.models import Goal
+
+    Goal.objects.filter(pk=goal_id).update(step_enqueued_at=timezone.now())
+
+    def send() -> None:
+        from goals.tasks import run_goal_step
+
+        try:
+            run_goal_step.apply_async((goal_id,), retry=False)
+        except Exception:  # the reaper re-queues a running goal whose step never arrived
+            log.warning(
+                "could not queue a step for goal %s: the broker is unreachable", goal_id, exc_info=True
+            )
+
+    transaction.on_commit(send)

@@ -1,0 +1,300 @@
+"""The goal loop on real git repositories with the scripted agent: every way a step can end."""
+
+import json
+import sys
+import threading
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from approvals.models import ApprovalRequest, RequestStatus
+from goals import loop
+from goals.models import Goal, GoalStatus, Step, StepStatus
+from goals.workspace import Workspace
+from tests.conftest import run_git
+
+pytestmark = pytest.mark.django_db
+
+PRODUCT = "def total(items):\n    return sum(items)\n"
+TEST = "from shop import total\n\n\ndef test_total():\n    assert total([2, 3]) == 5\n"
+
+
+@pytest.fixture(autouse=True)
+def worktrees_in_tmp(settings, tmp_path):
+    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
+
+
+@pytest.fixture
+def shop_repo(tmp_path):
+    repo = tmp_path / "shop"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "shop.py").write_text(PRODUCT)
+    (repo / "tests" / "test_shop.py").write_text(TEST)
+    (repo / "conftest.py").write_text("")
+    run_git(repo, "init", "-q", "-b", "main")
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", "shop")
+    return repo
+
+
+def make_goal(owner, repo, steps, **fields) -> Goal:
+    defaults = {
+        "title": "Totals handle discounts",
+        "objective": "Make total() accept a discount argument, tested in tests/test_shop.py",
+        "constraints": ["Keep total([2, 3]) == 5"],
+        "evidence": [
+            {"kind": "command", "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests",
+             "expect_exit": 0, "description": ""}
+        ],
+        "work_type": "other",
+        "risk": "medium",
+        "repo_path": str(repo),
+        "base_branch": "main",
+        "agent": "scripted",
+        "agent_settings": {"steps": steps},
+        "status": GoalStatus.RUNNING,
+    }
+    defaults.update(fields)
+    return Goal.objects.create(owner=owner, **defaults)
+
+
+GOOD_STEP = {
+    "summary": "Add a discount argument",
+    "write": {
+        "shop.py": "def total(items, discount=0):\n    return sum(items) - discount\n",
+        "tests/test_shop.py": TEST + "\n\ndef test_discount():\n    assert total([2, 3], discount=1) == 4\n",
+    },
+    "tokens": 1200,
+}
+SEVEN_FILES = {"summary": "Touch everything", "write": {f"pkg/m{i}.py": f"X = {i}\n" for i in range(7)}}
+WEAKEN = {"summary": "Relax the test", "write": {"tests/test_shop.py": TEST.replace("== 5", ">= 0")}}
+DONE = {**GOOD_STEP, "summary": "Discounts done", "done": True}
+
+
+def step_once(goal: Goal) -> loop.StepOutcome:
+    outcome = loop.run_step(goal.pk, worker="test")
+    goal.refresh_from_db()
+    return outcome
+
+
+def test_a_quiet_step_commits_on_the_goal_branch_and_continues(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [GOOD_STEP])
+    outcome = step_once(goal)
+    assert outcome.status == "continue"
+    step = goal.steps.get()
+    assert step.status == StepStatus.PASSED
+    assert step.number == 1 and step.tokens == 1200
+    assert step.evidence[0]["passed"] and step.evidence[0]["counts"]["passed"] == 2
+    assert [f["severity"] for f in step.findings if f["severity"] != "info"] == []
+    assert step.diff_stats["files"] == 2
+    log = run_git(shop_repo, "log", "--format=%s", f"goalpost/{goal.pk}")
+    assert log.splitlines()[0] == "Step 1: Add a discount argument"
+    assert run_git(shop_repo, "rev-parse", "main").strip() == step.parent_sha
+    assert goal.status == GoalStatus.RUNNING
+    assert goal.started_at is not None
+
+
+def test_a_seven_file_step_asks_for_a_plan_and_waits(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [SEVEN_FILES])
+    outcome = step_once(goal)
+    assert outcome.status == GoalStatus.WAITING
+    assert goal.status == GoalStatus.WAITING
+    request = outcome.request
+    assert request.kind == "plan" and "blast_radius" in request.gates
+    assert goal.steps.get().status == StepStatus.WAITING
+    assert step_once(goal).status == "idle"  # a waiting goal does not step
+
+
+def test_approve_continues_with_the_comment_in_the_next_prompt(owner, shop_repo, django_capture_on_commit_callbacks):
+    goal = make_goal(owner, shop_repo, [WEAKEN, GOOD_STEP])
+    request = step_once(goal).request
+    assert "tests_weakened" in request.gates
+    with django_capture_on_commit_callbacks(execute=False):
+        request.decide(owner, "approve", comment="fine, but add a discount test next")
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.RUNNING
+    assert goal.steps.get(number=1).status == StepStatus.APPROVED
+    assert loop.latest_human_comments(goal) == ["The human approved step 1: fine, but add a discount test next"]
+    assert step_once(goal).status == "continue"
+    assert goal.steps.get(number=2).parent_sha == goal.steps.get(number=1).commit_sha
+
+
+def test_reject_reverts_the_step_before_the_next_one(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [SEVEN_FILES, GOOD_STEP])
+    request = step_once(goal).request
+    request.decide(owner, "reject", comment="one module at a time")
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.RUNNING
+    assert goal.steps.get(number=1).status == StepStatus.REJECTED
+    step_once(goal)
+    second = goal.steps.get(number=2)
+    assert second.parent_sha == run_git(shop_repo, "rev-parse", "main").strip()
+    worktree = Workspace(shop_repo, goal.pk, "main", root=loop.worktree_root()).path
+    assert not (worktree / "pkg").exists()
+    assert "Step 1" not in run_git(shop_repo, "log", "--format=%s", f"goalpost/{goal.pk}").splitlines()[0]
+
+
+def test_stop_pauses_the_goal(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [SEVEN_FILES])
+    step_once(goal).request.decide(owner, "stop")
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.PAUSED
+    assert step_once(goal).status == "idle"
+
+
+def test_budget_stop_then_extension(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [GOOD_STEP, GOOD_STEP, GOOD_STEP], budget_steps=1)
+    outcome = step_once(goal)
+    assert outcome.status == GoalStatus.WAITING
+    request = outcome.request
+    assert request.kind == "budget"
+    assert request.details["budget"] == "steps"
+    request.decide(owner, "extend", extend={"steps": 1})
+    goal.refresh_from_db()
+    assert goal.budget_steps == 2 and goal.status == GoalStatus.RUNNING
+    assert step_once(goal).request.kind == "budget"
+
+
+def test_done_needs_the_final_word(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [DONE])
+    outcome = step_once(goal)
+    assert outcome.request.kind == "done"
+    outcome.request.decide(owner, "approve")
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.DONE
+
+
+def test_rejecting_done_keeps_the_work_and_goes_on(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [DONE, GOOD_STEP])
+    step_once(goal).request.decide(owner, "reject", comment="also handle negative totals")
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.RUNNING
+    assert goal.steps.get(number=1).kept
+
+
+def test_agent_failures_fail_the_step_and_repeat_into_a_request(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [{"fail": "model overloaded (attempt 1)"}] * 3)
+    assert step_once(goal).status == "continue"
+    assert step_once(goal).status == "continue"
+    outcome = step_once(goal)
+    assert outcome.status == GoalStatus.WAITING
+    assert outcome.request.gates == ["repeated_failure"]
+    assert list(goal.steps.values_list("status", flat=True)) == [StepStatus.FAILED] * 3
+
+
+def test_the_same_failing_test_three_times_asks_a_human_before_the_retry_budget(owner, shop_repo):
+    broken = {"summary": "try", "write": {"shop.py": "def total(items):\n    return 0\n"}}
+    goal = make_goal(owner, shop_repo, [broken, broken, broken, broken], budget_retries=3)
+    assert step_once(goal).status == "continue"
+    assert step_once(goal).status == "continue"
+    third = step_once(goal)
+    assert "repeated_failure" in third.request.gates
+    assert "budget" not in third.request.gates
+
+
+def test_a_permanent_agent_error_fails_the_goal(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [], agent="skynet")
+    assert step_once(goal).status == GoalStatus.FAILED
+    assert goal.status == GoalStatus.FAILED
+
+
+def test_a_patch_that_does_not_apply_is_a_failed_step_not_a_crash(owner, shop_repo):
+    patch = "--- a/missing.py\n+++ b/missing.py\n@@ -1 +1 @@\n-a\n+b\n"
+    goal = make_goal(owner, shop_repo, [{"summary": "bad patch", "patch": patch}, GOOD_STEP])
+    assert step_once(goal).status == "continue"
+    assert goal.steps.get(number=1).status == StepStatus.FAILED
+    assert goal.steps.get(number=1).error
+    assert step_once(goal).status == "continue"
+    assert goal.steps.get(number=2).status == StepStatus.PASSED
+
+
+def test_a_change_outside_the_working_area_proposes_a_follow_up_goal(owner, shop_repo):
+    stray = {**GOOD_STEP, "write": {**GOOD_STEP["write"], "billing/export.py": "X = 1\n"}}
+    goal = make_goal(owner, shop_repo, [stray], scope_paths=["shop.py", "tests/**"])
+    outcome = step_once(goal)
+    assert outcome.request.kind == "follow_up"
+    follow_up = Goal.objects.get(parent=goal)
+    assert follow_up.status == GoalStatus.DRAFT
+    assert follow_up.owner == owner
+
+
+def test_a_lost_worker_step_reruns_with_the_same_number(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [GOOD_STEP])
+    Step.objects.create(goal=goal, number=1, worker="dead", run_index=0)
+    Goal.objects.filter(pk=goal.pk).update(lease_token="dead", lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert goal.pk in loop.lost_goals()
+    assert step_once(goal).status == "continue"
+    step = goal.steps.get()
+    assert step.number == 1 and step.attempts == 2 and step.status == StepStatus.PASSED
+    assert len(run_git(shop_repo, "log", "--format=%s", f"goalpost/{goal.pk}", "^main").splitlines()) == 1
+
+
+def test_a_live_lease_keeps_other_workers_out(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [GOOD_STEP])
+    Goal.objects.filter(pk=goal.pk).update(lease_token="other", lease_expires_at=timezone.now() + timedelta(minutes=1))
+    assert step_once(goal).status == "busy"
+    assert not goal.steps.exists()
+    assert goal.pk not in loop.lost_goals()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_never_step_one_goal_at_once(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [{**GOOD_STEP, "sleep": 1}] * 2)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def work():
+        barrier.wait()
+        try:
+            outcomes.append(loop.run_step(goal.pk, worker=threading.current_thread().name).status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["busy", "continue"]
+    assert goal.steps.count() == 1
+
+
+def test_run_goal_prints_the_outcome_as_json(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [GOOD_STEP, SEVEN_FILES], status=GoalStatus.READY)
+    out = StringIO()
+    call_command("run_goal", str(goal.pk), stdout=out, stderr=StringIO())
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    request = ApprovalRequest.objects.get(goal=goal)
+    assert result == {"goal": goal.pk, "status": "waiting", "approval": {"id": request.pk, "kind": "plan", "gates": ["blast_radius"]}}
+
+
+def test_run_goal_refuses_a_draft(owner, shop_repo):
+    goal = make_goal(owner, shop_repo, [GOOD_STEP], status=GoalStatus.DRAFT)
+    with pytest.raises(Exception, match="draft"):
+        call_command("run_goal", str(goal.pk), stdout=StringIO())
+
+
+def test_expiry_denies_and_pauses_by_default(owner, shop_repo, django_capture_on_commit_callbacks):
+    goal = make_goal(owner, shop_repo, [SEVEN_FILES])
+    request = step_once(goal).request
+    ApprovalRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        request.refresh_from_db()
+        assert request.expire()
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.PAUSED
+    assert goal.steps.get().status == StepStatus.REJECTED
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXPIRED
+
+
+def test_stall_detection_marks_a_quiet_running_goal(owner, shop_repo, settings):
+    goal = make_goal(owner, shop_repo, [GOOD_STEP], started_at=timezone.now() - timedelta(hours=2))
+    found = loop.detect_stalls()
+    assert [goal_id for goal_id, _ in found] == [goal.pk]
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.STALLED
+    assert ApprovalRequest.objects.get(goal=goal).kind == "stall"
