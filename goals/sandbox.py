@@ -8,6 +8,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -100,7 +101,10 @@ def sandboxed(
             args += ["--tmpfs", str(path)]
         elif path.exists():
             args += ["--ro-bind", "/dev/null", str(path)]
-    for path in dict.fromkeys(Path(path).resolve() for path in extra_ro):
+    # The server's own Python stays visible (read-only) even when it lives under /tmp or a hidden path, so
+    # evidence commands that run it (`python -m pytest`) work inside.
+    toolchain = [Path(sys.prefix), Path(sys.base_prefix)]
+    for path in dict.fromkeys(Path(path).resolve() for path in [*toolchain, *extra_ro]):
         if path.exists():
             args += ["--ro-bind", str(path), str(path)]
     writable = dict.fromkeys([worktree, *(Path(path).resolve() for path in git_dirs)])
