@@ -1,25 +1,17 @@
-from typing import TypedDict
-
 from channels.generic.websocket import AsyncWebsocketConsumer
+
+from approvals.broadcast import FragmentEvent, user_group
 
 # Close code for a socket opened without a signed-in session (4000-4999 are the application's own).
 UNAUTHENTICATED = 4401
 
 
-class FragmentEvent(TypedDict):
-    """Server-rendered HTML for the htmx websocket extension: elements swap in by id (out of band)."""
-
-    type: str  # "fragment"
-    html: str
-
-
-def user_group(user_id: int) -> str:
-    """The channel group that carries one user's events to every device they have open."""
-    return f"user-{user_id}"
-
-
 class UserEventsConsumer(AsyncWebsocketConsumer):
-    """One socket per signed-in user at /ws/: joins the user's group and relays server-rendered events."""
+    """One socket per signed-in user at /ws/: joins the user's group and relays server-rendered events.
+
+    Catching up after a gap is the page's job (static/js/live.js re-reads its live regions on reconnect), so a
+    socket that opens sends nothing and the consumer keeps no state.
+    """
 
     async def connect(self) -> None:
         user = self.scope.get("user")

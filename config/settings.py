@@ -121,6 +121,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "approvals.context_processors.pending_count",
             ],
         },
     }
@@ -201,6 +202,73 @@ GOALPOST_WORKTREE_ROOT = Path(env_str("GOALPOST_WORKTREE_ROOT", str(VAR_DIR / "w
 
 # /healthz calls the worker down when its last heartbeat is older than this.
 WORKER_HEARTBEAT_MAX_AGE = timedelta(seconds=env_int("GOALPOST_WORKER_HEARTBEAT_MAX_AGE", 60))
+
+# Web Push ----------------------------------------------------------------------------------------------------
+# VAPID identifies this server to the browsers' push services. VAPID_PRIVATE_KEY is the raw P-256 private key,
+# base64url (what `python manage.py vapid_keys` prints; a PEM key is accepted too). Unset, one is generated
+# once into var/ like SECRET_KEY. VAPID_PUBLIC_KEY, the browser's applicationServerKey (the uncompressed point,
+# base64url), always follows from the private key; set it too and it must match.
+
+
+def vapid_private_key_raw(value: str) -> str:
+    """The VAPID private key as raw base64url (32 bytes), from raw base64url or PEM."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    value = value.strip().replace("\\n", "\n")
+    if "-----BEGIN" not in value:
+        return value
+    key = serialization.load_pem_private_key(value.encode(), password=None)
+    raw = key.private_numbers().private_value.to_bytes(32, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def vapid_public_key_for(private_raw: str) -> str:
+    """The browser's applicationServerKey for a raw base64url private key."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    number = int.from_bytes(base64.urlsafe_b64decode(private_raw + "=" * (-len(private_raw) % 4)), "big")
+    point = ec.derive_private_key(number, ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return base64.urlsafe_b64encode(point).rstrip(b"=").decode()
+
+
+def env_vapid_private_key() -> str:
+    """VAPID_PRIVATE_KEY, else a key generated once and kept in var/ (readable by the owner only)."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    value = os.environ.get("VAPID_PRIVATE_KEY", "").strip()
+    if value:
+        return vapid_private_key_raw(value)
+    path = VAR_DIR / "vapid_private_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        raw = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process wrote it first: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
+    return path.read_text().strip()
+
+
+VAPID_PRIVATE_KEY = env_vapid_private_key()
+VAPID_PUBLIC_KEY = vapid_public_key_for(VAPID_PRIVATE_KEY)
+if env_str("VAPID_PUBLIC_KEY", VAPID_PUBLIC_KEY) != VAPID_PUBLIC_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("VAPID_PUBLIC_KEY does not belong to VAPID_PRIVATE_KEY: set both from one pair.")
+VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:admin@localhost")
+# ------------------------------------------------------------------------------------------------ end Web Push
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

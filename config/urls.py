@@ -2,10 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from approvals import views as approval_views
 from goals import views as goal_views
 
 urlpatterns = [
-    path("", goal_views.home, name="home"),
+    path("", approval_views.inbox, name="home"),
     path("healthz", goal_views.healthz, name="healthz"),
     path(
         "accounts/login/",
@@ -14,6 +15,10 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("goals/", include("goals.urls")),
+    path("", include("approvals.notify_urls")),
+    path("", include("approvals.urls")),
+    path("", include("approvals.token_urls")),
     path("api/v1/", include("goals.api_urls")),
+    path("api/v1/", include("approvals.api_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
-from django.db.models import Max, Q, Sum
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus, Verdict
@@ -464,29 +464,11 @@ def _after_failed_step(goal: Goal, step: Step) -> StepOutcome:
 
 
 def history_before(goal: Goal, number: int) -> gates.History:
-    earlier = list(goal.steps.filter(number__lt=number).order_by("number"))
-    touched = sorted({f["path"] for s in earlier if s.kept for f in s.files if f.get("path")})
-    return gates.History(
-        failure_signatures=tuple(s.failure_signature or None for s in earlier),
-        attempts=tuple(f"Step {s.number}: {s.summary or s.error}"[:200] for s in earlier),
-        touched_paths=tuple(touched),
-    )
+    return goal.step_history(number)
 
 
 def usage_before(goal: Goal) -> gates.Usage:
-    finished = goal.steps.exclude(status=StepStatus.RUNNING)
-    minutes = (timezone.now() - goal.started_at).total_seconds() / 60 if goal.started_at else 0.0
-    touched = {
-        f["path"] for s in finished.filter(status__in=KEPT_STEP_STATUSES) for f in s.files if f.get("path")
-    }
-    return gates.Usage(
-        minutes=minutes,
-        steps=finished.count(),
-        tokens=finished.aggregate(t=Sum("tokens"))["t"] or 0,
-        files_total=len(touched),
-        approvals=goal.approval_requests.exclude(status=RequestStatus.SUPERSEDED).count(),
-        retries=_same_failure_retries([s.failure_signature for s in finished.order_by("number")]),
-    )
+    return goal.usage()
 
 
 def usage_with(goal: Goal, step: Step, parsed, tokens: int) -> gates.Usage:
@@ -500,18 +482,6 @@ def usage_with(goal: Goal, step: Step, parsed, tokens: int) -> gates.Usage:
         approvals=before.approvals,
         retries=before.retries,
     )
-
-
-def _same_failure_retries(signatures: list[str]) -> int:
-    """Retries of the failure the goal is stuck on: consecutive repeats of the last signature, after the first."""
-    if not signatures or not signatures[-1]:
-        return 0
-    run = 0
-    for signature in reversed(signatures):
-        if signature != signatures[-1]:
-            break
-        run += 1
-    return run - 1
 
 
 def _exhausted_budget(goal: Goal) -> gates.GateFinding | None:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from goals import lint
+from goals import gates, lint
 
 RISK_CHOICES = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
 
@@ -233,6 +233,30 @@ class Goal(models.Model):
     def record(self, kind: str, message: str, actor=None, **data) -> GoalEvent:
         return GoalEvent.objects.create(goal=self, kind=kind, message=message, actor=actor, data=data)
 
+    def step_history(self, before_number: int) -> gates.History:
+        """What the gates need to know of the steps before this one: failures, attempts, files kept."""
+        earlier = list(self.steps.filter(number__lt=before_number).order_by("number"))
+        touched = sorted({f["path"] for s in earlier if s.kept for f in s.files if f.get("path")})
+        return gates.History(
+            failure_signatures=tuple(s.failure_signature or None for s in earlier),
+            attempts=tuple(f"Step {s.number}: {s.summary or s.error}"[:200] for s in earlier),
+            touched_paths=tuple(touched),
+        )
+
+    def usage(self) -> gates.Usage:
+        """What the goal has used of its budgets so far (finished steps, time since start, requests)."""
+        finished = self.steps.exclude(status=StepStatus.RUNNING)
+        minutes = (timezone.now() - self.started_at).total_seconds() / 60 if self.started_at else 0.0
+        touched = {f["path"] for s in finished.filter(status__in=KEPT_STEP_STATUSES) for f in s.files if f.get("path")}
+        return gates.Usage(
+            minutes=minutes,
+            steps=finished.count(),
+            tokens=finished.aggregate(t=Sum("tokens"))["t"] or 0,
+            files_total=len(touched),
+            approvals=self.approval_requests.exclude(status="superseded").count(),
+            retries=same_failure_retries([s.failure_signature for s in finished.order_by("number")]),
+        )
+
     def extend_budgets(self, extend: dict[str, int], actor) -> None:
         """Raise budgets by the given amounts (an unbounded budget stays unbounded)."""
         updates = {BUDGET_FIELDS[name]: F(BUDGET_FIELDS[name]) + amount for name, amount in extend.items()}
@@ -327,6 +351,18 @@ class Step(models.Model):
     @property
     def passed_evidence(self) -> bool:
         return all(run.get("passed") for run in self.evidence)
+
+
+def same_failure_retries(signatures: list[str]) -> int:
+    """Retries of the failure the goal is stuck on: consecutive repeats of the last signature, after the first."""
+    if not signatures or not signatures[-1]:
+        return 0
+    run = 0
+    for signature in reversed(signatures):
+        if signature != signatures[-1]:
+            break
+        run += 1
+    return run - 1
 
 
 class GoalEvent(models.Model):

@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
 
@@ -13,12 +14,16 @@ log = logging.getLogger(__name__)
 
 @receiver(signals.decision_made, dispatch_uid="goals.on_decision")
 def on_decision(sender, request, decision, **kwargs) -> None:
+    if request.details.get("source") == "gateway":
+        return  # an agent running elsewhere reads the decision from the API; the managed loop has nothing to do
     if loop.apply_decision(request, decision.verdict):
         enqueue_step(request.goal_id)
 
 
 @receiver(signals.request_expired, dispatch_uid="goals.on_expiry")
 def on_expiry(sender, request, rule, **kwargs) -> None:
+    if request.details.get("source") == "gateway":
+        return
     if loop.apply_expiry(request, rule):
         enqueue_step(request.goal_id)
 
@@ -35,7 +40,7 @@ def enqueue_step(goal_id: int) -> None:
         from goals.tasks import run_goal_step
 
         try:
-            run_goal_step.apply_async((goal_id,), retry=False)
+            run_goal_step.apply_async((goal_id,), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
         except Exception:  # the reaper re-queues a running goal whose step never arrived
             log.warning(
                 "could not queue a step for goal %s: the broker is unreachable", goal_id, exc_info=True

@@ -23,10 +23,6 @@ def _get_goal_for_user(request: HttpRequest, pk: int) -> Goal:
     return get_object_or_404(Goal.objects.visible_to(request.user), pk=pk)
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    return goal_list(request)
-
-
 @require_GET
 def goal_list(request: HttpRequest) -> HttpResponse:
     visible = Goal.objects.visible_to(request.user)

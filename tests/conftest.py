@@ -19,6 +19,43 @@ GOOD_OBJECTIVE = (
 )
 
 
+TEST_QUEUE = f"goalpost-tests-{os.getpid()}"
+TEST_CHANNEL_PREFIX = f"goalpost-tests-{os.getpid()}"
+# Processes a test starts (daphne, celery workers) inherit these.
+os.environ["GOALPOST_CELERY_QUEUE"] = TEST_QUEUE
+os.environ["GOALPOST_CHANNEL_PREFIX"] = TEST_CHANNEL_PREFIX
+
+
+@pytest.fixture(autouse=True)
+def private_redis_names(settings):
+    """Tasks and websocket events of this test run stay apart from `make run` and from other runs on this Redis."""
+    settings.CELERY_TASK_DEFAULT_QUEUE = TEST_QUEUE
+    layer = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "prefix": TEST_CHANNEL_PREFIX}}}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def drop_test_queue():
+    yield
+    import redis
+    from django.conf import settings as django_settings
+
+    client = redis.Redis.from_url(django_settings.REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.delete(TEST_QUEUE)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Full-strength hashing costs about half a second a user; tests make thousands. The browser tests, whose
+    # server checks passwords with the real hashers, put them back (tests/e2e/conftest.py).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def plain_static_storage(settings):
     # The manifest storage needs `collectstatic`; tests render templates without it.

@@ -37,6 +37,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def real_password_hashing(settings):
+    """daphne checks passwords with the real hashers: users made here must be hashed with them too."""
+    from django.conf import global_settings
+
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
+
+
 @pytest.fixture(scope="session")
 def live_url(django_db_setup, django_db_blocker, tmp_path_factory):
     """daphne in its own process, on the test database, with collected static files: what `make run` serves."""

@@ -67,12 +67,6 @@ def test_goal_list_shows_only_visible_goals(client, goal, request, who):
     assert (goal.title in response.text) == (who != "outsider")
 
 
-def test_home_shows_the_goal_list(as_owner, goal):
-    response = as_owner.get("/")
-    assert response.status_code == 200
-    assert goal.title in response.text
-
-
 def test_goal_list_filters_by_status(as_owner, goal, owner, git_repo):
     other = Goal.objects.create(owner=owner, title="Docs typo", objective="Remove the typo", repo_path=str(git_repo))
     Goal.objects.filter(pk=goal.pk).update(status=GoalStatus.READY)

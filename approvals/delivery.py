@@ -1,0 +1,212 @@
+"""Who gets a push, and when: the receivers that turn a new request or a stalled goal into Web Push deliveries.
+
+Only two things buzz a phone: a request opened (`request_opened`) and a goal stalled (`goal_stalled`). A step
+that no gate stopped opens no request and so sends nothing; decisions, votes, expiries and supersessions only
+revoke the request's one-tap tokens. Everything that talks to the outside world runs in celery after the commit,
+and is best effort: a broker or a push service that is down never fails a step or a decision.
+
+Who: the goal's owner and approvers (the people who may decide), each by their NotificationSettings:
+- requests: mode "every" → all; "high_risk" → requests on high-risk goals only; "stalls" → none; and none
+  during the person's quiet hours (in their time zone; a window may wrap midnight, start == end means none).
+- stalls: everyone, whatever the mode, and through quiet hours when the goal itself stopped moving (rare, and
+  the work stands still until someone looks); a reminder that a request has waited long keeps to quiet hours,
+  as the request itself did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.dispatch import receiver
+from django.utils import timezone
+
+from approvals import push, signals
+from approvals.models import (
+    ActionToken,
+    ApprovalRequest,
+    NotificationSettings,
+    NotifyMode,
+    PushSubscription,
+    RequestKind,
+)
+from approvals.push import PushError
+from goals import signals as goal_signals
+from goals.models import Goal, GoalStatus
+
+log = logging.getLogger(__name__)
+
+
+@receiver(signals.request_opened, dispatch_uid="approvals.delivery.request_opened")
+def push_on_request_opened(sender, request: ApprovalRequest, **kwargs) -> None:
+    if request.kind == RequestKind.STALL:
+        return  # the goal_stalled signal sent with it carries the stall to the phone, once
+    request_id = request.pk
+
+    def enqueue() -> None:
+        from approvals.tasks import push_request
+
+        enqueue_best_effort(push_request, request_id)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+@receiver(goal_signals.goal_stalled, dispatch_uid="approvals.delivery.goal_stalled")
+def push_on_goal_stalled(sender, goal: Goal, reason: str, **kwargs) -> None:
+    goal_id, reminder = goal.pk, goal.status != GoalStatus.STALLED
+
+    def enqueue() -> None:
+        from approvals.tasks import push_stall
+
+        enqueue_best_effort(push_stall, goal_id, reason, reminder)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+@receiver(signals.decision_made, dispatch_uid="approvals.delivery.revoke_on_decision")
+@receiver(signals.request_expired, dispatch_uid="approvals.delivery.revoke_on_expiry")
+@receiver(signals.request_superseded, dispatch_uid="approvals.delivery.revoke_on_supersede")
+def revoke_action_tokens(sender, request: ApprovalRequest, **kwargs) -> None:
+    """A settled request's unused buttons stop working (within the same transaction as the settling)."""
+    now = timezone.now()
+    ActionToken.objects.filter(request_id=request.pk, used_at__isnull=True, expires_at__gt=now).update(
+        expires_at=now
+    )
+
+
+def enqueue_best_effort(task, *args, **options) -> bool:
+    """Queue a task; a broker that cannot be reached is logged, never raised: delivery is best effort."""
+    try:
+        options.setdefault("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
+        task.apply_async(args, retry=False, **options)
+    except Exception:
+        log.warning("could not queue %s%r: the broker is unreachable", task.name, args, exc_info=True)
+        return False
+    return True
+
+
+# --- who, and when -------------------------------------------------------------------------------------------
+
+
+def deciders_with_settings(goal: Goal) -> list[tuple[object, NotificationSettings]]:
+    """The goal's owner and approvers (active ones), each with their notification settings or the defaults."""
+    users = list(
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(pk__in=[goal.owner_id, *goal.approvers.values_list("pk", flat=True)])
+        .order_by("pk")
+    )
+    saved = {s.user_id: s for s in NotificationSettings.objects.filter(user__in=users)}
+    return [(user, saved.get(user.pk) or NotificationSettings(user=user)) for user in users]
+
+
+def wants_request(prefs: NotificationSettings, *, high_risk: bool, at: datetime) -> bool:
+    if prefs.mode == NotifyMode.STALLS or (prefs.mode == NotifyMode.HIGH_RISK and not high_risk):
+        return False
+    return not in_quiet_hours(prefs, at)
+
+
+def wants_stall(prefs: NotificationSettings, *, reminder: bool, at: datetime) -> bool:
+    return not (reminder and in_quiet_hours(prefs, at))
+
+
+def in_quiet_hours(prefs: NotificationSettings, at: datetime) -> bool:
+    """Whether `at` falls in the person's quiet hours, read on their clock; the window may wrap midnight."""
+    start, end = prefs.quiet_start, prefs.quiet_end
+    if start is None or end is None or start == end:
+        return False
+    try:
+        zone = ZoneInfo(prefs.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = at.astimezone(zone).time().replace(tzinfo=None)
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+# --- the deliveries the tasks run ----------------------------------------------------------------------------
+
+
+def push_request(request_id: int) -> int:
+    """Push a pending request to each decider who wants it; returns the number of pushes delivered."""
+    request = ApprovalRequest.objects.select_related("goal").filter(pk=request_id).first()
+    if request is None or not request.is_pending:
+        return 0  # answered (or replaced) before the worker got to it: nothing to buzz about
+    now = timezone.now()
+    high_risk = request.goal.contract().effective_risk == "high"
+    deciders = deciders_with_settings(request.goal)
+    users = [user for user, prefs in deciders if wants_request(prefs, high_risk=high_risk, at=now)]
+    return deliver(_per_device(users, lambda user: push.payload_for_request(request, user)))
+
+
+def push_stall(goal_id: int, reason: str, reminder: bool = False) -> int:
+    """Push a stalled goal to every decider (see the module's rules on quiet hours)."""
+    goal = Goal.objects.filter(pk=goal_id).first()
+    if goal is None:
+        return 0
+    now = timezone.now()
+    users = [user for user, prefs in deciders_with_settings(goal) if wants_stall(prefs, reminder=reminder, at=now)]
+    payload = push.payload_for_stall(goal, reason)
+    return deliver(_per_device(users, lambda user: payload))
+
+
+def _per_device(users, payload_for) -> list[tuple[PushSubscription, dict]]:
+    """One (subscription, payload) per device; a person's payload (and tokens) is made once for all devices."""
+    devices = defaultdict(list)
+    for subscription in PushSubscription.objects.filter(user__in=users).order_by("pk"):
+        devices[subscription.user_id].append(subscription)
+    pairs = []
+    for user in users:
+        if devices[user.pk]:
+            payload = payload_for(user)
+            pairs.extend((subscription, payload) for subscription in devices[user.pk])
+    return pairs
+
+
+def deliver(pairs: list[tuple[PushSubscription, dict]]) -> int:
+    """Send each payload over one HTTP session; a device that failed for now is retried by its own task."""
+    delivered = []
+    with requests.Session() as session:
+        for subscription, payload in pairs:
+            try:
+                push.send_notification(subscription, payload, session=session)
+            except PushError as error:
+                if record_failure(subscription, error) and error.retryable:
+                    from approvals.tasks import send_push
+
+                    countdown = push.retry_delay(1, error.retry_after)
+                    enqueue_best_effort(send_push, subscription.pk, json.dumps(payload), countdown=countdown)
+            else:
+                delivered.append(subscription.pk)
+    PushSubscription.objects.filter(pk__in=delivered).update(last_success_at=timezone.now(), last_error="")
+    return len(delivered)
+
+
+def record_failure(subscription: PushSubscription, error: PushError) -> bool:
+    """Delete a subscription the push service says is gone, else note the error; False once deleted."""
+    if error.permanent:
+        log.info("push subscription %s is gone (%s): deleted", subscription.pk, error)
+        PushSubscription.objects.filter(pk=subscription.pk).delete()
+        return False
+    log.warning("push to subscription %s failed: %s", subscription.pk, error)
+    PushSubscription.objects.filter(pk=subscription.pk).update(last_error=str(error)[:300])
+    return True
+
+
+def record_success(subscription: PushSubscription) -> None:
+    PushSubscription.objects.filter(pk=subscription.pk).update(last_success_at=timezone.now(), last_error="")
+
+
+def is_stale(payload: dict) -> bool:
+    """A request's push is pointless once the request is no longer pending (a retry must not buzz for it)."""
+    if payload.get("type") != "request":
+        return False
+    return not ApprovalRequest.objects.filter(pk=payload.get("request_id")).pending().exists()

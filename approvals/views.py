@@ -1,0 +1,460 @@
+from __future__ import annotations
+
+import functools
+import operator
+from dataclasses import dataclass, field
+
+from django.contrib import messages
+from django.db.models import Prefetch, Q
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from approvals import diffview
+from approvals.models import (
+    EXTENDABLE_BUDGETS,
+    ApprovalRequest,
+    Decision,
+    DecisionRefused,
+    DecisionResult,
+    Verdict,
+)
+from goals import lint
+from goals.models import Goal, GoalStatus, Step
+
+RISK_RANK = {"high": 0, "medium": 1, "low": 2}
+INBOX_LIMIT = 200
+OUTPUT_TAIL_CHARS = 4_000
+RUNNING_LINKS = 5
+DONE_MESSAGES = {
+    Verdict.APPROVE: "Approved",
+    Verdict.REJECT: "Rejected",
+    Verdict.STOP: "Stopped the goal",
+    Verdict.EXTEND: "Budget extended",
+}
+# (token in the User-Agent, name) pairs, most specific first: Edge and Opera also say "Chrome/".
+BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("FxiOS/", "Firefox"),
+            ("CriOS/", "Chrome"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))  # fmt: skip
+SYSTEMS = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
+           ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))  # fmt: skip
+
+
+def _get_request_for_user(request: HttpRequest, pk: int) -> ApprovalRequest:
+    """The approval request if the user may see its goal; 404 for everyone else, never a hint it exists."""
+    requests = ApprovalRequest.objects.visible_to(request.user).select_related("goal", "goal__owner")
+    return get_object_or_404(requests, pk=pk)
+
+
+def goal_risk(goal: Goal) -> str:
+    """The risk the rules apply: the declared one, raised to the work type's."""
+    return lint.Contract(work_type=goal.work_type, risk=goal.risk).effective_risk
+
+
+def describe_device(user_agent: str) -> str:
+    """A short name for the device a decision came from: "Chrome on Android"."""
+    browser = next((name for token, name in BROWSERS if token in user_agent), "")
+    system = next((name for token, name in SYSTEMS if token in user_agent), "")
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or user_agent.strip()[:60]
+
+
+def _steps_for(requests: list[ApprovalRequest]) -> dict[tuple[int, int], Step]:
+    """The steps the requests are about, in one query and without their (possibly huge) diffs."""
+    keys = {(r.goal_id, r.step_number) for r in requests if r.step_number}
+    if not keys:
+        return {}
+    matches = functools.reduce(operator.or_, (Q(goal_id=goal, number=number) for goal, number in keys))
+    steps = Step.objects.filter(matches).only("goal_id", "number", "diff_stats", "evidence")
+    return {(step.goal_id, step.number): step for step in steps}
+
+
+@dataclass
+class Card:
+    """One pending request as the inbox shows it."""
+
+    request: ApprovalRequest
+    risk: str
+    reasons: list[str]
+    step: Step | None
+    approved_by: list[str] = field(default_factory=list)
+    you_approved: bool = False
+
+    @property
+    def high_risk(self) -> bool:
+        return self.risk == "high"
+
+    @property
+    def waiting_for_another(self) -> bool:
+        return self.you_approved and len(self.approved_by) < self.request.required_approvals
+
+
+def _cards(requests: list[ApprovalRequest], user) -> list[Card]:
+    steps = _steps_for(requests)
+    cards = []
+    for approval in requests:
+        approvers = []
+        for decision in approval.decisions.all():
+            if decision.verdict == Verdict.APPROVE and decision.user and decision.user.get_username() not in approvers:
+                approvers.append(decision.user.get_username())
+        cards.append(
+            Card(
+                request=approval,
+                risk=goal_risk(approval.goal),
+                reasons=_reasons(approval.findings),
+                step=steps.get((approval.goal_id, approval.step_number)),
+                approved_by=approvers,
+                you_approved=any(
+                    d.user_id == user.pk and d.verdict == Verdict.APPROVE for d in approval.decisions.all()
+                ),
+            )
+        )
+    return sorted(
+        cards,
+        key=lambda card: (RISK_RANK.get(card.risk, 1), card.request.expires_at, card.request.created_at),
+    )
+
+
+def _reasons(findings: list) -> list[str]:
+    return [
+        str(f.get("reason", "")) for f in findings if isinstance(f, dict) and f.get("severity") != "info"
+    ]
+
+
+def _pending_for(user):
+    return ApprovalRequest.objects.pending().visible_to(user)
+
+
+def _inbox_requests(user) -> list[ApprovalRequest]:
+    decisions = Prefetch("decisions", queryset=Decision.objects.select_related("user"))
+    pending = _pending_for(user).filter(expires_at__gt=timezone.now())
+    return list(
+        pending.select_related("goal").prefetch_related(decisions).order_by("expires_at", "created_at")[
+            :INBOX_LIMIT
+        ]
+    )
+
+
+def _idle_context(user) -> dict:
+    """What the empty inbox says instead: how many goals run, with links."""
+    visible = Goal.objects.visible_to(user)
+    running = visible.filter(status=GoalStatus.RUNNING)
+    count = running.count()
+    return {
+        "running": list(running[:RUNNING_LINKS]) if count else [],
+        "running_count": count,
+        "running_more": max(0, count - RUNNING_LINKS),
+        "has_goals": bool(count) or visible.exists(),
+    }
+
+
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    """The home page: pending requests the person may answer, most urgent first."""
+    cards = _cards(_inbox_requests(request.user), request.user)
+    context = {"cards": cards, **({} if cards else _idle_context(request.user))}
+    template = "approvals/inbox.html#inbox_list" if request.htmx else "approvals/inbox.html"
+    return render(request, template, context)
+
+
+def _step_of(approval: ApprovalRequest) -> Step | None:
+    if not approval.step_number:
+        return None
+    return Step.objects.filter(goal_id=approval.goal_id, number=approval.step_number).first()
+
+
+def _decision_context(approval: ApprovalRequest, user, **extra) -> dict:
+    """The decision area: who approved so far, what the person may still do."""
+    decisions = list(approval.decisions.select_related("user"))
+    approved_by = []
+    for decision in decisions:
+        name = decision.user.get_username() if decision.user else "someone"
+        if decision.verdict == Verdict.APPROVE and name not in approved_by:
+            approved_by.append(name)
+    overdue = approval.is_pending and approval.expires_at <= timezone.now()
+    you_approved = any(d.user_id == user.pk and d.verdict == Verdict.APPROVE for d in decisions)
+    budget = approval.details.get("budget") if isinstance(approval.details, dict) else None
+    return {
+        "approval": approval,
+        "goal": approval.goal,
+        "risk": goal_risk(approval.goal),
+        "decisions": decisions,
+        "approved_by": approved_by,
+        "you_approved": you_approved,
+        "can_decide": approval.is_pending and not overdue and approval.goal.can_decide(user),
+        "overdue": overdue,
+        "budget_names": [(name, lint.BUDGET_LABELS[name]) for name in EXTENDABLE_BUDGETS],
+        "extend_budget": budget if budget in EXTENDABLE_BUDGETS else "steps",
+        "budget_label": lint.BUDGET_LABELS.get(budget, "") if isinstance(budget, str) else "",
+        "confirming": False,
+        "comment": "",
+        "refusal": "",
+        **extra,
+    }
+
+
+def _meters(goal: Goal) -> list[dict]:
+    usage = goal.usage()
+    budgets = goal.budgets
+    meters = []
+    for name, used in (
+        ("steps", usage.steps),
+        ("tokens", usage.tokens),
+        ("minutes", round(usage.minutes)),
+        ("files_total", usage.files_total),
+        ("approvals", usage.approvals),
+        ("retries", usage.retries),
+    ):
+        allowed = budgets.get(name)
+        meters.append(
+            {
+                "name": name,
+                "label": lint.BUDGET_LABELS[name],
+                "used": used,
+                "allowed": allowed,
+                "percent": min(100, round(100 * used / allowed)) if allowed else None,
+            }
+        )
+    return meters
+
+
+def _evidence(step: Step | None) -> list[dict]:
+    runs = []
+    for run in step.evidence if step else []:
+        output = str(run.get("output") or "")
+        runs.append(
+            {
+                "name": run.get("name") or run.get("command") or "check",
+                "command": run.get("command", ""),
+                "passed": bool(run.get("passed")),
+                "timed_out": bool(run.get("timed_out")),
+                "duration_s": run.get("duration_s"),
+                "summary": run.get("summary", ""),
+                "failing_tests": run.get("failing_tests") or [],
+                "output_tail": output[-OUTPUT_TAIL_CHARS:],
+                "output_cut": len(output) > OUTPUT_TAIL_CHARS,
+            }
+        )
+    return runs
+
+
+def _diff_context(approval: ApprovalRequest, step: Step | None) -> dict:
+    """The diff viewer's first load: every file's summary (up to a page of them), a few files rendered."""
+    if step is None or not step.diff.strip():
+        return {"files": []}
+    try:
+        parsed = diffview.parse(step.diff)
+    except diffview.DiffError as error:
+        return {"files": [], "diff_error": str(error), "raw_diff": step.diff[:20_000]}
+    findings = approval.findings
+    marks = [diffview.marks_for_file(file, findings) for file in parsed.files]
+    targets = diffview.finding_targets(parsed.files, findings, marks)
+    inline = diffview.first_load(parsed.files, {index for index, file_marks in enumerate(marks) if file_marks})
+    files = [
+        diffview.render_file(file, index, findings)
+        if index in inline
+        else diffview.summarise(file, index, marked=len(marks[index]))
+        for index, file in enumerate(parsed.files[: diffview.LISTED_FILES])
+    ]
+    gate_links = {}
+    for number, (index, marked) in targets.items():
+        gate_links[number] = f"#gate-{number}-{index}" if marked and index in inline else f"#file-{index}"
+    return {
+        "files": files,
+        "more_from": diffview.LISTED_FILES if len(parsed.files) > diffview.LISTED_FILES else None,
+        "stats_line": parsed.summary_line(),
+        "gate_links": gate_links,
+        "truncated": step.diff_truncated,
+    }
+
+
+def _findings(approval: ApprovalRequest, gate_links: dict) -> list[dict]:
+    return [
+        {
+            **finding,
+            "gate_label": str(finding.get("gate") or "gate").replace("_", " "),
+            "href": gate_links.get(number, ""),
+        }
+        for number, finding in enumerate(approval.findings)
+        if isinstance(finding, dict) and finding.get("severity") != "info"
+    ]
+
+
+def _page_context(request: HttpRequest, approval: ApprovalRequest, **decision_extra) -> dict:
+    goal = approval.goal
+    step = _step_of(approval)
+    diff = _diff_context(approval, step)
+    return {
+        **_decision_context(approval, request.user, **decision_extra),
+        "step": step,
+        "plan": approval.plan or (step.plan if step else ""),
+        "findings": _findings(approval, diff.get("gate_links", {})),
+        "diff": diff,
+        "evidence": _evidence(step),
+        "meters": _meters(goal),
+        "events": goal.events.select_related("actor")[:10],
+    }
+
+
+@require_GET
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The approval page: the request, its diff and evidence, the contract, and the decision form."""
+    approval = _get_request_for_user(request, pk)
+    if request.htmx:
+        return _decision_area(request, approval)
+    return render(request, "approvals/detail.html", _page_context(request, approval))
+
+
+def _decision_area(request: HttpRequest, approval: ApprovalRequest, **extra) -> HttpResponse:
+    """The approval page's decision area, which htmx puts into the page's #decision-slot."""
+    return render(request, "approvals/detail.html#decision", _decision_context(approval, request.user, **extra))
+
+
+def _file_of(approval: ApprovalRequest, index: int):
+    step = _step_of(approval)
+    if step is None:
+        raise Http404("This request has no diff.")
+    try:
+        file = diffview.file_at(step.diff, index, step.diff_stats.get("files"))
+    except diffview.DiffError as error:
+        raise Http404("The diff could not be read.") from error
+    if file is None:
+        raise Http404("No such file in the diff.")
+    return file
+
+
+@require_GET
+def request_file(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """One file of the diff, rendered on demand (a large one with ?full=1)."""
+    approval = _get_request_for_user(request, pk)
+    file = _file_of(approval, index)
+    view = diffview.render_file(file, index, approval.findings, force=request.GET.get("full") == "1")
+    context = {"approval": approval, "goal": approval.goal, "file": view}
+    template = "approvals/detail.html#file_body" if request.htmx else "approvals/file.html"
+    return render(request, template, context)
+
+
+@require_GET
+def request_files(request: HttpRequest, pk: int) -> HttpResponse:
+    """The file list past the first page of a very large diff, a page at a time (?start=N)."""
+    approval = _get_request_for_user(request, pk)
+    step = _step_of(approval)
+    start = request.GET.get("start", "0")
+    if step is None or not start.isdigit():
+        raise Http404("No such files.")
+    start = int(start)
+    try:
+        parsed = diffview.parse(step.diff)
+    except diffview.DiffError as error:
+        raise Http404("The diff could not be read.") from error
+    end = start + diffview.LISTED_FILES
+    files = [diffview.summarise(file, start + n) for n, file in enumerate(parsed.files[start:end])]
+    context = {
+        "approval": approval,
+        "goal": approval.goal,
+        "files": files,
+        "start": start,
+        "more_from": end if end < len(parsed.files) else None,
+    }
+    template = "approvals/detail.html#file_sections" if request.htmx else "approvals/files.html"
+    return render(request, template, context)
+
+
+def _extension(data: QueryDict) -> dict[str, int]:
+    name = data.get("extend_budget", "")
+    amount = data.get("extend_by", "").strip()
+    if not amount.isdigit() or int(amount) <= 0:
+        raise DecisionRefused("invalid", "Extend the budget by a whole number above 0.")
+    return {name: int(amount)}
+
+
+@require_POST
+def decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Approve, reject, stop or extend: a form post and redirect, or a fragment for HTMX.
+
+    From the inbox (``from=inbox``) HTMX gets the card's replacement (nothing once settled); from the approval
+    page, the decision area. A refused decision answers 200 with its message in place, so htmx swaps it.
+    """
+    approval = _get_request_for_user(request, pk)
+    from_inbox = request.POST.get("from") == "inbox"
+    verdict = request.POST.get("verdict", "")
+    comment = request.POST.get("comment", "")
+    confirmed = request.POST.get("confirm") == "1"
+    if verdict == Verdict.APPROVE and goal_risk(approval.goal) == "high" and not confirmed and approval.is_pending:
+        return _ask_to_confirm(request, approval, comment, from_inbox)
+    device = request.POST.get("device", "").strip() or describe_device(request.headers.get("user-agent", ""))
+    try:
+        extend = _extension(request.POST) if verdict == Verdict.EXTEND else None
+        result = approval.decide(request.user, verdict, comment=comment, device=device, extend=extend)
+    except DecisionRefused as refusal:
+        approval.refresh_from_db()
+        return _refused(request, approval, refusal, from_inbox, comment)
+    return _decided(request, result, from_inbox)
+
+
+def _detail_url(approval: ApprovalRequest) -> str:
+    return reverse("approvals:detail", args=[approval.pk])
+
+
+def _ask_to_confirm(request: HttpRequest, approval: ApprovalRequest, comment: str, from_inbox: bool) -> HttpResponse:
+    """High risk: the first Approve only shows a Confirm approve button; the second carries confirm=1."""
+    if request.htmx and from_inbox:
+        return HttpResponseClientRedirect(_detail_url(approval) + "#decision")
+    if request.htmx:
+        return _decision_area(request, approval, confirming=True, comment=comment)
+    return render(request, "approvals/detail.html", _page_context(request, approval, confirming=True, comment=comment))
+
+
+def _refused(
+    request: HttpRequest, approval: ApprovalRequest, refusal: DecisionRefused, from_inbox: bool, comment: str
+) -> HttpResponse:
+    message = str(refusal)
+    if not request.htmx:
+        messages.error(request, message)
+        return redirect("home" if from_inbox else _detail_url(approval))
+    if from_inbox:
+        context = {"approval": approval, "refusal": message, "oob_count": True}
+        response = render(request, "approvals/inbox.html#refused_card", context)
+    else:
+        response = _decision_area(request, approval, refusal=message, comment=comment, oob_count=True)
+    return trigger_client_event(
+        response, "approvalRefused", {"id": approval.pk, "code": refusal.code, "message": message}
+    )
+
+
+def _decided(request: HttpRequest, result: DecisionResult, from_inbox: bool) -> HttpResponse:
+    approval, decision = result.request, result.decision
+    if result.settled:
+        message = f"{DONE_MESSAGES[decision.verdict]}: {approval.goal.title}."
+    else:
+        message = f"Your approval is recorded: {approval.goal.title} waits for a second approver."
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect("home" if from_inbox else _detail_url(approval))
+    if from_inbox:
+        response = HttpResponse(_inbox_fragment(request, approval, result.settled, message))
+    else:
+        response = _decision_area(request, approval, done=message, oob_count=True, decided_here=result.settled)
+    return trigger_client_event(
+        response,
+        "approvalDecided",
+        {"id": approval.pk, "verdict": decision.verdict, "status": approval.status, "settled": result.settled},
+    )
+
+
+def _inbox_fragment(request: HttpRequest, approval: ApprovalRequest, settled: bool, message: str) -> str:
+    """What replaces a card after a decision: nothing once settled, else the card waiting for another approver;
+    with the header count, and the empty state once nothing is left."""
+    context = {"oob_count": True, "done": message}
+    if not settled:
+        fresh = ApprovalRequest.objects.select_related("goal").prefetch_related(
+            Prefetch("decisions", queryset=Decision.objects.select_related("user"))
+        )
+        context["card"] = _cards([fresh.get(pk=approval.pk)], request.user)[0]
+    if not _pending_for(request.user).exists():
+        context.update(_idle_context(request.user), show_empty=True)
+    return render_to_string("approvals/inbox.html#decided", context, request=request)

@@ -1,0 +1,400 @@
+"""The gateway's JSON API: tokens and their scope, proposing steps, decisions, reports, rules, the schema, and
+200 agents long-polling one daphne at once."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+import aiohttp
+import psutil
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.urls import get_resolver
+from django.utils import timezone
+
+from approvals import api_urls
+from approvals.models import AgentToken, AlwaysAllowRule, ApprovalRequest, GatewayCall, RequestStatus
+from approvals.openapi import OPENAPI
+from goals.models import Goal, GoalStatus
+from tests.approvals.gateway_server import running_daphne
+from tests.conftest import good_goal_fields, subprocess_database_url
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def running(goal):
+    goal.status = GoalStatus.RUNNING
+    goal.protected_paths = ["secrets/**"]
+    goal.save()
+    return goal
+
+
+@pytest.fixture
+def secret(running):
+    return AgentToken.issue(running, running.owner)[1]
+
+
+def bearer(secret: str) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+def propose(client, goal_id, secret, body, **extra):
+    return client.post(
+        f"/api/v1/goals/{goal_id}/steps", body, content_type="application/json", **bearer(secret), **extra
+    )
+
+
+def bash(repo, command):
+    return {"tool": "Bash", "input": {"command": command}, "cwd": str(repo)}
+
+
+# --- tokens -----------------------------------------------------------------------------------------------------
+
+
+def test_a_missing_token_is_401_json(client, running, git_repo):
+    response = client.post(f"/api/v1/goals/{running.pk}/steps", bash(git_repo, "ls"), content_type="application/json")
+    assert response.status_code == 401 and "Authorization: Bearer" in response.json()["error"]
+
+
+def test_a_wrong_token_is_401(client, running, git_repo):
+    assert propose(client, running.pk, "gp_wrong", bash(git_repo, "ls")).status_code == 401
+
+
+def test_an_expired_token_is_401_with_the_reason(client, running, git_repo):
+    token, secret = AgentToken.issue(running, days=1)
+    AgentToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    response = propose(client, running.pk, secret, bash(git_repo, "ls"))
+    assert response.status_code == 401 and "expired" in response.json()["error"]
+
+
+def test_a_revoked_token_is_401_with_the_reason(client, running, git_repo):
+    token, secret = AgentToken.issue(running)
+    token.revoke()
+    response = propose(client, running.pk, secret, bash(git_repo, "ls"))
+    assert response.status_code == 401 and "revoked" in response.json()["error"]
+
+
+def test_another_goals_token_is_403(client, running, owner, git_repo):
+    other = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
+    other_secret = AgentToken.issue(other)[1]
+    response = propose(client, running.pk, other_secret, bash(git_repo, "ls"))
+    assert response.status_code == 403 and f"goal {other.pk}" in response.json()["error"]
+    assert not GatewayCall.objects.exists()
+
+
+def test_an_unknown_goal_is_404_json(client, secret, git_repo):
+    response = propose(client, 999_999, secret, bash(git_repo, "ls"))
+    assert response.status_code == 404 and response.json() == {"error": "No goal 999999."}
+
+
+def test_only_the_hash_and_a_prefix_are_stored(running):
+    token, secret = AgentToken.issue(running)
+    assert secret.startswith("gp_") and secret.startswith(token.prefix) and secret not in token.token_hash
+    assert AgentToken.authenticate(secret).pk == token.pk
+
+
+def test_a_token_cannot_decide_there_is_no_endpoint_for_it(client, running, secret, git_repo):
+    running.risk = "high"
+    running.save()
+    request_id = propose(client, running.pk, secret, bash(git_repo, "ls")).json()["request"]["id"]
+    client.post(f"/approvals/{request_id}/decide", {"verdict": "approve"}, **bearer(secret))
+    assert ApprovalRequest.objects.get(pk=request_id).status == RequestStatus.PENDING
+
+
+def test_agent_token_command_prints_the_token_as_the_last_word(running, capsys, client, git_repo):
+    call_command("agent_token", str(running.pk), "--name", "ci", "--days", "7")
+    secret = capsys.readouterr().out.strip().splitlines()[-1].split()[-1].split("=")[-1]
+    token = AgentToken.objects.get()
+    assert (token.name, token.goal_id) == ("ci", running.pk)
+    assert timedelta(days=6) < token.expires_at - timezone.now() <= timedelta(days=7)
+    assert propose(client, running.pk, secret, bash(git_repo, "ls")).status_code == 200
+
+
+def test_agent_token_command_refuses_an_unknown_goal(db):
+    with pytest.raises(CommandError, match="No goal 4242"):
+        call_command("agent_token", "4242")
+
+
+# --- proposing ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(b"{nope", "Malformed JSON", id="bad-json"),
+        pytest.param(b"[1, 2]", "must be a JSON object", id="not-an-object"),
+        pytest.param(b'{"input": {}}', "`tool` is required", id="no-tool"),
+        pytest.param(b'{"tool": "Bash", "input": "ls"}', "`input` must be an object", id="input-not-object"),
+        pytest.param(b'{"tool": "Bash", "input": {}}', "needs `command`", id="bash-without-command"),
+        pytest.param(
+            b'{"tool": "Bash", "input": {"command": "ls"}, "cwd": 3}', "`cwd` must be a string", id="cwd-not-string"
+        ),
+    ],
+)
+def test_a_body_it_cannot_use_is_400_with_a_json_reason(client, running, secret, body, reason):
+    response = client.post(f"/api/v1/goals/{running.pk}/steps", body, content_type="application/json", **bearer(secret))
+    assert response.status_code == 400 and reason in response.json()["error"]
+
+
+def test_unknown_fields_are_ignored(client, running, secret, git_repo):
+    body = {**bash(git_repo, "ls"), "model": "claude-x", "future_field": {"a": 1}}
+    assert propose(client, running.pk, secret, body).json()["verdict"] == "allow"
+
+
+def test_the_verdicts_allow_deny_and_ask(client, running, secret, git_repo):
+    allowed = propose(client, running.pk, secret, bash(git_repo, "ls")).json()
+    assert allowed["verdict"] == "allow" and allowed["request"] is None
+    write = {"tool": "Write", "input": {"file_path": "secrets/a.key", "content": "x"}, "cwd": str(git_repo)}
+    denied = propose(client, running.pk, secret, write).json()
+    assert denied["verdict"] == "deny" and denied["findings"][0]["gate"] == "protected_path"
+    running.risk = "high"
+    running.save()
+    asked = propose(client, running.pk, secret, bash(git_repo, "make deploy")).json()
+    request = ApprovalRequest.objects.get()
+    assert asked["verdict"] == "ask" and asked["request"] == {
+        "id": request.pk,
+        "status": "pending",
+        "decision_url": f"/api/v1/requests/{request.pk}/decision",
+    }
+    again = propose(client, running.pk, secret, bash(git_repo, "make deploy")).json()
+    assert again["joined"] and again["request"]["id"] == request.pk
+
+
+def test_a_paused_goal_denies_with_stop(client, running, secret, git_repo):
+    running.status = GoalStatus.PAUSED
+    running.save()
+    body = propose(client, running.pk, secret, bash(git_repo, "ls")).json()
+    assert body["verdict"] == "deny" and body["stop"] and "paused" in body["reason"]
+
+
+# --- decisions (async views: the data must be committed for their worker threads) ------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_decision_of_a_request(client, running, secret, owner, git_repo):
+    running.risk = "high"
+    running.save()
+    request_id = propose(client, running.pk, secret, bash(git_repo, "make deploy")).json()["request"]["id"]
+    url = f"/api/v1/requests/{request_id}/decision"
+    pending = client.get(url, **bearer(secret)).json()
+    assert (pending["status"], pending["decision"]) == ("pending", None)
+    ApprovalRequest.objects.get(pk=request_id).decide(owner, "approve", comment="go")
+    decided = client.get(url, {"wait": "5"}, **bearer(secret)).json()
+    assert decided | {"decided_at": None} == {
+        "request": request_id,
+        "goal": running.pk,
+        "status": "approved",
+        "decision": "allow",
+        "verdict": "approve",
+        "stop": False,
+        "reason": "Approved on the phone by owner: go",
+        "decided_by": "owner",
+        "comment": "go",
+        "decided_at": None,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_decision_endpoint_refuses_other_goals_and_bad_waits(client, running, secret, owner, git_repo):
+    other = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
+    other_request = ApprovalRequest.open(other, "step", summary="other")
+    assert client.get(f"/api/v1/requests/{other_request.pk}/decision", **bearer(secret)).status_code == 403
+    assert client.get("/api/v1/requests/987654/decision", **bearer(secret)).status_code == 404
+    assert client.get(f"/api/v1/requests/{other_request.pk}/decision").status_code == 401
+    bad = client.get(f"/api/v1/requests/{other_request.pk}/decision", {"wait": "soon"}, **bearer(secret))
+    assert bad.status_code == 400 and "wait" in bad.json()["error"]
+
+
+# --- reports ---------------------------------------------------------------------------------------------------
+
+
+def test_evidence_is_recorded_and_repeated_failures_ask_a_person(client, running, secret, git_repo):
+    failing = {"command": "pytest -q", "exit_code": 1, "output_tail": "E   AssertionError: 2 != 3\n1 failed"}
+    for _ in range(3):
+        response = client.post(
+            f"/api/v1/goals/{running.pk}/evidence", failing, content_type="application/json", **bearer(secret)
+        )
+        assert response.status_code == 201 and response.json()["passed"] is False
+    assert response.json()["failure_signature"] == "pytest -q: E AssertionError: N != N"
+    asked = propose(client, running.pk, secret, bash(git_repo, "pytest -q")).json()
+    assert asked["verdict"] == "ask" and "repeated_failure" in {f["gate"] for f in asked["findings"]}
+
+
+def test_evidence_needs_a_command_and_an_exit_code(client, running, secret):
+    response = client.post(
+        f"/api/v1/goals/{running.pk}/evidence", {"command": "pytest"}, content_type="application/json", **bearer(secret)
+    )
+    assert response.status_code == 400 and "exit_code" in response.json()["error"]
+
+
+def test_reported_tokens_count_against_the_budget(client, running, secret, git_repo):
+    running.budget_tokens = 1000
+    running.save()
+    response = client.post(
+        f"/api/v1/goals/{running.pk}/usage", {"tokens": 1200}, content_type="application/json", **bearer(secret)
+    )
+    assert response.json() == {"reported_tokens": 1200, "budget_tokens": 1000}
+    denied = propose(client, running.pk, secret, bash(git_repo, "ls")).json()
+    assert denied["verdict"] == "deny" and denied["stop"] and "Budget used up: 1200 of 1000" in denied["reason"]
+
+
+def test_a_heartbeat_marks_progress_so_a_silent_agent_becomes_a_stall(client, running, secret):
+    response = client.post(f"/api/v1/goals/{running.pk}/heartbeat", **bearer(secret))
+    assert response.json() == {"goal": running.pk, "status": "running", "stop": False, "reason": ""}
+    running.refresh_from_db()
+    assert timezone.now() - running.last_progress_at < timedelta(seconds=5)
+
+
+def test_the_goal_as_the_agent_reads_it(client, running, secret):
+    body = client.get(f"/api/v1/goals/{running.pk}", **bearer(secret)).json()
+    assert body["objective"] == running.objective and body["budgets"]["tokens"] == running.budget_tokens
+    assert body["status"] == "running" and body["when_unanswered"] == "deny"
+
+
+# --- always-allow rules ------------------------------------------------------------------------------------------
+
+
+def test_an_agent_lists_rules_but_never_adds_them(client, running, secret, owner):
+    AlwaysAllowRule.objects.create(goal=running, kind="command_prefix", value="npm test", created_by=owner)
+    listed = client.get(f"/api/v1/goals/{running.pk}/rules", **bearer(secret)).json()["rules"]
+    assert [(rule["kind"], rule["value"]) for rule in listed] == [("command_prefix", "npm test")]
+    response = client.post(
+        f"/api/v1/goals/{running.pk}/rules",
+        {"kind": "path", "value": "**"},
+        content_type="application/json",
+        **bearer(secret),
+    )
+    assert response.status_code == 403 and AlwaysAllowRule.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("owner", 201), ("approver", 403), ("outsider", 404), (None, 401)],
+)
+def test_only_the_owner_adds_rules(client, running, who, status, request):
+    if who:
+        client.force_login(request.getfixturevalue(who))
+    response = client.post(
+        f"/api/v1/goals/{running.pk}/rules", {"kind": "path", "value": "docs/**"}, content_type="application/json"
+    )
+    assert response.status_code == status
+
+
+def test_the_owner_revokes_a_rule(client, running, owner):
+    client.force_login(owner)
+    rule_id = client.post(
+        f"/api/v1/goals/{running.pk}/rules",
+        {"kind": "command_prefix", "value": "npm   test"},
+        content_type="application/json",
+    ).json()["id"]
+    assert AlwaysAllowRule.objects.get(pk=rule_id).value == "npm test"
+    response = client.delete(f"/api/v1/goals/{running.pk}/rules/{rule_id}")
+    assert response.status_code == 200 and response.json()["revoked_at"]
+    assert not running.always_allow_rules.active().exists()
+
+
+def test_a_command_prefix_with_shell_operators_is_refused(client, running, owner):
+    client.force_login(owner)
+    response = client.post(
+        f"/api/v1/goals/{running.pk}/rules",
+        {"kind": "command_prefix", "value": "ls; rm"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+
+
+# --- the schema ------------------------------------------------------------------------------------------------
+
+
+def test_the_openapi_document_is_served_without_login_and_names_every_route(client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200 and response.json()["openapi"] == "3.1.0"
+    documented = set(response.json()["paths"])
+    for pattern in api_urls.urlpatterns:
+        route = "/" + str(pattern.pattern).replace("<int:", "{").replace(">", "}")
+        assert route in documented
+    assert set(OPENAPI["paths"]) == documented
+
+
+def test_every_documented_path_resolves(db):
+    resolver = get_resolver()
+    for path in OPENAPI["paths"]:
+        concrete = path.replace("{goal_id}", "1").replace("{rule_id}", "1").replace("{request_id}", "1")
+        resolver.resolve("/api/v1" + concrete)
+
+
+# --- 200 agents at once ---------------------------------------------------------------------------------------
+
+AGENTS = 200
+
+
+def database_connections() -> int | None:
+    """Connections to the test database other than this process's, on PostgreSQL (None elsewhere)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_200_agents_long_poll_one_server_without_a_thread_or_connection_each(owner, git_repo):
+    waiting = []
+    for _ in range(AGENTS):
+        goal = Goal.objects.create(owner=owner, status=GoalStatus.RUNNING, **good_goal_fields(git_repo))
+        waiting.append((ApprovalRequest.open(goal, "step", summary="deploy?"), AgentToken.issue(goal)[1]))
+    with running_daphne(subprocess_database_url(), app="tests.approvals.gateway_asgi:application") as (url, server):
+        daphne = psutil.Process(server.pid)
+        answers, decided_at, load = asyncio.run(long_poll_and_decide(url, daphne, waiting, owner))
+    assert [answer["status"] for answer in answers] == ["approved"] * AGENTS
+    # Every agent heard "approved" within its one long-poll (no timeout answer, no second call): delivery
+    # latency itself is a bench figure (gateway_waiters), not a unit-test assertion on a shared machine.
+    assert load["threads"] < 30, f"daphne ran {load['threads']} threads for {AGENTS} waiting agents"
+    if load["connections"] is not None:
+        assert load["connections"] < 20, f"{load['connections']} database connections for {AGENTS} waiting agents"
+
+
+async def long_poll_and_decide(url, daphne, waiting, owner):
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def agent(request, secret):
+            async with session.get(
+                f"{url}/api/v1/requests/{request.pk}/decision",
+                params={"wait": "25"},
+                headers={"Authorization": f"Bearer {secret}"},
+                timeout=aiohttp.ClientTimeout(total=60),
+            ) as response:
+                assert response.status == 200
+                return await response.json(), time.monotonic()
+
+        tasks = [asyncio.create_task(agent(request, secret)) for request, secret in waiting]
+        deadline = time.monotonic() + 20
+        while established(daphne) < AGENTS:
+            assert time.monotonic() < deadline, f"only {established(daphne)} agents connected"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # every request has reached its view and is waiting
+        load = {"threads": daphne.num_threads(), "connections": await asyncio.to_thread(database_connections)}
+        decided_at = await asyncio.to_thread(decide_all, waiting, owner)
+        results = await asyncio.gather(*tasks)
+    load["answered"] = [answered for _, answered in results]
+    return [answer for answer, _ in results], decided_at, load
+
+
+def established(process) -> int:
+    return sum(1 for conn in process.net_connections(kind="tcp") if conn.status == psutil.CONN_ESTABLISHED)
+
+
+def decide_all(waiting, owner) -> dict[int, float]:
+    decided_at = {}
+    for request, _ in waiting:
+        request.decide(owner, "approve")
+        decided_at[request.pk] = time.monotonic()
+    connection.close()
+    return decided_at

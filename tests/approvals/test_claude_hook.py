@@ -1,0 +1,244 @@
+"""Claude Code's HTTP hook end to end: its real hook JSON posted to a live daphne, decisions from the "phone"."""
+
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from approvals.models import AgentToken, ApprovalRequest, GatewaySettings, RequestStatus, WhenUnanswered
+from goals.models import GoalEvent, GoalStatus
+from tests.approvals.gateway_server import running_daphne, wait_until
+from tests.conftest import subprocess_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="module")
+def live_url(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        database_url = subprocess_database_url()
+    with running_daphne(database_url) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def running(goal):
+    goal.status = GoalStatus.RUNNING
+    goal.protected_paths = ["secrets/**"]
+    goal.save()
+    return goal
+
+
+@pytest.fixture
+def secret(running):
+    return AgentToken.issue(running, running.owner, name="claude")[1]
+
+
+def pre_tool_use(repo, tool_name: str, tool_input: dict, **overrides) -> dict:
+    """A PreToolUse hook input exactly as Claude Code sends it."""
+    return {
+        "session_id": "9a1c7f0e-5b7d-4c1e-9d2f-0b6f3c7e1a11",
+        "transcript_path": "/home/dev/.claude/projects/-repo/9a1c7f0e.jsonl",
+        "cwd": str(repo),
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": tool_name,
+        "tool_input": tool_input,
+        "tool_use_id": f"toolu_{uuid.uuid4().hex[:24]}",
+        **overrides,
+    }
+
+
+def post_hook(live_url, secret, body, wait=None, timeout=90):
+    params = {"wait": wait} if wait is not None else None
+    return requests.post(
+        f"{live_url}/api/v1/hooks/claude",
+        json=body,
+        params=params,
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=timeout,
+    )
+
+
+def decision(response) -> tuple[str, str]:
+    assert response.status_code == 200, response.text
+    output = response.json()["hookSpecificOutput"]
+    assert output["hookEventName"] == "PreToolUse"
+    return output["permissionDecision"], output["permissionDecisionReason"]
+
+
+def test_a_harmless_command_is_allowed(live_url, secret, git_repo):
+    body = pre_tool_use(git_repo, "Bash", {"command": "pytest -q", "description": "Run the tests"})
+    assert decision(post_hook(live_url, secret, body))[0] == "allow"
+
+
+def test_a_write_to_a_protected_path_is_denied_with_the_reason(live_url, secret, git_repo):
+    body = pre_tool_use(git_repo, "Write", {"file_path": str(git_repo / "secrets/api.key"), "content": "k"})
+    verdict, reason = decision(post_hook(live_url, secret, body))
+    assert verdict == "deny" and "Protected path changed: secrets/api.key" in reason
+
+
+def test_a_paused_goal_answers_200_deny_and_stops_claude(live_url, secret, running, git_repo):
+    running.status = GoalStatus.PAUSED
+    running.save()
+    response = post_hook(live_url, secret, pre_tool_use(git_repo, "Bash", {"command": "ls"}))
+    verdict, reason = decision(response)
+    assert verdict == "deny" and "paused" in reason
+    assert response.json()["continue"] is False
+
+
+def test_a_cwd_outside_the_repository_answers_200_deny(live_url, secret, git_repo, tmp_path):
+    body = pre_tool_use(git_repo, "Bash", {"command": "ls"}, cwd=str(tmp_path))
+    verdict, reason = decision(post_hook(live_url, secret, body))
+    assert verdict == "deny" and "outside the goal's repository" in reason
+
+
+def weakening_edit(repo) -> dict:
+    (repo / "tests").mkdir(exist_ok=True)
+    (repo / "tests" / "test_app.py").write_text("def test_x():\n    assert f() == 3\n")
+    return pre_tool_use(
+        repo,
+        "MultiEdit",
+        {
+            "file_path": str(repo / "tests" / "test_app.py"),
+            "edits": [{"old_string": "    assert f() == 3\n", "new_string": "    assert f()\n", "replace_all": False}],
+        },
+    )
+
+
+def in_background(function, *args, **kwargs):
+    result = {}
+
+    def run():
+        result["response"] = function(*args, **kwargs)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def pending_request(goal):
+    return ApprovalRequest.objects.filter(goal=goal, status=RequestStatus.PENDING).first()
+
+
+def test_a_gate_that_asks_waits_for_the_phone_and_answers_its_decision(live_url, secret, running, owner, git_repo):
+    thread, result = in_background(post_hook, live_url, secret, weakening_edit(git_repo), wait=30)
+    request = wait_until(lambda: pending_request(running))
+    assert "tests_weakened" in request.gates
+    started = time.monotonic()
+    request.decide(owner, "approve", comment="the value is random now")
+    thread.join(timeout=30)
+    verdict, reason = decision(result["response"])
+    assert verdict == "allow" and reason == "Approved on the phone by owner: the value is random now"
+    assert time.monotonic() - started < 5
+
+
+def test_a_rejection_on_the_phone_denies(live_url, secret, running, approver, git_repo):
+    thread, result = in_background(post_hook, live_url, secret, weakening_edit(git_repo), wait=30)
+    wait_until(lambda: pending_request(running)).decide(approver, "reject", comment="keep the assertion")
+    thread.join(timeout=30)
+    verdict, reason = decision(result["response"])
+    assert verdict == "deny" and "keep the assertion" in reason
+
+
+def test_stop_on_the_phone_denies_and_stops_claude(live_url, secret, running, owner, git_repo):
+    thread, result = in_background(post_hook, live_url, secret, weakening_edit(git_repo), wait=30)
+    wait_until(lambda: pending_request(running)).decide(owner, "stop")
+    thread.join(timeout=30)
+    assert decision(result["response"])[0] == "deny"
+    assert result["response"].json()["continue"] is False
+
+
+def test_no_answer_in_time_denies_and_the_retry_joins_the_open_request(live_url, secret, running, owner, git_repo):
+    body = weakening_edit(git_repo)
+    verdict, reason = decision(post_hook(live_url, secret, body, wait=1))
+    request = pending_request(running)
+    assert verdict == "deny" and f"request #{request.pk} stays open" in reason
+    retry = {**body, "tool_use_id": "toolu_retry"}
+    decision(post_hook(live_url, secret, retry, wait=1))
+    assert ApprovalRequest.objects.filter(goal=running).count() == 1
+    request.decide(owner, "approve")
+    assert decision(post_hook(live_url, secret, {**body, "tool_use_id": "toolu_third"}, wait=1))[0] == "allow"
+
+
+def test_a_goal_that_falls_back_to_claudes_prompt_answers_ask(live_url, secret, running, git_repo):
+    GatewaySettings.objects.create(goal=running, when_unanswered=WhenUnanswered.ASK)
+    verdict, reason = decision(post_hook(live_url, secret, weakening_edit(git_repo), wait=1))
+    assert verdict == "ask" and "decide here instead" in reason
+
+
+def test_mcp_tools_are_gated_like_commands(live_url, secret, running, git_repo):
+    running.risk = "high"
+    running.rollback_note = "revert the branch"
+    running.save()
+    body = pre_tool_use(git_repo, "mcp__github__create_pull_request", {"title": "Speed up", "base": "main"})
+    verdict, _ = decision(post_hook(live_url, secret, body, wait=1))
+    assert verdict == "deny"
+    assert "wants to use mcp__github__create_pull_request" in pending_request(running).summary
+
+
+def test_notification_and_stop_go_on_the_timeline_without_counting_as_progress(live_url, secret, running, git_repo):
+    notification = {
+        "session_id": "9a1c7f0e",
+        "transcript_path": "/tmp/t.jsonl",
+        "cwd": str(git_repo),
+        "hook_event_name": "Notification",
+        "message": "Claude needs your permission to use Bash",
+        "notification_type": "permission_prompt",
+    }
+    stop = {
+        "session_id": "9a1c7f0e",
+        "transcript_path": "/tmp/t.jsonl",
+        "hook_event_name": "Stop",
+        "stop_hook_active": False,
+    }
+    for body in (notification, stop):
+        response = post_hook(live_url, secret, body)
+        assert response.status_code == 200 and response.json() == {}
+    messages = list(GoalEvent.objects.filter(goal=running, kind="agent").values_list("message", flat=True))
+    assert "Claude Code: Claude needs your permission to use Bash" in messages
+    assert "Claude Code finished its turn." in messages
+    running.refresh_from_db()
+    assert running.last_progress_at is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        pytest.param({}, "Authorization: Bearer", id="missing"),
+        pytest.param({"Authorization": "Bearer gp_not-a-token"}, "Unknown agent token", id="wrong"),
+        pytest.param({"Authorization": "Basic dXNlcjpwYXNz"}, "Authorization: Bearer", id="not-bearer"),
+    ],
+)
+def test_a_missing_or_wrong_token_is_401_json(live_url, git_repo, headers, reason):
+    response = requests.post(
+        f"{live_url}/api/v1/hooks/claude",
+        json=pre_tool_use(git_repo, "Bash", {"command": "ls"}),
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 401 and reason in response.json()["error"]
+
+
+def test_a_revoked_token_is_401_with_the_reason(live_url, running, git_repo):
+    token, secret = AgentToken.issue(running)
+    token.revoke()
+    response = post_hook(live_url, secret, pre_tool_use(git_repo, "Bash", {"command": "ls"}))
+    assert response.status_code == 401 and "revoked" in response.json()["error"]
+
+
+def test_malformed_json_is_400_with_a_json_reason(live_url, secret):
+    response = requests.post(
+        f"{live_url}/api/v1/hooks/claude",
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 400 and response.json()["error"].startswith("Malformed JSON")
