@@ -9,11 +9,6 @@ from approvals.models import AgentToken, AlwaysAllowRule, GatewaySettings
 pytestmark = pytest.mark.urls("tests.approvals.gateway_urls")
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.mark.parametrize(("who", "status"), [("owner", 200), ("approver", 200), ("outsider", 404)])
 def test_the_page_is_for_the_goals_people(client, goal, who, status, request):
     client.force_login(request.getfixturevalue(who))

@@ -21,11 +21,6 @@ from tests.approvals.gateway_server import running_daphne
 from tests.conftest import good_goal_fields, subprocess_database_url
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def running(goal):
     goal.status = GoalStatus.RUNNING

@@ -15,11 +15,6 @@ from tests.conftest import subprocess_database_url
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def live_url(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():

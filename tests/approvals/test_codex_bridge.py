@@ -20,11 +20,6 @@ FAKE = Path(__file__).parent / "fakes" / "codex_app_server.py"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def live_url(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():

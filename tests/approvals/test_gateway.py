@@ -159,11 +159,6 @@ def test_the_same_call_retried_has_the_same_key_whatever_its_id(git_repo):
 # --- judging calls (database) -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def running(goal):
     goal.status = GoalStatus.RUNNING
