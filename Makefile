@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	&& echo $$p && break; done)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check clean soak
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Goalpost needs Python 3.11 or newer on PATH."; exit 1; }
@@ -30,7 +30,11 @@ lint: $(VENV)/.dev-installed
 test: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses=4
+
+# The long fault runs (minutes each; GOALPOST_SOAK_MINUTES sets the length): workers killed again and again.
+soak: $(VENV)/.dev-installed
+	$(PY) -m pytest -m soak -s -p no:randomly tests/faults
 
 clean:
 	rm -rf $(VENV) var/staticfiles var/test-goalpost-*.sqlite3*

@@ -484,7 +484,7 @@ class SettledListener:
         client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
         pubsub = client.pubsub()
         try:
-            await pubsub.subscribe(gateway.SETTLED_CHANNEL)
+            await pubsub.subscribe(gateway.settled_channel())
             self.subscribed = True
             while self.waiters:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)

@@ -8,4 +8,6 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the receivers: delivery pushes to phones, live updates open pages, the gateway wakes waiting agents.
-        from approvals import delivery, gateway, live  # noqa: F401
+        # live first: its commit hooks only hand work to its thread, so they run before the ones that publish tasks.
+        from approvals import live  # noqa: F401, I001
+        from approvals import delivery, gateway  # noqa: F401

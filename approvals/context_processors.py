@@ -6,4 +6,4 @@ def pending_count(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"pending_count": ApprovalRequest.objects.pending().visible_to(user).count()}
+    return {"pending_count": ApprovalRequest.objects.pending().answerable_by(user).count()}

@@ -26,11 +26,13 @@ __all__ = [
     "DiffError",
     "FileView",
     "HunkView",
+    "IndexedFile",
     "LineView",
     "file_at",
     "finding_targets",
     "first_load",
     "highlight",
+    "index",
     "is_large",
     "marks_for_file",
     "parse",
@@ -94,6 +96,54 @@ class FileView:
         return self.hunks is not None
 
 
+@dataclass(frozen=True)
+class IndexedFile:
+    """A file of a recorded diff, known by what the step recorded of it and its part of the text, which is
+    parsed only when the file is shown or a finding may quote it."""
+
+    path: str
+    old_path: str | None
+    change: str
+    binary: bool
+    added: int
+    removed: int
+    line_count: int
+    char_count: int
+    part: str  # this file's piece of the diff, from its "diff --git" line
+
+    def parsed(self) -> FileDiff:
+        files = parse_diff(self.part).files
+        if len(files) != 1:
+            raise DiffError(f"the part of the diff for {self.path} does not read as one file")
+        return files[0]
+
+
+def index(text: str, recorded: list[dict] | None) -> tuple[IndexedFile, ...] | None:
+    """The diff's files from the step's record (``ParsedDiff.compact()``), each with its part of the text, found
+    by a scan for "diff --git" lines: no parse. None when the record does not line up with the text (no record,
+    one without sizes, a diff cut short, a plain unified diff): parse the whole diff then."""
+    starts = [match.start() for match in _GIT_FILE_START.finditer(text or "")]
+    if not starts or not recorded or len(starts) != len(recorded):
+        return None
+    if not all(isinstance(entry, dict) and "lines" in entry and "chars" in entry for entry in recorded):
+        return None
+    ends = [*starts[1:], len(text)]
+    return tuple(
+        IndexedFile(
+            path=str(entry["path"]),
+            old_path=entry.get("old_path"),
+            change=str(entry.get("change", "modified")),
+            binary=bool(entry.get("binary")),
+            added=int(entry.get("added") or 0),
+            removed=int(entry.get("removed") or 0),
+            line_count=int(entry["lines"]),
+            char_count=int(entry["chars"]),
+            part=text[start:end],
+        )
+        for entry, start, end in zip(recorded, starts, ends, strict=True)
+    )
+
+
 def parse(text: str) -> ParsedDiff:
     """The step's diff parsed; raises DiffError for a text that is not a readable diff."""
     return parse_diff(text or "")
@@ -121,15 +171,19 @@ def file_at(text: str, index: int, expected_files: int | None = None) -> FileDif
     return files[index] if index < len(files) else None
 
 
-def _line_count(file: FileDiff) -> int:
+def _line_count(file: FileDiff | IndexedFile) -> int:
+    if isinstance(file, IndexedFile):
+        return file.line_count
     return sum(len(hunk.lines) for hunk in file.hunks)
 
 
-def _char_count(file: FileDiff) -> int:
+def _char_count(file: FileDiff | IndexedFile) -> int:
+    if isinstance(file, IndexedFile):
+        return file.char_count
     return sum(len(line.text) for hunk in file.hunks for line in hunk.lines)
 
 
-def is_large(file: FileDiff) -> bool:
+def is_large(file: FileDiff | IndexedFile) -> bool:
     """Whether the file is too big to render unasked (over ~2,000 diff lines, or minified-size text)."""
     return _line_count(file) > LARGE_FILE_LINES or _char_count(file) > LARGE_FILE_CHARS
 
@@ -157,11 +211,12 @@ def _about(file: FileDiff, paths: set[str] | None) -> bool:
     return paths is None or file.path in paths or (file.old_path is not None and file.old_path in paths)
 
 
-def marks_for_file(file: FileDiff, findings: list[dict]) -> dict[tuple[int, int], tuple[int, ...]]:
+def marks_for_file(file: FileDiff | IndexedFile, findings: list[dict]) -> dict[tuple[int, int], tuple[int, ...]]:
     """Which lines of the file the findings quote: {(hunk index, line index): finding indexes}.
 
     A quoted line ("+text" or "-text", as the gates write them, cut at the gates' line length) marks its first
-    matching line in each file the finding is about; info findings mark nothing.
+    matching line in each file the finding is about; info findings mark nothing. An indexed file is parsed only
+    when its text holds a quoted line.
     """
     wanted: dict[tuple[str, str], list[int]] = {}
     for number, finding in enumerate(findings):
@@ -173,6 +228,10 @@ def marks_for_file(file: FileDiff, findings: list[dict]) -> dict[tuple[int, int]
             wanted.setdefault(key, []).append(number)
     if not wanted:
         return {}
+    if isinstance(file, IndexedFile):
+        if not any(f"\n{kind}{text}" in file.part for kind, text in wanted):
+            return {}
+        file = file.parsed()
     marks: dict[tuple[int, int], tuple[int, ...]] = {}
     seen: set[tuple[int, tuple[str, str]]] = set()
     for hunk_index, hunk in enumerate(file.hunks):
@@ -186,7 +245,7 @@ def marks_for_file(file: FileDiff, findings: list[dict]) -> dict[tuple[int, int]
 
 
 def finding_targets(
-    files: tuple[FileDiff, ...], findings: list[dict], marks: list[dict] | None = None
+    files: tuple[FileDiff | IndexedFile, ...], findings: list[dict], marks: list[dict] | None = None
 ) -> dict[int, tuple[int, bool]]:
     """Where each finding points in the diff: {finding index: (file index, has a marked line)}.
 
@@ -213,7 +272,7 @@ def finding_targets(
     return targets
 
 
-def first_load(files: tuple[FileDiff, ...], flagged: set[int] = frozenset()) -> set[int]:
+def first_load(files: tuple[FileDiff | IndexedFile, ...], flagged: set[int] = frozenset()) -> set[int]:
     """The files rendered with the page: the first three, then files the gates flagged, while the page's
     diff stays small; binary and large files never."""
     chosen: set[int] = set()
@@ -234,7 +293,7 @@ def first_load(files: tuple[FileDiff, ...], flagged: set[int] = frozenset()) -> 
     return chosen
 
 
-def summarise(file: FileDiff, index: int, marked: int = 0) -> FileView:
+def summarise(file: FileDiff | IndexedFile, index: int, marked: int = 0) -> FileView:
     """The file's section header only: path, change, counts."""
     return FileView(
         index=index,
@@ -250,8 +309,10 @@ def summarise(file: FileDiff, index: int, marked: int = 0) -> FileView:
     )
 
 
-def render_file(file: FileDiff, index: int, findings: list[dict], force: bool = False) -> FileView:
+def render_file(file: FileDiff | IndexedFile, index: int, findings: list[dict], force: bool = False) -> FileView:
     """The file with its hunks highlighted and the quoted lines marked; a large file only when forced."""
+    if isinstance(file, IndexedFile):
+        file = file.parsed()
     marks = marks_for_file(file, findings)
     summary = summarise(file, index, marked=len(marks))
     if file.binary or (summary.large and not force):

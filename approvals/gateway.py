@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from approvals import signals
 from approvals.models import (
+    GATEWAY_SOURCE,
     AgentReport,
     AgentToken,
     ApprovalRequest,
@@ -79,6 +80,7 @@ AGENT_LABELS = {"claude": "Claude Code", "codex": "Codex"}
 
 MAX_FILE_CHARS = 500_000  # a file larger than this is judged by its path only
 MAX_DIFF_DETAIL = 50_000  # the diff kept on the approval request for the phone
+MAX_INPUT_DETAIL = 4_000  # an MCP tool's input, as JSON, kept on the approval request
 MAX_DIRECTORY_FILES = 200  # a directory a command writes counts as its files, this many at most
 STOP_STATUSES = {
     GoalStatus.DRAFT: "The goal is a draft: mark it ready and start it on its page first.",
@@ -740,12 +742,16 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
     as_dicts = tuple(finding.as_dict() for finding in findings)
     reasons = "; ".join(finding.reason for finding in findings if finding.severity == gates.APPROVAL)
     details = {
-        "source": "gateway",
+        "source": GATEWAY_SOURCE,
         "agent": call.agent,
+        "agent_name": token.name if token else "",
         "tool": call.tool,
+        "tool_use_id": call.tool_use_id,
         "command": proposal.command,
+        # A tool that is neither a command nor a file change (an MCP tool): its input is what a person judges.
+        "input": _input_text(call.input) if proposal.action == "other" else "",
         "paths": list(proposal.paths),
-        "diff": proposal.diff_text[:MAX_DIFF_DETAIL],
+        "diff": _diff_detail(proposal.diff_text),
         "diff_truncated": len(proposal.diff_text) > MAX_DIFF_DETAIL,
         "cwd": call.cwd,
         "session_id": call.session_id,
@@ -758,6 +764,19 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
         recorded = _record_call(goal, token, call, key, proposal, ASK, reasons, as_dicts, request, summary)
     reason = f"Waiting for a decision on the phone (request #{request.pk}): {reasons}"
     return Outcome(ASK, reason, recorded, request, as_dicts)
+
+
+def _diff_detail(text: str) -> str:
+    """The diff kept for the phone: whole files only, so a cut diff still parses."""
+    if len(text) <= MAX_DIFF_DETAIL:
+        return text
+    cut = text.rfind("\ndiff --git ", 0, MAX_DIFF_DETAIL)
+    return text[: cut + 1] if cut > 0 else text[:MAX_DIFF_DETAIL]
+
+
+def _input_text(tool_input: dict) -> str:
+    text = json.dumps(tool_input, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return text[:MAX_INPUT_DETAIL] + ("\n…" if len(text) > MAX_INPUT_DETAIL else "")
 
 
 def _join(goal: Goal, key: str) -> Outcome | None:
@@ -869,7 +888,13 @@ def request_outcome(request_id: int) -> RequestOutcome | None:
 
 # --- telling the waiting agents ------------------------------------------------------------------------------
 
-SETTLED_CHANNEL = os.environ.get("GOALPOST_CHANNEL_PREFIX", "goalpost") + ":gateway:settled"
+
+def settled_channel() -> str:
+    """The Redis channel of settled requests, under the channel layer's prefix (GOALPOST_CHANNEL_PREFIX), so the
+    processes that share the websocket layer (daphnes, workers, a shell deciding) share this channel too."""
+    prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "goalpost")
+    return f"{prefix}:gateway:settled"
+
 _redis_client = None
 
 
@@ -881,7 +906,7 @@ def publish_settled(request_id: int) -> bool:
 
         if _redis_client is None:
             _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        _redis_client.publish(SETTLED_CHANNEL, str(request_id))
+        _redis_client.publish(settled_channel(), str(request_id))
     except Exception:
         log.warning("could not publish the outcome of request %s", request_id, exc_info=True)
         return False

@@ -63,12 +63,40 @@ class DecisionResult:
     settled: bool  # False when the vote was recorded but another approver must still approve
 
 
+# `details["source"]` of a request an agent running elsewhere opened through the gateway (approvals/gateway.py).
+GATEWAY_SOURCE = "gateway"
+
+
 class ApprovalRequestQuerySet(models.QuerySet):
     def pending(self) -> ApprovalRequestQuerySet:
         return self.filter(status=RequestStatus.PENDING)
 
+    def from_gateway(self) -> ApprovalRequestQuerySet:
+        """Requests opened for tool calls of agents running elsewhere: one per call, several pending at once."""
+        return self.filter(details__source=GATEWAY_SOURCE)
+
+    def from_loop(self) -> ApprovalRequestQuerySet:
+        """Requests the managed loop opened (steps, plans, budgets, stalls, done): one pending per goal."""
+        # A row without the key must count as the loop's: a plain exclude() drops it (NOT NULL is not true).
+        return self.filter(models.Q(details__source__isnull=True) | ~models.Q(details__source=GATEWAY_SOURCE))
+
     def visible_to(self, user) -> ApprovalRequestQuerySet:
         return self.filter(goal__in=Goal.objects.visible_to(user))
+
+    def answerable_by(self, user) -> ApprovalRequestQuerySet:
+        """Requests of goals the user owns or approves for: a goal's viewers see its requests, never answer them."""
+        return self.filter(goal__in=Goal.objects.decidable_by(user))
+
+    def answerable_counts(self, user_ids) -> dict[int, int]:
+        """`answerable_by(user).count()` for each of several users, in one query."""
+        answerable: dict[int, set[int]] = {user_id: set() for user_id in user_ids}
+        ids = list(answerable)
+        rows = self.filter(models.Q(goal__owner_id__in=ids) | models.Q(goal__approvers__in=ids))
+        for pk, owner_id, approver_id in rows.values_list("pk", "goal__owner_id", "goal__approvers"):
+            for user_id in (owner_id, approver_id):
+                if user_id in answerable:
+                    answerable[user_id].add(pk)
+        return {user_id: len(pks) for user_id, pks in answerable.items()}
 
     def overdue(self, now=None) -> ApprovalRequestQuerySet:
         return self.pending().filter(expires_at__lte=now or timezone.now())
@@ -113,6 +141,10 @@ class ApprovalRequest(models.Model):
     def is_pending(self) -> bool:
         return self.status == RequestStatus.PENDING
 
+    @property
+    def from_gateway(self) -> bool:
+        return isinstance(self.details, dict) and self.details.get("source") == GATEWAY_SOURCE
+
     @classmethod
     def open(
         cls,
@@ -125,13 +157,20 @@ class ApprovalRequest(models.Model):
         plan: str = "",
         details: dict | None = None,
     ) -> ApprovalRequest:
-        """Open a request for the goal, superseding any it still had pending, and announce it."""
+        """Open a request for the goal and announce it.
+
+        The managed loop keeps one pending request per goal: its new request supersedes the loop's older one.
+        A gateway request (`details["source"] == "gateway"`) is one agent tool call: agents run tools in
+        parallel, so gateway requests never supersede anything and nothing the loop opens supersedes them.
+        """
         if kind not in RequestKind.values:
             raise ValueError(f"unknown request kind {kind!r}")
         now = timezone.now()
         two_person = goal.contract().effective_risk == "high" and goal.approvers.count() >= 2
         with transaction.atomic():
-            superseded = list(cls.objects.filter(goal=goal).pending().values_list("pk", flat=True))
+            from_gateway = isinstance(details, dict) and details.get("source") == GATEWAY_SOURCE
+            earlier = cls.objects.filter(goal=goal).pending().from_loop()
+            superseded = [] if from_gateway else list(earlier.values_list("pk", flat=True))
             if superseded:
                 cls.objects.filter(pk__in=superseded, status=RequestStatus.PENDING).update(
                     status=RequestStatus.SUPERSEDED, decided_at=now, version=F("version") + 1
@@ -191,7 +230,8 @@ class ApprovalRequest(models.Model):
             )
             if not claimed.update(version=F("version") + 1):
                 return None
-            self.refresh_from_db()
+            # The request's own fields as the lock found them; its goal stays loaded (its row is not re-read).
+            self.refresh_from_db(fields=[f.attname for f in self._meta.concrete_fields if f.name not in ("id", "goal")])
             voted = self.decisions.filter(user=user, verdict=Verdict.APPROVE)
             if verdict == Verdict.APPROVE and self.required_approvals > 1 and voted.exists():
                 raise DecisionRefused(

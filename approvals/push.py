@@ -193,7 +193,8 @@ def payload_for_request(request: ApprovalRequest, user) -> dict:
         "title": _one_line(f"{label} · {goal.title}", 100),
         "body": _one_line(_reason(request), 180),
         "url": f"/approvals/{request.pk}/",
-        "tag": f"goal-{goal.pk}",
+        # The loop's newer request replaces its older one on the lock screen; each agent tool call is its own.
+        "tag": f"goal-{goal.pk}-request-{request.pk}" if request.from_gateway else f"goal-{goal.pk}",
         "actions": [],
     }
     one_tap = (

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.db.models import Prefetch, Q
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -15,8 +15,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from approvals import diffview
+from approvals.gateway import AGENT_LABELS
 from approvals.models import (
     EXTENDABLE_BUDGETS,
+    AgentReport,
     ApprovalRequest,
     Decision,
     DecisionRefused,
@@ -27,9 +29,11 @@ from goals import lint
 from goals.models import Goal, GoalStatus, Step
 
 RISK_RANK = {"high": 0, "medium": 1, "low": 2}
-INBOX_LIMIT = 200
+# Cards per screen of the inbox; "Show more" fetches the next ones (rendering 200 cards took most of a second).
+INBOX_PAGE = 10
 OUTPUT_TAIL_CHARS = 4_000
 RUNNING_LINKS = 5
+REPORTED_CHECKS = 5  # a gateway request shows the last checks the agent reported before it asked
 DONE_MESSAGES = {
     Verdict.APPROVE: "Approved",
     Verdict.REJECT: "Rejected",
@@ -126,17 +130,14 @@ def _reasons(findings: list) -> list[str]:
 
 
 def _pending_for(user):
-    return ApprovalRequest.objects.pending().visible_to(user)
+    return ApprovalRequest.objects.pending().answerable_by(user)
 
 
-def _inbox_requests(user) -> list[ApprovalRequest]:
+def _inbox_requests(user, offset: int = 0, limit: int = INBOX_PAGE) -> list[ApprovalRequest]:
     decisions = Prefetch("decisions", queryset=Decision.objects.select_related("user"))
     pending = _pending_for(user).filter(expires_at__gt=timezone.now())
-    return list(
-        pending.select_related("goal").prefetch_related(decisions).order_by("expires_at", "created_at")[
-            :INBOX_LIMIT
-        ]
-    )
+    ordered = pending.select_related("goal").prefetch_related(decisions).order_by("expires_at", "created_at", "pk")
+    return list(ordered[offset : offset + limit])
 
 
 def _idle_context(user) -> dict:
@@ -155,9 +156,18 @@ def _idle_context(user) -> dict:
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
     """The home page: pending requests the person may answer, most urgent first."""
-    cards = _cards(_inbox_requests(request.user), request.user)
-    context = {"cards": cards, **({} if cards else _idle_context(request.user))}
-    template = "approvals/inbox.html#inbox_list" if request.htmx else "approvals/inbox.html"
+    try:
+        offset = max(0, int(request.GET.get("offset", 0)))
+    except ValueError:
+        offset = 0
+    requests = _inbox_requests(request.user, offset, INBOX_PAGE + 1)
+    cards = _cards(requests[:INBOX_PAGE], request.user)
+    more = offset + INBOX_PAGE if len(requests) > INBOX_PAGE else None
+    context = {"cards": cards, "more_offset": more, **({} if cards or offset else _idle_context(request.user))}
+    if request.htmx and offset:
+        template = "approvals/inbox.html#more_cards"
+    else:
+        template = "approvals/inbox.html#inbox_list" if request.htmx else "approvals/inbox.html"
     return render(request, template, context)
 
 
@@ -222,7 +232,11 @@ def _meters(goal: Goal) -> list[dict]:
     return meters
 
 
-def _evidence(step: Step | None) -> list[dict]:
+def _evidence(step: Step | None, approval: ApprovalRequest | None = None) -> list[dict]:
+    """The checks behind the request: the step's evidence runs, or for a gateway request the checks the agent
+    reported before it asked (the ones its gates saw)."""
+    if step is None and approval is not None and approval.from_gateway:
+        return _reported_evidence(approval)
     runs = []
     for run in step.evidence if step else []:
         output = str(run.get("output") or "")
@@ -242,33 +256,110 @@ def _evidence(step: Step | None) -> list[dict]:
     return runs
 
 
+def _reported_evidence(approval: ApprovalRequest) -> list[dict]:
+    reports = AgentReport.objects.filter(
+        goal_id=approval.goal_id, passed__isnull=False, created_at__lte=approval.created_at
+    ).order_by("-created_at", "-id")[:REPORTED_CHECKS]
+    return [
+        {
+            "name": report.name or report.command or "check",
+            "command": report.command,
+            "passed": bool(report.passed),
+            "timed_out": report.timed_out,
+            "duration_s": None,
+            "summary": f"exit {report.exit_code} (expected {report.expected_exit}), reported by the agent",
+            "failing_tests": report.failing_tests or [],
+            "output_tail": report.output_tail[-OUTPUT_TAIL_CHARS:],
+            "output_cut": len(report.output_tail) > OUTPUT_TAIL_CHARS,
+        }
+        for report in reversed(reports)
+    ]
+
+
+@dataclass(frozen=True)
+class DiffSource:
+    """Where a request's diff lives: its step's commit for the loop, the tool call for a gateway request."""
+
+    text: str
+    truncated: bool = False
+    files: int | None = None  # the file count recorded with it, which lets one file load without the rest
+    recorded: list | None = None  # the step's files (ParsedDiff.compact()), which lay out the page without a parse
+    summary: str = ""  # the recorded stats line
+
+    def files_of(self) -> tuple[tuple, str]:
+        """The diff's files, indexed from the record when it lines up with the text, else parsed; and the stats
+        line. Raises DiffError for a text that is not a readable diff."""
+        indexed = diffview.index(self.text, self.recorded)
+        if indexed is not None and self.summary:
+            return indexed, self.summary
+        parsed = diffview.parse(self.text)
+        return parsed.files, parsed.summary_line()
+
+
+def _diff_source(approval: ApprovalRequest, step: Step | None) -> DiffSource:
+    if step is not None:
+        return DiffSource(step.diff, step.diff_truncated, step.diff_stats.get("files"), step.files,
+                          str(step.diff_stats.get("summary") or ""))
+    if approval.from_gateway:
+        return DiffSource(str(approval.details.get("diff") or ""), bool(approval.details.get("diff_truncated")))
+    return DiffSource("")
+
+
+def _gateway_call(approval: ApprovalRequest) -> dict | None:
+    """Who asked and what they want to run, for a request an agent running elsewhere opened."""
+    if not approval.from_gateway:
+        return None
+    details = approval.details
+    agent = str(details.get("agent") or "api")
+    return {
+        "agent": AGENT_LABELS.get(agent, "An agent (API)"),
+        "agent_name": str(details.get("agent_name") or ""),
+        "tool": str(details.get("tool") or ""),
+        "tool_use_id": str(details.get("tool_use_id") or ""),
+        "session_id": str(details.get("session_id") or ""),
+        "cwd": str(details.get("cwd") or ""),
+        "command": str(details.get("command") or ""),
+        "input": str(details.get("input") or ""),
+        "paths": [str(path) for path in details.get("paths") or []],
+    }
+
+
 def _diff_context(approval: ApprovalRequest, step: Step | None) -> dict:
     """The diff viewer's first load: every file's summary (up to a page of them), a few files rendered."""
-    if step is None or not step.diff.strip():
+    source = _diff_source(approval, step)
+    if not source.text.strip():
         return {"files": []}
     try:
-        parsed = diffview.parse(step.diff)
+        return _diff_files_context(approval, source, *source.files_of())
+    except diffview.DiffError:
+        pass  # a record that does not match its text: read the diff itself
+    try:
+        parsed = diffview.parse(source.text)
+        return _diff_files_context(approval, source, parsed.files, parsed.summary_line())
     except diffview.DiffError as error:
-        return {"files": [], "diff_error": str(error), "raw_diff": step.diff[:20_000]}
+        return {"files": [], "diff_error": str(error), "raw_diff": source.text[:20_000]}
+
+
+def _diff_files_context(approval: ApprovalRequest, source: DiffSource, all_files: tuple, stats_line: str) -> dict:
     findings = approval.findings
-    marks = [diffview.marks_for_file(file, findings) for file in parsed.files]
-    targets = diffview.finding_targets(parsed.files, findings, marks)
-    inline = diffview.first_load(parsed.files, {index for index, file_marks in enumerate(marks) if file_marks})
+    marks = [diffview.marks_for_file(file, findings) for file in all_files]
+    targets = diffview.finding_targets(all_files, findings, marks)
+    inline = diffview.first_load(all_files, {index for index, file_marks in enumerate(marks) if file_marks})
     files = [
         diffview.render_file(file, index, findings)
         if index in inline
         else diffview.summarise(file, index, marked=len(marks[index]))
-        for index, file in enumerate(parsed.files[: diffview.LISTED_FILES])
+        for index, file in enumerate(all_files[: diffview.LISTED_FILES])
     ]
     gate_links = {}
     for number, (index, marked) in targets.items():
         gate_links[number] = f"#gate-{number}-{index}" if marked and index in inline else f"#file-{index}"
     return {
         "files": files,
-        "more_from": diffview.LISTED_FILES if len(parsed.files) > diffview.LISTED_FILES else None,
-        "stats_line": parsed.summary_line(),
+        "more_from": diffview.LISTED_FILES if len(all_files) > diffview.LISTED_FILES else None,
+        "stats_line": stats_line,
         "gate_links": gate_links,
-        "truncated": step.diff_truncated,
+        "truncated": source.truncated,
     }
 
 
@@ -294,7 +385,8 @@ def _page_context(request: HttpRequest, approval: ApprovalRequest, **decision_ex
         "plan": approval.plan or (step.plan if step else ""),
         "findings": _findings(approval, diff.get("gate_links", {})),
         "diff": diff,
-        "evidence": _evidence(step),
+        "call": _gateway_call(approval),
+        "evidence": _evidence(step, approval),
         "meters": _meters(goal),
         "events": goal.events.select_related("actor")[:10],
     }
@@ -315,11 +407,11 @@ def _decision_area(request: HttpRequest, approval: ApprovalRequest, **extra) -> 
 
 
 def _file_of(approval: ApprovalRequest, index: int):
-    step = _step_of(approval)
-    if step is None:
+    source = _diff_source(approval, _step_of(approval))
+    if not source.text.strip():
         raise Http404("This request has no diff.")
     try:
-        file = diffview.file_at(step.diff, index, step.diff_stats.get("files"))
+        file = diffview.file_at(source.text, index, source.files)
     except diffview.DiffError as error:
         raise Http404("The diff could not be read.") from error
     if file is None:
@@ -342,23 +434,23 @@ def request_file(request: HttpRequest, pk: int, index: int) -> HttpResponse:
 def request_files(request: HttpRequest, pk: int) -> HttpResponse:
     """The file list past the first page of a very large diff, a page at a time (?start=N)."""
     approval = _get_request_for_user(request, pk)
-    step = _step_of(approval)
+    source = _diff_source(approval, _step_of(approval))
     start = request.GET.get("start", "0")
-    if step is None or not start.isdigit():
+    if not source.text.strip() or not start.isdigit():
         raise Http404("No such files.")
     start = int(start)
     try:
-        parsed = diffview.parse(step.diff)
+        all_files, _ = source.files_of()
     except diffview.DiffError as error:
         raise Http404("The diff could not be read.") from error
     end = start + diffview.LISTED_FILES
-    files = [diffview.summarise(file, start + n) for n, file in enumerate(parsed.files[start:end])]
+    files = [diffview.summarise(file, start + n) for n, file in enumerate(all_files[start:end])]
     context = {
         "approval": approval,
         "goal": approval.goal,
         "files": files,
         "start": start,
-        "more_from": end if end < len(parsed.files) else None,
+        "more_from": end if end < len(all_files) else None,
     }
     template = "approvals/detail.html#file_sections" if request.htmx else "approvals/files.html"
     return render(request, template, context)
@@ -380,6 +472,8 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     page, the decision area. A refused decision answers 200 with its message in place, so htmx swaps it.
     """
     approval = _get_request_for_user(request, pk)
+    if not approval.goal.can_decide(request.user):
+        return HttpResponseForbidden("The goal's viewers see its requests; only its owner and approvers decide.")
     from_inbox = request.POST.get("from") == "inbox"
     verdict = request.POST.get("verdict", "")
     comment = request.POST.get("comment", "")

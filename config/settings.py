@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.management.utils import get_random_secret_key
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GOALPOST_VAR_DIR", BASE_DIR / "var"))
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "axes",
+    "csp",
     "goals",
     "approvals",
 ]
@@ -104,6 +106,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -170,7 +173,21 @@ REDIS_URL = redis_url_from_env()
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("GOALPOST_CHANNEL_PREFIX", "goalpost")},
+        "CONFIG": {
+            # A pooled connection that outlived a Redis restart is reopened and the command tried once more,
+            # instead of failing the first websocket or broadcast after the restart; a Redis that is down fails fast.
+            # Reads wait longer than the layer's 5 s blocking pop (redis-py's default is also 5 s: sockets then
+            # closed with 1011 under load).
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_connect_timeout": 2,
+                    "socket_timeout": 15,
+                    "retry_on_error": [RedisConnectionError],
+                }
+            ],
+            "prefix": env_str("GOALPOST_CHANNEL_PREFIX", "goalpost"),
+        },
     }
 }
 
@@ -186,7 +203,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "goals.tasks.record_worker_heartbeat", "schedule": 15.0},
     "expire-approval-requests": {"task": "approvals.tasks.expire_overdue_approval_requests", "schedule": 30.0},
-    "requeue-lost-steps": {"task": "goals.tasks.requeue_lost_steps", "schedule": 30.0},
+    "requeue-lost-steps": {
+        "task": "goals.tasks.requeue_lost_steps",
+        "schedule": float(env_int("GOALPOST_REAPER_INTERVAL_S", 30)),
+    },
     "find-stalled-goals": {"task": "goals.tasks.find_stalled_goals", "schedule": 60.0},
 }
 CELERY_TASK_DEFAULT_QUEUE = env_str("GOALPOST_CELERY_QUEUE", "goalpost")
@@ -196,6 +216,9 @@ CELERY_TASK_PUBLISH_RETRY = False
 # The goal loop: a worker's lease on a goal (renewed every quarter), the evidence commands' time limit, and
 # how long a goal may go without progress (or a request unanswered) before the phone is told it stalled.
 GOALPOST_STEP_LEASE_S = env_int("GOALPOST_STEP_LEASE_S", 120)
+# A queued step not claimed within this many seconds (a broker that was down, a message lost) is queued again by
+# the reaper; whichever message arrives first runs the step, the other claims nothing. 0: max(30 s, the lease).
+GOALPOST_REQUEUE_AFTER_S = env_int("GOALPOST_REQUEUE_AFTER_S", 0)
 GOALPOST_EVIDENCE_TIMEOUT_S = env_int("GOALPOST_EVIDENCE_TIMEOUT_S", 600)
 GOALPOST_STALL_AFTER_MINUTES = env_int("GOALPOST_STALL_AFTER_MINUTES", 30)
 GOALPOST_WORKTREE_ROOT = Path(env_str("GOALPOST_WORKTREE_ROOT", str(VAR_DIR / "worktrees")))
@@ -289,6 +312,37 @@ SESSION_COOKIE_AGE = 60 * 60 * 24 * 30
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Pages carry the CSRF token in <body hx-headers>; no script reads the cookie, so scripts may not.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+
+
+def websocket_sources(hosts: list[str], https: bool) -> list[str]:
+    """connect-src entries for /ws/ on the allowed hosts (older Safari does not match ws: with 'self').
+
+    CSP has no syntax for an IPv6 literal: such a host relies on 'self'."""
+    schemes = ["wss"] if https else ["ws", "wss"]
+    if "*" in hosts:
+        return [f"{scheme}:" for scheme in schemes]
+    names = [f"*{host}" if host.startswith(".") else host for host in hosts if not host.startswith("[")]
+    return [f"{scheme}://{name}:*" for scheme in schemes for name in names]
+
+
+# Content-Security-Policy (django-csp): no inline script or style, no eval, nothing from another origin; see
+# docs/security.md. htmx's own indicator <style> and eval are switched off by <meta name="htmx-config">.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'", *websocket_sources(ALLOWED_HOSTS, HTTPS)],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # Failed logins: five tries per username and address, then a 15-minute cool-off.
 AXES_FAILURE_LIMIT = env_int("GOALPOST_LOGIN_FAILURE_LIMIT", 5)
@@ -316,7 +370,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "config.redact.RedactSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # django.template's DEBUG records carry whole template contexts (a token shown once among them).
+    "loggers": {"django.request": {"level": "ERROR"}, "django.template": {"level": "INFO"}},
 }

@@ -75,10 +75,10 @@ def contract_from_json(body) -> lint.Contract:
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
     work_type = body.get("work_type") or "other"
-    if work_type not in lint.WORK_TYPE_RISK:
+    if not isinstance(work_type, str) or work_type not in lint.WORK_TYPE_RISK:
         raise BadRequest(f"`work_type` must be one of: {', '.join(lint.WORK_TYPE_RISK)}.")
     risk = body.get("risk") or ""
-    if risk and risk not in lint.RISK_ORDER:
+    if risk and (not isinstance(risk, str) or risk not in lint.RISK_ORDER):
         raise BadRequest(f"`risk` must be one of: {', '.join(lint.RISK_ORDER)}.")
     return lint.Contract(
         objective=_text(body, "objective"),

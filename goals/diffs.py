@@ -162,7 +162,8 @@ class ParsedDiff:
         return ", ".join(parts)
 
     def compact(self) -> list[dict[str, object]]:
-        """Per file, the fields a phone shows: path, old_path, change, added, removed, binary, category."""
+        """Per file, the fields a phone shows: path, old_path, change, added, removed, binary, category; and the
+        size of its hunks (lines, chars of line text), which lets a page lay out a big diff without parsing it."""
         return [
             {
                 "path": file.path,
@@ -172,6 +173,8 @@ class ParsedDiff:
                 "removed": file.removed,
                 "binary": file.binary,
                 "category": file.category,
+                "lines": sum(len(hunk.lines) for hunk in file.hunks),
+                "chars": sum(len(line.text) for hunk in file.hunks for line in hunk.lines),
             }
             for file in self.files
         ]

@@ -232,12 +232,14 @@ class GoalForm(forms.ModelForm):
             "agent",
             "agent_settings",
             "approvers",
+            "viewers",
         ]
         widgets = {
             "objective": forms.Textarea(attrs={"rows": 3}),
             "done_criteria": forms.Textarea(attrs={"rows": 2}),
             "rollback_note": forms.Textarea(attrs={"rows": 2}),
             "approvers": forms.CheckboxSelectMultiple,
+            "viewers": forms.CheckboxSelectMultiple,
             "repo_path": forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "off"}),
             "base_branch": forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "off"}),
         }
@@ -258,6 +260,8 @@ class GoalForm(forms.ModelForm):
         self.fields[
             "approvers"
         ].help_text = "Two or more approvers put high-risk steps under the two-person rule."
+        self.fields["viewers"].queryset = self.fields["approvers"].queryset
+        self.fields["viewers"].help_text = "Viewers see the goal and its requests; they decide nothing."
         self.fields["repeated_failure_threshold"].widget.attrs.update({"min": 1, "inputmode": "numeric"})
         self.fields["repeated_failure_threshold"].validators.append(_at_least_one)
         self.fields["approval_timeout_minutes"].widget.attrs.update({"min": 1, "inputmode": "numeric"})
@@ -301,6 +305,10 @@ class GoalForm(forms.ModelForm):
                 cleaned["base_branch"] = (branch or "").strip()
             except RepositoryError as error:
                 self.add_error(error.field, str(error))
+        both = set(cleaned.get("approvers") or ()) & set(cleaned.get("viewers") or ())
+        if both:
+            names = ", ".join(sorted(user.get_username() for user in both))
+            self.add_error("viewers", f"Approvers already see the goal: {names} cannot be a viewer too.")
         return cleaned
 
     def save(self, commit: bool = True) -> Goal:

@@ -14,7 +14,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -69,10 +69,17 @@ def workspace_for(goal: Goal) -> Workspace:
 # --- leases -------------------------------------------------------------------------------------------------
 
 
-def claim(goal_id: int, token: str) -> bool:
-    """Take the goal's lease if it is running and nobody holds a live lease; True when this caller got it."""
+def claim(goal_id: int, token: str, enqueued_at: datetime | None = None) -> bool:
+    """Take the goal's lease if it is running and nobody holds a live lease; True when this caller got it.
+
+    A step queued by `enqueue_step` (it carries `enqueued_at`) claims only while a step is due: of two messages
+    for one due step (the reaper re-queued one it thought lost, the broker redelivered one), the first to arrive
+    takes it and the other claims nothing; neither waits for the other, so a long queue starves no goal.
+    """
     now = timezone.now()
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    if enqueued_at is not None:
+        free &= Q(step_enqueued_at__isnull=False)
     return bool(
         Goal.objects.filter(free, pk=goal_id, status=GoalStatus.RUNNING).update(
             lease_token=token,
@@ -106,11 +113,13 @@ class LeaseKeeper:
         interval = max(1.0, lease_seconds() / 4)
         try:
             while not self.stopped.wait(interval):
-                Goal.objects.filter(pk=self.goal_id, lease_token=self.token).update(
-                    lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
-                )
-        except Exception:  # a lost database must not kill the step; the lease then simply runs out
-            log.exception("could not renew the lease of goal %s", self.goal_id)
+                try:
+                    Goal.objects.filter(pk=self.goal_id, lease_token=self.token).update(
+                        lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
+                    )
+                except Exception:  # a dropped connection: reopen it next time, or another worker takes the step
+                    log.warning("could not renew the lease of goal %s", self.goal_id, exc_info=True)
+                    close_old_connections()
         finally:
             close_old_connections()
 
@@ -118,10 +127,10 @@ class LeaseKeeper:
 # --- one step -----------------------------------------------------------------------------------------------
 
 
-def run_step(goal_id: int, worker: str = "") -> StepOutcome:
+def run_step(goal_id: int, worker: str = "", enqueued_at: datetime | None = None) -> StepOutcome:
     """Claim the goal, run one step, release the goal. Never raises for what an agent or a repository does."""
     token = uuid.uuid4().hex
-    if not claim(goal_id, token):
+    if not claim(goal_id, token, enqueued_at):
         goal = Goal.objects.filter(pk=goal_id).first()
         return StepOutcome(goal_id, "busy" if goal and goal.status == GoalStatus.RUNNING else "idle")
     try:
@@ -532,7 +541,7 @@ def apply_decision(request: ApprovalRequest, verdict: str) -> bool:
     goal = Goal.objects.get(pk=request.goal_id)
     step = goal.steps.filter(number=request.step_number).first() if request.step_number else None
     approved = verdict in (Verdict.APPROVE, Verdict.EXTEND)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside the decision's transaction: no savepoint round trips
         if step is not None and step.status == StepStatus.WAITING:
             step.status = StepStatus.APPROVED if approved else StepStatus.REJECTED
             step.save(update_fields=["status"])
@@ -600,7 +609,7 @@ def pause(goal: Goal, actor) -> None:
 
 def resume(goal: Goal, actor) -> bool:
     """Paused or stalled → running (or waiting, when a request is still open); True when it should step."""
-    pending = goal.approval_requests.pending().exists()
+    pending = goal.approval_requests.pending().from_loop().exists()  # an agent elsewhere waits on its own
     target = GoalStatus.WAITING if pending else GoalStatus.RUNNING
     if not goal.set_status(target, actor, "Resumed.", only_from=(GoalStatus.PAUSED, GoalStatus.STALLED)):
         raise ControlRefused(f"A {goal.get_status_display().lower()} goal cannot be resumed.")
@@ -615,10 +624,19 @@ def cancel(goal: Goal, actor) -> None:
         goal.set_status(GoalStatus.CANCELLED, actor, "Cancelled.")
 
 
+def requeue_after_s() -> int:
+    """How long a queued step may wait unclaimed before the reaper queues it again (the first to arrive runs)."""
+    return int(getattr(settings, "GOALPOST_REQUEUE_AFTER_S", 0)) or max(30, lease_seconds())
+
+
 def lost_goals(now=None) -> list[int]:
-    """Running goals whose worker died (lease ran out) or whose queued step never arrived."""
+    """Running goals whose worker died (lease ran out) or whose queued step never arrived.
+
+    "Never arrived" covers a broker that was down when the step was queued: the decision and the goal's
+    `step_enqueued_at` were stored, the message was not, and the reaper queues it once the broker is back.
+    """
     now = now or timezone.now()
-    stale_queue = now - timedelta(seconds=max(30, lease_seconds()))
+    stale_queue = now - timedelta(seconds=requeue_after_s())
     lost = Goal.objects.filter(status=GoalStatus.RUNNING).filter(
         Q(lease_expires_at__lt=now)
         | Q(lease_expires_at__isnull=True, step_enqueued_at__lt=stale_queue)
@@ -637,13 +655,18 @@ def detect_stalls(now=None) -> list[tuple[int, str]]:
 
     now = now or timezone.now()
     found: list[tuple[int, str]] = []
-    # Waiting past the SLA: remind the person (the open request stays as it is).
+    # Waiting past the SLA: remind the person (the open request stays as it is), once per goal and sweep
+    # however many of an agent's parallel tool calls wait.
+    reminded_goals: set[int] = set()
     for request in (
         ApprovalRequest.objects.pending().filter(created_at__lt=now - stall_after()).select_related("goal")
     ):
         if not request.details.get("reminded"):
             request.details = {**request.details, "reminded": now.isoformat()}
             request.save(update_fields=["details"])
+            if request.goal_id in reminded_goals:
+                continue
+            reminded_goals.add(request.goal_id)
             reason = (
                 f"A {request.get_kind_display().lower()} request has waited {_ago(now - request.created_at)}."
             )

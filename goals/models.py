@@ -56,7 +56,13 @@ class GoalNotReady(Exception):
 
 class GoalQuerySet(models.QuerySet):
     def visible_to(self, user) -> GoalQuerySet:
-        """Goals a user owns or is named an approver of; nobody else's."""
+        """Goals a user owns, approves for or watches as a viewer; nobody else's."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(Q(owner=user) | Q(approvers=user) | Q(viewers=user)).distinct()
+
+    def decidable_by(self, user) -> GoalQuerySet:
+        """Goals whose requests a user answers: the ones they own or approve for (viewers only watch)."""
         if not user.is_authenticated:
             return self.none()
         return self.filter(Q(owner=user) | Q(approvers=user)).distinct()
@@ -139,6 +145,12 @@ class Goal(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="goals")
     approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="goals_to_approve")
+    viewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="goals_to_watch",
+        help_text="People who see the goal, its requests and its timeline, but decide nothing and get no push.",
+    )
     status = models.CharField(
         max_length=20, choices=GoalStatus.choices, default=GoalStatus.DRAFT, db_index=True
     )

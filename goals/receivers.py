@@ -34,13 +34,17 @@ def enqueue_step(goal_id: int) -> None:
 
     from goals.models import Goal
 
-    Goal.objects.filter(pk=goal_id).update(step_enqueued_at=timezone.now())
+    # The message says it was queued for a due step: once that step is taken, a duplicate claims nothing.
+    enqueued_at = timezone.now()
+    Goal.objects.filter(pk=goal_id).update(step_enqueued_at=enqueued_at)
 
     def send() -> None:
         from goals.tasks import run_goal_step
 
         try:
-            run_goal_step.apply_async((goal_id,), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+            run_goal_step.apply_async(
+                (goal_id, enqueued_at.isoformat()), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE
+            )
         except Exception:  # the reaper re-queues a running goal whose step never arrived
             log.warning(
                 "could not queue a step for goal %s: the broker is unreachable", goal_id, exc_info=True

@@ -1,4 +1,5 @@
 import socket
+from datetime import datetime
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -20,9 +21,10 @@ def heartbeat_on_start(sender=None, **kwargs) -> None:
 
 
 @shared_task(bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
-def run_goal_step(self, goal_id: int) -> str:
-    """Run one step of a goal; the atomic claim inside makes a duplicate or retried task harmless."""
-    outcome = loop.run_step(goal_id, worker=self.request.hostname or socket.gethostname())
+def run_goal_step(self, goal_id: int, enqueued_at: str | None = None) -> str:
+    """Run one step of a goal; the atomic claim inside makes a duplicate, retried or superseded task harmless."""
+    stamp = datetime.fromisoformat(enqueued_at) if enqueued_at else None
+    outcome = loop.run_step(goal_id, worker=self.request.hostname or socket.gethostname(), enqueued_at=stamp)
     if outcome.status == "continue":
         enqueue_step(goal_id)
     return outcome.status

@@ -19,7 +19,7 @@ LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence")
 
 
 def _get_goal_for_user(request: HttpRequest, pk: int) -> Goal:
-    """The goal if the user owns it or approves for it; 404 for everyone else, never a hint it exists."""
+    """The goal if the user owns it, approves for it or views it; 404 for everyone else, never a hint it exists."""
     return get_object_or_404(Goal.objects.visible_to(request.user), pk=pk)
 
 
@@ -146,6 +146,7 @@ def goal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "ready": lint.is_ready(findings),
         "can_edit": goal.can_edit(request.user),
         "approvers": goal.approvers.order_by("username"),
+        "viewers": goal.viewers.order_by("username"),
         **_live_context(goal, request.user),
     }
     template = "goals/detail.html#live" if request.htmx else "goals/detail.html"
@@ -192,6 +193,7 @@ def _live_context(goal: Goal, user) -> dict:
         "chart_budget_y": charts.budget_line_y(),
         "events": goal.events.select_related("actor")[:30],
         "pending": goal.approval_requests.pending().first(),
+        "pending_count": goal.approval_requests.pending().count(),
         "sandbox": {"available": sandbox.sandbox_available(), "reason": sandbox.sandbox_reason()},
         "branch": f"goalpost/{goal.pk}",
         "live": goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),

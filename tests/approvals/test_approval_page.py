@@ -279,6 +279,18 @@ def test_a_huge_diff_is_a_small_page(as_owner, goal):
     assert html.count('<table class="hunk">') == 3
 
 
+def test_a_step_recorded_without_file_sizes_shows_the_same_files(as_owner, goal):
+    step = make_step(goal, 1, many_files_diff(6, 4))
+    quoted = finding(path="pkg/module_4.py", lines=["+new_value_1 = compute(1, 'y')"])
+    approval = open_request(goal, step=step, findings=[quoted])
+    sections = re.compile(r'<details class="file".*?</details>', re.S)
+    indexed = sections.findall(page(as_owner, approval))
+    older = [{key: value for key, value in entry.items() if key not in ("lines", "chars")} for entry in step.files]
+    Step.objects.filter(pk=step.pk).update(files=older)
+    assert sections.findall(page(as_owner, approval)) == indexed
+    assert len(indexed) == 6 and "gate-hit" in indexed[4]  # the flagged file is rendered with the first three
+
+
 def test_the_files_beyond_the_first_page_come_in_a_batch(as_owner, goal):
     step = make_step(goal, 1, many_files_diff(320, 2))
     approval = open_request(goal, step=step, findings=[])

@@ -163,6 +163,30 @@ def test_no_answer_in_time_denies_and_the_retry_joins_the_open_request(live_url,
     assert decision(post_hook(live_url, secret, {**body, "tool_use_id": "toolu_third"}, wait=1))[0] == "allow"
 
 
+def test_parallel_tool_calls_of_one_session_each_wait_for_their_own_decision(
+    live_url, secret, running, owner, git_repo
+):
+    # Claude Code runs tools in parallel: neither call may supersede the other, each gets its own answer.
+    running.risk = "high"
+    running.rollback_note = "git revert the branch"
+    running.save()
+    commands = ["npm run build", "npm run lint", "npm run migrate"]
+    calls = [in_background(post_hook, live_url, secret, pre_tool_use(git_repo, "Bash", {"command": c}), wait=30)
+             for c in commands]  # fmt: skip
+    pending = wait_until(lambda: len(found := list(ApprovalRequest.objects.pending())) == 3 and found)
+    by_command = {request.details["command"]: request for request in pending}
+    by_command["npm run lint"].decide(owner, "reject", comment="no lint today")
+    by_command["npm run build"].decide(owner, "approve")
+    by_command["npm run migrate"].decide(owner, "approve", comment="go")
+    answers = []
+    for thread, result in calls:
+        thread.join(timeout=30)
+        answers.append(decision(result["response"]))
+    assert [verdict for verdict, _ in answers] == ["allow", "deny", "allow"]
+    assert "no lint today" in answers[1][1] and answers[2][1].endswith(": go")
+    assert not ApprovalRequest.objects.filter(status=RequestStatus.SUPERSEDED).exists()
+
+
 def test_a_goal_that_falls_back_to_claudes_prompt_answers_ask(live_url, secret, running, git_repo):
     GatewaySettings.objects.create(goal=running, when_unanswered=WhenUnanswered.ASK)
     verdict, reason = decision(post_hook(live_url, secret, weakening_edit(git_repo), wait=1))

@@ -211,3 +211,39 @@ def test_file_at_finds_the_same_file_however_it_parses(expected_files):
 def test_file_at_reads_a_plain_unified_diff_too():
     text = "--- a.py\n+++ a.py\n@@ -1 +1 @@\n-x\n+y\n--- b.py\n+++ b.py\n@@ -1 +1 @@\n-p\n+q\n"
     assert diffview.file_at(text, 1, 2).path == "b.py"
+
+
+# --- the files of a recorded diff, without parsing it ------------------------------------------------------
+
+
+def test_an_index_from_the_record_says_what_a_parse_says():
+    text = "".join([small(0), BINARY, PURE_RENAME, CODE, small(4, 2_100)])
+    parsed = parse_diff(text)
+    indexed = diffview.index(text, parsed.compact())
+    assert [diffview.summarise(file, n) for n, file in enumerate(indexed)] == [
+        diffview.summarise(file, n) for n, file in enumerate(parsed.files)
+    ]
+    assert [file.parsed() for file in indexed] == list(parsed.files)
+    assert diffview.first_load(indexed) == diffview.first_load(parsed.files)
+    findings = [quote("+    return 0"), quote(path="new.py")]
+    assert diffview.finding_targets(indexed, findings) == diffview.finding_targets(parsed.files, findings)
+    assert [diffview.render_file(file, n, findings) for n, file in enumerate(indexed)] == [
+        diffview.render_file(file, n, findings) for n, file in enumerate(parsed.files)
+    ]
+
+
+def without_sizes(compact: list[dict]) -> list[dict]:
+    return [{key: value for key, value in entry.items() if key not in ("lines", "chars")} for entry in compact]
+
+
+@pytest.mark.parametrize(
+    ("text", "record"),
+    [
+        pytest.param(small(0) + small(1), lambda c: None, id="no record"),
+        pytest.param(small(0) + small(1), lambda c: c[:1], id="a record of another diff (the stored one was cut)"),
+        pytest.param(small(0) + small(1), without_sizes, id="a record from before sizes were kept"),
+        pytest.param("--- a.py\n+++ a.py\n@@ -1 +1 @@\n-x\n+y\n", lambda c: c, id="a plain unified diff"),
+    ],
+)
+def test_without_a_record_that_lines_up_the_diff_is_parsed(text, record):
+    assert diffview.index(text, record(parse_diff(text).compact())) is None

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
+from approvals.views import INBOX_PAGE
 from goals.models import Goal, GoalStatus
 from tests.approvals.test_approval_page import (
     HTMX,
@@ -189,7 +190,19 @@ def test_the_inbox_costs_the_same_queries_for_1_or_30_requests(
     client.force_login(owner)
     with django_assert_max_num_queries(9):
         response = client.get("/")
-    assert len(cards_in(response.text)) == count
+    assert len(cards_in(response.text)) == min(count, INBOX_PAGE)
+
+
+def test_the_inbox_shows_a_screen_of_cards_and_the_rest_on_demand(client, owner, git_repo):
+    for n in range(INBOX_PAGE + 2):
+        open_request(new_goal(owner, git_repo, f"Goal {n}"))
+    client.force_login(owner)
+    first = client.get("/").text
+    assert len(cards_in(first)) == INBOX_PAGE
+    assert f'href="?offset={INBOX_PAGE}"' in first
+    rest = client.get(f"/?offset={INBOX_PAGE}", headers={"HX-Request": "true"}).text
+    assert len(cards_in(rest)) == 2
+    assert "<html" not in rest and "?offset=" not in rest
 
 
 # --- the empty inbox ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from approvals import live
 from approvals.broadcast import broadcast, fragment
 from approvals.models import ApprovalRequest, Decision
 from config.asgi import application
@@ -96,6 +97,7 @@ async def test_a_decision_removes_the_card_everywhere_and_gives_each_person_thei
         ApprovalRequest.open(their_goal, "plan", summary="their plan")
 
     await approvers_own_pending_request()
+    await sync_to_async(live.flush)()  # both cards went out before these pages opened
     owner_ws, approver_ws, outsider_ws = await sockets(owner, approver, outsider)
 
     await sync_to_async(approval.decide)(approver, "approve")
@@ -116,6 +118,7 @@ async def test_a_decision_removes_the_card_everywhere_and_gives_each_person_thei
 @pytest.mark.django_db(transaction=True)
 async def test_a_superseded_request_leaves_and_its_successor_arrives(goal, owner, sockets):
     first = await sync_to_async(ApprovalRequest.open)(goal, "step", summary="first", step_number=1)
+    await sync_to_async(live.flush)()  # the first card went out before this page opened
     (owner_ws,) = await sockets(owner)
 
     second = await sync_to_async(ApprovalRequest.open)(goal, "step", summary="second", step_number=2)

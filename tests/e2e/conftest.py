@@ -85,8 +85,11 @@ def live_url(django_db_setup, django_db_blocker, tmp_path_factory):
         server.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Per module, not per session: Playwright's sync API keeps an event loop running in this thread while it
+    # is open, and the Django test client's async_to_sync (async views) refuses to run beside one. So the
+    # loop must be gone before the process goes on to other tests.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

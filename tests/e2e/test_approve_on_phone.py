@@ -3,8 +3,9 @@
 import pytest
 from playwright.sync_api import expect
 
+from approvals import gateway
 from approvals.models import ApprovalRequest, Decision, RequestStatus
-from goals.models import Goal
+from goals.models import Goal, GoalStatus
 from tests.approvals.test_approval_page import commit_diff, finding, make_step, open_request, run_record
 from tests.conftest import good_goal_fields
 from tests.e2e.conftest import sign_in
@@ -120,3 +121,37 @@ def test_a_high_risk_approve_takes_a_second_tap(live_url, phone, owner, git_repo
     confirm.click()
     expect(page.locator("section.decision")).to_contain_text("Approved")
     assert ApprovalRequest.objects.get(pk=approval.pk).status == RequestStatus.APPROVED
+
+
+def test_parallel_calls_of_an_agent_elsewhere_are_reviewed_one_by_one(live_url, phone, owner, git_repo, screenshots):
+    goal = Goal.objects.create(
+        owner=owner,
+        **{**good_goal_fields(git_repo), "status": GoalStatus.RUNNING, "risk": "high", "rollback_note": "revert"},
+    )
+    command = "npm run migrate -- --database=postgres://reporting.internal:5432/warehouse --yes --verbose"
+    shell = gateway.propose(goal, gateway.ToolCall("Bash", {"command": command}, cwd=str(git_repo), agent="claude"))
+    patch = "".join(
+        f"diff --git a/shop/mod_{n}.py b/shop/mod_{n}.py\nnew file mode 100644\n--- /dev/null\n+++ b/shop/mod_{n}.py\n"
+        f"@@ -0,0 +1 @@\n+VALUE_{n} = {n}\n"
+        for n in range(5)
+    )
+    files = gateway.propose(goal, gateway.ToolCall("apply_patch", {"patch": patch}, cwd=str(git_repo), agent="codex"))
+    page = phone
+    sign_in(page, live_url, "owner", "owner-pass-123")
+    expect(page.locator("article.request-card")).to_have_count(2)  # neither call superseded the other
+    expect(page.locator(f"#request-{shell.request.pk} .agent-call code")).to_contain_text("npm run migrate")
+
+    page.goto(f"{live_url}/approvals/{shell.request.pk}/")
+    expect(page.locator("h1")).to_have_text("Claude Code: Bash")
+    expect(page.locator("pre.tool-command")).to_have_text(command)
+    assert no_horizontal_scroll(page)
+    page.screenshot(path=screenshots / "approval-agent-command-phone.png", full_page=True)
+    page.locator("section.decision").get_by_role("button", name="Reject").click()
+    expect(page.locator("#request-status")).to_have_text("Rejected")
+
+    page.goto(f"{live_url}/approvals/{files.request.pk}/")
+    expect(page.locator("details.file[open] table.hunk")).to_have_count(3)
+    lazy = page.locator("#file-4")
+    lazy.locator("summary").click()
+    expect(lazy.locator("td.code").first).to_contain_text("VALUE_4")
+    assert ApprovalRequest.objects.get(pk=files.request.pk).is_pending

@@ -87,7 +87,7 @@ def open_request_like_the_worker(goal, **fields) -> ApprovalRequest:
 
 
 def wait_until_live(page) -> None:
-    page.wait_for_function("document.documentElement.dataset.live === 'open'")
+    page.wait_for_function("() => document.documentElement.dataset.live === 'open'")
 
 
 def no_horizontal_scroll(page) -> bool:
@@ -144,7 +144,7 @@ def test_a_phone_that_lost_its_socket_reconnects_and_catches_up(live_url, new_ph
 
     connection["online"] = False
     connection["routes"].pop().close(code=1011, reason="network down")
-    page.wait_for_function("document.documentElement.dataset.live !== 'open'")
+    page.wait_for_function("() => document.documentElement.dataset.live !== 'open'")
     missed = open_request_like_the_worker(goal, summary="Opened while the phone was away", step_number=1)
     expect(page.locator(f"#request-{missed.pk}")).to_have_count(0)
 
@@ -187,7 +187,7 @@ def test_the_service_worker_installs_and_offline_pages_say_nothing_was_decided(l
     script = page.evaluate("navigator.serviceWorker.ready.then((r) => r.active.scriptURL)")
     assert script == f"{live_url}/sw.js"
     assert page.evaluate("caches.match('/offline/').then((r) => Boolean(r))")
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
 
     page.context.set_offline(True)
     try:

@@ -305,6 +305,8 @@ def test_compact_is_what_a_phone_needs(git_diffs: GitDiffs) -> None:
         "removed": 1,
         "binary": False,
         "category": "code",
+        "lines": 5,  # three lines of context, one removed, one added
+        "chars": len("line 7line 8line 9line 10line ten"),
     }
 
 

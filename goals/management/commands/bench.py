@@ -1,101 +1,32 @@
 """`python manage.py bench`: Goalpost's speed figures, measured on the real services and compared with targets.
 
-Runs on a throwaway database (created and dropped here), the Redis that `make run` would use, and real celery
-worker processes. Prints a table, or with --json one object per figure: {"name", "value", "unit", "target", "ok"}.
+Runs on a throwaway database (created and dropped here), the Redis that `make run` would use (or a private one it
+starts), real celery worker processes and a real daphne on loopback. Prints a table, or with --json one object per
+figure: {"name", "value", "unit", "target", "ok"}. Exits 1 when a figure misses its target.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import setup_databases, teardown_databases
 
-ROOT = Path(__file__).resolve().parents[3]
+from goals.bench.figures import Figure, percentile, select  # noqa: F401  (Figure, percentile: the command's API)
+from goals.bench.measures import MEASURES, Run
 
-
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    value: float
-    unit: str
-    target: str = ""  # e.g. "<= 50"; empty: no target
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        if not self.target:
-            return True
-        op, _, bound = self.target.partition(" ")
-        limit = float(bound)
-        return self.value <= limit if op == "<=" else self.value >= limit if op == ">=" else self.value == limit
-
-    def as_dict(self) -> dict:
-        value = round(self.value, 3)
-        return {"name": self.name, "value": value, "unit": self.unit, "target": self.target, "ok": self.ok}
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def run_git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@goalpost.invalid",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@goalpost.invalid"}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
-
-
-class Workers:
-    """Real celery worker processes on a private queue, pointed at the bench database."""
-
-    def __init__(self, database_url: str, worktrees: Path, concurrency: int = 2):
-        self.queue = f"goalpost-bench-{uuid.uuid4().hex[:8]}"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": settings.REDIS_URL,
-            "GOALPOST_CELERY_QUEUE": self.queue,
-            "GOALPOST_WORKTREE_ROOT": str(worktrees),
-        }
-        self.concurrency = concurrency
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> Workers:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue, "-c", str(self.concurrency),
-             "-n", f"{self.queue}@%h", "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        from config.celery import app
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            replies = app.control.ping(destination=[f"{self.queue}@{os.uname().nodename}"], timeout=0.5)
-            if replies:
-                return self
-        raise CommandError("the bench's celery worker did not start within 60 s")
-
-    def __exit__(self, *exc) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+PRIVATE_REDIS_FLAG = "GOALPOST_BENCH_PRIVATE_REDIS"
 
 
 class Command(BaseCommand):
@@ -104,133 +35,73 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--json", action="store_true", help="One JSON object per figure.")
         parser.add_argument("--quick", action="store_true", help="A smaller run (under a minute), same targets.")
+        parser.add_argument("--only", default="", help=f"Comma-separated measures: {', '.join(MEASURES)}.")
 
-    def handle(self, *args, json: bool = False, quick: bool = False, **options) -> None:
-        self.quick = quick
-        old = setup_databases(verbosity=0, interactive=False, keepdb=False)
-        figures: list[Figure] = []
+    def handle(self, *args, json: bool = False, quick: bool = False, only: str = "", **options) -> None:
         try:
-            with tempfile.TemporaryDirectory(prefix="goalpost-bench-") as scratch:
-                self.scratch = Path(scratch)
-                for measure in (self.measure_goal_throughput, self.measure_decision_resume):
-                    figures += measure()
-        finally:
-            teardown_databases(old, verbosity=0)
+            names = select(list(MEASURES), only)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        from config.launcher import redis_answers
+
+        if not redis_answers(settings.REDIS_URL):
+            sys.exit(self.rerun_with_private_redis())
+        # The measures sign people in (force_login) by the hundred: axes' INFO line for each would bury the table.
+        logging.getLogger("axes").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers.base")
+        figures = self.measure(names, quick)
         self.report(figures, as_json=json)
         if not all(f.ok for f in figures):
-            self.stderr.write("Some figures miss their targets.")
+            self.stderr.write("Some figures miss their targets: " + ", ".join(f.name for f in figures if not f.ok))
+            sys.exit(1)
 
-    # -- figures -------------------------------------------------------------------------------------------
+    def rerun_with_private_redis(self) -> int:
+        """As `make run` does: no Redis answers, so start one of our own and run the bench again against it."""
+        from config.launcher import start_private_redis
 
-    def measure_goal_throughput(self) -> list[Figure]:
-        """goals_concurrent_steps_per_s with 50 goals on the scripted agent over 2 worker processes."""
-        from goals.models import Goal, GoalStatus, Step
-        from goals.receivers import enqueue_step  # noqa: F401
-        from goals.tasks import run_goal_step
+        if os.environ.get(PRIVATE_REDIS_FLAG):
+            raise CommandError("the private Redis the bench started does not answer")
+        with tempfile.TemporaryDirectory(prefix="gp-redis-") as scratch:
+            server, url = start_private_redis(Path(scratch))
+            try:
+                env = {**os.environ, "REDIS_URL": url, PRIVATE_REDIS_FLAG: "1"}
+                return subprocess.run([sys.executable, *sys.argv], env=env).returncode
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
 
-        goals_n, steps_n = (20, 3) if self.quick else (50, 6)
-        owner = self.bench_user()
-        repo = self.sample_repo("throughput")
-        script = [{"summary": f"Add module {n}", "write": {f"pkg/mod{n}.py": f"VALUE = {n}\n"}} for n in range(steps_n)]
-        script.append({"summary": "Seven files", "write": {f"wide/m{i}.py": "X = 1\n" for i in range(7)}})
-        goals = [
-            Goal.objects.create(
-                owner=owner, title=f"Bench goal {i}", objective="Add modules pkg/mod*.py", repo_path=str(repo),
-                constraints=["Keep it small"], agent="scripted", agent_settings={"steps": script},
-                status=GoalStatus.RUNNING, budget_steps=steps_n + 5,
-            )
-            for i in range(goals_n)
-        ]
-        with Workers(self.database_url(), self.scratch / "worktrees-throughput") as workers:
-            started = time.monotonic()
-            for goal in goals:
-                run_goal_step.apply_async((goal.pk,), queue=workers.queue)
-            deadline = started + (120 if self.quick else 600)
-            while time.monotonic() < deadline:
-                if not Goal.objects.filter(pk__in=[g.pk for g in goals], status=GoalStatus.RUNNING).exists():
-                    break
-                time.sleep(0.05)
-            elapsed = time.monotonic() - started
-        expected = goals_n * (steps_n + 1)
-        steps = Step.objects.filter(goal__in=goals)
-        done = steps.count()
-        commits = sum(
-            len(run_git(repo, "rev-list", f"goalpost/{g.pk}", "^main").split()) for g in goals if g.steps.exists()
-        )
-        return [
-            Figure("goals_concurrent_steps_per_s", done / elapsed, "steps/s", note=f"{goals_n} goals, 2 processes"),
-            Figure("lost_steps", max(0, expected - done), "steps", "== 0"),
-            Figure("duplicated_steps", max(0, commits - done), "steps", "== 0"),
-        ]
+    def measure(self, names: list[str], quick: bool) -> list[Figure]:
+        if connection.vendor != "sqlite":  # SQLite's test database is already a file per process
+            connection.settings_dict.setdefault("TEST", {})["NAME"] = f"goalpost_bench_{os.getpid()}"
+        old = setup_databases(verbosity=0, interactive=False, keepdb=False)
+        prefix = f"goalpost-bench-{uuid.uuid4().hex[:8]}"
+        layer = settings.CHANNEL_LAYERS["default"]
+        layers = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "prefix": prefix}}}
+        figures: list[Figure] = []
+        try:
+            with tempfile.TemporaryDirectory(prefix="goalpost-bench-") as scratch, override_settings(
+                CHANNEL_LAYERS=layers, GOALPOST_WORKTREE_ROOT=Path(scratch) / "worktrees", STORAGES=self.storages()
+            ):
+                env = {**os.environ, "DATABASE_URL": self.database_url(), "REDIS_URL": settings.REDIS_URL,
+                       "GOALPOST_CHANNEL_PREFIX": prefix, "GOALPOST_WORKTREE_ROOT": str(Path(scratch) / "worktrees")}
+                run = Run(scratch=Path(scratch), quick=quick, env=env)
+                try:
+                    for name in names:
+                        try:
+                            figures += MEASURES[name](run)
+                        except Exception as error:  # one broken measure must not hide the others' figures
+                            self.stderr.write(f"measure {name} failed: {error!r}")
+                            figures.append(Figure(f"{name}_failed", 1, "error", "== 0"))
+                finally:
+                    run.close()
+        finally:
+            teardown_databases(old, verbosity=0)
+        return figures
 
-    def measure_decision_resume(self) -> list[Figure]:
-        """decision_resume_p50_ms / _p99_ms: from the approve call to the worker claiming the goal's next step."""
-        from datetime import timedelta
-
-        from approvals.models import ApprovalRequest
-        from goals import loop
-        from goals.models import Goal, GoalStatus
-
-        samples_n = 15 if self.quick else 60
-        owner = self.bench_user()
-        repo = self.sample_repo("resume")
-        wide = {"summary": "Seven files", "write": {f"wide/m{i}.py": "X = 1\n" for i in range(7)}}
-        script = [wide, {**wide, "summary": "Again"}]
-        goals = [
-            Goal.objects.create(
-                owner=owner, title=f"Resume goal {i}", objective="Split pkg into wide/*.py", repo_path=str(repo),
-                constraints=["Keep it small"], agent="scripted", agent_settings={"steps": script},
-                status=GoalStatus.RUNNING,
-            )
-            for i in range(samples_n)
-        ]
-        with self.settings_override(GOALPOST_WORKTREE_ROOT=self.scratch / "worktrees-resume"):
-            for goal in goals:
-                loop.run_step(goal.pk, worker="bench")
-        latencies = []
-        with Workers(self.database_url(), self.scratch / "worktrees-resume") as workers:
-            for goal in goals:
-                request = ApprovalRequest.objects.get(goal=goal, status="pending")
-                before = time.time()
-                with self.settings_override(CELERY_TASK_DEFAULT_QUEUE=workers.queue):
-                    request.decide(owner, "approve")
-                deadline = time.monotonic() + 10
-                claimed = None
-                while time.monotonic() < deadline:
-                    row = Goal.objects.filter(pk=goal.pk).values("lease_expires_at").first()
-                    if row and row["lease_expires_at"]:
-                        claimed = row["lease_expires_at"] - timedelta(seconds=loop.lease_seconds())
-                        break
-                    time.sleep(0.001)
-                if claimed is not None:
-                    latencies.append((claimed.timestamp() - before) * 1000)
-                Goal.objects.filter(pk=goal.pk).update(status=GoalStatus.PAUSED)
-        return [
-            Figure("decision_resume_p50_ms", percentile(latencies, 50), "ms", "<= 50"),
-            Figure("decision_resume_p99_ms", percentile(latencies, 99), "ms", "<= 50",
-                   note=f"{len(latencies)} of {samples_n} resumed"),
-        ]
-
-    # -- helpers -------------------------------------------------------------------------------------------
-
-    def settings_override(self, **values):
-        from django.test import override_settings
-
-        return override_settings(**values)
-
-    def bench_user(self):
-        from django.contrib.auth import get_user_model
-
-        return get_user_model().objects.get_or_create(username="bench")[0]
-
-    def sample_repo(self, name: str) -> Path:
-        repo = self.scratch / name
-        (repo / "pkg").mkdir(parents=True)
-        (repo / "pkg" / "__init__.py").write_text("")
-        run_git(repo, "init", "-q", "-b", "main")
-        run_git(repo, "add", "-A")
-        run_git(repo, "commit", "-q", "-m", "bench")
-        return repo
+    def storages(self) -> dict:
+        """Static URLs without collectstatic's manifest: the page weights read the same files by their names."""
+        plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+        return {**settings.STORAGES, "staticfiles": plain}
 
     def database_url(self) -> str:
         db = connection.settings_dict

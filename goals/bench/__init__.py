@@ -1,0 +1,1 @@
+"""`python manage.py bench`: the figures, the services they run against, and the measures (one module each)."""

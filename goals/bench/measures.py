@@ -1,0 +1,505 @@
+"""The measures: each sets up what it needs in the bench database, runs the real path and returns its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client, override_settings
+
+from goals.bench.figures import Figure, gzipped_size, linked_assets, percentile
+from goals.bench.services import ROOT, Daphne, FakePushService, Workers, run_git, stop
+
+
+@dataclass
+class Run:
+    """What every measure shares: the scratch directory, the size of the run, the services (started on demand)."""
+
+    scratch: Path
+    quick: bool
+    env: dict
+    say: Callable[[str], None] = print
+    services: dict = field(default_factory=dict)
+    stack: list = field(default_factory=list)
+
+    def workers(self) -> Workers:
+        if "workers" not in self.services:
+            self.services["workers"] = self._start(Workers(self.env))
+        return self.services["workers"]
+
+    def daphne(self) -> Daphne:
+        if "daphne" not in self.services:
+            self.services["daphne"] = self._start(Daphne(self.env))
+        return self.services["daphne"]
+
+    def _start(self, service):
+        service.__enter__()
+        self.stack.append(service)
+        return service
+
+    def close(self) -> None:
+        while self.stack:
+            self.stack.pop().__exit__(None, None, None)
+
+    def user(self, name: str):
+        return get_user_model().objects.get_or_create(username=name)[0]
+
+    def repo(self, name: str) -> Path:
+        repo = self.scratch / name
+        (repo / "pkg").mkdir(parents=True)
+        (repo / "pkg" / "__init__.py").write_text("")
+        run_git(repo, "init", "-q", "-b", "main")
+        run_git(repo, "add", "-A")
+        run_git(repo, "commit", "-q", "-m", "bench")
+        return repo
+
+
+WIDE = {"summary": "Seven files", "write": {f"wide/m{i}.py": "X = 1\n" for i in range(7)}}
+
+
+def goal_fields(owner, repo: Path, title: str, **extra) -> dict:
+    from goals.models import GoalStatus
+
+    return {"owner": owner, "title": title, "objective": "Add modules under pkg/ and wide/", "repo_path": str(repo),
+            "constraints": ["Keep it small"], "agent": "scripted", "status": GoalStatus.RUNNING, **extra}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, pause: float = 0.002) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(pause)
+    return False
+
+
+# --- goals on the worker ---------------------------------------------------------------------------------------
+
+
+def goal_throughput(run: Run) -> list[Figure]:
+    """goals_concurrent_steps_per_s: 50 goals on the scripted agent over 2 worker processes, none lost or doubled."""
+    from goals.models import Goal, GoalStatus, Step
+    from goals.receivers import enqueue_step
+
+    goals_n, steps_n = (20, 3) if run.quick else (50, 6)
+    owner, repo = run.user("bench"), run.repo("throughput")
+    script = [{"summary": f"Add module {n}", "write": {f"pkg/mod{n}.py": f"VALUE = {n}\n"}} for n in range(steps_n)]
+    script.append(WIDE)
+    goals = [
+        Goal.objects.create(**goal_fields(owner, repo, f"Bench goal {i}", agent_settings={"steps": script},
+                                          budget_steps=steps_n + 5))
+        for i in range(goals_n)
+    ]
+    workers = run.workers()
+    started = time.monotonic()
+    with override_settings(CELERY_TASK_DEFAULT_QUEUE=workers.queue):
+        for goal in goals:
+            enqueue_step(goal.pk)
+    pks = [g.pk for g in goals]
+    wait_until(lambda: not Goal.objects.filter(pk__in=pks, status=GoalStatus.RUNNING).exists(),
+               120 if run.quick else 600, pause=0.05)
+    elapsed = time.monotonic() - started
+    expected = goals_n * (steps_n + 1)
+    done = Step.objects.filter(goal__in=goals).count()
+    commits = sum(len(run_git(repo, "rev-list", f"goalpost/{pk}", "^main").split())
+                  for pk in pks if Step.objects.filter(goal_id=pk).exists())
+    return [
+        Figure("goals_concurrent_steps_per_s", done / elapsed, "steps/s", note=f"{goals_n} goals, 2 processes"),
+        Figure("lost_steps", max(0, expected - done), "steps", "== 0"),
+        Figure("duplicated_steps", max(0, commits - done), "steps", "== 0"),
+    ]
+
+
+def decision_resume(run: Run) -> list[Figure]:
+    """decision_resume_p50_ms / _p99_ms: from the approve POST to the worker claiming the goal's next step.
+
+    Each sample waits for the previous sample's step to end, so a worker slot is free: this is the latency of a
+    decision, not the queueing behind steps of other goals (goals_concurrent_steps_per_s is the capacity).
+    """
+    from approvals.models import ApprovalRequest
+    from goals import loop
+    from goals.models import Goal
+
+    samples_n = 15 if run.quick else 60
+    owner, repo = run.user("bench"), run.repo("resume")
+    goals = [Goal.objects.create(**goal_fields(owner, repo, f"Resume goal {i}",
+                                               agent_settings={"steps": [WIDE, {**WIDE, "summary": "Again"}]}))
+             for i in range(samples_n)]
+    with override_settings(GOALPOST_WORKTREE_ROOT=run.scratch / "worktrees"):
+        for goal in goals:
+            loop.run_step(goal.pk, worker="bench")
+    workers = run.workers()
+    client = signed_in(owner)
+    latencies = []
+    with override_settings(CELERY_TASK_DEFAULT_QUEUE=workers.queue):
+        for goal in goals:
+            request = ApprovalRequest.objects.get(goal=goal, status="pending")
+            before = time.time()
+            client.post(f"/approvals/{request.pk}/decide", {"verdict": "approve"})
+            lease = Goal.objects.filter(pk=goal.pk).values_list("lease_expires_at", flat=True)
+            if wait_until(lambda lease=lease: lease.first() is not None, 10, pause=0.0005):
+                claimed = lease.first() - timedelta(seconds=loop.lease_seconds())
+                latencies.append((claimed.timestamp() - before) * 1000)
+            # The next sample starts once this step has released its goal (it opens another request).
+            wait_until(lambda lease=lease: lease.first() is None, 30, pause=0.01)
+    return [
+        Figure("decision_resume_p50_ms", percentile(latencies, 50), "ms", "<= 50"),
+        Figure("decision_resume_p99_ms", percentile(latencies, 99), "ms", "<= 50",
+               note=f"{len(latencies)} of {samples_n} resumed"),
+    ]
+
+
+# --- the live push over websockets -----------------------------------------------------------------------------
+
+
+class Sockets:
+    """N websocket clients of the real daphne, in processes of their own (goals/bench/sockets.py).
+
+    Each client process notes when a marker reaches each of its sockets, on the machine-wide monotonic clock
+    (`time.monotonic_ns()`), and a reader thread here collects the arrivals.
+    """
+
+    def __init__(self, url: str, cookies: list[str], processes: int = 2):
+        self.url, self.cookies, self.processes_n = url, cookies, processes
+        self.arrivals: dict[str, list[int]] = {}
+        self.changed = threading.Condition()
+        self.connected = 0
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Sockets:
+        ws_url = self.url.replace("http://", "ws://") + "/ws/"
+        for n in range(self.processes_n):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "goals.bench.sockets", ws_url, self.url], cwd=ROOT, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+            )
+            self.processes.append(process)
+            cookies = self.cookies[n::self.processes_n]
+            process.stdin.write("".join(f"{settings.SESSION_COOKIE_NAME}={c}\n" for c in cookies) + "\n")
+            process.stdin.flush()
+        for process in self.processes:
+            ready = process.stdout.readline().split()
+            if ready[:1] != ["ready"]:
+                self.__exit__()
+                raise RuntimeError("a websocket client process did not start")
+            self.connected += int(ready[1])
+            threading.Thread(target=self._read, args=(process,), name="bench-sockets", daemon=True).start()
+        return self
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            marker, arrived = line.split()
+            with self.changed:
+                self.arrivals.setdefault(marker, []).append(int(arrived))
+                self.changed.notify_all()
+
+    def wait(self, marker: str, count: int, timeout: float) -> list[int]:
+        """The marker's arrival times (monotonic ns) once `count` sockets have it, or those within the timeout."""
+        with self.changed:  # a wait that sleeps, not a poll: the bench's own threads stay out of the path measured
+            self.changed.wait_for(lambda: len(self.arrivals.get(marker, ())) >= count, timeout)
+            return list(self.arrivals.get(marker, ()))
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            try:
+                process.stdin.close()
+                process.wait(timeout=20)
+            except (OSError, subprocess.TimeoutExpired):
+                stop(process)
+
+
+def signed_in(user) -> Client:
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    return client
+
+
+def fetch(client: Client, url: str) -> bytes:
+    response = client.get(url)
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {url} answered {response.status_code}")
+    return response.content
+
+
+def session_cookie(user) -> str:
+    return signed_in(user).cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def approval_push(run: Run) -> list[Figure]:
+    """From a step hitting a gate to the card's HTML at each of 200 sockets, beside a bare group_send to them."""
+    from channels.layers import get_channel_layer
+
+    from approvals.broadcast import fragment, user_group
+    from goals import gates, loop
+    from goals.models import Goal
+
+    clients_n, users_n, samples_n = 200, 10, (10 if run.quick else 40)
+    owner, repo = run.user("bench"), run.repo("push")
+    approvers = [run.user(f"approver-{i}") for i in range(users_n - 1)]
+    users = [owner, *approvers]
+    goals = []
+    for i in range(samples_n + 1):  # the first is a warm-up (templates compiled, connections open), not counted
+        goal = Goal.objects.create(**goal_fields(owner, repo, f"Push goal {i}"))
+        goal.approvers.set(approvers)
+        goals.append(goal)
+    cookies = [session_cookie(users[i % users_n]) for i in range(clients_n)]
+    daphne = run.daphne()
+    layer = get_channel_layer()
+    sender = asyncio.new_event_loop()  # the floor's bare group_send, from this process like the real push
+    threading.Thread(target=sender.run_forever, name="bench-floor", daemon=True).start()
+    push, floor, firsts = [], [], []
+    with Sockets(daphne.url, cookies) as sockets:
+        for i, goal in enumerate(goals):
+            marker = f"bench-marker-push{i}"
+            finding = gates.GateFinding(gate="scope", severity=gates.APPROVAL, reason=f"{marker} outside the scope")
+            started = time.monotonic_ns()
+            loop._ask(goal, [finding], step_number=None, summary=f"{marker} 3 files")
+            arrived = sockets.wait(marker, clients_n, 10)
+            push += [(t - started) / 1e6 for t in arrived]
+            first_push = (min(arrived, default=started) - started) / 1e6
+            time.sleep(0.3)  # the goal's status line follows the card to every socket: let it pass first
+
+            marker = f"bench-marker-floor{i}"
+            event = fragment(f'<div id="bench" hx-swap-oob="true">{marker} </div>')
+
+            async def send_all(event=event) -> int:
+                sent = time.monotonic_ns()
+                await asyncio.gather(*(layer.group_send(user_group(user.pk), dict(event)) for user in users))
+                return sent
+
+            sent = asyncio.run_coroutine_threadsafe(send_all(), sender).result(timeout=10)
+            arrived = sockets.wait(marker, clients_n, 10)
+            floor += [(t - sent) / 1e6 for t in arrived]
+            firsts.append((first_push, (min(arrived, default=sent) - sent) / 1e6))
+            if i == 0:  # the warm-up
+                push, floor, firsts = [], [], []
+        connected = sockets.connected
+    sender.call_soon_threadsafe(sender.stop)
+    push_p99, floor_p99 = percentile(push, 99), percentile(floor, 99)
+    expected = clients_n * samples_n
+    note = f"{connected} sockets, {users_n} people; {len(push)} of {expected} cards arrived"
+    return [
+        Figure("approval_push_p50_ms", percentile(push, 50), "ms", "<= 25", note=note),
+        Figure("approval_push_p99_ms", push_p99 if len(push) == expected else float("nan"), "ms", "<= 25"),
+        Figure("floor_push_p99_ms", floor_p99, "ms", note=f"{len(floor)} of {expected} arrived"),
+        Figure("approval_push_first_p50_ms", percentile([p for p, _ in firsts], 50), "ms",
+               note="to the first socket: the server path"),
+        Figure("floor_push_first_p50_ms", percentile([f for _, f in firsts], 50), "ms", note="to the first socket"),
+        Figure("push_vs_floor_ratio", push_p99 / floor_p99 if floor_p99 else float("nan"), "x", "<= 3"),
+    ]
+
+
+# --- pages -----------------------------------------------------------------------------------------------------
+
+
+def page_weight(client: Client, html: bytes, *, gzip: bool) -> int:
+    """The bytes of the page and the stylesheets and scripts it links (read by the static files finders)."""
+    from django.contrib.staticfiles import finders
+
+    size = gzipped_size(html) if gzip else len(html)
+    for url in linked_assets(html.decode()):
+        path = finders.find(url.removeprefix(settings.STATIC_URL).split("?")[0])
+        if path:
+            data = Path(path).read_bytes()
+            size += gzipped_size(data) if gzip else len(data)
+    return size
+
+
+def inbox(run: Run) -> list[Figure]:
+    """inbox_queries, inbox_p50_ms and inbox_first_load_kb with 10,000 goals and 1,000 pending requests."""
+    from django.utils import timezone
+
+    from approvals.models import ApprovalRequest, RequestKind
+    from goals.models import Goal, GoalStatus, Step
+
+    owner = run.user("inbox-owner")
+
+    goals = Goal.objects.bulk_create(
+        [Goal(owner=owner, title=f"Inbox goal {i}", objective="Keep the inbox fast", repo_path="/nonexistent",
+              constraints=["Keep it small"], agent="scripted",
+              status=GoalStatus.WAITING if i < 1000 else GoalStatus.DONE) for i in range(10_000)],
+        batch_size=1000,
+    )
+    waiting = goals[:1000]
+    Step.objects.bulk_create(
+        [Step(goal=goal, number=1, status="waiting", started_at=timezone.now(), summary="Split the module",
+              diff_stats={"files": 3, "added": 40, "removed": 12, "summary": "3 files, +40 −12"},
+              evidence=[{"command": "pytest -q", "exit_code": 0, "summary": "12 passed"}]) for goal in waiting],
+        batch_size=500,
+    )
+    finding = {"gate": "scope", "severity": "approval", "reason": "Touches 3 files outside the declared scope"}
+    ApprovalRequest.objects.bulk_create(
+        [ApprovalRequest(goal=goal, step_number=1, kind=RequestKind.STEP, summary="Step 1: 3 files, +40 −12",
+                         findings=[finding], expires_at=timezone.now() + timedelta(hours=4)) for goal in waiting],
+        batch_size=500,
+    )
+    client = signed_in(owner)
+    fetch(client, "/")  # warm: templates compiled, as on any server after its first request
+    queries: list[str] = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        html = fetch(client, "/")
+    cards = html.count(b'class="request-card')
+    times = []
+    for _ in range(10 if run.quick else 30):
+        started = time.perf_counter()
+        fetch(client, "/")
+        times.append((time.perf_counter() - started) * 1000)
+    return [
+        Figure("inbox_queries", len(queries), "queries", "<= 10", note=f"10,000 goals, 1,000 pending, {cards} cards"),
+        Figure("inbox_p50_ms", percentile(times, 50), "ms", "<= 40"),
+        Figure("inbox_first_load_kb", page_weight(client, html, gzip=True) / 1024, "KB", "<= 60",
+               note="HTML + CSS + JS, gzip"),
+    ]
+
+
+def big_diff(files: int = 500, lines_per_file: int = 40) -> str:
+    parts = []
+    for f in range(files):
+        path = f"src/module_{f:03}.py"
+        body = "".join(f"+def function_{f}_{n}(value):  # line {n}\n" if n % 2 == 0 else f"+    return value * {n}\n"
+                       for n in range(lines_per_file))
+        parts.append(f"diff --git a/{path} b/{path}\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n"
+                     f"+++ b/{path}\n@@ -0,0 +1,{lines_per_file} @@\n{body}")
+    return "".join(parts)
+
+
+def diff_page(run: Run) -> list[Figure]:
+    """diff_first_screen_ms and diff_page_kb: the approval page of a 20,000-line diff over 500 files."""
+    from django.utils import timezone
+
+    from approvals.models import ApprovalRequest, RequestKind
+    from goals.diffs import parse_diff
+    from goals.models import Goal, GoalStatus, Step
+
+    owner = run.user("diff-owner")
+    goal = Goal.objects.create(**goal_fields(owner, run.scratch, "Big diff", status=GoalStatus.WAITING))
+    diff = big_diff()
+    parsed = parse_diff(diff)
+    Step.objects.create(goal=goal, number=1, status="waiting", started_at=timezone.now(), summary="A big change",
+                        diff=diff, files=parsed.compact(),
+                        diff_stats={**parsed.stats.__dict__, "summary": parsed.summary_line()})
+    request = ApprovalRequest.open(goal, RequestKind.STEP, summary="Step 1: 500 files", step_number=1)
+    client = signed_in(owner)
+    url = f"/approvals/{request.pk}/"
+    fetch(client, url)  # warm
+    times, html = [], b""
+    for _ in range(5 if run.quick else 15):
+        started = time.perf_counter()
+        html = fetch(client, url)
+        times.append((time.perf_counter() - started) * 1000)
+    return [
+        Figure("diff_first_screen_ms", percentile(times, 50), "ms", "<= 150", note="20,000 lines over 500 files"),
+        Figure("diff_page_kb", page_weight(client, html, gzip=False) / 1024, "KB", "<= 300",
+               note="HTML + CSS + JS, uncompressed"),
+    ]
+
+
+# --- push fan-out and the gateway ------------------------------------------------------------------------------
+
+
+def push_fanout(run: Run) -> list[Figure]:
+    """push_fanout_1000_s: one request pushed to 1,000 subscriptions on a local fake push service."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from approvals import delivery
+    from approvals.models import ApprovalRequest, PushSubscription, RequestKind
+    from goals.models import Goal, GoalStatus
+
+    def b64url(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    owner = run.user("push-owner")
+    goal = Goal.objects.create(**goal_fields(owner, run.scratch, "Fan-out", status=GoalStatus.WAITING))
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    with FakePushService() as service:
+        PushSubscription.objects.bulk_create(
+            [PushSubscription(user=owner, endpoint=service.endpoint(f"device-{i}"), p256dh=b64url(point),
+                              auth=b64url(os.urandom(16))) for i in range(1000)],
+            batch_size=500,
+        )
+        with override_settings(CELERY_TASK_DEFAULT_QUEUE=f"goalpost-bench-nowhere-{os.getpid()}"):
+            request = ApprovalRequest.open(goal, RequestKind.STEP, summary="Step 1: fan out")
+        started = time.perf_counter()
+        delivered = delivery.push_request(request.pk)
+        elapsed = time.perf_counter() - started
+        received = service.received
+    return [Figure("push_fanout_1000_s", elapsed, "s", "<= 2", note=f"{delivered} delivered, {received} received")]
+
+
+def gateway_waiters(run: Run) -> list[Figure]:
+    """gateway_waiters: agents long-polling the wait endpoint of one daphne at once, decided in bulk."""
+    from approvals.models import AgentToken, ApprovalRequest, RequestKind
+    from goals.models import Goal, GoalStatus
+
+    waiters_n = 200 if run.quick else 500
+    owner = run.user("gateway-owner")
+    waits = []
+    for i in range(waiters_n):
+        goal = Goal.objects.create(**goal_fields(owner, run.scratch, f"Gateway goal {i}", status=GoalStatus.WAITING))
+        _, secret = AgentToken.issue(goal, owner)
+        request = ApprovalRequest.open(goal, RequestKind.STEP, summary=f"Tool call {i}",
+                                       details={"source": "gateway"})
+        waits.append((request, secret))
+    daphne = run.daphne()
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="bench-waiters", daemon=True).start()
+    answered: dict[int, float] = {}
+
+    async def wait_all() -> None:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+            async def wait_one(request, secret) -> None:
+                url = f"{daphne.url}/api/v1/requests/{request.pk}/decision?wait=25"
+                async with session.get(url, headers={"Authorization": f"Bearer {secret}"}) as response:
+                    body = await response.json()
+                if response.status == 200 and body.get("status") not in (None, "pending"):
+                    answered[request.pk] = time.perf_counter()
+
+            await asyncio.gather(*(wait_one(r, s) for r, s in waits), return_exceptions=True)
+
+    done = asyncio.run_coroutine_threadsafe(wait_all(), loop)
+    time.sleep(2 + waiters_n / 200)  # let every agent reach its wait (they hold no thread while they do)
+    decided: dict[int, float] = {}
+    for request, _ in waits:
+        decided[request.pk] = time.perf_counter()
+        request.decide(owner, "approve")
+    done.result(timeout=60)
+    loop.call_soon_threadsafe(loop.stop)
+    delays = [(answered[pk] - decided[pk]) * 1000 for pk in answered]
+    return [
+        Figure("gateway_waiters", len(answered), "agents", f">= {200}", note=f"{waiters_n} waiting at once"),
+        Figure("gateway_decision_p99_ms", percentile(delays, 99), "ms", note="decision to the agent's answer"),
+    ]
+
+
+MEASURES: dict[str, Callable[[Run], list[Figure]]] = {
+    "throughput": goal_throughput,
+    "resume": decision_resume,
+    "push": approval_push,
+    "inbox": inbox,
+    "diff": diff_page,
+    "fanout": push_fanout,
+    "gateway": gateway_waiters,
+}
