@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -171,21 +174,60 @@ def _per_device(users, payload_for) -> list[tuple[PushSubscription, dict]]:
     return pairs
 
 
-def deliver(pairs: list[tuple[PushSubscription, dict]]) -> int:
-    """Send each payload over one HTTP session; a device that failed for now is retried by its own task."""
-    delivered = []
-    with requests.Session() as session:
-        for subscription, payload in pairs:
-            try:
-                push.send_notification(subscription, payload, session=session)
-            except PushError as error:
-                if record_failure(subscription, error) and error.retryable:
-                    from approvals.tasks import send_push
+# Push services answer in tens to hundreds of milliseconds: a thousand devices one after another would take
+# minutes. The sends (encryption and one HTTP request each) run on settings.GOALPOST_PUSH_THREADS threads, each
+# with its own sessions (a requests.Session is not shared across threads); database writes stay in this thread.
 
-                    countdown = push.retry_delay(1, error.retry_after)
-                    enqueue_best_effort(send_push, subscription.pk, json.dumps(payload), countdown=countdown)
-            else:
-                delivered.append(subscription.pk)
+
+def deliver(pairs: list[tuple[PushSubscription, dict]]) -> int:
+    """Send each payload; a device that failed for now is retried by its own task. Returns how many went out."""
+    if not pairs:
+        return 0
+    local = threading.local()
+    sessions: list[requests.Session] = []
+    sessions_lock = threading.Lock()
+
+    def session_for(endpoint: str) -> requests.Session:
+        """This thread's session for the endpoint's push service, with the environment read once for it."""
+        origin = endpoint.split("/", 3)[:3]
+        key = "/".join(origin)
+        mine = local.__dict__.setdefault("sessions", {})
+        session = mine.get(key)
+        if session is None:
+            # requests re-reads the proxy variables of the whole environment on every request (about a
+            # millisecond each here): read them once per push service instead, with the same meaning.
+            session = mine[key] = requests.Session()
+            session.trust_env = False
+            session.proxies = requests.utils.get_environ_proxies(endpoint)
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            with sessions_lock:
+                sessions.append(session)
+        return session
+
+    def send_one(pair: tuple[PushSubscription, dict]) -> PushError | None:
+        subscription, payload = pair
+        try:
+            push.send_notification(subscription, payload, session=session_for(subscription.endpoint))
+        except PushError as error:
+            return error
+        return None
+
+    threads = min(settings.GOALPOST_PUSH_THREADS, len(pairs))
+    try:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="push-send") as pool:
+            outcomes = list(pool.map(send_one, pairs))
+    finally:
+        for session in sessions:
+            session.close()
+    delivered = []
+    for (subscription, payload), error in zip(pairs, outcomes, strict=True):
+        if error is None:
+            delivered.append(subscription.pk)
+        elif record_failure(subscription, error) and error.retryable:
+            from approvals.tasks import send_push
+
+            countdown = push.retry_delay(1, error.retry_after)
+            enqueue_best_effort(send_push, subscription.pk, json.dumps(payload), countdown=countdown)
     PushSubscription.objects.filter(pk__in=delivered).update(last_success_at=timezone.now(), last_error="")
     return len(delivered)
 

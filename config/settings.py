@@ -291,6 +291,9 @@ if env_str("VAPID_PUBLIC_KEY", VAPID_PUBLIC_KEY) != VAPID_PUBLIC_KEY:
 
     raise ImproperlyConfigured("VAPID_PUBLIC_KEY does not belong to VAPID_PRIVATE_KEY: set both from one pair.")
 VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:admin@localhost")
+# Pushes of one fan-out sent at once (each thread keeps one connection per push service). Push services answer
+# in tens to hundreds of milliseconds: raise it for many devices; on a local network 2-4 is fastest.
+GOALPOST_PUSH_THREADS = max(1, env_int("GOALPOST_PUSH_THREADS", 4))
 # ------------------------------------------------------------------------------------------------ end Web Push
 
 AUTHENTICATION_BACKENDS = [
