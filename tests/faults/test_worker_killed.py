@@ -82,6 +82,12 @@ def check_nothing_lost_or_doubled(goal: Goal, script_entries: list[dict], run: R
         assert request.status == RequestStatus.APPROVED
         if request.kind == "done":  # the final word: the step had passed, the goal is done
             assert Goal.objects.get(pk=goal.pk).status == GoalStatus.DONE
+        elif request.kind in ("budget", "stall") or request.step_number is None:
+            # A budget or stall request: the loop took the decision (went on, or asked again with the budget
+            # still spent); its step, if it names one, had already been decided.
+            went_on = goal.steps.filter(started_at__gt=request.decided_at).exists()
+            asked_again = ApprovalRequest.objects.filter(goal=goal, created_at__gt=request.decided_at).exists()
+            assert went_on or asked_again, f"the {request.kind} decision never reached the loop"
         else:  # the decision reached the loop: the step is approved and the goal went on past it
             assert goal.steps.get(number=request.step_number).status == StepStatus.APPROVED
             assert goal.steps.filter(number=request.step_number + 1).exists()
