@@ -342,7 +342,23 @@ def _clean_verdict(request: ApprovalRequest, verdict: str, extend: dict | None) 
                 raise DecisionRefused("invalid", f"Extend {name} by a whole number above 0.")
     elif extend:
         raise DecisionRefused("invalid", "Only an extend decision carries a budget extension.")
+    if verdict == Verdict.APPROVE and request.kind == RequestKind.BUDGET:
+        spent = _budget_still_spent(request)
+        if spent:
+            # Approving alone would only run into the same budget again and ask again, without end.
+            raise DecisionRefused("invalid", f"{spent} Extend it to go on, or reject or stop the goal.")
     return verdict
+
+
+def _budget_still_spent(request: ApprovalRequest) -> str:
+    """The reason, when the budget this request is about is still used up; "" when it no longer is."""
+    from goals.loop import _exhausted_budget  # the loop imports this module
+
+    named = request.details.get("budget") if isinstance(request.details, dict) else None
+    finding = _exhausted_budget(request.goal)
+    if finding is None or (named and finding.data.get("budget") != named):
+        return ""
+    return finding.reason.replace(": extend it or end.", ".")
 
 
 class Decision(models.Model):

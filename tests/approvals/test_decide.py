@@ -289,3 +289,26 @@ def test_concurrent_decisions_leave_exactly_one_outcome(goal, owner, approver):
     losers = [message for code, message in outcomes if code != "won"]
     assert all(message.startswith("Already decided:") for message in losers), losers
     assert all(decision.user.username in message for message in losers)
+
+
+def test_approving_a_budget_request_while_the_budget_is_still_used_up_is_refused_with_the_way_on(goal, owner):
+    from goals.loop import _exhausted_budget
+    from goals.models import Step
+
+    goal.budget_steps = 1
+    goal.save(update_fields=["budget_steps"])
+    Step.objects.create(goal=goal, number=1, status="passed")
+    finding = _exhausted_budget(goal)
+    request = ApprovalRequest.open(goal, "budget", findings=[finding.as_dict()], details=dict(finding.data))
+
+    with pytest.raises(DecisionRefused) as refused:
+        request.decide(owner, "approve")
+    assert refused.value.code == "invalid"
+    assert str(refused.value) == "The steps budget is used up (1 of 1). Extend it to go on, or reject or stop the goal."
+    request.refresh_from_db()
+    assert request.is_pending and not request.decisions.exists()
+
+    # Raised on the goal meanwhile: approving is enough now.
+    goal.budget_steps = 3
+    goal.save(update_fields=["budget_steps"])
+    assert request.decide(owner, "approve").settled

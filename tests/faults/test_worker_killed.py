@@ -50,14 +50,16 @@ def script(length: int, *, sleep: float, plan_every: int, done: bool) -> list[di
 
 def approve_pending(browser: requests.Session, web: str, goals: list[Goal], run: Run) -> None:
     for request in ApprovalRequest.objects.filter(goal__in=goals, status=RequestStatus.PENDING):
+        # A budget used up is extended (approving alone is refused: it would only ask again).
+        extend = {"verdict": "extend", "extend_budget": request.details.get("budget"), "extend_by": "20"}
         answer = browser.post(
             f"{web}/approvals/{request.pk}/decide",
-            data={"verdict": "approve"},
+            data=extend if request.kind == "budget" else {"verdict": "approve"},
             headers={"X-CSRFToken": browser.cookies["csrftoken"], "HX-Request": "true"},
             timeout=30,
         )
         assert answer.status_code == 200, answer.text[:500]
-        assert "Approved" in answer.text, answer.text[:500]
+        assert "Approved" in answer.text or "Budget extended" in answer.text, answer.text[:500]
         run.decisions.append(request.pk)
 
 
