@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,34 +28,37 @@ def running_daphne(
     """(base URL, process) of a daphne serving config.asgi on a free port; stopped on exit."""
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL, **extra_env}
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError(f"daphne exited: {server.stderr.read().decode()[-2000:]}")
+    # A file, not a pipe: a server that logs a lot (tracebacks under a fuzz) would block on a pipe nobody reads.
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if server.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"daphne exited: {log.read().decode(errors='replace')[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    server.kill()
+                    raise RuntimeError("daphne did not start in 30 s") from None
+                time.sleep(0.1)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
+            yield f"http://127.0.0.1:{port}", server
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 server.kill()
-                raise RuntimeError("daphne did not start in 30 s") from None
-            time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}", server
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+                server.wait(timeout=10)
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
