@@ -1,6 +1,11 @@
 import pytest
 
 from approvals.models import ApprovalRequest
+from config.celery import app as celery_app
+from goals.models import GoalStatus
+from tests.approvals.fake_push import FakePushService
+from tests.approvals.gateway_server import running_daphne
+from tests.conftest import subprocess_database_url
 
 
 @pytest.fixture
@@ -13,3 +18,38 @@ def pending(goal):
         summary="2 files, +3 −1, 1 test",
         step_number=4,
     )
+
+
+@pytest.fixture
+def fake(settings):
+    """The local push service (the real protocol: VAPID, aes128gcm); a test ends with no protocol violation."""
+    with FakePushService(settings.VAPID_PUBLIC_KEY) as service:
+        yield service
+    assert service.violations == []
+
+
+@pytest.fixture
+def eager():
+    """Queued tasks run at once, in this process (the on-commit callbacks run them)."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.fixture(scope="module")
+def live_url(django_db_setup, django_db_blocker):
+    """A real daphne on a free port, serving the test database, for the module's tests."""
+    with django_db_blocker.unblock():
+        database_url = subprocess_database_url()
+    with running_daphne(database_url) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def running(goal):
+    """The goal running, with `secrets/**` protected: what an agent attached to it works under."""
+    goal.status = GoalStatus.RUNNING
+    goal.protected_paths = ["secrets/**"]
+    goal.save()
+    return goal

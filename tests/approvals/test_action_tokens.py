@@ -12,27 +12,12 @@ from django.utils import timezone
 
 from approvals import push
 from approvals.models import ActionToken, ApprovalRequest, Decision, RequestStatus
-from config.celery import app as celery_app
 from goals.models import Goal
-from tests.approvals.fake_push import FakePushService
 
 pytestmark = pytest.mark.django_db
 ACTION_URL = "/push/action"
 
 
-@pytest.fixture
-def fake(settings):
-    with FakePushService(settings.VAPID_PUBLIC_KEY) as service:
-        yield service
-    assert service.violations == []
-
-
-@pytest.fixture
-def eager():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture

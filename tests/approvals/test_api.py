@@ -22,14 +22,6 @@ from tests.conftest import good_goal_fields, subprocess_database_url
 
 
 @pytest.fixture
-def running(goal):
-    goal.status = GoalStatus.RUNNING
-    goal.protected_paths = ["secrets/**"]
-    goal.save()
-    return goal
-
-
-@pytest.fixture
 def secret(running):
     return AgentToken.issue(running, running.owner)[1]
 

@@ -9,26 +9,11 @@ import requests
 
 from approvals.models import AgentToken, ApprovalRequest, GatewaySettings, RequestStatus, WhenUnanswered
 from goals.models import GoalEvent, GoalStatus
-from tests.approvals.gateway_server import running_daphne, wait_until
-from tests.conftest import subprocess_database_url
+from tests.approvals.gateway_server import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(scope="module")
-def live_url(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        database_url = subprocess_database_url()
-    with running_daphne(database_url) as (url, _):
-        yield url
-
-
-@pytest.fixture
-def running(goal):
-    goal.status = GoalStatus.RUNNING
-    goal.protected_paths = ["secrets/**"]
-    goal.save()
-    return goal
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from approvals.codex_bridge import prompt_for, remaining_tokens
 from approvals.models import AgentReport, AgentToken, ApprovalRequest, RequestStatus
 from goals.models import GoalStatus
-from tests.approvals.gateway_server import ROOT, running_daphne, wait_until
+from tests.approvals.gateway_server import ROOT, wait_until
 from tests.conftest import subprocess_database_url
 
 FAKE = Path(__file__).parent / "fakes" / "codex_app_server.py"
@@ -20,20 +20,6 @@ FAKE = Path(__file__).parent / "fakes" / "codex_app_server.py"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(scope="module")
-def live_url(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        database_url = subprocess_database_url()
-    with running_daphne(database_url) as (url, _):
-        yield url
-
-
-@pytest.fixture
-def running(goal):
-    goal.status = GoalStatus.RUNNING
-    goal.protected_paths = ["secrets/**"]
-    goal.save()
-    return goal
 
 
 def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False) -> subprocess.Popen:

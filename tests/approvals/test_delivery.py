@@ -17,29 +17,13 @@ from approvals.models import (
     PushSubscription,
     expire_overdue_requests,
 )
-from config.celery import app as celery_app
 from goals import loop
 from goals.models import Goal, GoalStatus
-from tests.approvals.fake_push import FakePushService
 from tests.conftest import run_git
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def fake(settings):
-    with FakePushService(settings.VAPID_PUBLIC_KEY) as service:
-        yield service
-    assert service.violations == []
-
-
-@pytest.fixture
-def eager():
-    """Queued tasks run at once, in this process (the on-commit callbacks run them)."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture

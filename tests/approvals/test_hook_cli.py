@@ -12,19 +12,11 @@ import pytest
 from approvals import hook_cli
 from approvals.models import AgentToken
 from goals.models import GoalStatus
-from tests.approvals.gateway_server import free_port, running_daphne
+from tests.approvals.gateway_server import free_port
 from tests.approvals.test_claude_hook import pre_tool_use
-from tests.conftest import subprocess_database_url
 
 HOOK = Path(sys.executable).parent / "goalpost-hook"
 
-
-@pytest.fixture(scope="module")
-def live_url(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        database_url = subprocess_database_url()
-    with running_daphne(database_url) as (url, _):
-        yield url
 
 
 def run_hook(stdin: dict | bytes, **env: str) -> subprocess.CompletedProcess:

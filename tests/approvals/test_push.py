@@ -25,12 +25,6 @@ pytestmark = pytest.mark.django_db
 PAYLOAD = {"type": "test", "title": "Goalpost notifications work", "body": "Ünïcode and emoji 🚀", "actions": []}
 
 
-@pytest.fixture
-def fake(settings):
-    with FakePushService(settings.VAPID_PUBLIC_KEY) as service:
-        yield service
-    assert service.violations == []
-
 
 def send(subscription, payload=PAYLOAD, **options):
     options = {"ttl": 60, "urgency": "normal", "topic": None, **options}
