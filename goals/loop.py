@@ -147,7 +147,7 @@ def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
             GoalStatus.PAUSED, None, f"Paused: this goal requires a sandbox ({sandbox.sandbox_reason()})."
         )
         return StepOutcome(goal.pk, GoalStatus.PAUSED)
-    exhausted = _exhausted_budget(goal)
+    exhausted = exhausted_budget(goal)
     if exhausted is not None:
         request = _ask(goal, [exhausted], step_number=None, summary=exhausted.reason)
         return StepOutcome(goal.pk, GoalStatus.WAITING, request=request)
@@ -456,7 +456,7 @@ def _after_failed_step(goal: Goal, step: Step) -> StepOutcome:
                 data={"attempts": [*history.attempts[-(threshold - 1) :], step.error[:200]]},
             )
         )
-    budget = _exhausted_budget(goal)
+    budget = exhausted_budget(goal)
     if budget is not None:
         findings.append(budget)
     step.findings = [f.as_dict() for f in findings]
@@ -493,7 +493,7 @@ def usage_with(goal: Goal, step: Step, parsed, tokens: int) -> gates.Usage:
     )
 
 
-def _exhausted_budget(goal: Goal) -> gates.GateFinding | None:
+def exhausted_budget(goal: Goal) -> gates.GateFinding | None:
     """A budget already used up before the next step starts (the gates catch the ones a step uses up)."""
     usage = usage_before(goal)
     for name, used in (
