@@ -170,3 +170,25 @@ def form_data(repo, **overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+@pytest.fixture
+def fake(settings):
+    """The local push service of tests/approvals/fake_push.py (VAPID, aes128gcm); a test ends with no violation."""
+    from tests.approvals.fake_push import FakePushService
+
+    with FakePushService(settings.VAPID_PUBLIC_KEY) as service:
+        yield service
+    assert service.violations == []
+
+
+@pytest.fixture
+def eager():
+    """Queued tasks run at once, in this process (the on-commit callbacks run them)."""
+    from config.celery import app as celery_app
+
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+

@@ -1,9 +1,7 @@
 import pytest
 
 from approvals.models import ApprovalRequest
-from config.celery import app as celery_app
 from goals.models import GoalStatus
-from tests.approvals.fake_push import FakePushService
 from tests.approvals.gateway_server import running_daphne
 from tests.conftest import subprocess_database_url
 
@@ -18,23 +16,6 @@ def pending(goal):
         summary="2 files, +3 −1, 1 test",
         step_number=4,
     )
-
-
-@pytest.fixture
-def fake(settings):
-    """The local push service (the real protocol: VAPID, aes128gcm); a test ends with no protocol violation."""
-    with FakePushService(settings.VAPID_PUBLIC_KEY) as service:
-        yield service
-    assert service.violations == []
-
-
-@pytest.fixture
-def eager():
-    """Queued tasks run at once, in this process (the on-commit callbacks run them)."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture(scope="module")

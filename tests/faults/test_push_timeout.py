@@ -5,13 +5,12 @@ import pytest
 
 from approvals import push
 from approvals.models import ApprovalRequest
-from tests.approvals.test_delivery import eager, fake  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_push_service_that_times_out_holds_up_no_other_phone_and_is_retried(
-    goal, fake, eager, owner, approver, monkeypatch, django_capture_on_commit_callbacks  # noqa: F811
+    goal, fake, eager, owner, approver, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(push, "TIMEOUT_S", 0.3)
     silent, answering = fake.subscribe(owner), fake.subscribe(approver)
