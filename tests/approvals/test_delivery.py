@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -53,6 +54,21 @@ def make_high_risk(goal) -> Goal:
     return goal
 
 
+# Tests of quiet hours run on a fixed clock, at moments that once broke a search on the real one: 17:54 UTC is
+# 23:24 in Kolkata, just before a half-hour boundary; 04:00 UTC is past midnight in Los Angeles and Paris.
+FIXED_MOMENTS = [
+    pytest.param(datetime(2026, 3, 10, 17, 54, tzinfo=UTC), id="17h54-utc"),
+    pytest.param(datetime(2026, 11, 2, 4, 0, tzinfo=UTC), id="04h00-utc"),
+]
+
+
+@pytest.fixture(params=FIXED_MOMENTS)
+def fixed_clock(request):
+    """The wall clock set to a fixed moment (and ticking from there), for tests that read the time of day."""
+    with time_machine.travel(request.param, tick=True):
+        yield request.param
+
+
 def quiet_window(zone: str, *, containing_now: bool) -> tuple[time, time]:
     """Quiet hours that wrap midnight on the person's clock and hold (or miss) this moment by 10 minutes or more."""
     local = timezone.now().astimezone(ZoneInfo(zone))
@@ -61,8 +77,8 @@ def quiet_window(zone: str, *, containing_now: bool) -> tuple[time, time]:
     def distance(a: int, b: int) -> int:
         return min(abs(a - b), 1440 - abs(a - b))
 
-    for start in range(0, 1440, 30):
-        for end in range(0, start, 30):  # end before start: the window runs through midnight
+    for start in range(0, 1440, 10):
+        for end in range(0, start, 10):  # end before start: the window runs through midnight
             inside = minute >= start or minute < end
             if inside == containing_now and min(distance(minute, start), distance(minute, end)) >= 10:
                 return time(start // 60, start % 60), time(end // 60, end % 60)
@@ -121,7 +137,7 @@ def test_a_person_with_two_devices_gets_the_request_on_both_with_the_same_button
 
 @pytest.mark.parametrize("zone", ["America/Los_Angeles", "Asia/Kolkata"])
 def test_quiet_hours_across_midnight_on_the_persons_clock_hold_back_requests(
-    goal, devices, fake, owner, zone, django_capture_on_commit_callbacks
+    goal, devices, fake, owner, zone, fixed_clock, django_capture_on_commit_callbacks
 ):
     start, end = quiet_window(zone, containing_now=True)
     settings_for(owner, quiet_start=start, quiet_end=end, time_zone=zone)
@@ -173,7 +189,7 @@ def test_in_quiet_hours(prefs, at, quiet):
 
 
 def test_a_stalled_goal_buzzes_every_decider_once_whatever_their_mode_or_quiet_hours(
-    goal, devices, fake, owner, approver, django_capture_on_commit_callbacks
+    goal, devices, fake, owner, approver, fixed_clock, django_capture_on_commit_callbacks
 ):
     zone = "Europe/Paris"
     start, end = quiet_window(zone, containing_now=True)
@@ -192,7 +208,7 @@ def test_a_stalled_goal_buzzes_every_decider_once_whatever_their_mode_or_quiet_h
 
 
 def test_a_reminder_of_a_long_waiting_request_keeps_to_quiet_hours(
-    goal, devices, fake, approver, django_capture_on_commit_callbacks
+    goal, devices, fake, approver, fixed_clock, django_capture_on_commit_callbacks
 ):
     zone = "Australia/Sydney"
     start, end = quiet_window(zone, containing_now=True)
