@@ -26,7 +26,7 @@ from approvals.models import ApprovalRequest, RequestKind, RequestStatus, Verdic
 from goals import agents, evidence, gates, sandbox
 from goals.diffs import DiffError, parse_diff
 from goals.models import KEPT_STEP_STATUSES, Goal, GoalStatus, OnTimeout, Step, StepStatus
-from goals.workspace import Workspace, WorkspaceError
+from goals.workspace import PlantedFiles, Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,28 @@ def worktree_root() -> Path:
 
 
 def workspace_for(goal: Goal) -> Workspace:
-    return Workspace(goal.repo_path, goal.pk, goal.base_branch, root=worktree_root())
+    """The goal's own checkout: Goalpost's mirror of its repository, a root-owned git directory under var/,
+    and a worktree owned by the sandbox user."""
+    root = worktree_root()
+    return Workspace(
+        goal.repo_path,
+        goal.pk,
+        goal.base_branch,
+        root=root,
+        git_root=root.parent / "gitdirs",
+        mirror_dir=root.parent / "repos" / f"{_mirror_name(goal.repo_path)}.git",
+        owner=sandbox_owner(),
+    )
+
+
+def _mirror_name(source: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", source).strip("_")[-80:] or "repository"
+
+
+def sandbox_owner() -> tuple[int, int]:
+    """Who the files of a worktree belong to: the sandbox's unprivileged user."""
+    uid = int(getattr(settings, "GOALPOST_SANDBOX_UID", 10001))
+    return uid, int(getattr(settings, "GOALPOST_SANDBOX_GID", uid))
 
 
 # --- leases -------------------------------------------------------------------------------------------------
@@ -237,6 +258,7 @@ def _context(goal: Goal, step: Step, workspace: Workspace) -> agents.AgentContex
         timeout_s=_step_timeout(goal, usage),
         env=sandbox.scrubbed_env(),
         wrap=_wrapper(goal, workspace),
+        git=workspace.git_for_agents(),
     )
 
 
@@ -256,7 +278,7 @@ def _wrapper(goal: Goal, workspace: Workspace):
             workspace.path,
             network=goal.allow_network,
             hide=[settings.VAR_DIR],
-            git_dirs=workspace.git_dirs(),
+            extra_ro=workspace.git_dirs(),
         )
 
     return wrap
@@ -274,6 +296,11 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
             return StepOutcome(goal.pk, GoalStatus.FAILED, step.number)
         return _after_failed_step(goal, step)
 
+    try:
+        workspace.refuse_planted()
+    except PlantedFiles as error:
+        _fail_step(step, workspace, str(error), signature="planted git control files")
+        return _after_failed_step(goal, step)
     escapes = workspace.escaping_paths()
     if escapes:
         _fail_step(step, workspace, f"The agent wrote outside the worktree: {', '.join(escapes[:5])}")
@@ -294,7 +321,7 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
     )
     history = history_before(goal, step.number)
     usage = usage_with(goal, step, parsed, result.tokens)
-    findings = gates.run_gates(
+    findings = _too_large(commit) + gates.run_gates(
         goal.contract(),
         gates.Step(
             diff=parsed,
@@ -317,13 +344,29 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
     step.agent_log = result.log[-AGENT_LOG_CAP:]
     step.commit_sha = commit.sha
     step.diff = commit.diff[:MAX_STORED_DIFF]
-    step.diff_truncated = len(commit.diff) > MAX_STORED_DIFF
+    step.diff_truncated = commit.truncated or len(commit.diff) > MAX_STORED_DIFF
     step.diff_stats = {**parsed.stats.__dict__, "summary": parsed.summary_line()}
     step.files = parsed.compact()
     step.evidence = [{**run.as_dict(), "summary": run.summary()} for run in runs]
     step.findings = [finding.as_dict() for finding in findings]
     step.failure_signature = signature[:500]
     return _conclude(goal, step, findings, result)
+
+
+def _too_large(commit) -> list[gates.GateFinding]:
+    """A diff past what the worker reads is judged on its first files only: a person looks at the rest."""
+    if not commit.truncated:
+        return []
+    size = f"{commit.diff_bytes / 1_000_000:.0f} MB"
+    return [
+        gates.GateFinding(
+            gate="blast_radius",
+            severity=gates.APPROVAL,
+            reason=f"The diff is {size} across {len(commit.paths)} files: too large to review here in full.",
+            kind="step",
+            data={"files": len(commit.paths), "diff_bytes": commit.diff_bytes},
+        )
+    ]
 
 
 def _evidence_timeout() -> float:
@@ -564,6 +607,21 @@ def apply_decision(request: ApprovalRequest, verdict: str) -> bool:
             )
             or goal.status == GoalStatus.RUNNING
         )
+
+
+def publish(goal_id: int) -> bool:
+    """Push a done goal's branch to its registered repository, the one write Goalpost makes there; the goal's
+    trail says what happened either way. True when the push went through."""
+    goal = Goal.objects.get(pk=goal_id)
+    if goal.status != GoalStatus.DONE:
+        return False
+    try:
+        said = workspace_for(goal).publish()
+    except (WorkspaceError, OSError) as error:
+        goal.record("publish", f"Could not push the goal's branch: {error}"[:500])
+        return False
+    goal.record("publish", said[:500])
+    return True
 
 
 def apply_expiry(request: ApprovalRequest, rule: str) -> bool:

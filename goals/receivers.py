@@ -18,6 +18,8 @@ def on_decision(sender, request, decision, **kwargs) -> None:
         return  # an agent running elsewhere reads the decision from the API; the managed loop has nothing to do
     if loop.apply_decision(request, decision.verdict):
         enqueue_step(request.goal_id)
+    elif request.kind == "done" and decision.verdict == "approve":
+        enqueue_publish(request.goal_id)
 
 
 @receiver(signals.request_expired, dispatch_uid="goals.on_expiry")
@@ -49,5 +51,19 @@ def enqueue_step(goal_id: int) -> None:
             log.warning(
                 "could not queue a step for goal %s: the broker is unreachable", goal_id, exc_info=True
             )
+
+    transaction.on_commit(send)
+
+
+def enqueue_publish(goal_id: int) -> None:
+    """Queue the push of a done goal's branch once the decision commits."""
+
+    def send() -> None:
+        from goals.tasks import publish_goal_branch
+
+        try:
+            publish_goal_branch.apply_async((goal_id,), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        except Exception:
+            log.warning("could not queue the push of goal %s: the broker is unreachable", goal_id, exc_info=True)
 
     transaction.on_commit(send)

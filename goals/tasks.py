@@ -30,6 +30,12 @@ def run_goal_step(self, goal_id: int, enqueued_at: str | None = None) -> str:
     return outcome.status
 
 
+@shared_task(ignore_result=True, acks_late=True)
+def publish_goal_branch(goal_id: int) -> bool:
+    """Push a done goal's branch to its repository (the trail records a failure; a retry pushes the same ref)."""
+    return loop.publish(goal_id)
+
+
 @shared_task(ignore_result=True, expires=60)
 def requeue_lost_steps() -> list[int]:
     """Beat runs this every 30 s: a goal whose worker died or whose queued step was lost steps again."""

@@ -88,6 +88,13 @@ def run_git(repo, *args: str) -> str:
     return result.stdout
 
 
+def goal_git_dir(goal_id: int):
+    """The git directory of a goal's own checkout (its branch lives there until the done review pushes it)."""
+    from goals import loop
+
+    return loop.worktree_root().parent / "gitdirs" / f"goal-{goal_id}.git"
+
+
 @pytest.fixture
 def git_repo(tmp_path):
     """A real git repository with a `main` branch holding one commit."""

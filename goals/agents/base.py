@@ -49,6 +49,8 @@ class AgentContext:
     timeout_s: float = 3600
     env: dict | None = None  # the environment for CLI agents, already scrubbed of the server's secrets
     wrap: Callable[[list[str]], list[str]] | None = None  # argv -> sandboxed argv
+    # The worker's git on this worktree (explicit git dir, trusted config only); None: plain `git -C worktree`.
+    git: Callable[..., subprocess.CompletedProcess] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,16 +131,26 @@ def worktree_of(ctx: AgentContext) -> Path:
 # --- git -------------------------------------------------------------------------------------------------
 
 
-def git(worktree: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run git in the worktree; a git that hangs becomes an AgentError."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+GitRunner = Callable[..., subprocess.CompletedProcess]
+
+
+def git(
+    worktree: Path, *args: str, input: bytes | None = None, runner: GitRunner | None = None
+) -> subprocess.CompletedProcess:
+    """Run git on the worktree: through ``runner`` (the workspace's own git, which never discovers a ``.git``
+    the agent planted) when given, else in the folder with the host's config ignored; a git that hangs becomes
+    an AgentError."""
+    from goals.workspace import hardened_env, safe_config_args
+
     try:
+        if runner is not None:
+            return runner(*args, input=input)
         return subprocess.run(
-            ["git", "-C", str(worktree), *args],
+            ["git", *safe_config_args(), "-C", str(worktree), *args],
             input=input,
             capture_output=True,
             timeout=GIT_TIMEOUT_S,
-            env=env,
+            env=hardened_env(),
             check=False,
         )
     except subprocess.TimeoutExpired as error:
@@ -155,9 +167,9 @@ def first_error(stderr: bytes | str, default: str = "no reason given") -> str:
     return one_line((errors or lines or [default])[0], 240)
 
 
-def tracked_files(worktree: Path) -> list[str]:
+def tracked_files(worktree: Path, runner: GitRunner | None = None) -> list[str]:
     """The files git tracks in the worktree (empty outside a repository)."""
-    listing = git(worktree, "ls-files", "-z")
+    listing = git(worktree, "ls-files", "-z", runner=runner)
     if listing.returncode != 0:
         return []
     return [name for name in listing.stdout.decode("utf-8", "replace").split("\0") if name]
@@ -189,10 +201,10 @@ def confined_path(worktree: Path, relative: str) -> Path:
     return target
 
 
-def check_confinement(worktree: Path) -> None:
+def check_confinement(worktree: Path, runner: GitRunner | None = None) -> None:
     """After a run: refuse (and remove) any new or changed symlink that leads outside the worktree or into
     .git, so that neither the next step nor the evidence commands can write through it."""
-    status = git(worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+    status = git(worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", runner=runner)
     if status.returncode != 0:
         return
     escapes = []
@@ -262,7 +274,7 @@ def _snapshot(worktree: Path, paths: Iterable[str]) -> dict[str, bytes | None]:
     return saved
 
 
-def _restore(worktree: Path, saved: dict[str, bytes | None]) -> None:
+def _restore(worktree: Path, saved: dict[str, bytes | None], runner=None) -> None:
     for relative, content in saved.items():
         path = worktree / relative
         if content is None:
@@ -270,10 +282,12 @@ def _restore(worktree: Path, saved: dict[str, bytes | None]) -> None:
                 path.unlink()
         else:
             path.write_bytes(content)
-    git(worktree, "reset", "-q", "--", *saved)
+    git(worktree, "reset", "-q", "--", *saved, runner=runner)
 
 
-def apply_patch(worktree: Path, patch: str | bytes) -> list[str]:
+def apply_patch(
+    worktree: Path, patch: str | bytes, runner: GitRunner | None = None
+) -> list[str]:
     """Apply a unified diff with ``git apply`` (checked first, then a three-way merge as a fallback) and
     return the paths it touched. Binary patches and paths outside the worktree are refused; a patch that
     does not apply leaves the worktree as it was."""
@@ -290,17 +304,17 @@ def apply_patch(worktree: Path, patch: str | bytes) -> list[str]:
     for path in paths:
         confined_path(worktree, path)
     command = ["apply", "--whitespace=nowarn", "--recount", f"-p{strip}"]
-    check = git(worktree, *command, "--check", input=data)
+    check = git(worktree, *command, "--check", input=data, runner=runner)
     if check.returncode == 0:
-        applied = git(worktree, *command, input=data)
+        applied = git(worktree, *command, input=data, runner=runner)
         if applied.returncode != 0:
             raise AgentError(f"The patch does not apply: {first_error(applied.stderr)}")
         return paths
     saved = _snapshot(worktree, paths)
-    merged = git(worktree, *command, "--3way", input=data)
+    merged = git(worktree, *command, "--3way", input=data, runner=runner)
     if merged.returncode == 0:
         return paths
-    _restore(worktree, saved)
+    _restore(worktree, saved, runner)
     raise AgentError(f"The patch does not apply: {first_error(check.stderr)}")
 
 

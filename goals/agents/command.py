@@ -399,7 +399,7 @@ class CommandAgent(Agent):
     def run_step(self, ctx: AgentContext) -> AgentResult:
         """Run the agent in the worktree, stop it at the timeout, and read what it reported."""
         worktree = worktree_of(ctx)
-        files = relevant_files(ctx, tracked_files(worktree)) if self.preset.wants_files else []
+        files = relevant_files(ctx, tracked_files(worktree, ctx.git)) if self.preset.wants_files else []
         output = run_process(
             self.argv(build_prompt(ctx), files),
             cwd=worktree,
@@ -412,5 +412,5 @@ class CommandAgent(Agent):
             result = self.preset.parse(output, worktree)
         finally:
             # Even a failed run must not leave a way out of the worktree for the next step.
-            check_confinement(worktree)
+            check_confinement(worktree, ctx.git)
         return result

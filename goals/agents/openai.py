@@ -110,7 +110,7 @@ def _file_section(worktree: Path, names: list[str]) -> str:
 
 def user_message(ctx: AgentContext, worktree: Path) -> str:
     """The step's prompt, the repository's file list and the current content of the relevant files."""
-    tracked = tracked_files(worktree)
+    tracked = tracked_files(worktree, ctx.git)
     parts = [build_prompt(ctx)]
     if tracked:
         listing = "\n".join(tracked[:LISTING_LIMIT])
@@ -264,11 +264,11 @@ class OpenAIAgent(Agent):
             touched: list[str] = []
         else:
             try:
-                touched = apply_patch(worktree, diff)
+                touched = apply_patch(worktree, diff, ctx.git)
             except AgentError as error:
                 if choices[0].get("finish_reason") == "length":
                     raise AgentError(f"{error.message} (the answer was cut at max_tokens)") from error
                 raise
-            check_confinement(worktree)
+            check_confinement(worktree, ctx.git)
         summary = strip_report(prose) or (f"Edited {', '.join(touched)}." if touched else "No change.")
         return AgentResult(summary=summary, tokens=tokens, done=done, reported_bugs=bugs, plan=plan, log=log)

@@ -138,7 +138,7 @@ class ScriptedAgent(Agent):
                 message = f"Cannot read the patch file {entry['patch_file']}: {error.strerror}"
                 raise AgentError(message, permanent=True) from error
         if patch is not None:
-            touched = apply_patch(worktree, patch)
+            touched = apply_patch(worktree, patch, ctx.git)
             log.append(f"applied a patch to {', '.join(touched)}")
         try:
             for relative, content in entry.get("write", {}).items():
@@ -155,7 +155,7 @@ class ScriptedAgent(Agent):
                 log.append(f"deleted {relative}")
         except OSError as error:
             raise AgentError(f"Scripted edit failed: {error.strerror or error} ({error.filename})") from error
-        check_confinement(worktree)
+        check_confinement(worktree, ctx.git)
         return AgentResult(
             summary=entry.get("summary") or f"Scripted step {ctx.run_index + 1}",
             tokens=entry.get("tokens", 0),

@@ -227,9 +227,10 @@ def step_asking_for_a_plan(index: int) -> dict:
     return {"summary": f"Spread part {index}", "write": {f"wide_{index}/m{i}.py": f"X = {i}\n" for i in range(7)}}
 
 
-def branch_subjects(repo: Path, goal_id: int) -> list[str]:
-    """The goal branch's commit subjects, oldest first."""
-    out = run_git(repo, "log", "--reverse", "--format=%s", f"goalpost/{goal_id}", "^main")
+def branch_subjects(workdir: Path, goal_id: int) -> list[str]:
+    """The goal branch's commit subjects, oldest first, read from the goal's own checkout under the stack's
+    ``workdir``."""
+    out = run_git(workdir / "gitdirs" / f"goal-{goal_id}.git", "log", "--reverse", "--format=%s", f"goalpost/{goal_id}", "^main")
     return out.splitlines()
 
 

@@ -1,7 +1,6 @@
 """The database connection dropped under a worker mid-step (PostgreSQL kills its backends): the step is run again
 from the last kept commit, not half-recorded, and the goal goes on. A real worker process and beat (the reaper)."""
 
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -52,6 +51,6 @@ def test_a_step_whose_database_connection_drops_is_run_again_not_corrupted(owner
     assert worker.poll() is None, "the worker survived the dropped connection"
     steps = list(Step.objects.filter(goal=goal).order_by("number").values_list("number", "status"))
     assert steps == [(1, "passed"), (2, "passed"), (3, "waiting")]
-    assert branch_subjects(Path(repo), goal.pk) == ["Step 1: Add part 1", "Step 2: Add part 2", "Step 3: Spread part 3"]
+    assert branch_subjects(stack.workdir, goal.pk) == ["Step 1: Add part 1", "Step 2: Add part 2", "Step 3: Spread part 3"]
     first = goal.steps.get(number=1)
     assert first.commit_sha and first.diff_stats["files"] == 1

@@ -80,7 +80,7 @@ def test_a_decision_made_while_redis_is_down_is_stored_answered_and_run_once_red
         third = wait_for(lambda: pending_request(goal, 3), 60, "the decision to reach the worker and step 3 to ask")
         steps = list(goal.steps.order_by("number").values_list("number", "status", "attempts"))
         assert steps == [(1, "approved", 1), (2, "passed", 1), (3, "waiting", 1)]
-        assert branch_subjects(repo, goal.pk) == ["Step 1: Spread part 1", "Step 2: Add part 2", "Step 3: Spread part 3"]
+        assert branch_subjects(stack.workdir, goal.pk) == ["Step 1: Spread part 1", "Step 2: Add part 2", "Step 3: Spread part 3"]
 
         # Back to normal: the socket reopens and the card of the next request a worker opens arrives live.
         assert socket.connect() == 0

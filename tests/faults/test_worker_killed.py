@@ -70,7 +70,7 @@ def signed_in(web: str, user) -> requests.Session:
     return browser
 
 
-def check_nothing_lost_or_doubled(goal: Goal, script_entries: list[dict], run: Run) -> int:
+def check_nothing_lost_or_doubled(goal: Goal, script_entries: list[dict], run: Run, workdir: Path) -> int:
     """Every step that ran is on the branch once, in order; returns the restarts (steps run again after a kill)."""
     steps = list(goal.steps.order_by("number"))
     numbers = [step.number for step in steps]
@@ -78,7 +78,7 @@ def check_nothing_lost_or_doubled(goal: Goal, script_entries: list[dict], run: R
     assert all(step.status != StepStatus.RUNNING for step in steps)
     assert all(step.status != StepStatus.FAILED for step in steps), [s.error for s in steps if s.error]
     expected = [f"Step {step.number}: {script_entries[step.number - 1]['summary']}" for step in steps]
-    assert branch_subjects(Path(goal.repo_path), goal.pk) == expected
+    assert branch_subjects(workdir, goal.pk) == expected
     for request in ApprovalRequest.objects.filter(goal=goal, pk__in=run.decisions):
         assert Decision.objects.filter(request=request).count() == 1
         assert request.status == RequestStatus.APPROVED
@@ -132,7 +132,7 @@ def test_workers_killed_mid_step_lose_no_step_run_none_twice_and_lose_no_decisio
         time.sleep(0.2)
 
     assert run.kills == 2
-    restarts = check_nothing_lost_or_doubled(goal, entries, run)
+    restarts = check_nothing_lost_or_doubled(goal, entries, run, stack.workdir)
     assert goal.steps.count() == len(entries)
     assert 1 <= restarts <= run.kills
     assert len(run.decisions) == 2  # the plan request of step 3 and the final word on step 5
@@ -174,7 +174,7 @@ def test_soak_workers_killed_again_and_again_while_people_approve(owner, tmp_pat
     # Quiet down: no more kills or approvals; every goal comes to rest on its next plan request.
     for goal in goals:
         wait_for(lambda goal=goal: Goal.objects.get(pk=goal.pk).status == GoalStatus.WAITING, 120, f"goal {goal.pk} to rest")
-    restarts = sum(check_nothing_lost_or_doubled(goal, scripts[goal.pk], run) for goal in goals)
+    restarts = sum(check_nothing_lost_or_doubled(goal, scripts[goal.pk], run, stack.workdir) for goal in goals)
     steps = Step.objects.filter(goal__in=goals).count()
     print(
         f"\nsoak: {minutes:g} min, {run.kills} SIGKILLs mid-step, {restarts} steps rerun, {steps} steps, "

@@ -9,13 +9,13 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import TestCase
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
 from goals import loop
 from goals.models import Goal, GoalStatus, Step, StepStatus
-from goals.workspace import Workspace
-from tests.conftest import run_git
+from tests.conftest import goal_git_dir, run_git
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,7 @@ def test_a_quiet_step_commits_on_the_goal_branch_and_continues(owner, shop_repo)
     assert step.evidence[0]["passed"] and step.evidence[0]["counts"]["passed"] == 2
     assert [f["severity"] for f in step.findings if f["severity"] != "info"] == []
     assert step.diff_stats["files"] == 2
-    log = run_git(shop_repo, "log", "--format=%s", f"goalpost/{goal.pk}")
+    log = run_git(goal_git_dir(goal.pk), "log", "--format=%s", f"goalpost/{goal.pk}")
     assert log.splitlines()[0] == "Step 1: Add a discount argument"
     assert run_git(shop_repo, "rev-parse", "main").strip() == step.parent_sha
     assert goal.status == GoalStatus.RUNNING
@@ -133,9 +133,9 @@ def test_reject_reverts_the_step_before_the_next_one(owner, shop_repo):
     step_once(goal)
     second = goal.steps.get(number=2)
     assert second.parent_sha == run_git(shop_repo, "rev-parse", "main").strip()
-    worktree = Workspace(shop_repo, goal.pk, "main", root=loop.worktree_root()).path
+    worktree = loop.workspace_for(goal).path
     assert not (worktree / "pkg").exists()
-    assert "Step 1" not in run_git(shop_repo, "log", "--format=%s", f"goalpost/{goal.pk}").splitlines()[0]
+    assert "Step 1" not in run_git(goal_git_dir(goal.pk), "log", "--format=%s", f"goalpost/{goal.pk}").splitlines()[0]
 
 
 def test_stop_pauses_the_goal(owner, shop_repo):
@@ -159,13 +159,38 @@ def test_budget_stop_then_extension(owner, shop_repo):
     assert step_once(goal).request.kind == "budget"
 
 
-def test_done_needs_the_final_word(owner, shop_repo):
+def test_done_needs_the_final_word_and_then_pushes_the_branch_to_the_repository(owner, shop_repo, eager):
     goal = make_goal(owner, shop_repo, [DONE])
     outcome = step_once(goal)
     assert outcome.request.kind == "done"
-    outcome.request.decide(owner, "approve")
+    assert "goalpost/" not in run_git(shop_repo, "branch", "--list")  # nothing reaches the repository before
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        outcome.request.decide(owner, "approve")
     goal.refresh_from_db()
     assert goal.status == GoalStatus.DONE
+    step = goal.steps.get()
+    assert run_git(shop_repo, "rev-parse", f"goalpost/{goal.pk}").strip() == step.commit_sha
+    assert goal.events.filter(kind="publish", message__startswith=f"Pushed goalpost/{goal.pk}").exists()
+
+
+def test_a_git_directory_planted_by_the_agent_fails_the_step_and_never_runs(owner, shop_repo, tmp_path):
+    marker = tmp_path / "planted-ran"
+    planted = {
+        "summary": "Plant a repository with a filter",
+        "write": {
+            "shop.py": PRODUCT + "# touched\n",
+            "sub/.git/config": f"[filter \"x\"]\n\tclean = touch {marker}\n[core]\n\tfsmonitor = touch {marker}\n",
+            "sub/.git/HEAD": "ref: refs/heads/main\n",
+            ".gitattributes": "* filter=x\n",
+        },
+    }
+    goal = make_goal(owner, shop_repo, [planted])
+    outcome = step_once(goal)
+    step = goal.steps.get()
+    assert outcome.status == "continue" and step.status == StepStatus.FAILED
+    assert "sub/.git" in step.error
+    assert not marker.exists()
+    assert not (loop.workspace_for(goal).path / "sub").exists()
 
 
 def test_rejecting_done_keeps_the_work_and_goes_on(owner, shop_repo):
@@ -230,7 +255,7 @@ def test_a_lost_worker_step_reruns_with_the_same_number(owner, shop_repo):
     assert step_once(goal).status == "continue"
     step = goal.steps.get()
     assert step.number == 1 and step.attempts == 2 and step.status == StepStatus.PASSED
-    assert len(run_git(shop_repo, "log", "--format=%s", f"goalpost/{goal.pk}", "^main").splitlines()) == 1
+    assert len(run_git(goal_git_dir(goal.pk), "log", "--format=%s", f"goalpost/{goal.pk}", "^main").splitlines()) == 1
 
 
 def test_a_live_lease_keeps_other_workers_out(owner, shop_repo):

@@ -76,7 +76,7 @@ def run_inside(server: Server, argv: list[str], **options) -> subprocess.Complet
         argv,
         server.worktree,
         hide=[server.var],
-        git_dirs=server.workspace.git_dirs(),
+        extra_ro=server.workspace.git_dirs(),
         **options,
     )
     return subprocess.run(command, capture_output=True, text=True, env=scrubbed_env(), timeout=60, check=False)
@@ -121,7 +121,7 @@ def run_inside(server: Server, argv: list[str], **options) -> subprocess.Complet
             id="its-tmp-is-private",
         ),
         pytest.param(
-            "echo new > new.txt && git status --porcelain && git log --format=%s",
+            "echo new > new.txt && export GIT_DIR={gitdir} GIT_WORK_TREE=. && git status --porcelain && git log --format=%s",
             True,
             "?? new.txt\ninitial",
             None,
@@ -142,18 +142,19 @@ def run_inside(server: Server, argv: list[str], **options) -> subprocess.Complet
             id="it-cannot-plant-a-hook",
         ),
         pytest.param(
-            "echo 'gitdir: /tmp/decoy' > .git",
+            "echo x >> {gitdir}/HEAD || echo refused; git --git-dir={gitdir} config core.fsmonitor evil",
             False,
-            "",
-            lambda server: (server.worktree / ".git").read_text().startswith(f"gitdir: {server.repo}/.git/"),
-            id="it-cannot-repoint-its-git-file",
+            "refused",
+            lambda server: "evil" not in (server.workspace.git_dir / "config").read_text(),
+            id="its-git-directory-is-read-only",
         ),
         pytest.param("ls -A /run", True, "", None, id="no-local-daemon-sockets-without-network"),
         pytest.param("env", True, "HOME=/tmp", None, id="it-gets-the-scrubbed-environment"),
     ],
 )
 def test_what_a_sandboxed_command_can_and_cannot_do(server, script, succeeds, prints, host_check):
-    result = run_inside(server, ["bash", "-c", script.format(repo=server.repo, var=server.var, probe=server.probe)])
+    script = script.format(repo=server.repo, var=server.var, probe=server.probe, gitdir=server.workspace.git_dir)
+    result = run_inside(server, ["bash", "-c", script])
 
     assert (result.returncode == 0) is succeeds, result.stderr
     assert prints in result.stdout

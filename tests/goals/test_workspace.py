@@ -1,9 +1,33 @@
+import os
 import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from goals.workspace import RepositoryError, Workspace, WorkspaceError, check_repository
-from tests.conftest import run_git
+from goals.workspace import (
+    DIFF_CAP,
+    PlantedFiles,
+    RepositoryError,
+    Workspace,
+    WorkspaceError,
+    check_repository,
+    planted_files,
+)
+from tests.conftest import GIT_ENV, run_git
+
+
+def wgit(workspace: Workspace, *args: str) -> str:
+    """Git on the goal's own checkout, as a person inspecting it would point it."""
+    result = subprocess.run(
+        ["git", f"--git-dir={workspace.git_dir}", f"--work-tree={workspace.path}", "-C", str(workspace.path), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    return result.stdout
 
 
 def test_a_repository_and_its_branch_pass(git_repo):
@@ -73,8 +97,13 @@ def test_ensure_creates_the_worktree_on_the_goal_branch_from_the_base(workspace,
     assert workspace.path == tmp_path / "worktrees" / f"goal-{GOAL_ID}"
     assert workspace.branch == f"goalpost/{GOAL_ID}"
     assert (workspace.path / "app.py").read_text() == "print('hello')\n"
-    assert run_git(workspace.path, "symbolic-ref", "HEAD").strip() == f"refs/heads/goalpost/{GOAL_ID}"
+    assert wgit(workspace, "symbolic-ref", "HEAD").strip() == f"refs/heads/goalpost/{GOAL_ID}"
     assert workspace.head() == run_git(git_repo, "rev-parse", "main").strip()
+    # Goalpost's own checkout: no .git in the worktree, the git directory outside it, the user's repo untouched.
+    assert not (workspace.path / ".git").exists()
+    assert workspace.git_dir == tmp_path / "gitdirs" / f"goal-{GOAL_ID}.git"
+    assert "goalpost/" not in run_git(git_repo, "branch", "--list")
+    assert "goal-" not in run_git(git_repo, "worktree", "list")
 
 
 def test_the_main_checkout_and_its_uncommitted_work_are_never_disturbed(git_repo, tmp_path):
@@ -138,8 +167,8 @@ def test_two_goals_on_one_repository_work_side_by_side(git_repo, tmp_path):
 
     assert "one.txt" in one.diff and "two.txt" not in one.diff
     assert "two.txt" in two.diff and "one.txt" not in two.diff
-    assert run_git(git_repo, "rev-parse", "goalpost/1").strip() == one.sha
-    assert run_git(git_repo, "rev-parse", "goalpost/2").strip() == two.sha
+    assert wgit(first, "rev-parse", "goalpost/1").strip() == one.sha
+    assert wgit(second, "rev-parse", "goalpost/2").strip() == two.sha
     assert not (first.path / "two.txt").exists()
 
 
@@ -152,14 +181,9 @@ def make_folder_in_the_way(repo, path):
     ("base", "setup", "message"),
     [
         pytest.param("nope", lambda repo, path: None, "no branch “nope”", id="missing-base-branch"),
-        pytest.param("main", lambda repo, path: shutil.rmtree(repo / ".git"), "not a git repository", id="not-a-repo"),
-        pytest.param("main", make_folder_in_the_way, "exists but is not a worktree", id="folder-in-the-way"),
-        pytest.param(
-            "main",
-            lambda repo, path: run_git(repo, "checkout", "-q", "-b", f"goalpost/{GOAL_ID}"),
-            "already (checked out|used by worktree)",
-            id="branch-checked-out-by-the-user",
-        ),
+        pytest.param("main", lambda repo, path: shutil.rmtree(repo / ".git"), "Could not copy the repository",
+                     id="not-a-repo"),
+        pytest.param("main", lambda repo, path: shutil.rmtree(repo), "No folder", id="no-folder"),
     ],
 )
 def test_ensure_refuses_what_it_cannot_work_on(git_repo, tmp_path, base, setup, message):
@@ -220,9 +244,10 @@ def test_commit_step_commits_every_change_as_one_step(workspace, git_repo, chang
     assert (step.parent, step.sha, step.empty) == (parent, workspace.head(), empty)
     assert in_diff in step.diff
     assert (step.diff == "") is empty
-    assert run_git(git_repo, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
-    assert run_git(git_repo, "log", "-1", "--format=%an <%ae>", step.sha).strip() == f"{AGENT[0]} <{AGENT[1]}>"
-    assert run_git(workspace.path, "status", "--porcelain") == ""
+    assert wgit(workspace, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
+    assert wgit(workspace, "log", "-1", "--format=%an <%ae>", step.sha).strip() == f"{AGENT[0]} <{AGENT[1]}>"
+    assert wgit(workspace, "status", "--porcelain") == ""
+    assert step.paths == (() if empty else step.paths) and not step.truncated
 
 
 LONG = "Make the dashboard query use one join instead of one query per row, and cache the filter options"
@@ -240,7 +265,8 @@ LONG = "Make the dashboard query use one join instead of one query per row, and 
 )
 def test_the_commit_message_names_the_step(workspace, summary, subject, body):
     step = workspace.commit_step(3, summary)
-    actual_subject, actual_body = subject_and_body(workspace.path, step.sha)
+    actual_subject = wgit(workspace, "log", "-1", "--format=%s", step.sha).strip()
+    actual_body = wgit(workspace, "log", "-1", "--format=%b", step.sha)
     assert actual_subject == subject
     assert len(actual_subject) <= 72
     assert actual_body.strip() == body
@@ -266,7 +292,7 @@ def test_commit_step_never_runs_hooks_and_never_signs(workspace, git_repo, tmp_p
     workspace.ensure()
 
     assert not marker.exists()
-    assert run_git(git_repo, "log", "-1", "--format=%G?", step.sha).strip() == "N"
+    assert wgit(workspace, "log", "-1", "--format=%G?", step.sha).strip() == "N"
 
 
 @pytest.mark.parametrize(
@@ -285,14 +311,14 @@ def test_commit_step_refuses_symlinks_that_point_outside(workspace, tmp_path, ta
         (workspace.path / "sub" / "hop").symlink_to("../../../outside.txt")
     (workspace.path / "sub" / "link").symlink_to(target.format(path=workspace.path))
     (workspace.path / "fine.txt").write_text("fine\n")
-    run_git(workspace.path, "add", "fine.txt")
-    head, status = workspace.head(), run_git(workspace.path, "status", "--porcelain")
+    wgit(workspace, "add", "fine.txt")
+    head, status = workspace.head(), wgit(workspace, "status", "--porcelain")
 
     with pytest.raises(WorkspaceError, match="sub/link"):
         workspace.commit_step(1, "Sneak a link in")
 
     assert workspace.head() == head
-    assert run_git(workspace.path, "status", "--porcelain") == status
+    assert wgit(workspace, "status", "--porcelain") == status
     assert (workspace.path / "sub" / "link").is_symlink()
 
 
@@ -317,9 +343,7 @@ def test_escaping_paths_lists_new_links_that_leave_the_worktree(workspace):
     (workspace.path / ".venv" / "bin" / "python").symlink_to("/usr/bin/python3")
 
     assert workspace.escaping_paths() == ["dangling", "etc", "sub/escape"]
-    assert (
-        run_git(workspace.path, "status", "--porcelain") == "?? .gitignore\n?? dangling\n?? etc\n?? inside\n?? sub/\n"
-    )
+    assert wgit(workspace, "status", "--porcelain") == "?? .gitignore\n?? dangling\n?? etc\n?? inside\n?? sub/\n"
 
 
 def test_links_the_repository_already_has_are_left_alone(git_repo, tmp_path):
@@ -338,15 +362,15 @@ def test_pending_diff_shows_uncommitted_and_untracked_work_and_leaves_the_index(
     (workspace.path / "app.py").write_text("print('changed')\n")
     (workspace.path / "new.txt").write_text("brand new\n")
     (workspace.path / "staged.txt").write_text("staged by the agent\n")
-    run_git(workspace.path, "add", "staged.txt")
-    status = run_git(workspace.path, "status", "--porcelain")
+    wgit(workspace, "add", "staged.txt")
+    status = wgit(workspace, "status", "--porcelain")
 
     diff = workspace.pending_diff()
 
     assert "+print('changed')" in diff
     assert "+brand new" in diff
     assert "+staged by the agent" in diff
-    assert run_git(workspace.path, "status", "--porcelain") == status
+    assert wgit(workspace, "status", "--porcelain") == status
 
 
 def test_pending_diff_is_empty_when_nothing_changed(workspace):
@@ -370,7 +394,6 @@ def test_reset_to_undoes_a_rejected_step(workspace):
 
     assert workspace.head() == first.sha
     assert sorted(path.name for path in workspace.path.iterdir()) == [
-        ".git",
         ".gitignore",
         "app.py",
         "kept.txt",
@@ -409,40 +432,156 @@ def test_base_sha_is_where_the_goal_started(workspace, git_repo):
     assert workspace.base_sha() == started
 
 
-def test_remove_keeps_the_branch_for_review(workspace, git_repo):
+def test_remove_keeps_the_branch_for_review(workspace):
     (workspace.path / "new.py").write_text("x = 1\n")
     step = workspace.commit_step(1, "Add new.py")
     workspace.remove()
     workspace.remove()
     assert not workspace.path.exists()
+    assert run_git(workspace.git_dir, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
+
+
+def test_publish_pushes_the_goal_branch_to_the_users_repository_and_nothing_else(workspace, git_repo):
+    before = main_checkout_state(git_repo)
+    (workspace.path / "new.py").write_text("x = 1\n")
+    step = workspace.commit_step(1, "Add new.py")
+
+    said = workspace.publish()
+
     assert run_git(git_repo, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
-    assert f"goal-{GOAL_ID}" not in run_git(git_repo, "worktree", "list")
-
-
-def test_the_checkout_hint_names_the_repository_and_branch(workspace, git_repo):
+    assert said == f"Pushed goalpost/{GOAL_ID} ({step.sha[:12]}) to {git_repo}."
+    assert main_checkout_state(git_repo) == before
     assert workspace.checkout_hint() == f"git -C {git_repo} log -p goalpost/{GOAL_ID}"
-    workspace.remove()
-    hint = workspace.checkout_hint()
-    assert hint == f"git -C {git_repo} checkout goalpost/{GOAL_ID}"
-    run_git(git_repo, *hint.split()[3:])  # the hint really works once the worktree is gone
+    run_git(git_repo, *workspace.checkout_hint().split()[3:])  # the hint really works
 
 
-def test_a_git_file_rewritten_by_the_agent_is_not_followed(workspace, git_repo, tmp_path):
+def test_a_repository_someone_else_owns_is_read_and_written_as_that_owner(git_repo, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("only root can hand a repository to another user")
+    home = Path(tempfile.mkdtemp(prefix="goalpost-home-"))  # under /tmp, where another user can reach it
+    home.chmod(0o755)
+    os.chown(home, 4242, 4242)
+    try:
+        repo = home / "repo"
+        shutil.copytree(git_repo, repo, symlinks=True)
+        for folder, _dirs, files in os.walk(repo):
+            for name in [folder, *(os.path.join(folder, f) for f in files)]:
+                os.lchown(name, 4242, 4242)
+        marker = home / "hook-ran-as"
+        hook = repo / ".git" / "hooks" / "post-receive"
+        hook.write_text(f"#!/bin/sh\nid -u > {marker}\n")
+        hook.chmod(0o755)
+        os.lchown(hook, 4242, 4242)
+        workspace = Workspace(repo, GOAL_ID, "main", tmp_path / "worktrees")
+        workspace.ensure()
+        (workspace.path / "new.py").write_text("x = 1\n")
+        workspace.commit_step(1, "Add new.py")
+
+        workspace.publish()
+
+        ref = repo / ".git" / "refs" / "heads" / "goalpost" / str(GOAL_ID)
+        assert (ref.stat().st_uid, ref.parent.stat().st_uid) == (4242, 4242)
+        assert marker.read_text().strip() == "4242"  # the owner's own hook ran as the owner, never as root
+    finally:
+        shutil.rmtree(home)
+
+
+def test_the_checkout_is_made_from_the_repository_as_it_is_when_the_goal_starts(git_repo, tmp_path):
+    first = Workspace(git_repo, 1, "main", tmp_path / "worktrees")
+    first.ensure()
+    (git_repo / "later.txt").write_text("the base moved on\n")
+    run_git(git_repo, "add", "later.txt")
+    run_git(git_repo, "commit", "-q", "-m", "later")
+
+    second = Workspace(git_repo, 2, "main", tmp_path / "worktrees")
+    second.ensure()
+
+    assert not (first.path / "later.txt").exists()
+    assert (second.path / "later.txt").exists()
+    assert second.mirror.path == first.mirror.path
+
+
+@pytest.mark.parametrize(
+    ("plant", "expected"),
+    [
+        pytest.param(lambda path: (path / ".git").write_text("gitdir: /tmp/evil\n"), [".git"], id="git-file"),
+        pytest.param(lambda path: run_git(path / "sub", "init", "-q"), ["sub/.git"], id="nested-repository"),
+        pytest.param(lambda path: (path / "sub" / ".git").mkdir(), ["sub/.git"], id="git-folder"),
+        pytest.param(lambda path: (path / "sub" / ".git").symlink_to("/etc"), ["sub/.git"], id="git-link"),
+        pytest.param(lambda path: os.mkfifo(path / "sub" / "pipe"), ["sub/pipe"], id="fifo"),
+    ],
+)
+def test_planted_git_control_and_special_files_fail_the_commit_and_are_removed_unread(workspace, plant, expected):
+    (workspace.path / "sub").mkdir()
+    (workspace.path / "sub" / "fine.py").write_text("ok\n")
+    plant(workspace.path)
+    head = workspace.head()
+
+    assert planted_files(workspace.path) == expected
+    with pytest.raises(PlantedFiles, match="removed unread"):
+        workspace.commit_step(1, "Plant")
+
+    assert workspace.head() == head
+    assert planted_files(workspace.path) == []
+    assert (workspace.path / "sub" / "fine.py").exists()
+
+
+def test_a_git_file_written_by_the_agent_is_never_followed(workspace, tmp_path):
     marker = tmp_path / "filter-ran"
     decoy = tmp_path / "decoy"
     run_git(tmp_path, "init", "-q", str(decoy))
     run_git(decoy, "config", "filter.evil.clean", f"touch {marker}; cat")
     run_git(decoy, "config", "core.fsmonitor", f"touch {marker}")
     (workspace.path / ".git").write_text(f"gitdir: {decoy / '.git'}\n")
-    (workspace.path / ".gitattributes").write_text("* filter=evil\n")
+    (workspace.path / ".gitattributes").write_text("* filter=evil diff=evil\n")
     (workspace.path / "new.py").write_text("x = 1\n")
 
+    with pytest.raises(PlantedFiles):
+        workspace.commit_step(1, "Add new.py")
     step = workspace.commit_step(1, "Add new.py")
     workspace.pending_diff()
+    workspace.reset_to(step.parent)
 
     assert not marker.exists()
-    assert run_git(git_repo, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
     assert "new.py" in step.diff
+
+
+def test_a_diff_past_the_cap_is_cut_at_a_file_and_says_so(workspace, monkeypatch):
+    monkeypatch.setattr("goals.workspace.DIFF_CAP", 4000)
+    (workspace.path / "small.txt").write_text("small\n")
+    (workspace.path / "zbig.txt").write_text("line\n" * 5000)
+
+    step = workspace.commit_step(1, "Big")
+
+    assert step.truncated and step.diff_bytes > 4000
+    assert len(step.diff) <= 4000 and "small.txt" in step.diff and "zbig.txt" not in step.diff
+    assert step.paths == ("small.txt", "zbig.txt")
+    assert DIFF_CAP > 4000
+
+
+def test_a_folder_left_where_the_worktree_goes_is_moved_aside(git_repo, tmp_path):
+    workspace = Workspace(git_repo, GOAL_ID, "main", tmp_path / "worktrees")
+    workspace.path.mkdir(parents=True)
+    (workspace.path / "keep.txt").write_text("mine")
+
+    workspace.ensure()
+
+    assert (workspace.path / "app.py").exists() and not (workspace.path / "keep.txt").exists()
+    aside = [p for p in workspace.path.parent.iterdir() if p.name.startswith(f"goal-{GOAL_ID}.stale-")]
+    assert [(p / "keep.txt").read_text() for p in aside] == ["mine"]
+
+
+def test_the_worktree_belongs_to_the_sandbox_user(git_repo, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("only root hands files to another user")
+    workspace = Workspace(git_repo, GOAL_ID, "main", tmp_path / "worktrees", owner=(10001, 10001))
+    workspace.ensure()
+    (workspace.path / "app.py").write_text("changed\n")
+    workspace.discard_changes()
+
+    owners = {p.lstat().st_uid for p in [workspace.path, *workspace.path.rglob("*")]}
+    assert owners == {10001}
+    assert workspace.git_dir.stat().st_uid == 0
 
 
 @pytest.mark.parametrize(
@@ -453,10 +592,12 @@ def test_a_git_file_rewritten_by_the_agent_is_not_followed(workspace, git_repo, 
         pytest.param("GIT_INDEX_FILE", "{tmp}/index", id="index-file"),
         pytest.param("GIT_OBJECT_DIRECTORY", "{tmp}/objects", id="object-directory"),
         pytest.param("GIT_CONFIG_PARAMETERS", "'core.excludesFile'='{tmp}/ignore-all'", id="config-parameters"),
+        pytest.param("GIT_CONFIG_GLOBAL", "{tmp}/global", id="global-config"),
     ],
 )
 def test_git_variables_of_the_server_do_not_leak_in(git_repo, tmp_path, monkeypatch, variable, value):
     (tmp_path / "ignore-all").write_text("*\n")
+    (tmp_path / "global").write_text(f"[core]\n\texcludesFile = {tmp_path}/ignore-all\n")
     workspace = Workspace(git_repo, GOAL_ID, "main", tmp_path / "worktrees")
     with monkeypatch.context() as patch:
         patch.setenv(variable, value.format(tmp=tmp_path))
@@ -464,13 +605,13 @@ def test_git_variables_of_the_server_do_not_leak_in(git_repo, tmp_path, monkeypa
         (workspace.path / "new.py").write_text("x = 1\n")
         step = workspace.commit_step(1, "Add new.py")
     assert "+++ b/new.py" in step.diff
-    assert run_git(git_repo, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
-    assert run_git(workspace.path, "status", "--porcelain") == ""
-    assert run_git(git_repo, "cat-file", "-t", step.sha).strip() == "commit"
+    assert wgit(workspace, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
+    assert wgit(workspace, "status", "--porcelain") == ""
+    assert wgit(workspace, "cat-file", "-t", step.sha).strip() == "commit"
 
 
-def test_a_worktree_that_left_its_branch_is_refused(workspace):
-    run_git(workspace.path, "checkout", "-q", "-b", "elsewhere")
+def test_a_checkout_that_left_its_branch_is_refused(workspace):
+    wgit(workspace, "checkout", "-q", "-b", "elsewhere")
     with pytest.raises(WorkspaceError, match=f"on refs/heads/elsewhere, not on goalpost/{GOAL_ID}"):
         workspace.commit_step(1, "Anything")
     with pytest.raises(WorkspaceError, match="not on"):
