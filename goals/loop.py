@@ -254,7 +254,6 @@ def _wrapper(goal: Goal, workspace: Workspace):
         return sandbox.sandboxed(
             argv,
             workspace.path,
-            network=goal.allow_network,
             hide=[settings.VAR_DIR],
             git_dirs=workspace.git_dirs(),
         )
