@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import create_connection
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class Rule:
             host, colon, port_text = text.rpartition(":")
             if not colon or not host:
                 raise ValueError(f"“{text}” has no port: {example}.")
+            if "/" in text:
+                raise ValueError(f"“{text}” is not a host name: {example}, without a scheme or path.")
             if ":" in host:
                 raise ValueError(f"Put an IPv6 address in brackets: [{host}]:{port_text}.")
             host = host.lower().rstrip(".")
@@ -88,12 +91,12 @@ class Rule:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def matches(self, host: str, port: int) -> bool:
-        host = _normal_host(host)
+        host, own = _normal_host(host), _normal_host(self.host)
         if port != self.port:
             return False
-        if self.host.startswith("*."):
-            return host.endswith(self.host[1:]) and len(host) > len(self.host) - 1
-        return host == self.host
+        if own.startswith("*."):
+            return host.endswith(own[1:]) and len(host) > len(own) - 1
+        return host == own
 
 
 def _is_ip(host: str) -> bool:
@@ -325,15 +328,21 @@ class _CheckedConnection:
 
     egress_rules: tuple[Rule, ...] = ()
 
-    def _new_conn(self):
+    def _new_conn(self) -> socket.socket:
         addresses = check(self.host, self.port, self.egress_rules)
-        error = None
+        error: Exception | None = None
         for address in addresses:
-            self._dns_host = address
             try:
-                return super()._new_conn()
-            except (NewConnectionError, ConnectTimeoutError) as failure:
-                error = failure
+                return create_connection(
+                    (address, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except TimeoutError as failure:
+                error = ConnectTimeoutError(self, f"Connection to {self.host} timed out. ({failure})")
+            except OSError as failure:
+                error = NewConnectionError(self, f"Failed to establish a new connection: {failure}")
         raise error
 
 
