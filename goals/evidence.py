@@ -283,6 +283,7 @@ def run_check(
         return not_run(f"Could not run {argv[0]}: {error.strerror or error}.")
     output = _CappedOutput(output_cap)
     timed_out = _collect(process, timeout_s, output)
+    duration_s = round(time.monotonic() - started, 3)
     text = output.text()
     counts, failing = _read_junit(_junit_reports(command, cwd), since=started_wall - 1)
     counts_from = "junit" if counts else ""
@@ -298,7 +299,7 @@ def run_check(
         exit_code=exit_code,
         passed=exit_code == expected_exit and not stops,
         timed_out=timed_out,
-        duration_s=round(time.monotonic() - started, 3),
+        duration_s=duration_s,
         output=text,
         counts=counts,
         failing_tests=failing,
