@@ -259,12 +259,12 @@ class Proxy:
                 return
             host, port_text = url.hostname, str(url.port or 80)
             path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-            kept = [
-                line
-                for line in header_lines
-                if line and not line.lower().startswith(("proxy-", "connection:", "keep-alive:"))
-            ]
-            first = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""]).encode("latin-1")
+            dropped = ("proxy-", "connection:", "keep-alive:", "host:")
+            kept = [line for line in header_lines if line and not line.lower().startswith(dropped)]
+            # The Host header names the checked host: a shared address (a CDN) must not route it elsewhere.
+            host_header = f"Host: {url.netloc.rpartition('@')[2]}"
+            lines = [f"{method} {path} {version}", host_header, *kept, "Connection: close", "", ""]
+            first = "\r\n".join(lines).encode("latin-1")
         if not port_text.isdigit():
             await _answer(writer, 400, "Bad Request", f"no port in {target}")
             return

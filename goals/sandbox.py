@@ -161,6 +161,8 @@ def _probe(bwrap: str, who: Identity) -> str:
     binary = shutil.which(bwrap)
     if binary is None:
         return "bubblewrap is not installed"
+    if who.switched and 0 in (who.uid, who.gid):
+        return "GOALPOST_SANDBOX_UID and GOALPOST_SANDBOX_GID must not be 0 (root)"
     if who.switched and shutil.which("setpriv") is None:
         return "setpriv (util-linux) is not installed: the sandbox cannot drop root"
     if not reachable(Path(binary), who):
@@ -218,6 +220,21 @@ def _cgroup_dirs() -> tuple[dict[str, Path], str]:
     if "memory" not in parents or "pids" not in parents:
         return {}, "memory and process limits off: no writable cgroup v1 memory and pids controllers"
     return parents, ""
+
+
+def _remove_stale_cgroups(parents) -> None:
+    """Remove the cgroups that a worker which died left behind (named after its pid), killing what they hold."""
+    for parent in parents:
+        for group in parent.iterdir():
+            pid = group.name.partition("-")[0]
+            if not group.is_dir() or not pid.isdigit() or Path(f"/proc/{pid}").exists():
+                continue
+            for _ in range(100):
+                if Session._kill_group(group):
+                    break
+                time.sleep(0.01)
+            with contextlib.suppress(OSError):
+                group.rmdir()
 
 
 def _size(mb: float) -> str:
@@ -416,6 +433,7 @@ class Session:
         if self.identity.switched:
             os.chown(box_dir, 0, self.identity.gid)
         parents, _ = _cgroup_dirs()
+        _remove_stale_cgroups(parents.values())
         name = f"{os.getpid()}-{os.urandom(6).hex()}"
         for controller, parent in parents.items():
             group = parent / name
@@ -658,6 +676,13 @@ class Session:
 
     # --- stopping ---
 
+    def _is_ours(self, pid: int) -> bool:
+        """Whether ``pid`` is still one of this session's wrappers (a finished one's pid may be reused)."""
+        try:
+            return str(self._dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
     @staticmethod
     def _kill_group(group: Path) -> bool:
         """SIGKILL every process in the cgroup; True when it had none."""
@@ -678,7 +703,7 @@ class Session:
         for index in range(self._runs):
             pid_file, exit_file = self._dir / f"pid-{index}", self._dir / f"exit-{index}"
             pid = _read_int(pid_file) if pid_file.exists() and not exit_file.exists() else 0
-            if pid > 1:
+            if pid > 1 and self._is_ours(pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + KILL_WAIT_S

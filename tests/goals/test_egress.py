@@ -215,6 +215,16 @@ def ask_proxy(host, port):
         proxy.sendall(f"GET / HTTP/1.0\\r\\nHost: {{host}}:{{port}}\\r\\n\\r\\n".encode())
         return answer.read().decode().rsplit("\\r\\n", 1)[-1]
 
+def plain_http(host, port):
+    try:
+        with socket.create_connection(("127.0.0.1", {FORWARD_PORT}), timeout=10) as proxy:
+            request = f"GET http://{{host}}:{{port}}/ HTTP/1.1\\r\\nHost: evil.example\\r\\n\\r\\n"
+            proxy.sendall(request.encode())
+            answer = proxy.makefile("rb").read().decode()
+            return answer.split("\\r\\n", 1)[0] + " " + answer.rsplit("\\r\\n", 1)[-1].strip()
+    except OSError as error:
+        return type(error).__name__
+
 def direct(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
@@ -225,6 +235,7 @@ def direct(port):
 targets = json.loads(sys.argv[1])
 print(json.dumps({{
     "proxied": {{name: through_proxy(host, port) for name, (host, port) in targets.items()}},
+    "plain": {{name: plain_http(host, port) for name, (host, port) in targets.items()}},
     "direct": {{name: direct(port) for name, (_, port) in targets.items()}},
     "proxy_variable": os.environ.get("HTTPS_PROXY", ""),
 }}))
@@ -269,6 +280,10 @@ def test_the_proxy_lets_through_only_the_allowed_listener(box_worktree, two_list
     )
     assert json.loads(report["proxied"]["allowed"])["host"] == f"127.0.0.1:{allowed}"
     assert report["proxied"]["other"] == f"HTTP/1.1 403 Forbidden refused: 127.0.0.1:{other} (not in the allowlist)"
+    # Plain http goes through too, with the Host header naming the checked host whatever the client wrote.
+    status, _, body = report["plain"]["allowed"].partition(" {")
+    assert (status, json.loads("{" + body)["host"]) == ("HTTP/1.0 200 OK", f"127.0.0.1:{allowed}")
+    assert report["plain"]["other"].startswith("HTTP/1.1 403 Forbidden refused: 127.0.0.1:")
     assert refused == [f"refused: 127.0.0.1:{other} (not in the allowlist)"]
     # A program that ignores the proxy variables has no network to go around it.
     assert report["direct"] == {"allowed": "ConnectionRefusedError", "other": "ConnectionRefusedError"}
@@ -289,6 +304,7 @@ def test_without_rules_there_is_no_network_at_all(box_worktree, two_listeners):
     # Nothing listens on the forwarder's port: there is no proxy to ask.
     assert report == {
         "proxied": {"allowed": "ConnectionRefusedError"},
+        "plain": {"allowed": "ConnectionRefusedError"},
         "direct": {"allowed": "ConnectionRefusedError"},
         "proxy_variable": "",
     }
