@@ -351,13 +351,13 @@ def _walk(root: Path, full_size: int) -> tuple[int, set[int]]:
                     info = entry.stat(follow_symlinks=False)
                     if stat.S_ISDIR(info.st_mode):
                         folders.append(entry.path)
-                    elif info.st_ino in inodes:
-                        continue
-                    total += info.st_blocks * 512
-                    if stat.S_ISREG(info.st_mode):
+                    elif info.st_nlink > 1:  # remembered only when linked twice: the worker's memory stays small
+                        if info.st_ino in inodes:
+                            continue
                         inodes.add(info.st_ino)
-                        if info.st_size == full_size:
-                            full.add(info.st_ino)
+                    total += info.st_blocks * 512
+                    if stat.S_ISREG(info.st_mode) and info.st_size == full_size:
+                        full.add(info.st_ino)
         except OSError:
             continue
     return total, full
