@@ -2,12 +2,14 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 from django.conf import settings as django_settings
 
+from goals.egress import Rule
 from goals.sandbox import (
     Box,
     Identity,
@@ -363,12 +365,55 @@ def test_a_shell_that_goes_past_a_limit_is_stopped_with_a_reason(server, limits,
         assert len(list(server.worktree.glob("f*"))) < 100
 
 
-def test_describe_says_who_runs_the_command_and_its_limits(server):
+CPU_HOGS = """
+import os, time
+for _ in range(4):
+    if os.fork() == 0:
+        while time.process_time() < 1.5:  # each stays under the per-process limit of 2 s
+            pass
+        time.sleep(20)
+        os._exit(0)
+time.sleep(20)
+"""
+
+
+def test_cpu_time_counts_for_the_whole_box_not_each_process(server):
+    require_cgroups()
+    started = time.monotonic()
+    result = run_in(server.box(limits=small(cpu_seconds=2)), [python_inside(), "-c", CPU_HOGS], timeout=30)
+    assert result.exceeded == "The step used more than 2 s of CPU time and was stopped."
+    assert time.monotonic() - started < 15
+
+
+def test_cgroups_left_by_a_dead_worker_are_removed(server):
+    require_cgroups()
+    with Session(server.box(limits=ROOMY)) as session:
+        parents = [group.parent for group in session._cgroups.values()]
+    stale = [parent / "999999999-0123456789ab" for parent in parents]
+    for group in stale:
+        group.mkdir()
+    with Session(server.box(limits=ROOMY)):
+        assert not any(group.exists() for group in stale)
+
+
+@pytest.mark.parametrize(
+    ("rules", "network"),
+    [
+        pytest.param((), "no network", id="no-rules"),
+        pytest.param(
+            (Rule.parse("api.openai.com:443"), Rule.parse("[::1]:8080", private_ok=True)),
+            "network: api.openai.com:443, [::1]:8080 only",
+            id="rules",
+        ),
+    ],
+)
+def test_describe_says_who_runs_the_command_and_its_limits(server, rules, network):
     who = identity()
-    line = describe(server.box(limits=small(memory_mb=2048, processes=256, cpu_seconds=600, disk_mb=1024)))
-    assert line.startswith(f"Sandbox: uid {who.uid}, no capabilities, no network" if who.switched else "Sandbox:")
-    assert "10 min CPU" in line
-    assert "1 GB disk" in line
+    limits = small(memory_mb=2048, processes=256, cpu_seconds=600, disk_mb=1024)
+    line = describe(server.box(limits=limits, egress=rules))
+    user = f"uid {who.uid}, no capabilities" if who.switched else f"runs as your own user (uid {who.uid})"
+    assert line.startswith(f"Sandbox: {user}, {network}, ")
+    assert line.endswith("10 min CPU, 1 GB disk, 64 MB per file, 64 MB /tmp")
 
 
 def test_describe_says_why_there_is_no_sandbox(monkeypatch):
