@@ -113,18 +113,20 @@ def identity() -> Identity:
     return Identity(int(_setting("GOALPOST_SANDBOX_UID", 10001)), int(_setting("GOALPOST_SANDBOX_GID", 10001)), True)
 
 
-def _may_search(folder: Path, who: Identity) -> bool:
+def _may(path: Path, who: Identity, access: int) -> bool:
+    """Whether the sandbox user may read, write or search (``os.R_OK``, ``W_OK``, ``X_OK``) ``path``."""
     if not who.switched:
-        return os.access(folder, os.X_OK)
+        return os.access(path, access)
     try:
-        info = folder.stat()
+        info = path.stat()
     except OSError:
         return False
-    if info.st_uid == who.uid:
-        return bool(info.st_mode & stat.S_IXUSR)
-    if info.st_gid == who.gid:
-        return bool(info.st_mode & stat.S_IXGRP)
-    return bool(info.st_mode & stat.S_IXOTH)
+    shift = 6 if info.st_uid == who.uid else 3 if info.st_gid == who.gid else 0
+    return (info.st_mode >> shift) & access == access
+
+
+def _may_search(folder: Path, who: Identity) -> bool:
+    return _may(folder, who, os.X_OK)
 
 
 def reachable(path: Path, who: Identity | None = None, *, through: frozenset[Path] = frozenset()) -> bool:
@@ -413,6 +415,11 @@ class Session:
             raise SandboxError(
                 f"The sandbox user (uid {self.identity.uid}) cannot reach the worktree {self.worktree}: "
                 "a folder above it is closed to that user."
+            )
+        if not _may(self.worktree, self.identity, os.W_OK | os.X_OK):
+            raise SandboxError(
+                f"The sandbox user (uid {self.identity.uid}) cannot write in the worktree {self.worktree}: "
+                "it must own it."
             )
         try:
             self._set_up()

@@ -14,6 +14,7 @@ from goals.sandbox import (
     Box,
     Identity,
     Limits,
+    SandboxError,
     Session,
     describe,
     identity,
@@ -270,7 +271,16 @@ def test_a_worktree_the_sandbox_user_cannot_reach_is_refused(tmp_path):
     require_sandbox()
     require_switch()
     # pytest's own tmp_path sits in a folder only root may enter.
-    with pytest.raises(Exception, match="cannot reach the worktree"), Session(Box(tmp_path)):
+    with pytest.raises(SandboxError, match="cannot reach the worktree"), Session(Box(tmp_path)):
+        pass
+
+
+def test_a_worktree_the_sandbox_user_does_not_own_is_refused(outside_tmp):
+    require_sandbox()
+    require_switch()
+    worktree = outside_tmp / "root-owned"
+    worktree.mkdir(mode=0o755)
+    with pytest.raises(SandboxError, match="cannot write in the worktree .*: it must own it"), Session(Box(worktree)):
         pass
 
 
