@@ -36,6 +36,7 @@ HEAD_TIMEOUT_S = 30
 CONNECT_TIMEOUT_S = 10
 MAX_CONNECTIONS = 128
 MAX_REFUSALS = 100
+KILL_WAIT_S = 5
 CHUNK = 65536
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 # Addresses that are global by Python's tables but reach the inside: 6to4 and NAT64 embed an IPv4 address.
@@ -184,6 +185,8 @@ class Proxy:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._stopped: asyncio.Event | None = None
+        self._handlers: set[asyncio.Task] = set()
+        self._transports: set[asyncio.BaseTransport] = set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="goalpost-egress-proxy", daemon=True)
@@ -223,6 +226,11 @@ class Proxy:
         async with server:
             await self._stopped.wait()
             server.close()
+            # Connections still open (the box is gone or going) end with the proxy.
+            for transport in list(self._transports):
+                transport.abort()
+            if self._handlers:
+                await asyncio.wait(self._handlers, timeout=KILL_WAIT_S)
 
     def _refuse(self, reason: str) -> None:
         log.info("egress %s", reason)
@@ -233,13 +241,20 @@ class Proxy:
         if self._slots.locked():
             writer.close()
             return
+        handler = asyncio.current_task()
+        self._handlers.add(handler)
+        self._transports.add(writer.transport)
+        handler.add_done_callback(self._handlers.discard)
         async with self._slots:
             try:
                 await self._proxy(reader, writer)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
                 pass
+            except Exception:  # a hostile request must never take the proxy down
+                log.exception("egress proxy: unexpected error")
             finally:
                 writer.close()
+                self._transports.discard(writer.transport)
 
     async def _proxy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
@@ -280,6 +295,7 @@ class Proxy:
             await _answer(writer, 502, "Bad Gateway", f"could not connect to {host}:{port}")
             return
         up_reader, up_writer = upstream
+        self._transports.add(up_writer.transport)
         try:
             if first:
                 up_writer.write(first)
@@ -288,6 +304,7 @@ class Proxy:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             up_writer.close()
+            self._transports.discard(up_writer.transport)
 
 
 async def _open(addresses: list[str], port: int):
