@@ -223,6 +223,22 @@ GOALPOST_EVIDENCE_TIMEOUT_S = env_int("GOALPOST_EVIDENCE_TIMEOUT_S", 600)
 GOALPOST_STALL_AFTER_MINUTES = env_int("GOALPOST_STALL_AFTER_MINUTES", 30)
 GOALPOST_WORKTREE_ROOT = Path(env_str("GOALPOST_WORKTREE_ROOT", str(VAR_DIR / "worktrees")))
 
+# The sandbox (goals/sandbox.py). A worker running as root runs agents and evidence as this uid/gid, which
+# must own the worktrees and own nothing else; a worker that is not root runs them as its own user.
+GOALPOST_SANDBOX_UID = env_int("GOALPOST_SANDBOX_UID", 10001)
+GOALPOST_SANDBOX_GID = env_int("GOALPOST_SANDBOX_GID", 10001)
+# Paths hidden inside the sandbox besides var/, /root, /run and the databases' files (comma-separated).
+GOALPOST_SANDBOX_HIDE = env_list("GOALPOST_SANDBOX_HIDE", "")
+# What one step (or one evidence run) may use; 0 turns a limit off.
+GOALPOST_SANDBOX_LIMITS = {
+    "cpu_seconds": env_int("GOALPOST_SANDBOX_CPU_SECONDS", 600),
+    "memory_mb": env_int("GOALPOST_SANDBOX_MEMORY_MB", 2048),
+    "processes": env_int("GOALPOST_SANDBOX_PROCESSES", 256),
+    "file_size_mb": env_int("GOALPOST_SANDBOX_FILE_SIZE_MB", 512),
+    "disk_mb": env_int("GOALPOST_SANDBOX_DISK_MB", 1024),
+    "tmp_mb": env_int("GOALPOST_SANDBOX_TMP_MB", 512),
+}
+
 # /healthz calls the worker down when its last heartbeat is older than this.
 WORKER_HEARTBEAT_MAX_AGE = timedelta(seconds=env_int("GOALPOST_WORKER_HEARTBEAT_MAX_AGE", 60))
 

@@ -1,7 +1,7 @@
 """Run a goal's evidence commands after a step and read what they say: exit code, output, test counts.
 
-No Django here: the loop passes the worktree, the environment and (when bubblewrap works) a ``wrap`` that
-turns the command line into a sandboxed one.
+No Django here: the loop passes the worktree, the environment and (when bubblewrap works) a sandbox
+``Session`` (or, the older way, a ``wrap`` that turns the command line into a sandboxed one).
 """
 
 import contextlib
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from goals.sandbox import scrubbed_env
+from goals.sandbox import Session, scrubbed_env
 
 OUTPUT_TAIL_CHARS = 20_000
 JUNIT_MAX_BYTES = 20_000_000
@@ -54,9 +54,13 @@ class EvidenceRun:
     counts: dict = field(default_factory=dict)
     failing_tests: tuple[str, ...] = ()
     counts_from: str = ""  # "pytest" (its summary line), "junit" (an XML report) or "" (none found)
+    stopped: str = ""  # the sandbox limit that stopped it, as a sentence ("" when none did)
 
     def summary(self) -> str:
-        """One line for the step page: the test counts, or the exit code, or the timeout."""
+        """One line for the step page: the limit that stopped it, the test counts, or the exit code, or the
+        timeout."""
+        if self.stopped:
+            return self.stopped
         if self.timed_out:
             return f"timed out after {_seconds(self.duration_s)}"
         if self.exit_code is None:
@@ -87,7 +91,7 @@ class EvidenceRun:
             expected_exit=self.expected_exit,
             passed=self.passed,
             failing_tests=self.failing_tests,
-            output_tail=self.output[-OUTPUT_TAIL_CHARS:],
+            output_tail=(self.output + (f"\n{self.stopped}\n" if self.stopped else ""))[-OUTPUT_TAIL_CHARS:],
             timed_out=self.timed_out,
         )
 
@@ -228,19 +232,21 @@ def run_check(
     output_cap: int = 64_000,
     env: dict[str, str] | None = None,
     wrap: Callable[[list[str]], list[str]] | None = None,
+    session: Session | None = None,
 ) -> EvidenceRun:
     """Run ``bash -c command`` in ``cwd`` and judge it against ``expected_exit``; never raises.
 
     ``env`` is the whole environment (default: ``scrubbed_env()``, without the server's secrets); ``wrap``
-    turns the argv into a sandboxed one. The command runs in its own process group, which is killed when
+    turns the argv into a sandboxed one. With a sandbox ``session`` the command runs in its box instead, in
+    ``session.env(env)`` (``env`` then adds to the box's environment), and a limit that stopped it is kept
+    in ``stopped``. The command runs in its own process group, which is killed when
     it times out and when it ends (so nothing it started in the background lingers). Test counts come from
     a JUnit report the command names, else from pytest's summary line.
     """
     started, started_wall = time.monotonic(), time.time()
     cwd = Path(cwd)
     argv = ["bash", "-c", command]
-    if wrap is not None:
-        argv = wrap(argv)
+    stops_before = len(session.reasons) if session is not None else 0
 
     def not_run(message: str) -> EvidenceRun:
         return EvidenceRun(
@@ -257,6 +263,13 @@ def run_check(
     if not cwd.is_dir():
         return not_run(f"The folder {cwd} does not exist.")
     try:
+        if session is not None:
+            argv, env = session.wrap(argv), session.env(env)
+        elif wrap is not None:
+            argv = wrap(argv)
+    except Exception as error:  # a box that cannot be set up is a run that did not happen
+        return not_run(f"The sandbox could not run it: {error}")
+    try:
         process = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -270,6 +283,7 @@ def run_check(
         return not_run(f"Could not run {argv[0]}: {error.strerror or error}.")
     output = _CappedOutput(output_cap)
     timed_out = _collect(process, timeout_s, output)
+    duration_s = round(time.monotonic() - started, 3)
     text = output.text()
     counts, failing = _read_junit(_junit_reports(command, cwd), since=started_wall - 1)
     counts_from = "junit" if counts else ""
@@ -277,23 +291,26 @@ def run_check(
         counts, failing = parse_pytest_summary(text)
         counts_from = "pytest" if counts else ""
     exit_code = None if timed_out else _shell_exit_code(process.returncode)
+    stops = session.reasons[stops_before:] if session is not None else []
     return EvidenceRun(
         name=name or command,
         command=command,
         expected_exit=expected_exit,
         exit_code=exit_code,
-        passed=exit_code == expected_exit,
+        passed=exit_code == expected_exit and not stops,
         timed_out=timed_out,
-        duration_s=round(time.monotonic() - started, 3),
+        duration_s=duration_s,
         output=text,
         counts=counts,
         failing_tests=failing,
         counts_from=counts_from,
+        stopped=stops[0] if stops else "",
     )
 
 
 def run_checks(checks: list[dict], cwd: Path, **kwargs) -> list[EvidenceRun]:
-    """Run a goal's command checks (as stored on the goal) one after another; manual checks are skipped."""
+    """Run a goal's command checks (as stored on the goal) one after another, each in ``session`` when one
+    is given; manual checks are skipped."""
     runs = []
     for check in checks:
         command = str(check.get("command") or "").strip()

@@ -276,7 +276,6 @@ def _wrapper(goal: Goal, workspace: Workspace):
         return sandbox.sandboxed(
             argv,
             workspace.path,
-            network=goal.allow_network,
             hide=[settings.VAR_DIR],
             extra_ro=workspace.git_dirs(),
         )

@@ -4,16 +4,18 @@ import shlex
 import sys
 import time
 import uuid
+from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 import pytest
 
 from goals import evidence
 from goals.evidence import EvidenceRun, parse_junit_xml, parse_pytest_summary, run_check, run_checks
-from goals.sandbox import sandboxed, scrubbed_env
-from tests.goals.test_sandbox import require_sandbox
+from goals.sandbox import Box, Limits, Session, identity, reachable, scrubbed_env
 
 NO_COUNTS = ({}, ())
+LIMITS = Limits(cpu_seconds=60, memory_mb=512, processes=128, file_size_mb=1, disk_mb=256, tmp_mb=64)
 SAMPLE_TESTS = """\
 import pytest
 
@@ -60,13 +62,20 @@ def left_over(text: str, timeout_s: float = 10) -> list[psutil.Process]:
     return processes_with(text)
 
 
+class Place(NamedTuple):
+    cwd: Path
+    options: dict
+
+
 @pytest.fixture(params=["plain", "sandboxed"])
-def wrap(request, tmp_path):
-    """Each test runs as is and inside bubblewrap (skipped when it cannot run here)."""
+def place(request, tmp_path):
+    """Each test runs as is and in a sandbox session (skipped when bubblewrap cannot run here)."""
     if request.param == "plain":
-        return None
-    require_sandbox()
-    return lambda argv: sandboxed(argv, tmp_path)
+        yield Place(tmp_path, {})
+        return
+    worktree = request.getfixturevalue("box_worktree")
+    with Session(Box(worktree, limits=LIMITS)) as session:
+        yield Place(worktree, {"session": session})
 
 
 # --- running commands ------------------------------------------------------------------------------------
@@ -83,26 +92,26 @@ def wrap(request, tmp_path):
         pytest.param("no-such-command-xyz", 0, False, "exit 127 (expected 0)", id="command-not-found"),
     ],
 )
-def test_the_exit_code_is_judged_against_the_expected_one(tmp_path, wrap, command, expected_exit, passed, summary):
-    run = run_check(command, tmp_path, expected_exit=expected_exit, wrap=wrap)
+def test_the_exit_code_is_judged_against_the_expected_one(place, command, expected_exit, passed, summary):
+    run = run_check(command, place.cwd, expected_exit=expected_exit, **place.options)
     assert (run.passed, run.timed_out, run.summary()) == (passed, False, summary)
     assert run.exit_code == int(summary.split()[1])
     assert (run.counts, run.failing_tests) == NO_COUNTS
 
 
-def test_the_output_holds_stdout_and_stderr_in_order(tmp_path, wrap):
-    run = run_check("echo one; echo two >&2; echo three", tmp_path, wrap=wrap)
+def test_the_output_holds_stdout_and_stderr_in_order(place):
+    run = run_check("echo one; echo two >&2; echo three", place.cwd, **place.options)
     assert run.output == "one\ntwo\nthree\n"
     assert run.name == run.command == "echo one; echo two >&2; echo three"
 
 
-def test_a_timeout_kills_the_command_and_everything_it_started(tmp_path, wrap):
+def test_a_timeout_kills_the_command_and_everything_it_started(place):
     sleep = marker()
     command = (
         f"trap '' TERM; bash -c \"trap '' TERM; sleep {sleep}\" & (sleep {sleep} &) ; "
         f"sleep {sleep} & echo started; wait"
     )
-    run = run_check(command, tmp_path, timeout_s=1, wrap=wrap)
+    run = run_check(command, place.cwd, timeout_s=1, **place.options)
 
     assert (run.timed_out, run.exit_code, run.passed) == (True, None, False)
     assert run.output == "started\n"
@@ -111,12 +120,25 @@ def test_a_timeout_kills_the_command_and_everything_it_started(tmp_path, wrap):
     assert left_over(sleep) == []
 
 
-def test_background_processes_do_not_outlive_a_finished_command(tmp_path, wrap):
+def test_background_processes_do_not_outlive_a_finished_command(place):
     sleep = marker()
-    run = run_check(f"sleep {sleep} & echo done", tmp_path, timeout_s=60, wrap=wrap)
+    run = run_check(f"sleep {sleep} & echo done", place.cwd, timeout_s=60, **place.options)
     assert (run.passed, run.timed_out, run.output) == (True, False, "done\n")
     assert run.duration_s < 10
     assert left_over(sleep) == []
+
+
+def test_a_run_stopped_by_a_sandbox_limit_says_which(box_worktree):
+    with Session(Box(box_worktree, limits=LIMITS)) as session:
+        checks = [
+            {"command": "head -c 3000000 /dev/zero > big", "expect_exit": 153},
+            {"command": "echo fine"},
+        ]
+        big, fine = run_checks(checks, box_worktree, session=session)
+    assert (big.exit_code, big.passed, big.stopped) == (153, False, big.summary())
+    assert big.summary() == "The step tried to write a file larger than 1 MB and was stopped."
+    assert big.summary() in big.to_gate().output_tail
+    assert (fine.passed, fine.stopped, fine.summary()) == (True, "", "exit 0")
 
 
 @pytest.mark.parametrize(
@@ -140,9 +162,9 @@ def test_long_output_is_capped_keeping_head_and_tail(tmp_path, cap, expected):
     "variable",
     ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "GITHUB_TOKEN", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"],
 )
-def test_the_servers_secrets_do_not_reach_the_command(tmp_path, monkeypatch, wrap, variable):
+def test_the_servers_secrets_do_not_reach_the_command(place, monkeypatch, variable):
     monkeypatch.setenv(variable, "leaked-value")
-    run = run_check(f'echo "[${variable}]"', tmp_path, wrap=wrap)
+    run = run_check(f'echo "[${variable}]"', place.cwd, **place.options)
     assert run.output == "[]\n"
 
 
@@ -202,8 +224,11 @@ def project(tmp_path):
         ),
     ],
 )
-def test_a_real_pytest_run_gives_counts_and_failing_tests(project, wrap, arguments, source, failing, summary):
-    run = run_check(f"{PYTEST} {arguments}", project, env=scrubbed_env(PYTEST_ENV), wrap=wrap)
+def test_a_real_pytest_run_gives_counts_and_failing_tests(place, arguments, source, failing, summary):
+    if place.options and not identity().switched and not reachable(Path(sys.executable).resolve(), identity()):
+        pytest.skip(f"the sandbox user cannot reach this Python ({Path(sys.executable).resolve()})")
+    (place.cwd / "test_sample.py").write_text(SAMPLE_TESTS)
+    run = run_check(f"{PYTEST} {arguments}", place.cwd, env=scrubbed_env(PYTEST_ENV), **place.options)
 
     assert (run.exit_code, run.passed) == (1, False), run.output
     assert run.counts == counts(passed=1, failed=1, skipped=1)

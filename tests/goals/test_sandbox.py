@@ -1,28 +1,35 @@
+import dataclasses
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import tempfile
+import time
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from django.conf import settings as django_settings
 
-from goals.sandbox import sandbox_available, sandbox_reason, sandboxed, scrubbed_env
+from goals.egress import Rule
+from goals.sandbox import (
+    Box,
+    Identity,
+    Limits,
+    SandboxError,
+    Session,
+    describe,
+    identity,
+    sandbox_available,
+    sandbox_python,
+    sandbox_reason,
+    sandboxed,
+    scrubbed_env,
+)
 from goals.workspace import Workspace
 from tests.conftest import run_git
+from tests.goals.conftest import give_to_sandbox_user, require_sandbox
 
 SECRET = "not-for-agents-5f2c"
-
-
-def require_sandbox() -> None:
-    """Skip when bubblewrap cannot run here; on CI, a bubblewrap that is installed but unusable fails."""
-    if sandbox_available():
-        return
-    if os.environ.get("CI") and shutil.which("bwrap"):
-        pytest.fail(f"bubblewrap is installed but unusable on CI: {sandbox_reason()}")
-    pytest.skip(f"no usable sandbox here: {sandbox_reason()}")
+ROOMY = Limits(cpu_seconds=60, memory_mb=512, processes=128, file_size_mb=64, disk_mb=256, tmp_mb=64)
 
 
 class Server(NamedTuple):
@@ -40,46 +47,65 @@ class Server(NamedTuple):
         """A file name no other test run uses, for writes that must not reach the host."""
         return f"{self.base.name}-probe"
 
+    def box(self, **options) -> Box:
+        git_dir, objects = self.workspace.git_dirs()
+        return Box(self.worktree, git_dir=git_dir, read_only=(objects,), hide=(self.var,), **options)
 
-def folder_outside_tmp() -> Path:
-    # The sandbox gives every command an empty /tmp, which would hide pytest's tmp_path whatever the rules.
-    for candidate in (Path("/var/tmp"), Path.home()):
-        resolved = candidate.resolve()
-        if resolved.is_dir() and not resolved.is_relative_to("/tmp") and os.access(resolved, os.W_OK):
-            return resolved
-    pytest.skip("no writable folder outside /tmp to lay out a server in")
+
+class Outcome(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+    exceeded: str
+    refused: list[str]
 
 
 @pytest.fixture
-def server():
-    """A server laid out as in production, outside /tmp: var/ holds the secret key and the worktrees."""
+def server(outside_tmp):
+    """A server laid out as in production, outside /tmp: var/ holds the secret key and the worktrees, which
+    the sandbox user owns."""
     require_sandbox()
-    base = Path(tempfile.mkdtemp(prefix="goalpost-sandbox-", dir=folder_outside_tmp()))
-    try:
-        repo, var = base / "repo", base / "var"
-        repo.mkdir()
-        var.mkdir()
-        (var / "secret_key").write_text(SECRET)
-        run_git(repo, "init", "-q", "-b", "main")
-        (repo / "app.py").write_text("print('hello')\n")
-        run_git(repo, "add", "-A")
-        run_git(repo, "commit", "-q", "-m", "initial")
-        workspace = Workspace(repo, 1, "main", var / "worktrees")
-        workspace.ensure()
-        yield Server(base, repo, var, workspace)
-    finally:
-        shutil.rmtree(base)
+    base = outside_tmp
+    repo, var = base / "repo", base / "var"
+    repo.mkdir()
+    var.mkdir()
+    (var / "secret_key").write_text(SECRET)
+    run_git(repo, "init", "-q", "-b", "main")
+    (repo / "app.py").write_text("print('hello')\n")
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", "initial")
+    workspace = Workspace(repo, 1, "main", var / "worktrees")
+    workspace.ensure()
+    give_to_sandbox_user(workspace.path)
+    return Server(base, repo, var, workspace)
 
 
-def run_inside(server: Server, argv: list[str], **options) -> subprocess.CompletedProcess:
-    command = sandboxed(
-        argv,
-        server.worktree,
-        hide=[server.var],
-        extra_ro=server.workspace.git_dirs(),
-        **options,
-    )
-    return subprocess.run(command, capture_output=True, text=True, env=scrubbed_env(), timeout=60, check=False)
+def run_in(box: Box, argv: list[str], timeout: float = 60, **env) -> Outcome:
+    with Session(box) as session:
+        result = subprocess.run(
+            session.wrap(argv),
+            cwd=box.worktree,
+            env=session.env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return Outcome(result.returncode, result.stdout, result.stderr, session.exceeded, session.refused)
+
+
+def run_inside(server: Server, script: str, **options) -> Outcome:
+    return run_in(server.box(limits=options.pop("limits", ROOMY)), ["bash", "-c", script], **options)
+
+
+def require_switch() -> Identity:
+    who = identity()
+    if not who.switched:
+        pytest.skip("the server is not root here: the sandbox runs as this user")
+    return who
+
+
+# --- what the box allows ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -107,6 +133,13 @@ def run_inside(server: Server, argv: list[str], **options) -> subprocess.Complet
             id="it-cannot-write-etc",
         ),
         pytest.param(
+            "touch {base}/{probe}",
+            False,
+            "",
+            lambda server: not (server.base / server.probe).exists(),
+            id="it-cannot-write-next-to-the-worktree",
+        ),
+        pytest.param(
             "cat {var}/secret_key; ls -A {var}",
             True,
             "worktrees",
@@ -114,14 +147,14 @@ def run_inside(server: Server, argv: list[str], **options) -> subprocess.Complet
             id="it-cannot-read-the-hidden-secret-key",
         ),
         pytest.param(
-            "echo x > /tmp/{probe} && cat /tmp/{probe}",
+            "echo x > /tmp/{probe} && cat /tmp/{probe} && echo y > $HOME/{probe} && cat $HOME/{probe}",
             True,
-            "x",
+            "x\ny",
             lambda server: not Path(f"/tmp/{server.probe}").exists(),
-            id="its-tmp-is-private",
+            id="its-tmp-and-home-are-private",
         ),
         pytest.param(
-            "echo new > new.txt && export GIT_DIR={gitdir} GIT_WORK_TREE=. && git status --porcelain && git log --format=%s",
+            "echo new > new.txt && git status --porcelain && git log --format=%s",
             True,
             "?? new.txt\ninitial",
             None,
@@ -131,30 +164,36 @@ def run_inside(server: Server, argv: list[str], **options) -> subprocess.Complet
             "git config core.fsmonitor 'touch /tmp/owned'",
             False,
             "",
-            lambda server: "fsmonitor" not in (server.repo / ".git" / "config").read_text(),
+            lambda server: "fsmonitor" not in (server.workspace.git_dir / "config").read_text(),
             id="it-cannot-change-the-git-config",
         ),
         pytest.param(
-            "printf '#!/bin/sh\\n' > {repo}/.git/hooks/pre-commit",
+            "printf '#!/bin/sh\\n' > $GIT_DIR/hooks/pre-commit || printf '#!/bin/sh\\n' > {repo}/.git/hooks/pre-commit",
             False,
             "",
-            lambda server: not (server.repo / ".git" / "hooks" / "pre-commit").exists(),
+            lambda server: not (server.workspace.git_dir / "hooks" / "pre-commit").exists()
+            and not (server.repo / ".git" / "hooks" / "pre-commit").exists(),
             id="it-cannot-plant-a-hook",
         ),
         pytest.param(
-            "echo x >> {gitdir}/HEAD || echo refused; git --git-dir={gitdir} config core.fsmonitor evil",
+            "echo x >> $GIT_DIR/HEAD || echo x >> $GIT_DIR/objects/info/alternates",
             False,
-            "refused",
-            lambda server: "evil" not in (server.workspace.git_dir / "config").read_text(),
-            id="its-git-directory-is-read-only",
+            "",
+            lambda server: (server.workspace.git_dir / "HEAD").read_text() == f"ref: refs/heads/{server.workspace.branch}\n",
+            id="its-git-directory-and-objects-are-read-only",
         ),
-        pytest.param("ls -A /run", True, "", None, id="no-local-daemon-sockets-without-network"),
-        pytest.param("env", True, "HOME=/tmp", None, id="it-gets-the-scrubbed-environment"),
+        pytest.param("ls -A /run", True, "", None, id="no-local-daemon-sockets"),
+        pytest.param("ls -A {goalpost_var}", True, "", None, id="goalposts-own-var-is-hidden"),
+        pytest.param("env", True, "HOME=/tmp/home", None, id="it-gets-the-scrubbed-environment"),
     ],
 )
-def test_what_a_sandboxed_command_can_and_cannot_do(server, script, succeeds, prints, host_check):
-    script = script.format(repo=server.repo, var=server.var, probe=server.probe, gitdir=server.workspace.git_dir)
-    result = run_inside(server, ["bash", "-c", script])
+def test_what_a_sandboxed_command_can_and_cannot_do(server, monkeypatch, script, succeeds, prints, host_check):
+    monkeypatch.setenv("SECRET_KEY", SECRET)
+    monkeypatch.setenv("DATABASE_URL", f"postgres://goalpost:{SECRET}@127.0.0.1/goalpost")
+    script = script.format(
+        repo=server.repo, var=server.var, base=server.base, probe=server.probe, goalpost_var=django_settings.VAR_DIR
+    )
+    result = run_inside(server, script)
 
     assert (result.returncode == 0) is succeeds, result.stderr
     assert prints in result.stdout
@@ -163,27 +202,59 @@ def test_what_a_sandboxed_command_can_and_cannot_do(server, script, succeeds, pr
         assert result.stdout.strip() == ""
     if host_check is not None:
         assert host_check(server)
+    assert result.exceeded == ""
+
+
+def test_the_command_is_an_unprivileged_user_without_capabilities(server):
+    who = require_switch()
+    result = run_inside(server, "id -u; id -g; grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status")
+    assert result.stdout.split() == [
+        str(who.uid),
+        str(who.gid),
+        "CapPrm:",
+        "0000000000000000",
+        "CapEff:",
+        "0000000000000000",
+        "NoNewPrivs:",
+        "1",
+    ]
 
 
 @pytest.mark.parametrize(
-    ("network", "connects"),
+    "script",
     [
-        pytest.param(False, False, id="network-off-by-default"),
-        pytest.param(True, True, id="network-on-request"),
+        pytest.param("cat /etc/shadow", id="etc-shadow"),
+        # Root's home is an empty tmpfs but for the server's own toolchain, when it lives there, bound read-only.
+        pytest.param("ls -A /root | grep -v '^.pyenv$' | grep .", id="roots-home"),
+        pytest.param("cat root-only.txt", id="a-root-only-file-in-the-worktree"),
     ],
 )
-def test_the_network_is_off_unless_asked_for(server, network, connects):
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-        connect = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=10)"
-        result = run_inside(server, [sys.executable, "-c", connect], network=network)
-    assert (result.returncode == 0) is connects, result.stderr
+def test_what_only_root_may_read_stays_unreadable(server, script):
+    require_switch()
+    secret = server.worktree / "root-only.txt"
+    secret.write_text(SECRET)
+    secret.chmod(0o600)
+    result = run_inside(server, script)
+    assert result.returncode != 0
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_files_it_creates_belong_to_the_sandbox_user(server):
+    who = require_switch()
+    assert run_inside(server, "mkdir made && echo x > made/file").returncode == 0
+    made = server.worktree / "made" / "file"
+    assert (made.stat().st_uid, made.stat().st_gid) == (who.uid, who.gid)
+
+
+def test_it_has_its_own_process_ids(server):
+    result = run_inside(server, "ls /proc | grep -c '^[0-9]'")
+    assert int(result.stdout) < 10, result.stdout
 
 
 def test_a_worktree_under_a_hidden_folder_stays_reachable(server):
     # The worktree lives in var/worktrees and var/ is hidden: it is bound back on top.
     assert server.worktree.is_relative_to(server.var)
-    result = run_inside(server, ["bash", "-c", "pwd && cat app.py"])
+    result = run_inside(server, "pwd && cat app.py")
     assert result.stdout == f"{server.worktree}\nprint('hello')\n"
 
 
@@ -191,15 +262,190 @@ def test_extra_read_only_paths_come_back_from_under_a_hidden_folder(server):
     tools = server.var / "tools"
     tools.mkdir()
     (tools / "tool.sh").write_text("echo tool ran\n")
-    command = sandboxed(
-        ["bash", "-c", f"bash {tools}/tool.sh && ! touch {tools}/x && ! cat {server.var}/secret_key"],
-        server.worktree,
-        hide=[server.var],
-        extra_ro=[tools],
-    )
-    result = subprocess.run(command, capture_output=True, text=True, env=scrubbed_env(), timeout=60, check=False)
+    script = f"bash {tools}/tool.sh && ! touch {tools}/x && ! cat {server.var}/secret_key"
+    box = Box(server.worktree, hide=(server.var,), read_only=(tools,), limits=ROOMY)
+    result = run_in(box, ["bash", "-c", script])
     assert result.returncode == 0, result.stderr
     assert result.stdout == "tool ran\n"
+
+
+def test_a_worktree_the_sandbox_user_cannot_reach_is_refused(tmp_path):
+    require_sandbox()
+    require_switch()
+    # pytest's own tmp_path sits in a folder only root may enter.
+    with pytest.raises(SandboxError, match="cannot reach the worktree"), Session(Box(tmp_path)):
+        pass
+
+
+def test_a_worktree_the_sandbox_user_does_not_own_is_refused(outside_tmp):
+    require_sandbox()
+    require_switch()
+    worktree = outside_tmp / "root-owned"
+    worktree.mkdir(mode=0o755)
+    with pytest.raises(SandboxError, match="cannot write in the worktree .*: it must own it"), Session(Box(worktree)):
+        pass
+
+
+def test_the_session_cleans_up_its_cgroups_and_folder(server):
+    with Session(server.box(limits=ROOMY)) as session:
+        made = [*session._cgroups.values(), session._dir]
+        assert all(path.exists() for path in made)
+    assert not any(path.exists() for path in made)
+
+
+# --- limits ----------------------------------------------------------------------------------------------
+
+
+def small(**changes) -> Limits:
+    return dataclasses.replace(ROOMY, **changes)
+
+
+def require_cgroups() -> None:
+    if "limits off" in describe(Box(Path("/"))):
+        pytest.skip(describe(Box(Path("/"))))
+
+
+def python_inside() -> str:
+    python = sandbox_python()
+    if python is None:
+        pytest.skip("no Python the sandbox user can run")
+    return python
+
+
+@pytest.mark.parametrize(
+    ("limits", "program", "reason", "needs_cgroups"),
+    [
+        pytest.param(
+            small(memory_mb=64),
+            "x = bytearray(256 * 1024 * 1024)",
+            "The step used more than 64 MB of memory and was stopped.",
+            True,
+            id="memory",
+        ),
+        pytest.param(
+            small(processes=16),
+            "import os, time\nfor _ in range(200):\n    if os.fork() == 0:\n        time.sleep(20)\n        os._exit(0)",
+            "The step tried to run more than 16 processes at once and was stopped.",
+            True,
+            id="processes",
+        ),
+        pytest.param(
+            small(file_size_mb=1),
+            "open('big', 'wb').write(b'x' * 3 * 1024 * 1024)",
+            "The step tried to write a file larger than 1 MB and was stopped.",
+            False,
+            id="file-size-in-python",
+        ),
+    ],
+)
+def test_a_program_that_goes_past_a_limit_is_stopped_with_a_reason(server, limits, program, reason, needs_cgroups):
+    if needs_cgroups:
+        require_cgroups()
+    result = run_in(server.box(limits=limits), [python_inside(), "-c", program], timeout=30)
+    assert result.returncode != 0
+    assert result.exceeded == reason
+
+
+@pytest.mark.parametrize(
+    ("limits", "script", "reason"),
+    [
+        pytest.param(
+            small(cpu_seconds=1),
+            "while :; do :; done",
+            "The step used more than 1 s of CPU time and was stopped.",
+            id="cpu",
+        ),
+        pytest.param(
+            small(file_size_mb=1),
+            "head -c 3000000 /dev/zero > big",
+            "The step tried to write a file larger than 1 MB and was stopped.",
+            id="file-size",
+        ),
+        pytest.param(
+            small(disk_mb=2),
+            "for i in $(seq 100); do head -c 500000 /dev/zero > f$i; sleep 0.05; done",
+            "The step grew the worktree by more than 2 MB and was stopped.",
+            id="disk",
+        ),
+    ],
+)
+def test_a_shell_that_goes_past_a_limit_is_stopped_with_a_reason(server, limits, script, reason):
+    result = run_inside(server, script, limits=limits, timeout=30)
+    assert result.returncode != 0
+    assert result.exceeded == reason
+    if "disk" in reason:
+        assert len(list(server.worktree.glob("f*"))) < 100
+
+
+CPU_HOGS = """
+import os, time
+for _ in range(4):
+    if os.fork() == 0:
+        while time.process_time() < 1.5:  # each stays under the per-process limit of 2 s
+            pass
+        time.sleep(20)
+        os._exit(0)
+time.sleep(20)
+"""
+
+
+def test_cpu_time_counts_for_the_whole_box_not_each_process(server):
+    require_cgroups()
+    started = time.monotonic()
+    result = run_in(server.box(limits=small(cpu_seconds=2)), [python_inside(), "-c", CPU_HOGS], timeout=30)
+    assert result.exceeded == "The step used more than 2 s of CPU time and was stopped."
+    assert time.monotonic() - started < 15
+
+
+def test_cgroups_left_by_a_dead_worker_are_removed(server):
+    require_cgroups()
+    with Session(server.box(limits=ROOMY)) as session:
+        parents = [group.parent for group in session._cgroups.values()]
+    stale = [parent / "999999999-0123456789ab" for parent in parents]
+    for group in stale:
+        group.mkdir()
+    with Session(server.box(limits=ROOMY)):
+        assert not any(group.exists() for group in stale)
+
+
+@pytest.mark.parametrize(
+    ("rules", "network"),
+    [
+        pytest.param((), "no network", id="no-rules"),
+        pytest.param(
+            (Rule.parse("api.openai.com:443"), Rule.parse("[::1]:8080", private_ok=True)),
+            "network: api.openai.com:443, [::1]:8080 only",
+            id="rules",
+        ),
+    ],
+)
+def test_describe_says_who_runs_the_command_and_its_limits(server, rules, network):
+    who = identity()
+    limits = small(memory_mb=2048, processes=256, cpu_seconds=600, disk_mb=1024)
+    line = describe(server.box(limits=limits, egress=rules))
+    user = f"uid {who.uid}, no capabilities" if who.switched else f"runs as your own user (uid {who.uid})"
+    assert line.startswith(f"Sandbox: {user}, {network}, ")
+    assert line.endswith("10 min CPU, 1 GB disk, 64 MB per file, 64 MB /tmp")
+
+
+def test_describe_says_why_there_is_no_sandbox(monkeypatch):
+    monkeypatch.setattr("goals.sandbox.sandbox_reason", lambda bwrap="bwrap": "bubblewrap is not installed")
+    assert describe(Box(Path("/"))) == "No sandbox: bubblewrap is not installed."
+
+
+def test_limits_come_from_settings(settings):
+    settings.GOALPOST_SANDBOX_LIMITS = {"memory_mb": 100}
+    limits = Limits.from_settings()
+    assert (limits.memory_mb, limits.processes) == (100, 256)
+
+
+# --- probing ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def open_folder(outside_tmp):
+    outside_tmp.chmod(0o755)
+    return outside_tmp
 
 
 @pytest.mark.parametrize(
@@ -214,8 +460,8 @@ def test_extra_read_only_paths_come_back_from_under_a_hidden_folder(server):
         ),
     ],
 )
-def test_an_unusable_bubblewrap_is_reported_in_one_line(tmp_path, binary, reason):
-    fake = tmp_path / "bwrap"
+def test_an_unusable_bubblewrap_is_reported_in_one_line(open_folder, binary, reason):
+    fake = open_folder / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
     fake.chmod(0o755)
     binary = binary.format(fake=fake)
@@ -226,6 +472,22 @@ def test_an_unusable_bubblewrap_is_reported_in_one_line(tmp_path, binary, reason
 def test_a_usable_bubblewrap_has_no_reason():
     require_sandbox()
     assert sandbox_reason() == ""
+
+
+# --- the deprecated command line the loop still uses -----------------------------------------------------
+
+
+def test_the_old_command_line_has_no_network_and_no_capabilities(tmp_path):
+    require_sandbox()
+    if not shutil.which("bwrap"):
+        pytest.skip("no bwrap")
+    command = sandboxed(["bash", "-c", "grep CapEff /proc/self/status; ls -A /run"], tmp_path)
+    assert "--unshare-net" in command
+    result = subprocess.run(command, capture_output=True, text=True, env=scrubbed_env(), timeout=60, check=False)
+    assert result.stdout.split() == ["CapEff:", "0000000000000000"], result.stderr
+
+
+# --- the environment -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
