@@ -9,10 +9,12 @@ of undoing a rejected step happens at the start of the next step, in the worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus, Verdict
-from goals import agents, evidence, gates, sandbox
+from goals import agents, egress, evidence, gates, sandbox
 from goals.diffs import DiffError, parse_diff
 from goals.models import KEPT_STEP_STATUSES, Goal, GoalStatus, OnTimeout, Step, StepStatus
 from goals.workspace import PlantedFiles, Workspace, WorkspaceError
@@ -229,7 +231,7 @@ def _begin_step(goal: Goal, worker: str, parent_sha: str) -> Step | None:
         return None
 
 
-def _context(goal: Goal, step: Step, workspace: Workspace) -> agents.AgentContext:
+def _context(goal: Goal, step: Step, workspace: Workspace, box: sandbox.Session | None) -> agents.AgentContext:
     earlier = list(goal.steps.filter(number__lt=step.number).order_by("number"))
     previous = earlier[-1] if earlier else None
     usage = usage_before(goal)
@@ -256,8 +258,8 @@ def _context(goal: Goal, step: Step, workspace: Workspace) -> agents.AgentContex
         human_comments=tuple(latest_human_comments(goal)),
         remaining=remaining,
         timeout_s=_step_timeout(goal, usage),
-        env=sandbox.scrubbed_env(),
-        wrap=_wrapper(goal, workspace),
+        env=box.env() if box is not None else sandbox.scrubbed_env(),
+        wrap=box.wrap if box is not None else None,
         git=workspace.git_for_agents(),
     )
 
@@ -268,30 +270,56 @@ def _step_timeout(goal: Goal, usage: gates.Usage) -> float:
     return 3600.0
 
 
-def _wrapper(goal: Goal, workspace: Workspace):
+def agent_egress(goal: Goal) -> tuple[egress.Rule, ...]:
+    """Where the goal's agent may connect, through the sandbox's proxy (nowhere, by default)."""
+    return ()
+
+
+def evidence_egress(goal: Goal) -> tuple[egress.Rule, ...]:
+    """Where the goal's evidence commands may connect (nowhere unless the goal names hosts for them)."""
+    return ()
+
+
+def box_for(goal: Goal, workspace: Workspace, rules: tuple[egress.Rule, ...] = ()) -> sandbox.Box:
+    """The sandbox of a step: the worktree writable, the goal's git directory and the mirror's objects
+    read-only, egress only to ``rules``, the limits from settings."""
+    git_dir, objects = workspace.git_dirs()
+    return sandbox.Box(workspace.path, egress=rules, git_dir=git_dir, read_only=(objects,))
+
+
+@contextlib.contextmanager
+def _boxed(goal: Goal, box: sandbox.Box) -> Iterator[sandbox.Session | None]:
+    """A sandbox session for the box, or None where bubblewrap cannot run (the goal page says so, and a goal
+    that requires a sandbox never gets this far)."""
     if not sandbox.sandbox_available():
-        return None
-
-    def wrap(argv: list[str]) -> list[str]:
-        return sandbox.sandboxed(
-            argv,
-            workspace.path,
-            hide=[settings.VAR_DIR],
-            extra_ro=workspace.git_dirs(),
-        )
-
-    return wrap
+        yield None
+        return
+    with sandbox.Session(box) as session:
+        yield session
 
 
 def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOutcome:
-    context = _context(goal, step, workspace)
+    failure: agents.AgentError | None = None
     try:
-        agent = agents.get_agent(goal.agent, goal.agent_settings)
-        result = agent.run_step(context)
-    except agents.AgentError as error:
-        _fail_step(step, workspace, str(error), signature=f"agent: {_normalised(str(error))}")
-        if error.permanent:
-            goal.set_status(GoalStatus.FAILED, None, f"Failed: the agent cannot run: {error}"[:500])
+        with _boxed(goal, box_for(goal, workspace, agent_egress(goal))) as box:
+            context = _context(goal, step, workspace, box)
+            try:
+                agent = agents.get_agent(goal.agent, goal.agent_settings)
+                result = agent.run_step(context)
+            except agents.AgentError as error:
+                failure = error
+            stopped = _stopped(box)
+    except sandbox.SandboxError as error:
+        _fail_step(step, workspace, f"The sandbox could not start: {error}", signature="sandbox")
+        goal.set_status(GoalStatus.PAUSED, None, f"Paused: the sandbox could not start: {error}"[:500])
+        return StepOutcome(goal.pk, GoalStatus.PAUSED, step.number)
+    if stopped:
+        _fail_step(step, workspace, stopped, signature=f"limit: {_normalised(stopped)}")
+        return _after_failed_step(goal, step)
+    if failure is not None:
+        _fail_step(step, workspace, str(failure), signature=f"agent: {_normalised(str(failure))}")
+        if failure.permanent:
+            goal.set_status(GoalStatus.FAILED, None, f"Failed: the agent cannot run: {failure}"[:500])
             return StepOutcome(goal.pk, GoalStatus.FAILED, step.number)
         return _after_failed_step(goal, step)
 
@@ -311,13 +339,8 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
     except DiffError as error:
         log.warning("goal %s step %s: unreadable diff: %s", goal.pk, step.number, error)
         parsed = parse_diff("")
-    runs = evidence.run_checks(
-        goal.evidence,
-        workspace.path,
-        env=sandbox.scrubbed_env(),
-        wrap=context.wrap,
-        timeout_s=_evidence_timeout(),
-    )
+    with _boxed(goal, box_for(goal, workspace, evidence_egress(goal))) as box:
+        runs = evidence.run_checks(goal.evidence, workspace.path, session=box, timeout_s=_evidence_timeout())
     history = history_before(goal, step.number)
     usage = usage_with(goal, step, parsed, result.tokens)
     findings = _too_large(commit) + gates.run_gates(
@@ -350,6 +373,14 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
     step.findings = [finding.as_dict() for finding in findings]
     step.failure_signature = signature[:500]
     return _conclude(goal, step, findings, result)
+
+
+def _stopped(box: sandbox.Session | None) -> str:
+    """Why the sandbox stopped the agent (a limit, in words, with any connection it refused), or ""."""
+    if box is None or not box.exceeded:
+        return ""
+    refused = f" Refused: {'; '.join(box.refused[:3])}." if box.refused else ""
+    return f"{box.exceeded}{refused}"
 
 
 def _too_large(commit) -> list[gates.GateFinding]:

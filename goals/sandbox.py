@@ -600,14 +600,14 @@ class Session:
     def _tmpfs_dirs(self) -> frozenset[Path]:
         """The hidden folders that are fresh tmpfs inside the box (what is bound below them is reachable)."""
         hidden = {Path(path).resolve() for path in self._hidden() if Path(path).exists()}
-        return frozenset(path for path in hidden if path.is_dir())
+        return frozenset({Path("/tmp"), *(path for path in hidden if path.is_dir())})  # noqa: S108
 
     def _mounts(self) -> list[tuple[Path, int, list[str]]]:
         """(path, order at equal depth, bwrap arguments): hidden paths, then read-only binds, the worktree,
         and its .git read-only again (the worker's own git follows it)."""
         who = self.identity
         ops: list[tuple[Path, int, list[str]]] = []
-        tmpfs_dirs: set[Path] = set()
+        tmpfs_dirs: set[Path] = {Path("/tmp")}  # noqa: S108  # the box's own /tmp, mounted before these
         hidden = {Path(path).resolve() for path in self._hidden() if Path(path).exists()}
         for path in sorted(hidden, key=lambda path: len(path.parts)):
             # bwrap run by the sandbox user can only mount over what that user reaches; run by root, anything.

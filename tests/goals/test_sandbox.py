@@ -269,11 +269,15 @@ def test_extra_read_only_paths_come_back_from_under_a_hidden_folder(server):
     assert result.stdout == "tool ran\n"
 
 
-def test_a_worktree_the_sandbox_user_cannot_reach_is_refused(tmp_path):
+def test_a_worktree_the_sandbox_user_cannot_reach_is_refused(outside_tmp):
     require_sandbox()
     require_switch()
-    # pytest's own tmp_path sits in a folder only root may enter.
-    with pytest.raises(SandboxError, match="cannot reach the worktree"), Session(Box(tmp_path)):
+    closed = outside_tmp / "closed"
+    closed.mkdir(mode=0o700)
+    worktree = closed / "worktree"
+    worktree.mkdir()
+    give_to_sandbox_user(worktree)
+    with pytest.raises(SandboxError, match="cannot reach the worktree"), Session(Box(worktree)):
         pass
 
 
