@@ -194,7 +194,12 @@ def _live_context(goal: Goal, user) -> dict:
         "events": goal.events.select_related("actor")[:30],
         "pending": goal.approval_requests.pending().first(),
         "pending_count": goal.approval_requests.pending().count(),
-        "sandbox": {"available": sandbox.sandbox_available(), "reason": sandbox.sandbox_reason()},
+        "sandbox": {
+            "available": sandbox.sandbox_available(),
+            "reason": sandbox.sandbox_reason(),
+            "isolation": sandbox.describe(loop.box_for(goal, loop.workspace_for(goal), loop.agent_egress(goal))),
+            "own_user": not sandbox.identity().switched,
+        },
         "branch": f"goalpost/{goal.pk}",
         "live": goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
         "controls": {

@@ -232,3 +232,16 @@ def test_remove_evidence_row_without_javascript(as_owner, git_repo):
     response = as_owner.post("/goals/new/", {**form_data(git_repo), "remove_row": "evidence:1"})
     assert response.text.count('name="evidence_text"') == 1
     assert "pytest tests/test_dashboard.py" in response.text
+
+
+def test_the_goal_page_says_which_isolation_is_in_effect(as_owner, goal):
+    from goals import sandbox
+
+    page = as_owner.get(f"/goals/{goal.pk}/").content.decode()
+    if sandbox.sandbox_available():
+        assert 'id="isolation">Sandbox: ' in page
+        assert "no network" in page and "memory" in page and "CPU" in page
+        if sandbox.identity().switched:
+            assert f"uid {sandbox.identity().uid}, no capabilities" in page
+    else:
+        assert "No sandbox:" in page and sandbox.sandbox_reason() in page
