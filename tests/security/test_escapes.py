@@ -1,0 +1,253 @@
+"""The sandbox, attacked as a hostile agent would: one test per class of attack.
+
+Each test runs the real loop (`manage.py run_goal`) with a command agent whose script tries the attack inside the
+real bubblewrap sandbox, then checks that the attack had no effect on the host and that the step failed, or was
+contained, with a reason a person can read. docs/security.md maps each rule to these tests.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import uuid
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+
+from goals import sandbox
+from goals.models import Goal, GoalStatus, StepStatus
+from tests.conftest import goal_git_dir, run_git
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def real_sandbox(settings, tmp_path):
+    if not sandbox.sandbox_available():
+        pytest.skip(f"no sandbox here: {sandbox.sandbox_reason()}")
+    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
+
+
+def attack(owner, repo: Path, script: str, **fields) -> tuple[Goal, dict]:
+    """Run one step of a goal whose agent is ``bash -c script`` (the prompt is its first argument); return the
+    goal and what run_goal printed last."""
+    goal = Goal.objects.create(
+        owner=owner,
+        title="Attack",
+        objective="Run the attacker's script",
+        repo_path=str(repo),
+        base_branch="main",
+        agent="command",
+        agent_settings={"preset": "custom", "command": ["bash", "-c", script, "attacker", "{prompt}"]},
+        status=GoalStatus.RUNNING,
+        **fields,
+    )
+    out = StringIO()
+    call_command("run_goal", goal.pk, "--max-steps", "1", stdout=out, stderr=StringIO())
+    goal.refresh_from_db()
+    return goal, json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def loot_of(goal: Goal) -> str:
+    """What the agent managed to write into its worktree's loot.txt, as the step's diff recorded it."""
+    step = goal.steps.get()
+    return step.diff + step.error
+
+
+def test_it_cannot_read_host_secrets(owner, git_repo):
+    secret_key = (Path(django_settings.VAR_DIR) / "secret_key").read_text().strip()
+    os.environ["GOALPOST_PROBE_SECRET"] = secret_key  # in the worker's environment, as SECRET_KEY would be
+    try:
+        script = (
+            f"{{ cat /etc/shadow; ls -A /root; cat {django_settings.VAR_DIR}/secret_key; "
+            f"ls {django_settings.VAR_DIR}; env; grep -ra sessionid /var/lib/postgresql | head -1; "
+            "cat /proc/1/environ; } > loot.txt 2>&1; echo done"
+        )
+        goal, _ = attack(owner, git_repo, script)
+    finally:
+        del os.environ["GOALPOST_PROBE_SECRET"]
+    loot = loot_of(goal)
+    assert "loot.txt" in loot, "the step should have kept what the agent could read"
+    shadow_root = Path("/etc/shadow").read_text().splitlines()[0]
+    for secret in (secret_key, shadow_root, "GOALPOST_PROBE_SECRET", "goalpost.sqlite3", "DATABASE_URL"):
+        assert secret not in loot
+    assert "Permission denied" in loot  # /etc/shadow is refused to the sandbox user
+
+
+def test_it_cannot_write_outside_its_worktree(owner, git_repo, tmp_path):
+    probe = f"goalpost-probe-{uuid.uuid4().hex[:8]}"
+    before = (git_repo / "app.py").read_text()
+    targets = [f"{git_repo}/app.py", f"/etc/{probe}", f"/tmp/{probe}", f"{django_settings.VAR_DIR}/{probe}",
+               f"{tmp_path}/{probe}", f"/root/{probe}"]
+    script = "; ".join(f"echo owned >> {target}" for target in targets) + "; echo tried > tried.txt"
+    goal, _ = attack(owner, git_repo, script)
+
+    assert (git_repo / "app.py").read_text() == before
+    for target in targets[1:]:
+        assert not Path(target).exists(), target
+    assert goal.steps.get().status == StepStatus.PASSED  # contained: the attempts failed, the step went on
+
+
+@pytest.mark.parametrize(
+    ("plant", "what"),
+    [
+        pytest.param(
+            'mkdir -p sub/.git && printf "[core]\\n\\tfsmonitor = touch {marker}\\n" > sub/.git/config '
+            '&& echo "ref: refs/heads/main" > sub/.git/HEAD && mkdir -p sub/.git/objects sub/.git/refs',
+            "sub/.git",
+            id="a-nested-repository-with-an-fsmonitor",
+        ),
+        pytest.param(
+            'printf "[filter \\"x\\"]\\n\\tclean = touch {marker}\\n" > cfg && echo "gitdir: $PWD/evil" > .git '
+            '&& mkdir -p evil/objects evil/refs && echo "ref: refs/heads/main" > evil/HEAD && cp cfg evil/config '
+            '&& echo "* filter=x" > .gitattributes',
+            ".git",
+            id="a-git-file-pointing-at-a-planted-config",
+        ),
+        pytest.param(
+            'mkdir -p .git/worktrees/x && echo "$PWD" > .git/worktrees/x/gitdir '
+            '&& printf "#!/bin/sh\\ntouch {marker}\\n" > .git/worktrees/x/post-checkout',
+            ".git",
+            id="a-worktree-admin-directory",
+        ),
+        pytest.param("mkfifo hang-the-worker", "hang-the-worker", id="a-fifo-to-hang-the-workers-git"),
+    ],
+)
+def test_planted_git_control_files_fail_the_step_and_never_run(owner, git_repo, tmp_path, plant, what):
+    marker = tmp_path / "planted-code-ran"
+    tmp_path.chmod(0o755)  # so that the sandbox user could touch the marker, if anything ran it
+    goal, _ = attack(owner, git_repo, plant.format(marker=marker))
+    step = goal.steps.get()
+
+    assert step.status == StepStatus.FAILED
+    assert "planted" in step.error and what in step.error and "nothing of them ran" in step.error
+    assert not marker.exists()
+    assert "goalpost/" not in run_git(git_repo, "branch", "--list")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param("echo x >> $GIT_DIR/config; echo '[core] fsmonitor = touch {marker}' >> $GIT_DIR/config",
+                     id="the-goals-git-config"),
+        pytest.param("mkdir -p $GIT_DIR/hooks; printf '#!/bin/sh\\ntouch {marker}\\n' > $GIT_DIR/hooks/pre-commit",
+                     id="a-hook-in-the-goals-git-directory"),
+        pytest.param("echo /tmp/elsewhere > $GIT_DIR/objects/info/alternates", id="the-alternates-file"),
+        pytest.param("printf '#!/bin/sh\\ntouch {marker}\\n' > {repo}/.git/hooks/post-receive; "
+                     "echo '[core] fsmonitor = touch {marker}' >> {repo}/.git/config", id="the-users-repository"),
+    ],
+)
+def test_the_git_directories_are_out_of_the_agents_reach(owner, git_repo, tmp_path, script):
+    marker = tmp_path / "planted-code-ran"
+    config_before = (git_repo / ".git" / "config").read_text()
+    goal, _ = attack(owner, git_repo, script.format(marker=marker, repo=git_repo) + "; echo tried > tried.txt")
+    git_dir = goal_git_dir(goal.pk)
+
+    assert goal.steps.get().status == StepStatus.PASSED
+    assert "fsmonitor" not in (git_dir / "config").read_text()
+    assert not (git_dir / "hooks" / "pre-commit").exists()
+    assert (git_dir / "objects" / "info" / "alternates").read_text().strip().endswith("/objects")
+    assert (git_repo / ".git" / "config").read_text() == config_before
+    assert not (git_repo / ".git" / "hooks" / "post-receive").exists()
+    assert not marker.exists()
+
+
+def test_it_cannot_move_the_refs_of_the_users_repository(owner, git_repo):
+    main = run_git(git_repo, "rev-parse", "main").strip()
+    script = (
+        "echo evil > app.py; "
+        f"git -C {git_repo} update-ref refs/heads/main HEAD; "
+        f"echo 0000000000000000000000000000000000000000 > {git_repo}/.git/refs/heads/main; "
+        f"git push {git_repo} HEAD:refs/heads/main; git update-ref refs/heads/main HEAD; "
+        "echo tried > tried.txt"
+    )
+    goal, _ = attack(owner, git_repo, script)
+
+    assert run_git(git_repo, "rev-parse", "main").strip() == main
+    assert run_git(git_repo, "branch", "--list").split() == ["*", "main"]
+    assert run_git(goal_git_dir(goal.pk), "rev-parse", "refs/heads/main").strip() == main
+
+
+class Listener:
+    """A loopback TCP server that counts the connections it accepts."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted = 0
+        self.server.settimeout(0.2)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            connection.close()
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join(timeout=2)
+        self.server.close()
+
+
+def test_it_reaches_no_host_that_is_not_allowed(owner, git_repo):
+    listener = Listener()
+    try:
+        script = (
+            f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {listener.port}), timeout=3)\" "
+            "> net.txt 2>&1; "
+            f"curl -sS -m 3 http://127.0.0.1:{listener.port}/ >> net.txt 2>&1; "
+            "python3 -c \"import socket; socket.create_connection(('127.0.0.1', 6379), timeout=3)\" >> net.txt 2>&1; "
+            "python3 -c \"import socket; socket.create_connection(('127.0.0.1', 5432), timeout=3)\" >> net.txt 2>&1; "
+            "echo tried >> net.txt"
+        )
+        goal, _ = attack(owner, git_repo, script)
+    finally:
+        listener.close()
+    assert listener.accepted == 0
+    diff = goal.steps.get().diff
+    # Inside its own network namespace 127.0.0.1 is the box's own loopback: nothing listens there.
+    assert "+tried" in diff and diff.count("Connection refused") >= 3
+
+
+@pytest.mark.parametrize(
+    ("limits", "script", "reason"),
+    [
+        pytest.param({"cpu_seconds": 2}, "while :; do :; done", "CPU", id="cpu"),
+        pytest.param({"memory_mb": 64}, "python3 -c 'x = bytearray(512 * 1024 * 1024); x[::4096] = b\"x\" * (len(x) // 4096)'",
+                     "memory", id="memory"),
+        pytest.param({"processes": 16}, "for i in $(seq 200); do sleep 30 & done; wait", "processes", id="processes"),
+        pytest.param({"disk_mb": 20}, "for i in $(seq 60); do head -c 1048576 /dev/zero > f$i; sleep 0.05; done",
+                     "grew the worktree by more than 20 MB", id="disk"),
+        pytest.param({"file_size_mb": 5}, "head -c 20000000 /dev/zero > big.bin", "MB", id="file-size"),
+    ],
+)
+def test_exhausting_a_limit_stops_the_step_with_a_reason(owner, git_repo, settings, limits, script, reason):
+    settings.GOALPOST_SANDBOX_LIMITS = {**settings.GOALPOST_SANDBOX_LIMITS, **limits}
+    goal, _ = attack(owner, git_repo, script)
+    step = goal.steps.get()
+
+    assert step.status == StepStatus.FAILED
+    assert reason.lower() in step.error.lower(), step.error
+    assert "stopped" in step.error.lower() or "limit" in step.error.lower(), step.error
+
+
+def test_files_the_step_creates_belong_to_the_sandbox_user(owner, git_repo):
+    who = sandbox.identity()
+    goal, _ = attack(owner, git_repo, "echo made > made.txt; id -u > whoami.txt")
+    step = goal.steps.get()
+    assert step.status == StepStatus.PASSED
+    assert f"+{who.uid}" in step.diff
+    worktree = Path(django_settings.GOALPOST_WORKTREE_ROOT) / f"goal-{goal.pk}"
+    assert (worktree / "made.txt").stat().st_uid == who.uid
+    assert subprocess.run(["stat", "-c", "%u", str(worktree / "whoami.txt")], capture_output=True, text=True,
+                          check=True).stdout.strip() == str(who.uid)
