@@ -622,3 +622,16 @@ def test_a_missing_worktree_is_a_clear_error(git_repo, tmp_path):
     workspace = Workspace(git_repo, GOAL_ID, "main", tmp_path / "worktrees")
     with pytest.raises(WorkspaceError, match="run ensure"):
         workspace.head()
+
+
+def test_a_repository_given_by_url_is_cloned_fetched_and_pushed_to(git_repo, tmp_path):
+    url = f"file://{git_repo}"
+    workspace = Workspace(url, GOAL_ID, "main", tmp_path / "worktrees")
+    workspace.ensure()
+    (workspace.path / "new.py").write_text("x = 1\n")
+    step = workspace.commit_step(1, "Add new.py")
+
+    assert workspace.mirror.path.parent == tmp_path / "repos"
+    assert workspace.publish() == f"Pushed goalpost/{GOAL_ID} ({step.sha[:12]}) to {url}."
+    assert run_git(git_repo, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
+    assert workspace.checkout_hint() == f"git fetch {url} goalpost/{GOAL_ID} && git log -p FETCH_HEAD"
