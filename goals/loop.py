@@ -63,7 +63,7 @@ def worktree_root() -> Path:
 
 
 def workspace_for(goal: Goal) -> Workspace:
-    return Workspace(goal.repo_path, goal.pk, goal.base_branch, root=worktree_root())
+    return Workspace(goal.repository.source, goal.pk, goal.base_branch, root=worktree_root())
 
 
 # --- leases -------------------------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ def _wrapper(goal: Goal, workspace: Workspace):
         return sandbox.sandboxed(
             argv,
             workspace.path,
-            network=goal.allow_network,
+            network=False,
             hide=[settings.VAR_DIR],
             git_dirs=workspace.git_dirs(),
         )
@@ -265,7 +265,7 @@ def _wrapper(goal: Goal, workspace: Workspace):
 def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOutcome:
     context = _context(goal, step, workspace)
     try:
-        agent = agents.get_agent(goal.agent, goal.agent_settings)
+        agent = agents.get_agent(goal.agent_profile.adapter, goal.agent_profile.adapter_settings(goal))
         result = agent.run_step(context)
     except agents.AgentError as error:
         _fail_step(step, workspace, str(error), signature=f"agent: {_normalised(str(error))}")
@@ -420,10 +420,12 @@ def _draft_follow_ups(goal: Goal, findings: list[gates.GateFinding]) -> None:
             risk=goal.risk,
             protected_paths=list(goal.protected_paths),
             scope_paths=[str(p) for p in draft.get("paths", [])],
-            repo_path=goal.repo_path,
+            repository=goal.repository,
             base_branch=goal.base_branch,
-            agent=goal.agent,
-            agent_settings=goal.agent_settings,
+            agent_profile=goal.agent_profile,
+            agent_model=goal.agent_model,
+            agent_script=list(goal.agent_script),
+            network_hosts=list(goal.network_hosts),
         )
         follow_up.approvers.set(goal.approvers.all())
         follow_up.record("created", f"Drafted as a follow-up of goal {goal.pk}.", parent=goal.pk)

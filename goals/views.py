@@ -15,7 +15,7 @@ from goals.forms import GoalForm, contract_from_data
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
 from goals.receivers import enqueue_step
 
-LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence")
+LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence", "network_hosts")
 
 
 def _get_goal_for_user(request: HttpRequest, pk: int) -> Goal:

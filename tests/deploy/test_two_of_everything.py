@@ -96,7 +96,7 @@ def test_two_workers_and_two_daphnes_step_each_goal_once_and_update_every_client
     for goal in goals:
         steps = list(Step.objects.filter(goal=goal).order_by("number").values_list("number", "status", "attempts"))
         assert steps == [(1, "passed", 1), (2, "approved", 1), (3, "waiting", 1)]
-        assert branch_subjects(Path(goal.repo_path), goal.pk) == [
+        assert branch_subjects(Path(goal.repository.source), goal.pk) == [
             "Step 1: Add part 1", "Step 2: Spread part 2", "Step 3: Spread part 3"
         ]
     workers = set(Step.objects.filter(goal__in=goals).values_list("worker", flat=True))

@@ -78,7 +78,7 @@ def check_nothing_lost_or_doubled(goal: Goal, script_entries: list[dict], run: R
     assert all(step.status != StepStatus.RUNNING for step in steps)
     assert all(step.status != StepStatus.FAILED for step in steps), [s.error for s in steps if s.error]
     expected = [f"Step {step.number}: {script_entries[step.number - 1]['summary']}" for step in steps]
-    assert branch_subjects(Path(goal.repo_path), goal.pk) == expected
+    assert branch_subjects(Path(goal.repository.source), goal.pk) == expected
     for request in ApprovalRequest.objects.filter(goal=goal, pk__in=run.decisions):
         assert Decision.objects.filter(request=request).count() == 1
         assert request.status == RequestStatus.APPROVED

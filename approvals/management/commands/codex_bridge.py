@@ -47,7 +47,7 @@ class Command(BaseCommand):
             bridge = CodexBridge(
                 list(self.app_server),
                 client,
-                cwd=cwd or goal.repo_path,
+                cwd=cwd or goal.repository.source,
                 prompt=prompt,
                 approval_policy=approval_policy,
                 log=lambda line: self.stderr.write(f"[goalpost-codex] {line}"),
