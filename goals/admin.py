@@ -45,27 +45,37 @@ class WriteOnlySecretForm(forms.ModelForm):
         if cleaned.get(f"clear_{self.secret_field}"):
             cleaned[self.secret_field] = ""
         elif not typed and self.instance.pk:
-            cleaned[self.secret_field] = getattr(type(self.instance).objects.get(pk=self.instance.pk), self.secret_field)
+            stored = type(self.instance).objects.get(pk=self.instance.pk)
+            cleaned[self.secret_field] = getattr(stored, self.secret_field)
         setattr(self.instance, self.secret_field, cleaned[self.secret_field] or "")
         return cleaned
 
 
 class RepositoryForm(WriteOnlySecretForm):
-    secret_field = "forge_token"
+    secret_field = "forge_token"  # noqa: S105 (a field name)
     clear_forge_token = forms.BooleanField(required=False, label="Remove the stored token")
+    forge_url = forms.URLField(
+        label="Forge API URL", required=False, assume_scheme="https", help_text="e.g. https://api.github.com"
+    )
 
     class Meta:
         model = Repository
-        fields = "__all__"
+        fields = [
+            "name", "source", "default_branch", "enabled", "users", "groups",
+            "forge", "forge_url", "forge_project", "forge_token",
+        ]
 
 
 class AgentProfileForm(WriteOnlySecretForm):
-    secret_field = "api_key"
+    secret_field = "api_key"  # noqa: S105 (a field name)
     clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
 
     class Meta:
         model = AgentProfile
-        fields = "__all__"
+        fields = [
+            "name", "adapter", "enabled", "users", "groups", "preset", "executable", "extra_args",
+            "base_url", "api_key", "api_key_env", "models", "options", "egress_hosts", "run_unsandboxed",
+        ]
 
 
 @admin.register(Repository)

@@ -50,7 +50,8 @@ BUDGET_FIELDS = {name: f"budget_{name}" for name in lint.BUDGET_NAMES}
 
 # --- repositories and agent profiles: registered by staff, picked by owners -----------------------------------
 
-_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*):(?P<path>[^\s]+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names that reach this machine or its private network, refused in an owner's network hosts.
@@ -112,6 +113,14 @@ def check_remote_source(source: str) -> str:
     if match is None or match["path"].startswith("-"):
         raise ValidationError({"source": "Give an absolute path, an https:// or ssh:// URL, or git@host:path."})
     return source
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        split = urlsplit(url)
+        return split.scheme in ("http", "https") and bool(split.hostname)
+    except ValueError:
+        return False
 
 
 def is_url_source(source: str) -> bool:
@@ -216,10 +225,8 @@ class Repository(models.Model):
         self.source = (self.source or "").strip()
         if not self.source:
             raise ValidationError({"source": "Give a path or a URL."})
-        if self.forge_url:
-            scheme = urlsplit(self.forge_url).scheme
-            if scheme not in ("http", "https"):
-                raise ValidationError({"forge_url": "Use an http(s) URL."})
+        if self.forge_url and not _is_http_url(self.forge_url):
+            raise ValidationError({"forge_url": "Use an http(s) URL."})
         if self.source.startswith("/"):
             self.source = check_local_source(self.source, self.default_branch)
         else:
@@ -258,7 +265,10 @@ class AgentProfile(models.Model):
     executable = models.CharField(
         max_length=1000, blank=True, help_text="Command agents: the program to run (default: the preset's)."
     )
-    base_url = models.URLField("base URL", max_length=500, blank=True, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1")
+    # A CharField checked in clean(): staff may name a single-label host (a container's name), which URLField refuses.
+    base_url = models.CharField(
+        "base URL", max_length=500, blank=True, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"
+    )
     api_key = EncryptedTextField("API key", blank=True, help_text="Stored encrypted; never shown again.")
     api_key_env = models.CharField(
         "API key variable",
@@ -273,7 +283,8 @@ class AgentProfile(models.Model):
     options = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Adapter options: timeout_s; temperature, max_tokens (openai); command (custom argv with "{prompt}"); folder (scripted).',
+        help_text='Adapter options: timeout_s; temperature, max_tokens (openai); command (the custom argv, with '
+        '"{prompt}"); folder (scripted).',
     )
     run_unsandboxed = models.BooleanField(
         default=False,
@@ -286,7 +297,9 @@ class AgentProfile(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Last: from here on in this class body, `models` names the field, not django.db.models.
     models = models.JSONField(
-        default=list, blank=True, help_text='Model names owners may pick from, e.g. ["gpt-5-codex"]; empty: the adapter\'s default.'
+        default=list,
+        blank=True,
+        help_text='Model names owners may pick from, e.g. ["gpt-5-codex"]; empty: the adapter\'s default.',
     )
 
     objects = AgentProfileQuerySet.as_manager()
@@ -307,8 +320,8 @@ class AgentProfile(models.Model):
         if self.adapter == "openai":
             if not self.base_url:
                 errors["base_url"] = "Name the endpoint, e.g. http://127.0.0.1:11434/v1."
-            elif urlsplit(self.base_url).scheme not in ("http", "https"):
-                errors["base_url"] = "Use an http(s) URL."
+            elif not _is_http_url(self.base_url):
+                errors["base_url"] = "Use an http(s) URL, like http://127.0.0.1:11434/v1."
             if not self.models:
                 errors["models"] = "Name at least one model."
         elif self.base_url or self.api_key or self.api_key_env:
@@ -607,6 +620,12 @@ class Goal(models.Model):
 
     def lint(self) -> list[lint.Finding]:
         return lint.lint(self.contract())
+
+    def egress(self) -> list[tuple[str, bool]]:
+        """Where the agent and the checks may connect: ("host:port", private_ok). The profile's hosts are
+        staff-written (private ones allowed); the goal's own are owner-written, public only."""
+        staff = [(host, True) for host in self.agent_profile.egress_hosts]
+        return staff + [(host, False) for host in self.network_hosts if (host, True) not in staff]
 
     def can_edit(self, user) -> bool:
         return user.pk == self.owner_id

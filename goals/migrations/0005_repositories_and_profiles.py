@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
                 ('adapter', models.CharField(choices=[('scripted', 'Scripted (replays patches)'), ('command', 'Command-line agent (Codex CLI, Claude Code, Aider)'), ('openai', 'OpenAI-compatible endpoint')], default='scripted', max_length=20)),
                 ('preset', models.CharField(blank=True, choices=[('codex', 'Codex CLI'), ('claude', 'Claude Code'), ('aider', 'Aider'), ('custom', 'Custom command')], help_text='Command agents only.', max_length=20)),
                 ('executable', models.CharField(blank=True, help_text="Command agents: the program to run (default: the preset's).", max_length=1000)),
-                ('base_url', models.URLField(blank=True, help_text='OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1', max_length=500, verbose_name='base URL')),
+                ('base_url', models.CharField(blank=True, help_text='OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1', max_length=500, verbose_name='base URL')),
                 ('api_key', goals.fields.EncryptedTextField(blank=True, help_text='Stored encrypted; never shown again.', verbose_name='API key')),
                 ('api_key_env', models.CharField(blank=True, help_text='Or: the name of a server environment variable holding the key.', max_length=100, verbose_name='API key variable')),
                 ('egress_hosts', models.JSONField(blank=True, default=list, help_text='"host:port" entries the agent may reach, e.g. ["api.openai.com:443"].')),
