@@ -297,6 +297,11 @@ class GoalForm(forms.ModelForm):
         self.fields["agent_model"].choices = [("", "The agent's default")] + [
             (profile.name, [(model, model) for model in profile.models]) for profile in profiles if profile.models
         ]
+        if self.instance.pk is None and not self.is_bound:
+            for name in ("repository", "agent_profile"):  # the only choice: chosen already
+                queryset = self.fields[name].queryset
+                if len(queryset[:2]) == 1:
+                    self.initial.setdefault(name, queryset[0].pk)
         self.fields["network_hosts"].help_text = (
             "Public hosts the agent and the checks may reach, as host:port (e.g. pypi.org:443). "
             "No IP addresses, no localhost or private names."
