@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
                 ('api_key_env', models.CharField(blank=True, help_text='Or: the name of a server environment variable holding the key.', max_length=100, verbose_name='API key variable')),
                 ('egress_hosts', models.JSONField(blank=True, default=list, help_text='"host:port" entries the agent may reach, e.g. ["api.openai.com:443"].')),
                 ('extra_args', models.JSONField(blank=True, default=list, help_text='Command agents: extra arguments.')),
-                ('options', models.JSONField(blank=True, default=dict, help_text='Adapter options: timeout_s; temperature, max_tokens (openai); command (custom argv with "{prompt}"); folder (scripted).')),
+                ('options', models.JSONField(blank=True, default=dict, help_text='Adapter options: timeout_s; temperature, max_tokens (openai); command (the custom argv, with "{prompt}"); folder (scripted).')),
                 ('run_unsandboxed', models.BooleanField(default=False, help_text="DANGER: run this agent WITHOUT the sandbox, with the worker's own rights over the whole server. Only for an agent you trust as much as the server itself.")),
                 ('enabled', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
