@@ -108,6 +108,8 @@ def check_remote_source(source: str) -> str:
             split, host = None, ""
         if split is None or split.scheme not in ("https", "ssh") or not host or host.startswith("-"):
             raise ValidationError({"source": "Only https:// and ssh:// URLs are accepted (not file://, git://, http://)."})
+        if split.password:  # it would show on every goal page: a token belongs in forge_token, encrypted
+            raise ValidationError({"source": "Leave the password or token out of the URL: set the forge token."})
         return source
     match = _SCP_LIKE.match(source)
     if match is None or match["path"].startswith("-"):
