@@ -241,3 +241,20 @@ def test_a_new_form_chooses_the_only_repository_and_agent_for_the_owner(owner, r
     scripted = scripted_profile()
     form = GoalForm(owner=owner)
     assert (form["repository"].value(), form["agent_profile"].value()) == (repository.pk, scripted.pk)
+
+
+def test_staff_set_up_a_profile_in_the_admin_and_may_remove_its_key(admin_client):
+    data = {
+        "name": "Local", "adapter": "openai", "enabled": "on", "preset": "", "executable": "", "extra_args": "[]",
+        "base_url": "http://llm:8000/v1", "api_key": "sk-typed-once", "api_key_env": "", "models": '["qwen"]',
+        "options": '{"temperature": 0.2}', "egress_hosts": '["llm:8000"]',
+    }
+    response = admin_client.post("/admin/goals/agentprofile/add/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    profile = AgentProfile.objects.get(name="Local")
+    assert (profile.api_key, profile.egress_hosts, profile.run_unsandboxed) == ("sk-typed-once", ["llm:8000"], False)
+    change = f"/admin/goals/agentprofile/{profile.pk}/change/"
+    admin_client.post(change, {**data, "api_key": "", "clear_api_key": "on"})
+    assert AgentProfile.objects.get(pk=profile.pk).api_key == ""
+    refused = admin_client.post(change, {**data, "api_key": "", "options": '{"command": ["x"]}'})
+    assert "Unknown option command" in refused.text

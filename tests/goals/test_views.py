@@ -235,3 +235,11 @@ def test_remove_evidence_row_without_javascript(as_owner, repository):
     response = as_owner.post("/goals/new/", {**form_data(repository), "remove_row": "evidence:1"})
     assert response.text.count('name="evidence_text"') == 1
     assert "pytest tests/test_dashboard.py" in response.text
+
+
+def test_goal_detail_names_the_repository_the_agent_and_the_network_hosts(as_owner, goal):
+    goal.network_hosts = ["pypi.org:443"]
+    goal.save(update_fields=["network_hosts"])
+    page = as_owner.get(f"/goals/{goal.pk}/").text
+    assert goal.repository.name in page and goal.repository.source in page
+    assert "Scripted" in page and "<code>pypi.org:443</code>" in page
