@@ -265,7 +265,7 @@ def _wrapper(goal: Goal, workspace: Workspace):
 def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOutcome:
     context = _context(goal, step, workspace)
     try:
-        agent = agents.get_agent(goal.agent_profile.adapter, goal.agent_profile.adapter_settings(goal))
+        agent = goal.build_agent()
         result = agent.run_step(context)
     except agents.AgentError as error:
         _fail_step(step, workspace, str(error), signature=f"agent: {_normalised(str(error))}")

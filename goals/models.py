@@ -623,6 +623,19 @@ class Goal(models.Model):
     def lint(self) -> list[lint.Finding]:
         return lint.lint(self.contract())
 
+    def build_agent(self) -> agents.Agent:
+        """The goal's agent, set up from its profile; a permanent AgentError when staff have since taken the
+        repository or the profile away from the owner (revoking holds for running goals too)."""
+        if not Repository.objects.usable_by(self.owner).filter(pk=self.repository_id).exists():
+            raise agents.AgentError(
+                f"The repository {self.repository} is no longer offered to the owner.", permanent=True
+            )
+        if not AgentProfile.objects.usable_by(self.owner).filter(pk=self.agent_profile_id).exists():
+            raise agents.AgentError(
+                f"The agent {self.agent_profile} is no longer offered to the owner.", permanent=True
+            )
+        return agents.get_agent(self.agent_profile.adapter, self.agent_profile.adapter_settings(self))
+
     def egress(self) -> list[tuple[str, bool]]:
         """Where the agent and the checks may connect: ("host:port", private_ok). The profile's hosts are
         staff-written (private ones allowed); the goal's own are owner-written, public only."""

@@ -67,11 +67,14 @@ class Run:
 WIDE = {"summary": "Seven files", "write": {f"wide/m{i}.py": "X = 1\n" for i in range(7)}}
 
 
-def bench_repository(repo: Path | str):
+def bench_repository(repo: Path | str, owner=None):
     """The bench's scratch repository, registered (directly: it is the server's own scratch space)."""
     from goals.models import Repository
 
-    return Repository.objects.get_or_create(source=str(repo), defaults={"name": f"bench {repo}"[-100:]})[0]
+    repository = Repository.objects.get_or_create(source=str(repo), defaults={"name": f"bench {repo}"[-100:]})[0]
+    if owner is not None:
+        repository.users.add(owner)
+    return repository
 
 
 def bench_profile():
@@ -84,7 +87,7 @@ def goal_fields(owner, repo: Path, title: str, **extra) -> dict:
     from goals.models import GoalStatus
 
     return {"owner": owner, "title": title, "objective": "Add modules under pkg/ and wide/",
-            "repository": bench_repository(repo), "agent_profile": bench_profile(),
+            "repository": bench_repository(repo, owner), "agent_profile": bench_profile(),
             "constraints": ["Keep it small"], "status": GoalStatus.RUNNING, **extra}
 
 

@@ -258,3 +258,19 @@ def test_staff_set_up_a_profile_in_the_admin_and_may_remove_its_key(admin_client
     assert AgentProfile.objects.get(pk=profile.pk).api_key == ""
     refused = admin_client.post(change, {**data, "api_key": "", "options": '{"command": ["x"]}'})
     assert "Unknown option command" in refused.text
+
+
+def test_a_goal_whose_owner_lost_the_profile_or_repository_cannot_build_its_agent(goal, owner, make_profile):
+    assert goal.build_agent().name == "scripted"
+    private = make_profile("scripted", users=[owner])
+    goal.agent_profile = private
+    assert goal.build_agent().name == "scripted"
+    private.users.clear()
+    private.users.add(get_user_model().objects.create_user("someone-else"))
+    with pytest.raises(AgentError, match="no longer offered to the owner") as error:
+        goal.build_agent()
+    assert error.value.permanent
+    goal.agent_profile = AgentProfile.objects.get(name="Scripted")
+    goal.repository.users.clear()
+    with pytest.raises(AgentError, match="repository .* is no longer offered"):
+        goal.build_agent()
