@@ -106,7 +106,9 @@ def check_remote_source(source: str) -> str:
             host = split.hostname or ""
         except ValueError:
             split, host = None, ""
-        if split is None or split.scheme not in ("https", "ssh") or not host or host.startswith("-"):
+        user = (split.username or "") if split is not None else ""
+        as_option = host.startswith("-") or user.startswith("-")  # ssh would read it as an option
+        if split is None or split.scheme not in ("https", "ssh") or not host or as_option:
             raise ValidationError({"source": "Only https:// and ssh:// URLs are accepted (not file://, git://, http://)."})
         if split.password:  # it would show on every goal page: a token belongs in forge_token, encrypted
             raise ValidationError({"source": "Leave the password or token out of the URL: set the forge token."})

@@ -59,6 +59,7 @@ def test_urls_of_the_three_kinds_are_registered_as_typed(source):
         pytest.param("fd::3", "Give an absolute path", id="fd-transport"),
         pytest.param("-uhttps://example.com/x", "Give an absolute path", id="an-option"),
         pytest.param("ssh://-oProxyCommand=x/repo", "Only https:// and ssh://", id="ssh-host-as-option"),
+        pytest.param("ssh://-oProxyCommand=x@host/repo", "Only https:// and ssh://", id="ssh-user-as-option"),
         pytest.param("git@host:-upload-pack", "Give an absolute path", id="scp-path-as-option"),
         pytest.param("relative/path", "Give an absolute path", id="a-relative-path"),
         pytest.param("https://bot:ghp_secret@github.com/acme/shop.git", "Leave the password or token out", id="a-token-in-the-url"),
