@@ -3,6 +3,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -127,6 +128,13 @@ def _is_http_url(url: str) -> bool:
         return False
 
 
+def _is_branch_name(name: str) -> bool:
+    if not name or name.startswith("-"):
+        return False
+    check = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True, timeout=10)
+    return check.returncode == 0
+
+
 def is_url_source(source: str) -> bool:
     return not source.startswith("/")
 
@@ -235,6 +243,8 @@ class Repository(models.Model):
             self.source = check_local_source(self.source, self.default_branch)
         else:
             self.source = check_remote_source(self.source)
+            if not _is_branch_name(self.default_branch):
+                raise ValidationError({"default_branch": f"“{self.default_branch}” is not a valid branch name."})
 
 
 class AgentProfileQuerySet(models.QuerySet):

@@ -80,6 +80,13 @@ def test_a_folder_that_is_not_a_work_tree_is_refused(tmp_path):
         clean_source(str(tmp_path / "bare.git"))
 
 
+@pytest.mark.parametrize("branch", ["a..b", "-delete", ""])
+def test_a_url_repository_needs_a_valid_default_branch_name(branch):
+    with pytest.raises(ValidationError) as error:
+        clean_source("https://github.com/acme/shop.git", branch=branch)
+    assert "default_branch" in error.value.message_dict
+
+
 def test_a_missing_branch_is_a_default_branch_error(git_repo):
     with pytest.raises(ValidationError) as error:
         clean_source(str(git_repo), branch="release")
