@@ -292,6 +292,7 @@ class GoalForm(forms.ModelForm):
         ].help_text = "Two or more approvers put high-risk steps under the two-person rule."
         self.fields["viewers"].queryset = self.fields["approvers"].queryset
         self.fields["repository"].queryset = Repository.objects.usable_by(owner)
+        self.fields["repository"].label_from_instance = _repository_label
         profiles = AgentProfile.objects.usable_by(owner)
         self.fields["agent_profile"].queryset = profiles
         self.fields["agent_model"].choices = [("", "The agent's default")] + [
@@ -388,6 +389,11 @@ class GoalForm(forms.ModelForm):
             goal.save()
             self.save_m2m()
         return goal
+
+
+def _repository_label(repository: Repository) -> str:
+    waiting = "" if repository.enabled else " — not yet reviewed by staff"
+    return f"{repository.name} ({repository.source}){waiting}"
 
 
 def _at_least_one(value: int) -> None:

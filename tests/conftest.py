@@ -122,7 +122,7 @@ def registered_repository(path, users=(), groups=(), **fields) -> Repository:
     source = str(path)
     repository = Repository.objects.filter(source=source).first()
     if repository is None:
-        name, number = Path(source).name or "repository", 1
+        name, number = fields.pop("name", "") or Path(source).name or "repository", 1
         while Repository.objects.filter(name=name).exists():
             number += 1
             name = f"{Path(source).name}-{number}"

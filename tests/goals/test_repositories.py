@@ -245,3 +245,10 @@ def test_repos_add_exits_non_zero_from_the_shell():
         cwd=settings.BASE_DIR, capture_output=True, text=True, env={**os.environ, "DATABASE_URL": subprocess_database_url()},
     )
     assert result.returncode != 0 and "inside Goalpost's own files" in result.stderr
+
+
+def test_the_form_names_each_repository_with_its_source_and_says_which_await_review(make_repository, tmp_path, owner):
+    make_repository(tmp_path / "shop", users=[owner], name="shop")
+    make_repository(tmp_path / "old", users=[owner], name="old", enabled=False)
+    labels = [label for _, label in GoalForm(owner=owner).fields["repository"].choices][1:]
+    assert labels == [f"old ({tmp_path / 'old'}) — not yet reviewed by staff", f"shop ({tmp_path / 'shop'})"]
