@@ -37,6 +37,8 @@ class Command(BaseCommand):
         goal = Goal.objects.filter(pk=goal_id).first()
         if goal is None:
             raise CommandError(f"No goal {goal_id}.")
+        if not cwd and goal.repository.is_url:
+            raise CommandError(f"{goal.repository.source} is a URL: give --cwd, the clone Codex works in.")
         url = url or f"http://127.0.0.1:{settings.PORT}"
         issued = None
         if not token:
