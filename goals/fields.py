@@ -11,7 +11,7 @@ import base64
 import logging
 from functools import cache
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
@@ -20,13 +20,18 @@ from django.db import models
 log = logging.getLogger(__name__)
 
 
-@cache
-def _fernet(key: str) -> Fernet:
+def _derive(key: str) -> Fernet:
     # Any string (an env value or the generated var/field_key) becomes a Fernet key through HKDF.
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"goalpost encrypted field").derive(
         key.encode()
     )
     return Fernet(base64.urlsafe_b64encode(raw))
+
+
+@cache
+def _fernet(keys: str) -> MultiFernet:
+    """GOALPOST_FIELD_KEY may list several keys, comma-separated: the first encrypts, any decrypts (rotation)."""
+    return MultiFernet([_derive(key.strip()) for key in keys.split(",") if key.strip()])
 
 
 def encrypt(plaintext: str) -> str:
