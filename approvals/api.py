@@ -189,7 +189,7 @@ def goal_summary(goal: Goal) -> dict:
         "risk": goal.contract().effective_risk,
         "protected_paths": list(goal.protected_paths),
         "scope_paths": list(goal.scope_paths),
-        "repository": goal.repo_path,
+        "repository": goal.repository.source,
         "evidence": [
             {"command": check.get("command", ""), "expect_exit": check.get("expect_exit", 0)}
             for check in goal.evidence

@@ -633,7 +633,7 @@ def run_gates_for(goal: Goal, proposal: Proposal) -> list[gates.GateFinding]:
     """The managed loop's gates over one call; blast radius over the files touched since the last approval."""
     step, history, usage, radius = gate_inputs(goal, proposal)
     contract = goal.contract()
-    repo = Path(goal.repo_path)
+    repo = Path(goal.repository.source)
     file_head = partial(_file_head, repo)
     findings = [
         finding
@@ -693,7 +693,8 @@ def goal_state_refusal(goal: Goal) -> tuple[str, bool] | None:
 
 def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outcome:
     """Judge one tool call for the goal. Raises BadToolCall for a call it cannot read."""
-    repo = Path(goal.repo_path)
+    # An agent running elsewhere works in the repository's registered path (its source, on that machine).
+    repo = Path(goal.repository.source)
     key = call_key(call, repo)
     Goal.objects.filter(pk=goal.pk).update(last_progress_at=timezone.now())
     refusal = goal_state_refusal(goal)
@@ -702,7 +703,7 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
         recorded = _record_call(goal, token, call, key, None, DENY, reason, ())
         return Outcome(DENY, reason, recorded, stop=stop)
     if not inside_repo(call.cwd, repo):
-        reason = f"The agent works in {call.cwd}, outside the goal's repository {goal.repo_path}."
+        reason = f"The agent works in {call.cwd}, outside the goal's repository {goal.repository.source}."
         return Outcome(DENY, reason, _record_call(goal, token, call, key, None, DENY, reason, ()))
     proposal = describe(call, repo)
     if proposal.outside:

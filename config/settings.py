@@ -56,6 +56,9 @@ def env_secret(name: str, filename: str) -> str:
 
 
 SECRET_KEY = env_secret("SECRET_KEY", "secret_key")
+# Encrypts the secrets staff store in the database (forge tokens, model API keys): separate from SECRET_KEY so a
+# database dump alone reveals none of them and rotating SECRET_KEY (sessions) loses none of them.
+GOALPOST_FIELD_KEY = env_secret("GOALPOST_FIELD_KEY", "field_key")
 DEBUG = env_bool("DEBUG")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")

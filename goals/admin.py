@@ -1,6 +1,7 @@
+from django import forms
 from django.contrib import admin
 
-from goals.models import Goal, GoalEvent, WorkerHeartbeat
+from goals.models import AgentProfile, Goal, GoalEvent, Repository, WorkerHeartbeat
 
 
 class GoalEventInline(admin.TabularInline):
@@ -13,12 +14,101 @@ class GoalEventInline(admin.TabularInline):
 
 @admin.register(Goal)
 class GoalAdmin(admin.ModelAdmin):
-    list_display = ("title", "owner", "work_type", "risk", "status", "updated_at")
+    list_display = ("title", "owner", "repository", "agent_profile", "work_type", "risk", "status", "updated_at")
     list_filter = ("status", "risk", "work_type")
     search_fields = ("title", "objective")
     filter_horizontal = ("approvers",)
     raw_id_fields = ("owner",)
     inlines = [GoalEventInline]
+
+
+class WriteOnlySecretForm(forms.ModelForm):
+    """A secret is typed to replace it and never sent back to the browser: blank keeps the stored one."""
+
+    secret_field = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields[self.secret_field]
+        field.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+        field.required = False
+        is_set = bool(self.instance.pk and getattr(self.instance, self.secret_field))
+        field.help_text = (
+            "A secret is stored (encrypted): type a new one to replace it, leave blank to keep it."
+            if is_set
+            else "None stored. Stored encrypted; never shown again."
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        typed = cleaned.get(self.secret_field)
+        if cleaned.get(f"clear_{self.secret_field}"):
+            cleaned[self.secret_field] = ""
+        elif not typed and self.instance.pk:
+            stored = type(self.instance).objects.get(pk=self.instance.pk)
+            cleaned[self.secret_field] = getattr(stored, self.secret_field)
+        setattr(self.instance, self.secret_field, cleaned[self.secret_field] or "")
+        return cleaned
+
+
+class RepositoryForm(WriteOnlySecretForm):
+    secret_field = "forge_token"  # noqa: S105 (a field name)
+    clear_forge_token = forms.BooleanField(required=False, label="Remove the stored token")
+    forge_url = forms.URLField(
+        label="Forge API URL", required=False, assume_scheme="https", help_text="e.g. https://api.github.com"
+    )
+
+    class Meta:
+        model = Repository
+        fields = [
+            "name", "source", "default_branch", "enabled", "users", "groups",
+            "forge", "forge_url", "forge_project", "forge_token",
+        ]
+
+
+class AgentProfileForm(WriteOnlySecretForm):
+    secret_field = "api_key"  # noqa: S105 (a field name)
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+
+    class Meta:
+        model = AgentProfile
+        fields = [
+            "name", "adapter", "enabled", "users", "groups", "preset", "executable", "extra_args",
+            "base_url", "api_key", "api_key_env", "models", "options", "egress_hosts", "run_unsandboxed",
+        ]
+
+
+@admin.register(Repository)
+class RepositoryAdmin(admin.ModelAdmin):
+    form = RepositoryForm
+    list_display = ("name", "source", "enabled", "forge", "token_set", "created_at")
+    list_filter = ("enabled", "forge")
+    search_fields = ("name", "source")
+    filter_horizontal = ("users", "groups")
+
+    @admin.display(boolean=True, description="token")
+    def token_set(self, repository: Repository) -> bool:
+        return bool(repository.forge_token)
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(admin.ModelAdmin):
+    form = AgentProfileForm
+    list_display = ("name", "adapter", "preset", "enabled", "run_unsandboxed", "key_set", "created_at")
+    list_filter = ("enabled", "adapter", "run_unsandboxed")
+    search_fields = ("name",)
+    filter_horizontal = ("users", "groups")
+    fieldsets = [
+        (None, {"fields": ("name", "adapter", "enabled", "users", "groups")}),
+        ("Command agents", {"fields": ("preset", "executable", "extra_args")}),
+        ("OpenAI-compatible agents", {"fields": ("base_url", "api_key", "clear_api_key", "api_key_env")}),
+        ("Models and options", {"fields": ("models", "options", "egress_hosts")}),
+        ("Danger", {"fields": ("run_unsandboxed",)}),
+    ]
+
+    @admin.display(boolean=True, description="key")
+    def key_set(self, profile: AgentProfile) -> bool:
+        return bool(profile.api_key or profile.api_key_env)
 
 
 @admin.register(GoalEvent)

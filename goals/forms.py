@@ -3,7 +3,17 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from goals import lint
-from goals.models import RISK_CHOICES, WORK_TYPE_CHOICES, Goal
+from goals.agents import AgentError
+from goals.agents.scripted import ScriptedAgent
+from goals.models import (
+    RISK_CHOICES,
+    WORK_TYPE_CHOICES,
+    AgentProfile,
+    Goal,
+    Repository,
+    check_host_port,
+    check_script,
+)
 from goals.workspace import RepositoryError, check_repository
 
 MAX_ROWS = 50
@@ -197,11 +207,31 @@ class GoalForm(forms.ModelForm):
     budget_files_total = budget_field("files_total", "Files in total")
     budget_approvals = budget_field("approvals", "Approvals")
     budget_retries = budget_field("retries", "Retries of the same failure")
-    agent_settings = forms.JSONField(
+    network_hosts = StringListField(noun="network host")
+    repository = forms.ModelChoiceField(
+        queryset=Repository.objects.none(),
+        empty_label="Choose a repository",
+        error_messages={
+            "invalid_choice": "Choose one of the repositories offered here: staff register new ones.",
+            "required": "Choose the repository the goal works on.",
+        },
+    )
+    agent_profile = forms.ModelChoiceField(
+        queryset=AgentProfile.objects.none(),
+        label="Agent",
+        empty_label="Choose an agent",
+        error_messages={
+            "invalid_choice": "Choose one of the agents offered here: staff set up new ones.",
+            "required": "Choose the agent that works on the goal.",
+        },
+    )
+    agent_model = forms.ChoiceField(label="Model", required=False)
+    agent_script = forms.JSONField(
+        label="Script",
         required=False,
-        initial=dict,
+        initial=list,
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text='JSON object, e.g. {"preset": "codex"}. Adapters arrive with the goal loop.',
+        help_text='Scripted agents only: a JSON list of steps, e.g. [{"summary": "…", "write": {"a.txt": "…"}}].',
     )
 
     class Meta:
@@ -227,10 +257,12 @@ class GoalForm(forms.ModelForm):
             "scope_paths",
             "approval_timeout_minutes",
             "on_timeout",
-            "repo_path",
+            "repository",
             "base_branch",
-            "agent",
-            "agent_settings",
+            "agent_profile",
+            "agent_model",
+            "agent_script",
+            "network_hosts",
             "approvers",
             "viewers",
         ]
@@ -240,14 +272,12 @@ class GoalForm(forms.ModelForm):
             "rollback_note": forms.Textarea(attrs={"rows": 2}),
             "approvers": forms.CheckboxSelectMultiple,
             "viewers": forms.CheckboxSelectMultiple,
-            "repo_path": forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "off"}),
             "base_branch": forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "off"}),
         }
         labels = {
             "objective": "Objective",
             "done_criteria": "Done when",
             "rollback_note": "Rollback note",
-            "repo_path": "Repository path",
             "repeated_failure_threshold": "Ask a human after the same failure (times)",
         }
 
@@ -261,6 +291,22 @@ class GoalForm(forms.ModelForm):
             "approvers"
         ].help_text = "Two or more approvers put high-risk steps under the two-person rule."
         self.fields["viewers"].queryset = self.fields["approvers"].queryset
+        self.fields["repository"].queryset = Repository.objects.usable_by(owner)
+        self.fields["repository"].label_from_instance = _repository_label
+        profiles = AgentProfile.objects.usable_by(owner)
+        self.fields["agent_profile"].queryset = profiles
+        self.fields["agent_model"].choices = [("", "The agent's default")] + [
+            (profile.name, [(model, model) for model in profile.models]) for profile in profiles if profile.models
+        ]
+        if self.instance.pk is None and not self.is_bound:
+            for name in ("repository", "agent_profile"):  # the only choice: chosen already
+                queryset = self.fields[name].queryset
+                if len(queryset[:2]) == 1:
+                    self.initial.setdefault(name, queryset[0].pk)
+        self.fields["network_hosts"].help_text = (
+            "Public hosts the agent and the checks may reach, as host:port (e.g. pypi.org:443). "
+            "No IP addresses, no localhost or private names."
+        )
         self.fields["viewers"].help_text = "Viewers see the goal and its requests; they decide nothing."
         self.fields["repeated_failure_threshold"].widget.attrs.update({"min": 1, "inputmode": "numeric"})
         self.fields["repeated_failure_threshold"].validators.append(_at_least_one)
@@ -290,26 +336,49 @@ class GoalForm(forms.ModelForm):
                     "never lower it.",
                 )
             cleaned["risk"] = chosen
-        settings_value = cleaned.get("agent_settings")
-        if settings_value is None:
-            cleaned["agent_settings"] = {}
-        elif not isinstance(settings_value, dict):
-            self.add_error(
-                "agent_settings", 'Agent settings must be a JSON object, like {"preset": "codex"}.'
-            )
-        repo_path = cleaned.get("repo_path")
-        branch = cleaned.get("base_branch")
-        if repo_path and "repo_path" not in self.errors and "base_branch" not in self.errors:
+        self._clean_agent(cleaned)
+        repository = cleaned.get("repository")
+        branch = (cleaned.get("base_branch") or "").strip()
+        if repository and not repository.is_url and "base_branch" not in self.errors:
             try:
-                cleaned["repo_path"] = check_repository(repo_path.strip(), (branch or "").strip())
-                cleaned["base_branch"] = (branch or "").strip()
+                check_repository(repository.source, branch)
+                cleaned["base_branch"] = branch
             except RepositoryError as error:
-                self.add_error(error.field, str(error))
+                self.add_error("repository" if error.field == "repo_path" else error.field, str(error))
         both = set(cleaned.get("approvers") or ()) & set(cleaned.get("viewers") or ())
         if both:
             names = ", ".join(sorted(user.get_username() for user in both))
             self.add_error("viewers", f"Approvers already see the goal: {names} cannot be a viewer too.")
         return cleaned
+
+    def clean_network_hosts(self) -> list[str]:
+        hosts = []
+        for entry in self.cleaned_data["network_hosts"]:
+            try:
+                hosts.append(check_host_port(entry, public_only=True))
+            except ValueError as error:
+                raise ValidationError(str(error)) from error
+        return hosts
+
+    def _clean_agent(self, cleaned: dict) -> None:
+        """The model must be one of the chosen agent's; a script only for a scripted agent that takes one."""
+        profile = cleaned.get("agent_profile")
+        model = cleaned.get("agent_model") or ""
+        script = cleaned.get("agent_script")
+        if script is None:
+            cleaned["agent_script"] = script = []
+        if profile is None:
+            return
+        if model and model not in profile.models:
+            offered = ", ".join(profile.models) or "none: leave it on the default"
+            self.add_error("agent_model", f"{profile.name} offers these models: {offered}.")
+        if script and (profile.adapter != "scripted" or "folder" in profile.options):
+            self.add_error("agent_script", f"{profile.name} takes no script from the goal: leave it empty.")
+        elif script:
+            try:
+                ScriptedAgent({"steps": check_script(script)})
+            except AgentError as error:
+                self.add_error("agent_script", error.message)
 
     def save(self, commit: bool = True) -> Goal:
         goal = super().save(commit=False)
@@ -320,6 +389,11 @@ class GoalForm(forms.ModelForm):
             goal.save()
             self.save_m2m()
         return goal
+
+
+def _repository_label(repository: Repository) -> str:
+    waiting = "" if repository.enabled else " — not yet reviewed by staff"
+    return f"{repository.name} ({repository.source}){waiting}"
 
 
 def _at_least_one(value: int) -> None:

@@ -68,13 +68,14 @@ def workspace_for(goal: Goal) -> Workspace:
     """The goal's own checkout: Goalpost's mirror of its repository, a root-owned git directory under var/,
     and a worktree owned by the sandbox user."""
     root = worktree_root()
+    repository = goal.repository
     return Workspace(
-        goal.repo_path,
+        repository.source,
         goal.pk,
         goal.base_branch,
         root=root,
         git_root=root.parent / "gitdirs",
-        mirror_dir=root.parent / "repos" / f"{_mirror_name(goal.repo_path)}.git",
+        mirror_dir=root.parent / "repos" / f"{repository.pk}-{_mirror_name(repository.source)}.git",
         owner=sandbox_owner(),
     )
 
@@ -261,6 +262,7 @@ def _context(goal: Goal, step: Step, workspace: Workspace, box: sandbox.Session 
         env=box.env() if box is not None else sandbox.scrubbed_env(),
         wrap=box.wrap if box is not None else None,
         git=workspace.git_for_agents(),
+        http=lambda: egress.requests_session(agent_egress(goal)),
     )
 
 
@@ -271,13 +273,14 @@ def _step_timeout(goal: Goal, usage: gates.Usage) -> float:
 
 
 def agent_egress(goal: Goal) -> tuple[egress.Rule, ...]:
-    """Where the goal's agent may connect, through the sandbox's proxy (nowhere, by default)."""
-    return ()
+    """Where the goal's agent may connect, through the sandbox's proxy: its profile's hosts (staff-written, so
+    private addresses may be named) and the goal's own (public only)."""
+    return tuple(egress.Rule.parse(entry, private_ok=private_ok) for entry, private_ok in goal.egress())
 
 
 def evidence_egress(goal: Goal) -> tuple[egress.Rule, ...]:
-    """Where the goal's evidence commands may connect (nowhere unless the goal names hosts for them)."""
-    return ()
+    """Where the goal's evidence commands may connect: only the hosts the goal itself names (public only)."""
+    return tuple(egress.Rule.parse(entry) for entry in goal.network_hosts)
 
 
 def box_for(goal: Goal, workspace: Workspace, rules: tuple[egress.Rule, ...] = ()) -> sandbox.Box:
@@ -288,10 +291,10 @@ def box_for(goal: Goal, workspace: Workspace, rules: tuple[egress.Rule, ...] = (
 
 
 @contextlib.contextmanager
-def _boxed(goal: Goal, box: sandbox.Box) -> Iterator[sandbox.Session | None]:
+def _boxed(goal: Goal, box: sandbox.Box, *, agent: bool = False) -> Iterator[sandbox.Session | None]:
     """A sandbox session for the box, or None where bubblewrap cannot run (the goal page says so, and a goal
-    that requires a sandbox never gets this far)."""
-    if not sandbox.sandbox_available():
+    that requires a sandbox never gets this far) or where staff let the goal's agent run unsandboxed."""
+    if not sandbox.sandbox_available() or (agent and goal.agent_profile.run_unsandboxed):
         yield None
         return
     with sandbox.Session(box) as session:
@@ -301,10 +304,10 @@ def _boxed(goal: Goal, box: sandbox.Box) -> Iterator[sandbox.Session | None]:
 def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOutcome:
     failure: agents.AgentError | None = None
     try:
-        with _boxed(goal, box_for(goal, workspace, agent_egress(goal))) as box:
+        with _boxed(goal, box_for(goal, workspace, agent_egress(goal)), agent=True) as box:
             context = _context(goal, step, workspace, box)
             try:
-                agent = agents.get_agent(goal.agent, goal.agent_settings)
+                agent = goal.build_agent()
                 result = agent.run_step(context)
             except agents.AgentError as error:
                 failure = error
@@ -493,10 +496,12 @@ def _draft_follow_ups(goal: Goal, findings: list[gates.GateFinding]) -> None:
             risk=goal.risk,
             protected_paths=list(goal.protected_paths),
             scope_paths=[str(p) for p in draft.get("paths", [])],
-            repo_path=goal.repo_path,
+            repository=goal.repository,
             base_branch=goal.base_branch,
-            agent=goal.agent,
-            agent_settings=goal.agent_settings,
+            agent_profile=goal.agent_profile,
+            agent_model=goal.agent_model,
+            agent_script=list(goal.agent_script),
+            network_hosts=list(goal.network_hosts),
         )
         follow_up.approvers.set(goal.approvers.all())
         follow_up.record("created", f"Drafted as a follow-up of goal {goal.pk}.", parent=goal.pk)

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from goals import gates, lint
+from goals import agents, gates, lint
+from goals.fields import EncryptedTextField
 
 RISK_CHOICES = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
 
@@ -24,9 +33,399 @@ AGENT_CHOICES = [
     ("command", "Command-line agent (Codex CLI, Claude Code, Aider)"),
     ("openai", "OpenAI-compatible endpoint"),
 ]
+PRESET_CHOICES = [("codex", "Codex CLI"), ("claude", "Claude Code"), ("aider", "Aider"), ("custom", "Custom command")]
+FORGE_CHOICES = [("", "None"), ("github", "GitHub"), ("gitlab", "GitLab"), ("gitea", "Gitea")]
+# What staff may put in a profile's options, per adapter (the rest of the adapter's settings have fields).
+PROFILE_OPTIONS = {
+    "scripted": frozenset({"folder", "steps"}),
+    "command": frozenset({"command", "timeout_s"}),
+    "openai": frozenset({"temperature", "max_tokens", "timeout_s"}),
+}
+# Script entry keys that read files on the server: only a staff-written profile may give them.
+SERVER_PATH_KEYS = frozenset({"patch_file", "folder"})
 
 # Budget name (as the API and the linter say it) -> model field.
 BUDGET_FIELDS = {name: f"budget_{name}" for name in lint.BUDGET_NAMES}
+
+
+
+# --- repositories and agent profiles: registered by staff, picked by owners -----------------------------------
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+_SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*):(?P<path>[^\s]+)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names that reach this machine or its private network, refused in an owner's network hosts.
+PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet", ".corp")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or path.is_relative_to(folder)
+
+
+def forbidden_roots() -> list[Path]:
+    """Goalpost's own checkout and its var/ (the database, SECRET_KEY, worktrees), as typed and resolved."""
+    roots = []
+    for root in (Path(settings.BASE_DIR), Path(settings.VAR_DIR)):
+        roots += [Path(os.path.normpath(os.path.abspath(root))), Path(os.path.realpath(root))]
+    return roots
+
+
+def check_local_source(path: str, branch: str) -> str:
+    """The repository's top-level path, or ValidationError: it must be a git work tree outside Goalpost's own
+    checkout and var/, whether as typed or once symlinks are followed."""
+    from goals.workspace import RepositoryError, check_repository  # the worker's git helpers
+
+    typed = Path(os.path.normpath(path))
+    candidates = [typed, Path(os.path.realpath(typed))]
+
+    def refuse_forbidden(paths: list[Path]) -> None:
+        for candidate in paths:
+            if any(_inside(candidate, root) for root in forbidden_roots()):
+                raise ValidationError(
+                    {"source": f"{path} is inside Goalpost's own files: register a repository elsewhere."}
+                )
+
+    refuse_forbidden(candidates)
+    try:
+        toplevel = check_repository(str(typed), branch)
+    except RepositoryError as error:
+        field = "default_branch" if error.field == "base_branch" else "source"
+        raise ValidationError({field: str(error)}) from error
+    refuse_forbidden([Path(toplevel), Path(os.path.realpath(toplevel))])
+    return toplevel
+
+
+def check_remote_source(source: str) -> str:
+    """An https://, ssh:// or scp-like (git@host:path) URL, or ValidationError; never file://, ext:: or an
+    option."""
+    if source.startswith("-") or "::" in source or any(ch.isspace() or ord(ch) < 32 for ch in source):
+        raise ValidationError({"source": "Give an absolute path, an https:// or ssh:// URL, or git@host:path."})
+    if "://" in source:
+        try:
+            split = urlsplit(source)
+            host = split.hostname or ""
+        except ValueError:
+            split, host = None, ""
+        user = (split.username or "") if split is not None else ""
+        as_option = host.startswith("-") or user.startswith("-")  # ssh would read it as an option
+        if split is None or split.scheme not in ("https", "ssh") or not host or as_option:
+            raise ValidationError({"source": "Only https:// and ssh:// URLs are accepted (not file://, git://, http://)."})
+        if split.password:  # it would show on every goal page: a token belongs in forge_token, encrypted
+            raise ValidationError({"source": "Leave the password or token out of the URL: set the forge token."})
+        return source
+    match = _SCP_LIKE.match(source)
+    if match is None or match["path"].startswith("-"):
+        raise ValidationError({"source": "Give an absolute path, an https:// or ssh:// URL, or git@host:path."})
+    return source
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        split = urlsplit(url)
+        return split.scheme in ("http", "https") and bool(split.hostname)
+    except ValueError:
+        return False
+
+
+def _is_branch_name(name: str) -> bool:
+    if not name or name.startswith("-"):
+        return False
+    check = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True, timeout=10)
+    return check.returncode == 0
+
+
+def is_url_source(source: str) -> bool:
+    return not source.startswith("/")
+
+
+def check_host_port(entry: object, *, public_only: bool) -> str:
+    """A "host:port" network destination, or ValueError saying what is wrong. With ``public_only`` (what an
+    owner writes), IP literals and names of this machine or a private network are refused."""
+    if not isinstance(entry, str) or not entry.strip():
+        raise ValueError("Write each one as host:port, like pypi.org:443.")
+    host, sep, port = entry.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"“{entry}” is not host:port (a port from 1 to 65535), like pypi.org:443.")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(bare)
+        literal = True
+    except ValueError:
+        literal = False
+    if literal:
+        if public_only:
+            raise ValueError(f"“{entry}”: name a host, not an IP address.")
+        return f"{host}:{int(port)}"
+    if not _HOST.match(host):
+        raise ValueError(f"“{host}” is not a host name.")
+    name = host.lower().rstrip(".")
+    if public_only and (name == "localhost" or "." not in name or name.endswith(PRIVATE_SUFFIXES)):
+        raise ValueError(f"“{host}” names this machine or a private network: only public hosts are allowed.")
+    return f"{name}:{int(port)}"
+
+
+def _users_and_groups_q(model, user) -> Q:
+    """Rows of `model` listing the user, directly or through one of their groups."""
+    direct = model.users.through.objects.filter(user=user).values(f"{model._meta.model_name}_id")
+    via_groups = model.groups.through.objects.filter(group__user=user).values(f"{model._meta.model_name}_id")
+    return Q(pk__in=direct) | Q(pk__in=via_groups)
+
+
+def _listed_directly_q(model, user) -> Q:
+    return Q(pk__in=model.users.through.objects.filter(user=user).values(f"{model._meta.model_name}_id"))
+
+
+class RepositoryQuerySet(models.QuerySet):
+    def usable_by(self, user) -> RepositoryQuerySet:
+        """See Repository's docstring for the rule."""
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        if user.is_staff or user.is_superuser:
+            enabled = Q(enabled=True)
+        else:
+            enabled = Q(enabled=True) & _users_and_groups_q(Repository, user)
+        return self.filter(enabled | (Q(enabled=False) & _listed_directly_q(Repository, user)))
+
+
+class Repository(models.Model):
+    """A git repository staff registered for goals to work on: a local work tree or a URL to mirror.
+
+    Who may point a goal at it (`Repository.objects.usable_by(user)`):
+    - an ENABLED repository: the users listed on it, and the members of the groups listed on it; staff and
+      superusers may use every enabled repository. Nobody listed means staff only.
+    - a DISABLED repository: only the users listed on it directly (not through a group, not staff as such).
+      The migration from typed paths registers the old paths disabled and lists the goals' owners, so their
+      goals keep working until staff review and enable them.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    source = models.CharField(
+        max_length=1000,
+        unique=True,
+        help_text="An absolute path to a git work tree on this server, or an https://, ssh:// or git@host:path URL.",
+    )
+    default_branch = models.CharField(max_length=255, default="main")
+    enabled = models.BooleanField(default=True)
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="repositories")
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="repositories")
+    forge = models.CharField(max_length=10, choices=FORGE_CHOICES, blank=True)
+    forge_url = models.URLField("forge API URL", blank=True, help_text="e.g. https://api.github.com")
+    forge_project = models.CharField(max_length=200, blank=True, help_text="e.g. owner/name")
+    forge_token = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = RepositoryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "repositories"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_url(self) -> bool:
+        return is_url_source(self.source)
+
+    @property
+    def mirror_dir(self) -> Path:
+        """Where the worker keeps its clone of a URL repository."""
+        return Path(settings.VAR_DIR) / "repos" / f"{self.pk}.git"
+
+    def clean(self) -> None:
+        self.source = (self.source or "").strip()
+        if not self.source:
+            raise ValidationError({"source": "Give a path or a URL."})
+        if self.forge_url and not _is_http_url(self.forge_url):
+            raise ValidationError({"forge_url": "Use an http(s) URL."})
+        if self.source.startswith("/"):
+            self.source = check_local_source(self.source, self.default_branch)
+        else:
+            self.source = check_remote_source(self.source)
+            if not _is_branch_name(self.default_branch):
+                raise ValidationError({"default_branch": f"“{self.default_branch}” is not a valid branch name."})
+
+
+class AgentProfileQuerySet(models.QuerySet):
+    def usable_by(self, user) -> AgentProfileQuerySet:
+        """See AgentProfile's docstring for the rule."""
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        if user.is_staff or user.is_superuser:
+            enabled = Q(enabled=True)
+        else:
+            nobody_listed = ~Q(pk__in=AgentProfile.users.through.objects.values("agentprofile_id")) & ~Q(
+                pk__in=AgentProfile.groups.through.objects.values("agentprofile_id")
+            )
+            enabled = Q(enabled=True) & (nobody_listed | _users_and_groups_q(AgentProfile, user))
+        return self.filter(enabled | (Q(enabled=False) & _listed_directly_q(AgentProfile, user)))
+
+
+class AgentProfile(models.Model):
+    """An agent set up by staff: the adapter, its executable or endpoint, its key, its egress and options.
+    Owners pick a profile and, at most, one of its models (and, for a scripted profile, their own script).
+
+    Who may pick it (`AgentProfile.objects.usable_by(user)`):
+    - an ENABLED profile with no users and no groups listed: every signed-in user;
+    - an ENABLED profile with users or groups listed: those users and the groups' members; staff and
+      superusers may pick every enabled profile;
+    - a DISABLED profile: only the users listed on it directly (how migrated goals keep their agent).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    adapter = models.CharField(max_length=20, choices=AGENT_CHOICES, default="scripted")
+    preset = models.CharField(max_length=20, choices=PRESET_CHOICES, blank=True, help_text="Command agents only.")
+    executable = models.CharField(
+        max_length=1000, blank=True, help_text="Command agents: the program to run (default: the preset's)."
+    )
+    # A CharField checked in clean(): staff may name a single-label host (a container's name), which URLField refuses.
+    base_url = models.CharField(
+        "base URL", max_length=500, blank=True, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"
+    )
+    api_key = EncryptedTextField("API key", blank=True, help_text="Stored encrypted; never shown again.")
+    api_key_env = models.CharField(
+        "API key variable",
+        max_length=100,
+        blank=True,
+        help_text="Or: the name of a server environment variable holding the key.",
+    )
+    egress_hosts = models.JSONField(
+        default=list, blank=True, help_text='"host:port" entries the agent may reach, e.g. ["api.openai.com:443"].'
+    )
+    extra_args = models.JSONField(default=list, blank=True, help_text="Command agents: extra arguments.")
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Adapter options: timeout_s; temperature, max_tokens (openai); command (the custom argv, with '
+        '"{prompt}"); folder (scripted).',
+    )
+    run_unsandboxed = models.BooleanField(
+        default=False,
+        help_text="DANGER: run this agent WITHOUT the sandbox, with the worker's own rights over the whole server. "
+        "Only for an agent you trust as much as the server itself.",
+    )
+    enabled = models.BooleanField(default=True)
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="agent_profiles")
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="agent_profiles")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Last: from here on in this class body, `models` names the field, not django.db.models.
+    models = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Model names owners may pick from, e.g. ["gpt-5-codex"]; empty: the adapter\'s default.',
+    )
+
+    objects = AgentProfileQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.adapter == "command":
+            if not self.preset:
+                errors["preset"] = "Choose how to call the command-line agent."
+        elif self.preset or self.executable or self.extra_args:
+            errors["preset"] = "Preset, executable and extra arguments are for command agents only."
+        if self.adapter == "openai":
+            if not self.base_url:
+                errors["base_url"] = "Name the endpoint, e.g. http://127.0.0.1:11434/v1."
+            elif not _is_http_url(self.base_url):
+                errors["base_url"] = "Use an http(s) URL, like http://127.0.0.1:11434/v1."
+            if not self.models:
+                errors["models"] = "Name at least one model."
+        elif self.base_url or self.api_key or self.api_key_env:
+            errors["base_url"] = "Endpoint and key are for OpenAI-compatible agents only."
+        if self.api_key and self.api_key_env:
+            errors["api_key_env"] = "Give the key or the variable's name, not both."
+        if self.api_key_env and not _ENV_NAME.match(self.api_key_env):
+            errors["api_key_env"] = "An environment variable name: letters, digits and _."
+        if not isinstance(self.models, list) or not all(isinstance(m, str) and m.strip() for m in self.models):
+            errors["models"] = 'A JSON list of model names, e.g. ["gpt-5-codex"].'
+        if not isinstance(self.extra_args, list) or not all(isinstance(a, str) for a in self.extra_args):
+            errors["extra_args"] = "A JSON list of strings."
+        if not isinstance(self.egress_hosts, list):
+            errors["egress_hosts"] = 'A JSON list of "host:port" entries.'
+        else:
+            try:
+                self.egress_hosts = [check_host_port(e, public_only=False) for e in self.egress_hosts]
+            except ValueError as error:
+                errors["egress_hosts"] = str(error)
+        if not isinstance(self.options, dict):
+            errors["options"] = "A JSON object."
+        else:
+            unknown = sorted(set(self.options) - PROFILE_OPTIONS.get(self.adapter, frozenset()))
+            if unknown:
+                allowed = ", ".join(sorted(PROFILE_OPTIONS.get(self.adapter, ()))) or "none"
+                errors["options"] = f"Unknown option {', '.join(unknown)} for this adapter (allowed: {allowed})."
+        if errors:
+            raise ValidationError(errors)
+        try:  # what the adapter itself says of these settings (a custom argv without "{prompt}", a bad folder…)
+            agents.get_agent(self.adapter, self.adapter_settings(None, api_key="checked"))
+        except agents.AgentError as error:
+            raise ValidationError({"options": error.message}) from error
+
+    def resolve_api_key(self) -> str:
+        """The key the worker sends: the stored secret, else the staff-named variable's value. Never logged."""
+        if self.api_key:
+            return self.api_key
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        return ""
+
+    def adapter_settings(self, goal: Goal | None, *, api_key: str | None = None) -> dict:
+        """The settings the adapter class takes (goals/agents: `allowed_settings`), from this staff-written
+        profile plus what the goal's owner may choose: one of `models`, and for a scripted profile the steps."""
+        options = dict(self.options or {})
+        model = (goal.agent_model if goal else "") or (self.models[0] if self.models else "")
+        if goal is not None and goal.agent_model and goal.agent_model not in self.models:
+            raise agents.AgentError(f"The profile {self.name} offers no model {goal.agent_model!r}.", permanent=True)
+        if self.adapter == "scripted":
+            if "folder" in options:
+                return {"folder": options["folder"]}
+            steps = list(goal.agent_script) if goal is not None and goal.agent_script else options.get("steps", [])
+            if goal is not None and goal.agent_script:
+                check_script(goal.agent_script)
+            return {"steps": steps}
+        if self.adapter == "command":
+            settings_: dict = {"preset": self.preset or "custom"}
+            if self.executable:
+                settings_["executable"] = self.executable
+            args = list(self.extra_args or [])
+            if model and self.preset != "custom":
+                args += ["--model", model]
+            if args:
+                settings_["args"] = args
+            for key in ("command", "timeout_s"):
+                if key in options:
+                    settings_[key] = options[key]
+            return settings_
+        if self.adapter == "openai":
+            settings_ = {"base_url": self.base_url, "model": model}
+            settings_["api_key"] = self.resolve_api_key() if api_key is None else api_key
+            for key in ("temperature", "max_tokens", "timeout_s"):
+                if key in options:
+                    settings_[key] = options[key]
+            return settings_
+        return dict(options)
+
+
+def check_script(script: object) -> list:
+    """An owner's script for a scripted profile: a JSON list of entries that read no file on the server."""
+    if not isinstance(script, list) or not all(isinstance(entry, dict) for entry in script):
+        raise agents.AgentError("The script must be a JSON list of step objects.", permanent=True)
+    for number, entry in enumerate(script, start=1):
+        named = sorted(SERVER_PATH_KEYS & set(entry))
+        if named:
+            raise agents.AgentError(
+                f"Script step {number}: {', '.join(named)} reads files on the server; only staff profiles may.",
+                permanent=True,
+            )
+    return script
 
 
 class GoalStatus(models.TextChoices):
@@ -147,11 +546,21 @@ class Goal(models.Model):
         help_text="What an unanswered request becomes. Never an approval.",
     )
 
-    repo_path = models.CharField("repository", max_length=1000, help_text="A local path to a git repository.")
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="goals")
     base_branch = models.CharField(max_length=255, default="main")
 
-    agent = models.CharField(max_length=20, choices=AGENT_CHOICES, default="scripted")
-    agent_settings = models.JSONField(default=dict, blank=True)
+    agent_profile = models.ForeignKey(
+        AgentProfile, on_delete=models.PROTECT, related_name="goals", verbose_name="agent"
+    )
+    agent_model = models.CharField("model", max_length=200, blank=True, help_text="One of the profile's models.")
+    agent_script = models.JSONField(
+        "script", default=list, blank=True, help_text="Scripted agents: the steps to replay, a JSON list."
+    )
+    network_hosts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Public "host:port" the agent and the evidence commands may reach, besides the profile\'s own.',
+    )
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="goals")
     approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="goals_to_approve")
@@ -167,9 +576,6 @@ class Goal(models.Model):
 
     require_sandbox = models.BooleanField(
         default=False, help_text="Refuse to start unless the agent can run in a bubblewrap sandbox."
-    )
-    allow_network = models.BooleanField(
-        default=False, help_text="Let the agent and the evidence commands reach the network."
     )
     parent = models.ForeignKey(
         "self",
@@ -228,6 +634,25 @@ class Goal(models.Model):
 
     def lint(self) -> list[lint.Finding]:
         return lint.lint(self.contract())
+
+    def build_agent(self) -> agents.Agent:
+        """The goal's agent, set up from its profile; a permanent AgentError when staff have since taken the
+        repository or the profile away from the owner (revoking holds for running goals too)."""
+        if not Repository.objects.usable_by(self.owner).filter(pk=self.repository_id).exists():
+            raise agents.AgentError(
+                f"The repository {self.repository} is no longer offered to the owner.", permanent=True
+            )
+        if not AgentProfile.objects.usable_by(self.owner).filter(pk=self.agent_profile_id).exists():
+            raise agents.AgentError(
+                f"The agent {self.agent_profile} is no longer offered to the owner.", permanent=True
+            )
+        return agents.get_agent(self.agent_profile.adapter, self.agent_profile.adapter_settings(self))
+
+    def egress(self) -> list[tuple[str, bool]]:
+        """Where the agent and the checks may connect: ("host:port", private_ok). The profile's hosts are
+        staff-written (private ones allowed); the goal's own are owner-written, public only."""
+        staff = [(host, True) for host in self.agent_profile.egress_hosts]
+        return staff + [(host, False) for host in self.network_hosts if (host, True) not in staff]
 
     def can_edit(self, user) -> bool:
         return user.pk == self.owner_id

@@ -396,6 +396,10 @@ def _read_int(path: Path, key: str = "") -> int:
     return 0
 
 
+def _names_loopback(host: str) -> bool:
+    return host.strip("[]").lower() in ("localhost", "::1") or host.startswith("127.")
+
+
 def _open_parents(path: Path, tmpfs_dirs: frozenset[Path]) -> list[str]:
     """bwrap arguments that make the folders between a tmpfs and ``path`` passable (bwrap run by root would
     make them 0700, closed to the sandbox user)."""
@@ -552,7 +556,10 @@ class Session:
             proxy = f"http://127.0.0.1:{FORWARD_PORT}"
             for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
                 env[name] = env[name.lower()] = proxy
-            env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1"
+            # The box's own loopback is its own (servers its tests start); but a rule naming the host's loopback
+            # (a local model server, allowed by staff) must go through the proxy, so loopback is then proxied.
+            if not any(_names_loopback(rule.host) for rule in self.box.egress):
+                env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
         env.update(extra or {})
         return env
 

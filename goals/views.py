@@ -15,7 +15,7 @@ from goals.forms import GoalForm, contract_from_data
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
 from goals.receivers import enqueue_step
 
-LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence")
+LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence", "network_hosts")
 
 
 def _get_goal_for_user(request: HttpRequest, pk: int) -> Goal:
@@ -197,7 +197,11 @@ def _live_context(goal: Goal, user) -> dict:
         "sandbox": {
             "available": sandbox.sandbox_available(),
             "reason": sandbox.sandbox_reason(),
-            "isolation": sandbox.describe(loop.box_for(goal, loop.workspace_for(goal), loop.agent_egress(goal))),
+            "isolation": (
+                "No sandbox for this agent: staff set its profile to run unsandboxed, with the worker's own rights."
+                if goal.agent_profile.run_unsandboxed
+                else sandbox.describe(loop.box_for(goal, loop.workspace_for(goal), loop.agent_egress(goal)))
+            ),
             "own_user": not sandbox.identity().switched,
         },
         "branch": f"goalpost/{goal.pk}",

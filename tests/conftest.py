@@ -1,10 +1,11 @@
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from goals.models import Goal
+from goals.models import AgentProfile, Goal, Repository
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -122,6 +123,27 @@ def outsider(db):
     return get_user_model().objects.create_user("outsider", "outsider@example.invalid", "outsider-pass-123")
 
 
+def registered_repository(path, users=(), groups=(), **fields) -> Repository:
+    """The repository at `path`, registered (once) and usable by `users` and `groups`. Written directly, as
+    staff would after Repository.clean() — tests pass tmp_path folders that are not always git repositories."""
+    source = str(path)
+    repository = Repository.objects.filter(source=source).first()
+    if repository is None:
+        name, number = fields.pop("name", "") or Path(source).name or "repository", 1
+        while Repository.objects.filter(name=name).exists():
+            number += 1
+            name = f"{Path(source).name}-{number}"
+        repository = Repository.objects.create(name=name, source=source, **fields)
+    repository.users.add(*users)
+    repository.groups.add(*groups)
+    return repository
+
+
+def scripted_profile() -> AgentProfile:
+    """The scripted agent, offered to everyone: the default agent of test goals."""
+    return AgentProfile.objects.get_or_create(name="Scripted", defaults={"adapter": "scripted"})[0]
+
+
 def good_goal_fields(repo) -> dict:
     return {
         "title": "Dashboard under 1.5 s",
@@ -133,20 +155,52 @@ def good_goal_fields(repo) -> dict:
         "done_criteria": "Load time under 1.5 s three runs in a row",
         "work_type": "ui_refactor",
         "risk": "medium",
-        "repo_path": str(repo),
+        "repository": registered_repository(repo),
         "base_branch": "main",
+        "agent_profile": scripted_profile(),
     }
+
+
+@pytest.fixture
+def make_repository(db):
+    """make_repository(path, users=[…], groups=[…], enabled=…, …): a registered repository."""
+    return registered_repository
+
+
+@pytest.fixture
+def make_profile(db):
+    """make_profile(adapter="command", preset="codex", users=[…], …): an agent profile as staff write it,
+    checked by its clean() (pass check=False for one the admin would refuse)."""
+
+    def make(adapter: str = "scripted", *, name: str = "", users=(), groups=(), check: bool = True, **fields):
+        profile = AgentProfile(name=name or f"{adapter} {AgentProfile.objects.count() + 1}", adapter=adapter, **fields)
+        if check:
+            profile.full_clean()
+        profile.save()
+        profile.users.add(*users)
+        profile.groups.add(*groups)
+        return profile
+
+    return make
+
+
+@pytest.fixture
+def repository(owner, git_repo):
+    """git_repo, registered and usable by the owner."""
+    return registered_repository(git_repo, users=[owner])
 
 
 @pytest.fixture
 def goal(owner, approver, git_repo):
     goal = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
+    goal.repository.users.add(owner)
     goal.approvers.add(approver)
     return goal
 
 
 def form_data(repo, **overrides) -> dict:
-    """A complete, valid goal form post as a browser sends it."""
+    """A complete, valid goal form post as a browser sends it; `repo` is a Repository or a registered path."""
+    repository = repo if isinstance(repo, Repository) else Repository.objects.get(source=str(repo))
     data = {
         "title": "Dashboard under 1.5 s",
         "objective": GOOD_OBJECTIVE,
@@ -170,10 +224,12 @@ def form_data(repo, **overrides) -> dict:
         "scope_paths": ["dashboard/**", "tests/**"],
         "approval_timeout_minutes": "1440",
         "on_timeout": "deny_and_pause",
-        "repo_path": str(repo),
+        "repository": str(repository.pk),
         "base_branch": "main",
-        "agent": "scripted",
-        "agent_settings": "{}",
+        "agent_profile": str(scripted_profile().pk),
+        "agent_model": "",
+        "agent_script": "[]",
+        "network_hosts": [""],
     }
     data.update(overrides)
     return data

@@ -51,6 +51,9 @@ class AgentContext:
     wrap: Callable[[list[str]], list[str]] | None = None  # argv -> sandboxed argv
     # The worker's git on this worktree (explicit git dir, trusted config only); None: plain `git -C worktree`.
     git: Callable[..., subprocess.CompletedProcess] | None = None
+    # A requests.Session for the adapter's own HTTP calls that obeys the goal's egress rules; None: none allowed
+    # beyond plain requests (tests of the adapter alone).
+    http: Callable[[], object] | None = None
 
 
 @dataclass(frozen=True)

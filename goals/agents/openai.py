@@ -1,14 +1,14 @@
 """The OpenAI-compatible agent: asks a chat-completions endpoint (OpenAI, Ollama, vLLM, llama.cpp server)
 for one unified diff against the worktree and applies it.
 
-Settings: ``{"base_url": "http://127.0.0.1:11434/v1", "model": str, "api_key_env": "OPENAI_API_KEY",
-"temperature": 0, "max_tokens": int, "timeout_s": seconds}``. The key is read from the step's environment,
-else the server's; local servers need none.
+Settings: ``{"base_url": "http://127.0.0.1:11434/v1", "model": str, "api_key": str, "temperature": 0,
+"max_tokens": int, "timeout_s": seconds}``. ``api_key`` is the key itself, resolved by the server from a
+staff-written agent profile (goals.models.AgentProfile); the adapter reads no environment variable, so nobody
+can make it send a server secret. Local servers need none.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from goals.agents.base import (
     worktree_of,
 )
 from goals.agents.prompt import build_prompt, parse_report, relevant_files, strip_report
+from goals.egress import EgressRefused
 
 FILE_LIMIT = 16_000  # characters of one file shown to the model
 FILES_LIMIT = 48_000  # characters of all files shown
@@ -44,7 +45,6 @@ repository, in a ```diff fence, with paths relative to the repository root and a
 step needs. After the diff, follow the reporting rules of the user's message (DONE, FOLLOW-UP:, PLAN:) and \
 end with a short summary of the change."""
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The closing fence sits at the opening fence's indent: a diff's context line " ```" never closes it.
 _FENCED = re.compile(r"^([ \t]*)```[ \t]*([\w+-]*)[^\n]*\n(.*?)^\1```[ \t]*$", re.MULTILINE | re.DOTALL)
 _DIFF_START = re.compile(r"^(?:diff --git |--- \S.*\n\+\+\+ \S)", re.MULTILINE)
@@ -159,7 +159,7 @@ class OpenAIAgent(Agent):
 
     name = "openai"
     allowed_settings = frozenset(
-        {"base_url", "model", "api_key_env", "temperature", "max_tokens", "timeout_s"}
+        {"base_url", "model", "api_key", "temperature", "max_tokens", "timeout_s"}
     )
 
     def __init__(self, settings: dict):
@@ -178,11 +178,9 @@ class OpenAIAgent(Agent):
         self.model = self.settings.get("model")
         if not isinstance(self.model, str) or not self.model.strip():
             raise AgentError("OpenAI agent: name the model.", permanent=True)
-        self.api_key_env = self.settings.get("api_key_env", "OPENAI_API_KEY")
-        if not isinstance(self.api_key_env, str) or not _ENV_NAME.match(self.api_key_env):
-            raise AgentError(
-                "OpenAI agent: api_key_env must be an environment variable name.", permanent=True
-            )
+        self._api_key = self.settings.pop("api_key", "") or ""  # kept out of self.settings, which may be shown
+        if not isinstance(self._api_key, str):
+            raise AgentError("OpenAI agent: api_key must be a string.", permanent=True)
         self.temperature = self.settings.get("temperature", 0)
         if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float):
             raise AgentError("OpenAI agent: temperature must be a number.", permanent=True)
@@ -193,9 +191,8 @@ class OpenAIAgent(Agent):
             raise AgentError("OpenAI agent: max_tokens must be a positive whole number.", permanent=True)
         self.timeout_s = timeout_setting(self.settings, "OpenAI")
 
-    def api_key(self, ctx: AgentContext) -> str:
-        """The key from the step's environment, else the server's; empty when there is none."""
-        return (ctx.env or {}).get(self.api_key_env) or os.environ.get(self.api_key_env) or ""
+    def __repr__(self) -> str:
+        return f"OpenAIAgent({self.base_url!r}, {self.model!r})"  # never the key
 
     def complete(self, ctx: AgentContext, worktree: Path) -> dict:
         """POST the step to the endpoint and return the decoded chat completion."""
@@ -210,15 +207,18 @@ class OpenAIAgent(Agent):
         if self.max_tokens is not None:
             payload["max_tokens"] = self.max_tokens
         headers = {"Content-Type": "application/json"}
-        key = self.api_key(ctx)
+        key = self._api_key
         if key:
             headers["Authorization"] = f"Bearer {key}"
         url = f"{self.base_url}/chat/completions"
         timeout = effective_timeout(self.timeout_s, ctx)
+        client = ctx.http() if ctx.http is not None else requests
         try:
-            response = requests.post(
+            response = client.post(
                 url, json=payload, headers=headers, timeout=(min(CONNECT_TIMEOUT_S, timeout), timeout)
             )
+        except EgressRefused as error:
+            raise AgentError(f"The goal's egress rules refuse {self.base_url}: {error}", permanent=True) from error
         except requests.Timeout as error:
             raise AgentError(f"{self.base_url} did not answer within {timeout:g} s.") from error
         except requests.ConnectionError as error:
@@ -231,7 +231,7 @@ class OpenAIAgent(Agent):
         if status >= 400:
             detail = _error_detail(response)
             if status in (401, 403, 404):
-                hint = f"check the key in {self.api_key_env}" if status != 404 else "check base_url and model"
+                hint = "check the profile's API key" if status != 404 else "check base_url and model"
                 raise AgentError(f"{url} answered {status} ({hint}): {detail}", permanent=True)
             kind = "is rate limiting" if status == 429 else "failed"
             raise AgentError(f"{self.base_url} {kind} ({status}): {detail}")

@@ -67,11 +67,28 @@ class Run:
 WIDE = {"summary": "Seven files", "write": {f"wide/m{i}.py": "X = 1\n" for i in range(7)}}
 
 
+def bench_repository(repo: Path | str, owner=None):
+    """The bench's scratch repository, registered (directly: it is the server's own scratch space)."""
+    from goals.models import Repository
+
+    repository = Repository.objects.get_or_create(source=str(repo), defaults={"name": f"bench {repo}"[-100:]})[0]
+    if owner is not None:
+        repository.users.add(owner)
+    return repository
+
+
+def bench_profile():
+    from goals.models import AgentProfile
+
+    return AgentProfile.objects.get_or_create(name="Scripted (bench)", defaults={"adapter": "scripted"})[0]
+
+
 def goal_fields(owner, repo: Path, title: str, **extra) -> dict:
     from goals.models import GoalStatus
 
-    return {"owner": owner, "title": title, "objective": "Add modules under pkg/ and wide/", "repo_path": str(repo),
-            "constraints": ["Keep it small"], "agent": "scripted", "status": GoalStatus.RUNNING, **extra}
+    return {"owner": owner, "title": title, "objective": "Add modules under pkg/ and wide/",
+            "repository": bench_repository(repo, owner), "agent_profile": bench_profile(),
+            "constraints": ["Keep it small"], "status": GoalStatus.RUNNING, **extra}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, pause: float = 0.002) -> bool:
@@ -96,7 +113,7 @@ def goal_throughput(run: Run) -> list[Figure]:
     script = [{"summary": f"Add module {n}", "write": {f"pkg/mod{n}.py": f"VALUE = {n}\n"}} for n in range(steps_n)]
     script.append(WIDE)
     goals = [
-        Goal.objects.create(**goal_fields(owner, repo, f"Bench goal {i}", agent_settings={"steps": script},
+        Goal.objects.create(**goal_fields(owner, repo, f"Bench goal {i}", agent_script=script,
                                           budget_steps=steps_n + 5))
         for i in range(goals_n)
     ]
@@ -133,7 +150,7 @@ def decision_resume(run: Run) -> list[Figure]:
     samples_n = 15 if run.quick else 60
     owner, repo = run.user("bench"), run.repo("resume")
     goals = [Goal.objects.create(**goal_fields(owner, repo, f"Resume goal {i}",
-                                               agent_settings={"steps": [WIDE, {**WIDE, "summary": "Again"}]}))
+                                               agent_script=[WIDE, {**WIDE, "summary": "Again"}]))
              for i in range(samples_n)]
     with override_settings(GOALPOST_WORKTREE_ROOT=run.scratch / "worktrees"):
         for goal in goals:
@@ -323,10 +340,10 @@ def inbox(run: Run) -> list[Figure]:
     from goals.models import Goal, GoalStatus, Step
 
     owner = run.user("inbox-owner")
-
+    repository, profile = bench_repository("/nonexistent"), bench_profile()
     goals = Goal.objects.bulk_create(
-        [Goal(owner=owner, title=f"Inbox goal {i}", objective="Keep the inbox fast", repo_path="/nonexistent",
-              constraints=["Keep it small"], agent="scripted",
+        [Goal(owner=owner, title=f"Inbox goal {i}", objective="Keep the inbox fast", repository=repository,
+              constraints=["Keep it small"], agent_profile=profile,
               status=GoalStatus.WAITING if i < 1000 else GoalStatus.DONE) for i in range(10_000)],
         batch_size=1000,
     )

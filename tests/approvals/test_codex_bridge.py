@@ -230,3 +230,12 @@ def test_the_prompt_and_budget_come_from_the_goal():
     assert "- Keep the filters" in prompt_for(goal) and "`pytest tests/test_dashboard.py`" in prompt_for(goal)
     assert remaining_tokens(goal) == 600
     assert remaining_tokens({"budgets": {"tokens": None}}) is None
+
+
+def test_the_management_command_asks_for_a_cwd_when_the_repository_is_a_url(running, make_repository):
+    from django.core.management import CommandError, call_command
+
+    running.repository = make_repository("https://github.com/acme/shop.git")
+    running.save(update_fields=["repository"])
+    with pytest.raises(CommandError, match="is a URL: give --cwd"):
+        call_command("codex_bridge", str(running.pk))

@@ -221,7 +221,8 @@ def test_deciding_an_expired_request_is_refused_and_never_approves(pending, owne
 
 def test_the_sweep_expires_overdue_requests_by_the_goals_rule(goal, pending, received, django_capture_on_commit_callbacks):
     fresh_goal = Goal.objects.create(
-        owner=goal.owner, title="other", objective="x", repo_path=goal.repo_path, on_timeout=OnTimeout.DENY_AND_CONTINUE
+        owner=goal.owner, title="other", objective="x", repository=goal.repository, agent_profile=goal.agent_profile,
+        on_timeout=OnTimeout.DENY_AND_CONTINUE,
     )
     other = overdue(ApprovalRequest.open(fresh_goal, "step"))
     overdue(pending)

@@ -2,7 +2,7 @@ import pytest
 from playwright.sync_api import expect
 
 from goals.models import Goal, GoalStatus
-from tests.conftest import GOOD_OBJECTIVE
+from tests.conftest import GOOD_OBJECTIVE, registered_repository, scripted_profile
 from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,6 +18,7 @@ def no_horizontal_scroll(page) -> bool:
 
 
 def test_writing_a_goal_on_a_phone(live_url, phone, writer, git_repo, screenshots):
+    repository, profile = registered_repository(git_repo, users=[writer]), scripted_profile()
     page = phone
     sign_in(page, live_url, "writer", "writer-pass-123")
     expect(page.get_by_text("No goals yet")).to_be_visible()
@@ -50,7 +51,8 @@ def test_writing_a_goal_on_a_phone(live_url, phone, writer, git_repo, screenshot
     page.select_option("#id_work_type", "ui_refactor")
     expect(checklist).to_contain_text("Ready to run")
 
-    page.fill("#id_repo_path", str(git_repo))
+    page.select_option("#id_repository", str(repository.pk))
+    page.select_option("#id_agent_profile", str(profile.pk))
     page.fill("#id_base_branch", "release")
     page.screenshot(path=screenshots / "goal-form-phone.png", full_page=True)
     page.get_by_role("button", name="Save and mark ready").click()
@@ -90,6 +92,8 @@ def test_touch_targets_are_at_least_44px(live_url, phone, writer):
 def test_the_form_works_without_javascript(browser, live_url, writer, git_repo):
     from tests.e2e.conftest import PHONE
 
+    repository, profile = registered_repository(git_repo, users=[writer]), scripted_profile()
+
     context = browser.new_context(**PHONE, java_script_enabled=False)
     page = context.new_page()
     try:
@@ -103,9 +107,15 @@ def test_the_form_works_without_javascript(browser, live_url, writer, git_repo):
         page.locator('input[name="constraints"]').nth(1).fill("Keep the API")
         page.fill("#id_objective", "Remove the deprecated /api/v0 endpoints")
         page.locator('input[name="evidence_text"]').first.fill("pytest tests/test_api.py")
-        page.fill("#id_repo_path", str(git_repo))
+        page.select_option("#id_repository", str(repository.pk))
+        page.select_option("#id_agent_profile", str(profile.pk))
+        page.get_by_role("button", name="+ Add host").click()
+        expect(page.locator('input[name="network_hosts"]')).to_have_count(2)
+        page.locator('input[name="network_hosts"]').nth(1).fill("pypi.org:443")
         page.get_by_role("button", name="Save draft").click()
         expect(page.locator("h1")).to_have_text("No JS goal")
-        assert Goal.objects.get().constraints == ["Keep the CSV columns", "Keep the API"]
+        goal = Goal.objects.get()
+        assert goal.constraints == ["Keep the CSV columns", "Keep the API"]
+        assert (goal.repository, goal.agent_profile, goal.network_hosts) == (repository, profile, ["pypi.org:443"])
     finally:
         context.close()

@@ -5,7 +5,7 @@ import pytest
 from goals import lint
 from goals.forms import GoalForm
 from goals.models import Goal
-from tests.conftest import form_data, run_git
+from tests.conftest import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +23,6 @@ def plain_dir(tmp_path):
     folder = tmp_path / "not-a-repo"
     folder.mkdir()
     return folder
-
-
-@pytest.fixture
-def bare_repo(tmp_path):
-    bare = tmp_path / "bare.git"
-    run_git(tmp_path, "init", "-q", "--bare", str(bare))
-    return bare
 
 
 BAD_INPUT = [
@@ -59,17 +52,27 @@ BAD_INPUT = [
     pytest.param("approval_timeout_minutes", "0", "approval_timeout_minutes", "At least 1", id="timeout zero"),
     pytest.param("approval_timeout_minutes", "soon", "approval_timeout_minutes", "Enter a whole number", id="timeout not a number"),
     pytest.param("on_timeout", "approve", "on_timeout", "Select a valid choice", id="a timeout can never approve"),
-    pytest.param("repo_path", "", "repo_path", "This field is required", id="repository missing"),
-    pytest.param("repo_path", "relative/path", "repo_path", "Use an absolute path", id="repository relative"),
-    pytest.param("repo_path", "/nonexistent/goalpost-repo", "repo_path", "No folder at /nonexistent/goalpost-repo", id="repository missing on disk"),
-    pytest.param("repo_path", "PLAIN_DIR", "repo_path", "is not a git repository", id="folder that is not a repository"),
-    pytest.param("repo_path", "BARE_REPO", "repo_path", "is a bare repository", id="bare repository"),
+    pytest.param("repository", "", "repository", "Choose the repository the goal works on", id="repository missing"),
+    pytest.param("repository", "PLAIN_DIR", "repository", "Choose one of the repositories offered here", id="a typed path is not a registered repository"),
+    pytest.param("repository", "/nonexistent/goalpost-repo", "repository", "Choose one of the repositories offered here", id="an unknown path"),
+    pytest.param("repository", "THEIRS", "repository", "Choose one of the repositories offered here", id="somebody else's repository"),
     pytest.param("base_branch", "release", "base_branch", "The repository has no branch “release”", id="branch missing"),
     pytest.param("base_branch", "a..b", "base_branch", "“a..b” is not a valid branch name", id="branch name invalid"),
     pytest.param("base_branch", "", "base_branch", "This field is required", id="branch blank"),
-    pytest.param("agent", "skynet", "agent", "Select a valid choice", id="unknown agent"),
-    pytest.param("agent_settings", "{not json", "agent_settings", "Enter a valid JSON", id="agent settings not JSON"),
-    pytest.param("agent_settings", "[1, 2]", "agent_settings", "must be a JSON object", id="agent settings not an object"),
+    pytest.param("agent_profile", "skynet", "agent_profile", "Choose one of the agents offered here", id="unknown agent"),
+    pytest.param("agent_profile", "STAFF_ONLY", "agent_profile", "Choose one of the agents offered here", id="an agent for others"),
+    pytest.param("agent_model", "gpt-9", "agent_model", "Select a valid choice", id="a model no agent offers"),
+    pytest.param("agent_script", "{not json", "agent_script", "Enter a valid JSON", id="script not JSON"),
+    pytest.param("agent_script", '{"steps": []}', "agent_script", "must be a JSON list", id="script not a list"),
+    pytest.param("agent_script", '[{"patch_file": "/etc/shadow"}]', "agent_script", "patch_file reads files on the server", id="script reading a server file"),
+    pytest.param("agent_script", '[{"folder": "/root"}]', "agent_script", "folder reads files on the server", id="script naming a server folder"),
+    pytest.param("agent_script", '[{"bogus": 1}]', "agent_script", "unknown key 'bogus'", id="script with an unknown key"),
+    pytest.param("network_hosts", ["127.0.0.1:5432"], "network_hosts", "name a host, not an IP address", id="an IP literal"),
+    pytest.param("network_hosts", ["[::1]:6379"], "network_hosts", "name a host, not an IP address", id="an IPv6 literal"),
+    pytest.param("network_hosts", ["localhost:6379"], "network_hosts", "names this machine or a private network", id="localhost"),
+    pytest.param("network_hosts", ["db.internal:5432"], "network_hosts", "names this machine or a private network", id="a private name"),
+    pytest.param("network_hosts", ["redis:6379"], "network_hosts", "names this machine or a private network", id="a single-label name"),
+    pytest.param("network_hosts", ["pypi.org"], "network_hosts", "is not host:port", id="no port"),
     pytest.param("approvers", ["999999"], "approvers", "Select a valid choice", id="unknown approver"),
     pytest.param("approvers", ["OWNER"], "approvers", "Select a valid choice", id="owner cannot approve their own goal"),
 ]
@@ -77,13 +80,18 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("key", "value", "field", "message"), BAD_INPUT)
 def test_bad_input_rerenders_with_the_error_beside_the_field_and_keeps_what_was_typed(
-    as_owner, owner, git_repo, plain_dir, bare_repo, key, value, field, message
+    as_owner, owner, outsider, repository, plain_dir, make_repository, make_profile, key, value, field, message
 ):
-    value = {"PLAIN_DIR": str(plain_dir), "BARE_REPO": str(bare_repo)}.get(value, value) if isinstance(value, str) else value
+    placeholders = {
+        "PLAIN_DIR": lambda: str(plain_dir),
+        "THEIRS": lambda: str(make_repository(plain_dir, users=[outsider]).pk),
+        "STAFF_ONLY": lambda: str(make_profile("scripted", users=[outsider]).pk),
+    }
+    value = placeholders[value]() if isinstance(value, str) and value in placeholders else value
     if value == ["OWNER"]:
         value = [str(owner.pk)]
     typed_title = "Kept title ✓" if key != "title" else None
-    data = form_data(git_repo, **{key: value})
+    data = form_data(repository, **{key: value})
     if typed_title:
         data["title"] = typed_title
     response = as_owner.post("/goals/new/", data)
@@ -100,35 +108,28 @@ def test_bad_input_rerenders_with_the_error_beside_the_field_and_keeps_what_was_
     assert "pytest tests/test_dashboard.py" in page or key.startswith("evidence")
 
 
-def test_blank_list_rows_are_dropped(owner, git_repo):
-    data = form_data(git_repo, constraints=["  ", "Keep the API", ""], protected_paths=[""])
+def test_blank_list_rows_are_dropped(owner, repository):
+    data = form_data(repository, constraints=["  ", "Keep the API", ""], protected_paths=[""])
     form = GoalForm(_querydict(data), owner=owner)
     assert form.is_valid(), form.errors
     assert form.cleaned_data["constraints"] == ["Keep the API"]
     assert form.cleaned_data["protected_paths"] == []
 
 
-def test_blank_risk_takes_the_work_types_risk(owner, git_repo):
-    form = GoalForm(_querydict(form_data(git_repo, work_type="migration", rollback_note="restore backup")), owner=owner)
+def test_blank_risk_takes_the_work_types_risk(owner, repository):
+    form = GoalForm(_querydict(form_data(repository, work_type="migration", rollback_note="restore backup")), owner=owner)
     assert form.is_valid(), form.errors
     assert form.save().risk == "high"
 
 
-def test_risk_may_be_raised_above_the_work_type(owner, git_repo):
-    form = GoalForm(_querydict(form_data(git_repo, work_type="docs", risk="high")), owner=owner)
+def test_risk_may_be_raised_above_the_work_type(owner, repository):
+    form = GoalForm(_querydict(form_data(repository, work_type="docs", risk="high")), owner=owner)
     assert form.is_valid(), form.errors
     assert form.save().risk == "high"
 
 
-def test_repository_subfolder_is_stored_as_its_top_level(owner, git_repo):
-    (git_repo / "src").mkdir()
-    form = GoalForm(_querydict(form_data(git_repo, repo_path=str(git_repo / "src"))), owner=owner)
-    assert form.is_valid(), form.errors
-    assert form.cleaned_data["repo_path"] == str(git_repo)
-
-
-def test_blank_budget_is_saved_as_unbounded_and_flagged_by_the_linter(owner, git_repo):
-    form = GoalForm(_querydict(form_data(git_repo, budget_tokens="")), owner=owner)
+def test_blank_budget_is_saved_as_unbounded_and_flagged_by_the_linter(owner, repository):
+    form = GoalForm(_querydict(form_data(repository, budget_tokens="")), owner=owner)
     assert form.is_valid(), form.errors
     goal = form.save()
     assert goal.budget_tokens is None

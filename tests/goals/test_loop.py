@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
 from goals import loop
-from goals.models import Goal, GoalStatus, Step, StepStatus
-from tests.conftest import goal_git_dir, run_git
+from goals.models import AgentProfile, Goal, GoalStatus, Step, StepStatus
+from tests.conftest import goal_git_dir, registered_repository, run_git, scripted_profile
 
 pytestmark = pytest.mark.django_db
 
@@ -52,10 +52,10 @@ def make_goal(owner, repo, steps, **fields) -> Goal:
         ],
         "work_type": "other",
         "risk": "medium",
-        "repo_path": str(repo),
+        "repository": registered_repository(repo, users=[owner]),
         "base_branch": "main",
-        "agent": "scripted",
-        "agent_settings": {"steps": steps},
+        "agent_profile": scripted_profile(),
+        "agent_script": steps,
         "status": GoalStatus.RUNNING,
     }
     defaults.update(fields)
@@ -222,7 +222,8 @@ def test_the_same_failing_test_three_times_asks_a_human_before_the_retry_budget(
 
 
 def test_a_permanent_agent_error_fails_the_goal(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [], agent="skynet")
+    skynet = AgentProfile.objects.create(name="Skynet", adapter="skynet")  # an adapter no release has
+    goal = make_goal(owner, shop_repo, [], agent_profile=skynet)
     assert step_once(goal).status == GoalStatus.FAILED
     assert goal.status == GoalStatus.FAILED
 

@@ -1,12 +1,15 @@
 import pytest
 
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
+from tests.conftest import registered_repository, scripted_profile
 
 pytestmark = pytest.mark.django_db
 
 
 def test_defaults_are_bounded_budgets(owner, git_repo):
-    goal = Goal.objects.create(owner=owner, title="t", objective="o", repo_path=str(git_repo))
+    goal = Goal.objects.create(
+        owner=owner, title="t", objective="o", repository=registered_repository(git_repo), agent_profile=scripted_profile()
+    )
     assert goal.status == GoalStatus.DRAFT
     assert goal.budgets == {
         "minutes": 120, "steps": 20, "tokens": 2_000_000, "files_per_step": 5,

@@ -53,7 +53,7 @@ def test_goal_detail_per_user(client, goal, request, who, status):
 def test_goal_edit_per_user(client, goal, request, who, status):
     client.force_login(request.getfixturevalue(who))
     assert client.get(f"/goals/{goal.pk}/edit/").status_code == status
-    post = client.post(f"/goals/{goal.pk}/edit/", form_data(goal.repo_path, title="Hijacked"))
+    post = client.post(f"/goals/{goal.pk}/edit/", form_data(goal.repository, title="Hijacked"))
     assert post.status_code == (302 if who == "owner" else status)
     goal.refresh_from_db()
     assert (goal.title == "Hijacked") == (who == "owner")
@@ -67,8 +67,11 @@ def test_goal_list_shows_only_visible_goals(client, goal, request, who):
     assert (goal.title in response.text) == (who != "outsider")
 
 
-def test_goal_list_filters_by_status(as_owner, goal, owner, git_repo):
-    other = Goal.objects.create(owner=owner, title="Docs typo", objective="Remove the typo", repo_path=str(git_repo))
+def test_goal_list_filters_by_status(as_owner, goal, owner):
+    other = Goal.objects.create(
+        owner=owner, title="Docs typo", objective="Remove the typo", repository=goal.repository,
+        agent_profile=goal.agent_profile,
+    )
     Goal.objects.filter(pk=goal.pk).update(status=GoalStatus.READY)
     ready = as_owner.get("/goals/?status=ready")
     assert goal.title in ready.text and other.title not in ready.text
@@ -90,8 +93,8 @@ def test_empty_goal_list_invites_a_first_goal(as_owner):
     assert reverse("goals:create") in response.text
 
 
-def test_creating_a_goal_saves_the_contract_and_records_an_event(as_owner, owner, git_repo):
-    response = as_owner.post("/goals/new/", form_data(git_repo))
+def test_creating_a_goal_saves_the_contract_and_records_an_event(as_owner, owner, repository):
+    response = as_owner.post("/goals/new/", form_data(repository))
     goal = Goal.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/goals/{goal.pk}/"
@@ -107,16 +110,16 @@ def test_creating_a_goal_saves_the_contract_and_records_an_event(as_owner, owner
     assert goal.events.filter(kind="created").exists()
 
 
-def test_save_and_mark_ready_moves_a_clean_goal_to_ready(as_owner, git_repo):
-    as_owner.post("/goals/new/", {**form_data(git_repo), "mark_ready": "1"})
+def test_save_and_mark_ready_moves_a_clean_goal_to_ready(as_owner, repository):
+    as_owner.post("/goals/new/", {**form_data(repository), "mark_ready": "1"})
     goal = Goal.objects.get()
     assert goal.status == GoalStatus.READY
     assert goal.events.filter(kind="status", data__status="ready").exists()
 
 
-def test_save_and_mark_ready_keeps_a_vague_goal_in_draft(as_owner, git_repo):
+def test_save_and_mark_ready_keeps_a_vague_goal_in_draft(as_owner, repository):
     response = as_owner.post(
-        "/goals/new/", {**form_data(git_repo, objective="Improve the dashboard."), "mark_ready": "1"}, follow=True
+        "/goals/new/", {**form_data(repository, objective="Improve the dashboard."), "mark_ready": "1"}, follow=True
     )
     goal = Goal.objects.get()
     assert goal.status == GoalStatus.DRAFT
@@ -153,13 +156,13 @@ def test_mark_ready_needs_post(as_owner, goal):
 
 def test_editing_a_ready_goal_into_a_vague_one_sends_it_back_to_draft(as_owner, goal):
     Goal.objects.filter(pk=goal.pk).update(status=GoalStatus.READY)
-    as_owner.post(f"/goals/{goal.pk}/edit/", form_data(goal.repo_path, objective="Make onboarding better"))
+    as_owner.post(f"/goals/{goal.pk}/edit/", form_data(goal.repository, objective="Make onboarding better"))
     goal.refresh_from_db()
     assert goal.status == GoalStatus.DRAFT
     assert goal.events.filter(kind="status", data__status="draft").exists()
 
 
-def test_lint_preview_full_page_is_not_a_thing_but_the_partial_is(as_owner, git_repo):
+def test_lint_preview_full_page_is_not_a_thing_but_the_partial_is(as_owner, repository):
     response = as_owner.post("/goals/lint-preview/", {"objective": "Improve the dashboard."}, **HTMX)
     assert response.status_code == 200
     assert "<html" not in response.text
@@ -167,8 +170,8 @@ def test_lint_preview_full_page_is_not_a_thing_but_the_partial_is(as_owner, git_
     assert "meeting, not a goal" in response.text
 
 
-def test_lint_preview_says_ready_for_a_good_contract(as_owner, git_repo):
-    response = as_owner.post("/goals/lint-preview/", form_data(git_repo), **HTMX)
+def test_lint_preview_says_ready_for_a_good_contract(as_owner, repository):
+    response = as_owner.post("/goals/lint-preview/", form_data(repository), **HTMX)
     assert "Ready to run" in response.text
     assert "Blocking" not in response.text
 
@@ -210,8 +213,8 @@ def test_form_full_page_renders_one_blank_row_per_list(as_owner):
     assert 'hx-post="/goals/lint-preview/"' in response.text
 
 
-def test_add_row_without_javascript_keeps_what_was_typed_and_saves_nothing(as_owner, git_repo):
-    data = {**form_data(git_repo, title="Half typed"), "add_row": "constraints"}
+def test_add_row_without_javascript_keeps_what_was_typed_and_saves_nothing(as_owner, repository):
+    data = {**form_data(repository, title="Half typed"), "add_row": "constraints"}
     response = as_owner.post("/goals/new/", data)
     assert response.status_code == 200
     assert not Goal.objects.exists()
@@ -220,16 +223,16 @@ def test_add_row_without_javascript_keeps_what_was_typed_and_saves_nothing(as_ow
     assert "Nothing was saved" not in response.text
 
 
-def test_remove_row_without_javascript_drops_that_row(as_owner, git_repo):
-    data = {**form_data(git_repo), "remove_row": "constraints:0"}
+def test_remove_row_without_javascript_drops_that_row(as_owner, repository):
+    data = {**form_data(repository), "remove_row": "constraints:0"}
     response = as_owner.post("/goals/new/", data)
     assert response.text.count('name="constraints"') == 1
     assert "Do not remove any current filters" in response.text
     assert "Do not change the visible table behavior" not in response.text
 
 
-def test_remove_evidence_row_without_javascript(as_owner, git_repo):
-    response = as_owner.post("/goals/new/", {**form_data(git_repo), "remove_row": "evidence:1"})
+def test_remove_evidence_row_without_javascript(as_owner, repository):
+    response = as_owner.post("/goals/new/", {**form_data(repository), "remove_row": "evidence:1"})
     assert response.text.count('name="evidence_text"') == 1
     assert "pytest tests/test_dashboard.py" in response.text
 
@@ -245,3 +248,11 @@ def test_the_goal_page_says_which_isolation_is_in_effect(as_owner, goal):
             assert f"uid {sandbox.identity().uid}, no capabilities" in page
     else:
         assert "No sandbox:" in page and sandbox.sandbox_reason() in page
+
+
+def test_goal_detail_names_the_repository_the_agent_and_the_network_hosts(as_owner, goal):
+    goal.network_hosts = ["pypi.org:443"]
+    goal.save(update_fields=["network_hosts"])
+    page = as_owner.get(f"/goals/{goal.pk}/").text
+    assert goal.repository.name in page and goal.repository.source in page
+    assert "Scripted" in page and "<code>pypi.org:443</code>" in page

@@ -19,8 +19,8 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from goals import sandbox
-from goals.models import Goal, GoalStatus, StepStatus
-from tests.conftest import goal_git_dir, run_git
+from goals.models import AgentProfile, Goal, GoalStatus, StepStatus
+from tests.conftest import form_data, goal_git_dir, registered_repository, run_git
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -32,17 +32,23 @@ def real_sandbox(settings, tmp_path):
     settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
 
 
-def attack(owner, repo: Path, script: str, **fields) -> tuple[Goal, dict]:
+def attack(owner, repo: Path, script: str, *, egress_hosts=(), **fields) -> tuple[Goal, dict]:
     """Run one step of a goal whose agent is ``bash -c script`` (the prompt is its first argument); return the
     goal and what run_goal printed last."""
+    profile = AgentProfile.objects.create(
+        name=f"Attacker {uuid.uuid4().hex[:6]}",
+        adapter="command",
+        preset="custom",
+        options={"command": ["bash", "-c", script, "attacker", "{prompt}"]},
+        egress_hosts=list(egress_hosts),
+    )
     goal = Goal.objects.create(
         owner=owner,
         title="Attack",
         objective="Run the attacker's script",
-        repo_path=str(repo),
+        repository=registered_repository(repo, users=[owner]),
         base_branch="main",
-        agent="command",
-        agent_settings={"preset": "custom", "command": ["bash", "-c", script, "attacker", "{prompt}"]},
+        agent_profile=profile,
         status=GoalStatus.RUNNING,
         **fields,
     )
@@ -199,6 +205,26 @@ class Listener:
         self.server.close()
 
 
+def test_egress_reaches_only_the_hosts_its_profile_allows(owner, git_repo):
+    allowed, other = Listener(), Listener()
+    try:
+        fetch = "curl -sS -m 5 -o /dev/null -w '%{{http_code}}\\n' http://127.0.0.1:{port}/ >> net.txt 2>&1"
+        script = "; ".join([
+            fetch.format(port=allowed.port),
+            fetch.format(port=other.port),
+            f"curl -sS -m 3 --noproxy '*' http://127.0.0.1:{allowed.port}/ >> net.txt 2>&1",
+            "echo tried >> net.txt",
+        ])
+        goal, _ = attack(owner, git_repo, script, egress_hosts=[f"127.0.0.1:{allowed.port}"])
+    finally:
+        allowed.close()
+        other.close()
+    assert allowed.accepted == 1  # through the proxy, once; the raw connection ignoring it went nowhere
+    assert other.accepted == 0
+    diff = goal.steps.get().diff
+    assert "+403" in diff and "Couldn't connect to server" in diff  # the raw attempt found no route out
+
+
 def test_it_reaches_no_host_that_is_not_allowed(owner, git_repo):
     listener = Listener()
     try:
@@ -251,3 +277,65 @@ def test_files_the_step_creates_belong_to_the_sandbox_user(owner, git_repo):
     assert (worktree / "made.txt").stat().st_uid == who.uid
     assert subprocess.run(["stat", "-c", "%u", str(worktree / "whoami.txt")], capture_output=True, text=True,
                           check=True).stdout.strip() == str(who.uid)
+
+
+class KeyCatcher:
+    """A local OpenAI-compatible endpoint that records the Authorization headers it is sent."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        catcher = self
+        self.authorizations: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                catcher.authorizations.append(self.headers.get("Authorization", ""))
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.dumps({"choices": [{"message": {"content": "No change. DONE"}}], "usage": {}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_owner_cannot_send_the_servers_environment_out_through_agent_settings(
+    owner, git_repo, client, make_profile, settings
+):
+    catcher = KeyCatcher()
+    try:
+        # A staff profile pointed at the endpoint, its key taken from a variable staff named.
+        os.environ["GOALPOST_TEST_OPENAI_KEY"] = "sk-staff-key"
+        profile = make_profile(
+            "openai", base_url=catcher.url, api_key_env="GOALPOST_TEST_OPENAI_KEY", models=["coder"],
+            egress_hosts=[catcher.url.split("//")[1].split("/")[0]],
+        )
+        repository = registered_repository(git_repo, users=[owner])
+        client.force_login(owner)
+        # What the owner writes can name no variable, no executable and no URL: such fields are not taken.
+        post = client.post("/goals/new/", {
+            **form_data(repository, agent_profile=str(profile.pk), agent_model="coder"),
+            "agent_settings": json.dumps({"api_key_env": "SECRET_KEY", "base_url": "http://127.0.0.1:1/"}),
+            "api_key_env": "SECRET_KEY", "base_url": "http://127.0.0.1:1/", "executable": "/bin/sh",
+        })
+        assert post.status_code == 302, post.content[:2000]
+        goal = Goal.objects.latest("pk")
+        Goal.objects.filter(pk=goal.pk).update(status=GoalStatus.RUNNING)
+        call_command("run_goal", goal.pk, "--max-steps", "1", stdout=StringIO(), stderr=StringIO())
+    finally:
+        os.environ.pop("GOALPOST_TEST_OPENAI_KEY", None)
+        catcher.close()
+    assert catcher.authorizations == ["Bearer sk-staff-key"]
+    assert settings.SECRET_KEY not in json.dumps(list(Goal.objects.filter(pk=goal.pk).values()), default=str)

@@ -6,13 +6,13 @@ from django.urls import reverse
 from approvals.delivery import deciders_with_settings
 from approvals.live import audience
 from goals.models import Goal
-from tests.conftest import form_data
+from tests.conftest import form_data, registered_repository
 from tests.security.conftest import client_for
 
 
 def test_the_owner_names_viewers_on_the_goal_form(world, git_repo):
     watcher = get_user_model().objects.create_user("watcher")
-    data = form_data(git_repo, viewers=[str(watcher.pk)], approvers=[str(world.users["approver"].pk)])
+    data = form_data(registered_repository(git_repo, users=[world.users["owner"]]), viewers=[str(watcher.pk)], approvers=[str(world.users["approver"].pk)])
     response = client_for(world, "owner").post(reverse("goals:create"), data)
     assert response.status_code == 302
     goal = Goal.objects.get(pk=response.headers["Location"].strip("/").split("/")[-1])
@@ -23,7 +23,9 @@ def test_the_owner_names_viewers_on_the_goal_form(world, git_repo):
 
 def test_a_person_is_an_approver_or_a_viewer_not_both(world, git_repo):
     both = str(world.users["approver"].pk)
-    response = client_for(world, "owner").post(reverse("goals:create"), form_data(git_repo, viewers=[both], approvers=[both]))
+    response = client_for(world, "owner").post(reverse("goals:create"), form_data(
+        registered_repository(git_repo, users=[world.users["owner"]]), viewers=[both], approvers=[both]
+    ))
     assert response.status_code == 422
     assert "cannot be a viewer too" in response.content.decode()
 

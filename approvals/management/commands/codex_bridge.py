@@ -37,6 +37,8 @@ class Command(BaseCommand):
         goal = Goal.objects.filter(pk=goal_id).first()
         if goal is None:
             raise CommandError(f"No goal {goal_id}.")
+        if not cwd and goal.repository.is_url:
+            raise CommandError(f"{goal.repository.source} is a URL: give --cwd, the clone Codex works in.")
         url = url or f"http://127.0.0.1:{settings.PORT}"
         issued = None
         if not token:
@@ -47,7 +49,7 @@ class Command(BaseCommand):
             bridge = CodexBridge(
                 list(self.app_server),
                 client,
-                cwd=cwd or goal.repo_path,
+                cwd=cwd or goal.repository.source,
                 prompt=prompt,
                 approval_policy=approval_policy,
                 log=lambda line: self.stderr.write(f"[goalpost-codex] {line}"),

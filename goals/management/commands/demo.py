@@ -13,9 +13,10 @@ from django.core.management.base import BaseCommand
 
 from approvals.models import ApprovalRequest
 from goals import loop
-from goals.models import Goal, GoalNotReady, GoalStatus
+from goals.models import AgentProfile, Goal, GoalNotReady, GoalStatus, Repository
 
 DEMO_USERNAME = "demo"
+DEMO_PROFILE = "Scripted (demo)"
 PY = sys.executable
 
 INVOICES = """CSV_COLUMNS = ["number", "customer", "total"]
@@ -69,7 +70,6 @@ def unittest_check(pattern: str) -> dict:
 BASE = {
     "constraints": ["Do not change the invoice CSV columns"],
     "done_criteria": "Every unittest passes and the change is reviewed.",
-    "agent": "scripted",
 }
 # Each demo goal stops at a different gate within a step or three.
 DEMO_GOALS = [
@@ -169,13 +169,17 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         started = time.monotonic()
         user, password = self.demo_user()
-        repo = self.sample_repository()
+        repo = self.sample_repository(user)
+        profile, _ = AgentProfile.objects.get_or_create(
+            name=DEMO_PROFILE, defaults={"adapter": "scripted", "enabled": True}
+        )
+        profile.users.add(user)
         ids = []
         for spec in DEMO_GOALS:
-            goal = self.demo_goal(user, repo, spec)
+            goal = self.demo_goal(user, repo, profile, spec)
             ids.append(goal.pk)
         for spec in LINT_EXAMPLES:
-            ids.append(self.lint_example(user, repo, spec).pk)
+            ids.append(self.lint_example(user, repo, profile, spec).pk)
         if password:
             self.stdout.write(f"Demo user: {DEMO_USERNAME}  password: {password}")
         else:
@@ -204,8 +208,11 @@ class Command(BaseCommand):
             return user, password
         return user, None
 
-    def sample_repository(self) -> str:
-        """A new repository every run, so no branch of an earlier database clashes with the new goals."""
+    def sample_repository(self, user) -> Repository:
+        """A new repository every run, so no branch of an earlier database clashes with the new goals.
+
+        Registered here directly, not through Repository.clean(): that refuses paths under var/, which guards
+        what staff type; these are the server's own sample repositories."""
         demo_root = settings.VAR_DIR / "demo"
         repo = demo_root / f"shop-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         for relative, text in SAMPLE_FILES.items():
@@ -221,18 +228,20 @@ class Command(BaseCommand):
         }
         for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "Sample shop"]):
             subprocess.run(["git", "-C", str(repo), *command], check=True, env=env, capture_output=True)
-        self.remove_unused_repositories(demo_root, keep=repo)
-        return str(repo)
+        repository = Repository.objects.create(name=f"demo {repo.name}", source=str(repo), default_branch="main")
+        repository.users.add(user)
+        self.remove_unused_repositories(demo_root, keep=repository)
+        return repository
 
-    def remove_unused_repositories(self, demo_root, keep) -> None:
-        in_use = set(
-            Goal.objects.filter(repo_path__startswith=str(demo_root)).values_list("repo_path", flat=True)
-        )
+    def remove_unused_repositories(self, demo_root, keep: Repository) -> None:
+        demo_repositories = Repository.objects.filter(source__startswith=str(demo_root)).exclude(pk=keep.pk)
+        demo_repositories.filter(goals__isnull=True).delete()
+        in_use = set(Repository.objects.filter(source__startswith=str(demo_root)).values_list("source", flat=True))
         for folder in demo_root.iterdir():
-            if folder != keep and str(folder) not in in_use:
+            if str(folder) not in in_use:
                 shutil.rmtree(folder, ignore_errors=True)
 
-    def demo_goal(self, user, repo: str, spec: dict) -> Goal:
+    def demo_goal(self, user, repo: Repository, profile: AgentProfile, spec: dict) -> Goal:
         """Keep a demo goal that still waits for a decision; set up again one whose requests were all decided."""
         existing = Goal.objects.filter(owner=user, title=spec["title"]).first()
         if existing is not None and existing.approval_requests.pending().exists():
@@ -241,7 +250,12 @@ class Command(BaseCommand):
             existing.delete()
         fields = {k: v for k, v in spec.items() if k != "steps"}
         goal = Goal(
-            owner=user, repo_path=repo, base_branch="main", agent_settings={"steps": spec["steps"]}, **fields
+            owner=user,
+            repository=repo,
+            base_branch="main",
+            agent_profile=profile,
+            agent_script=spec["steps"],
+            **fields,
         )
         goal.risk = goal.minimum_risk
         goal.save()
@@ -257,16 +271,16 @@ class Command(BaseCommand):
             self.stderr.write(f"Demo goal {goal.pk} ended {goal.status} instead of waiting.")
         return goal
 
-    def lint_example(self, user, repo: str, spec: dict) -> Goal:
+    def lint_example(self, user, repo: Repository, profile: AgentProfile, spec: dict) -> Goal:
         fields = {k: v for k, v in spec.items() if k != "ready"}
         goal = Goal.objects.filter(owner=user, title=spec["title"]).first()
         if goal is None:
-            goal = Goal(owner=user, repo_path=repo, base_branch="main", **fields)
+            goal = Goal(owner=user, repository=repo, agent_profile=profile, base_branch="main", **fields)
             goal.risk = goal.minimum_risk
             goal.save()
             goal.record("created", "Goal written by the demo.", user)
         elif goal.status in (GoalStatus.DRAFT, GoalStatus.READY):
-            Goal.objects.filter(pk=goal.pk).update(repo_path=repo)
+            Goal.objects.filter(pk=goal.pk).update(repository=repo)
         if spec.get("ready"):
             try:
                 goal.mark_ready(user)

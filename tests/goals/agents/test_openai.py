@@ -43,7 +43,7 @@ def test_it_applies_the_models_diff_and_reports(chat_server, agent_for, worktree
 
 def test_it_sends_a_chat_completion_request(chat_server, agent_for, worktree):
     chat_server.answer(FENCED_REPLY)
-    agent_for(max_tokens=2048).run_step(make_context(worktree, env={"OPENAI_API_KEY": "sk-test-123"}))
+    agent_for(max_tokens=2048, api_key="sk-test-123").run_step(make_context(worktree, env={}))
     [request] = chat_server.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["Authorization"] == "Bearer sk-test-123"
@@ -56,15 +56,22 @@ def test_it_sends_a_chat_completion_request(chat_server, agent_for, worktree):
     assert "===== app.py =====\nprint('hello')\n===== end of app.py =====" in user["content"]
 
 
-def test_the_key_comes_from_the_servers_environment_when_the_step_has_none(chat_server, agent_for, worktree, monkeypatch):
-    monkeypatch.setenv("LOCAL_LLM_KEY", "sk-from-server")
+def test_it_never_reads_a_key_from_an_environment_variable(chat_server, agent_for, worktree, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-server")
+    monkeypatch.setenv("DATABASE_URL", "postgres://user:password@db/goalpost")
     chat_server.answer(FENCED_REPLY)
-    agent_for(api_key_env="LOCAL_LLM_KEY").run_step(make_context(worktree, env={}))
-    assert chat_server.requests[0]["headers"]["Authorization"] == "Bearer sk-from-server"
+    agent_for().run_step(make_context(worktree, env={"OPENAI_API_KEY": "sk-from-step", "SECRET_KEY": "s3cret"}))
+    assert "Authorization" not in chat_server.requests[0]["headers"]
+    with pytest.raises(AgentError, match="Unknown openai agent setting 'api_key_env'"):
+        agent_for(api_key_env="DATABASE_URL")
+
+
+def test_the_key_is_never_in_its_repr_or_settings():
+    agent = OpenAIAgent({"base_url": "http://h/v1", "model": "m", "api_key": "sk-very-secret"})
+    assert "sk-very-secret" not in repr(agent) and "sk-very-secret" not in repr(agent.settings)
 
 
 def test_a_local_server_needs_no_key(chat_server, agent_for, worktree, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     chat_server.answer(FENCED_REPLY)
     agent_for().run_step(make_context(worktree, env={}))
     assert "Authorization" not in chat_server.requests[0]["headers"]
@@ -186,7 +193,8 @@ def test_it_extracts_the_diff_from_the_reply(reply, diff, prose):
         pytest.param({"base_url": "ftp://host/v1", "model": "m"}, "base_url must be an http", id="not-http"),
         pytest.param({"base_url": "http://[::1/v1", "model": "m"}, "base_url must be an http", id="an-unparsable-url"),
         pytest.param({"base_url": "http://127.0.0.1:11434/v1"}, "name the model", id="no-model"),
-        pytest.param({"base_url": "http://h/v1", "model": "m", "api_key_env": "MY KEY"}, "api_key_env", id="a-bad-variable-name"),
+        pytest.param({"base_url": "http://h/v1", "model": "m", "api_key_env": "OPENAI_API_KEY"}, "api_key_env", id="a-variable-name"),
+        pytest.param({"base_url": "http://h/v1", "model": "m", "api_key": 42}, "api_key must be a string", id="a-key-not-a-string"),
         pytest.param({"base_url": "http://h/v1", "model": "m", "temperature": "low"}, "temperature", id="a-temperature-in-words"),
         pytest.param({"base_url": "http://h/v1", "model": "m", "max_tokens": 0}, "max_tokens", id="zero-max-tokens"),
         pytest.param({"base_url": "http://h/v1", "model": "m", "timeout_s": -1}, "timeout_s", id="a-negative-timeout"),
