@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -27,7 +28,15 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus, Verdict
 from goals import agents, egress, evidence, gates, sandbox
 from goals.diffs import DiffError, parse_diff
-from goals.models import KEPT_STEP_STATUSES, Goal, GoalStatus, OnTimeout, Step, StepStatus
+from goals.models import (
+    KEPT_STEP_STATUSES,
+    Goal,
+    GoalStatus,
+    OnTimeout,
+    Step,
+    StepStatus,
+    check_local_source,
+)
 from goals.workspace import PlantedFiles, Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -177,6 +186,10 @@ def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
         return StepOutcome(goal.pk, GoalStatus.WAITING, request=request)
 
     workspace = workspace_for(goal)
+    refused = "" if workspace.exists() else source_refusal(goal)
+    if refused:
+        goal.set_status(GoalStatus.PAUSED, None, f"Paused: {refused}"[:500])
+        return StepOutcome(goal.pk, GoalStatus.PAUSED)
     try:
         workspace.ensure()
         workspace.reset_to(kept_head(goal, workspace))
@@ -644,11 +657,28 @@ def apply_decision(request: ApprovalRequest, verdict: str) -> bool:
         )
 
 
+def source_refusal(goal: Goal) -> str:
+    """Why the goal's registered local repository may not be read or written now, or "": checked again when it
+    is used, since the folder registered could since have become a link into Goalpost's own files."""
+    repository = goal.repository
+    if repository.is_url:
+        return ""
+    try:
+        check_local_source(repository.source, goal.base_branch)
+    except ValidationError as error:
+        return f"the repository {repository.name} cannot be used: {' '.join(error.messages)}"
+    return ""
+
+
 def publish(goal_id: int) -> bool:
     """Push a done goal's branch to its registered repository, the one write Goalpost makes there; the goal's
     trail says what happened either way. True when the push went through."""
     goal = Goal.objects.get(pk=goal_id)
     if goal.status != GoalStatus.DONE:
+        return False
+    refused = source_refusal(goal)
+    if refused:
+        goal.record("publish", f"The goal's branch was not pushed: {refused}"[:500])
         return False
     try:
         said = workspace_for(goal).publish()

@@ -457,6 +457,10 @@ class Workspace:
         if not (self.git_dir / "HEAD").is_file() or not self.path.is_dir():
             raise WorkspaceError(f"The worktree {self.path} is missing: run ensure() first.")
 
+    def exists(self) -> bool:
+        """Whether the goal's checkout (its git directory) has been made."""
+        return (self.git_dir / "HEAD").is_file()
+
     def git_dirs(self) -> list[Path]:
         """What a sandboxed process needs, read-only, to run ``git`` on this worktree: the goal's git directory
         and the mirror's objects."""

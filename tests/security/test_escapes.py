@@ -339,3 +339,29 @@ def test_an_owner_cannot_send_the_servers_environment_out_through_agent_settings
         catcher.close()
     assert catcher.authorizations == ["Bearer sk-staff-key"]
     assert settings.SECRET_KEY not in json.dumps(list(Goal.objects.filter(pk=goal.pk).values()), default=str)
+
+
+def test_a_registered_folder_later_turned_into_a_link_to_goalposts_own_files_is_refused(owner, tmp_path):
+    home = tmp_path / "alice"
+    home.mkdir()
+    real = home / "repo"
+    run_git(tmp_path, "init", "-q", "-b", "main", str(real))
+    (real / "app.py").write_text("x = 1\n")
+    run_git(real, "add", "-A")
+    run_git(real, "commit", "-q", "-m", "init")
+    goal, _ = attack(owner, real, "echo ok > ok.txt")
+    assert goal.steps.get().status == StepStatus.PASSED
+
+    # The folder staff registered becomes a link to Goalpost's own checkout: a new goal on it never starts, and
+    # the finished goal's branch is not pushed there.
+    real.rename(home / "moved")
+    real.symlink_to(django_settings.BASE_DIR)
+    second, printed = attack(owner, real, "echo ok > ok.txt")
+    assert printed["status"] == GoalStatus.PAUSED and not second.steps.exists()
+    assert "inside Goalpost's own files" in second.events.filter(kind="status").first().message
+    Goal.objects.filter(pk=goal.pk).update(status=GoalStatus.DONE)
+    from goals import loop
+
+    assert loop.publish(goal.pk) is False
+    assert "goalpost/" not in run_git(django_settings.BASE_DIR, "branch", "--list")
+    assert goal.events.filter(kind="publish", message__contains="not pushed").exists()
