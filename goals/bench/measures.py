@@ -128,7 +128,8 @@ def goal_throughput(run: Run) -> list[Figure]:
     elapsed = time.monotonic() - started
     expected = goals_n * (steps_n + 1)
     done = Step.objects.filter(goal__in=goals).count()
-    commits = sum(len(run_git(repo, "rev-list", f"goalpost/{pk}", "^main").split())
+    gitdirs = run.scratch / "gitdirs"
+    commits = sum(len(run_git(gitdirs / f"goal-{pk}.git", "rev-list", f"goalpost/{pk}", "^main").split())
                   for pk in pks if Step.objects.filter(goal_id=pk).exists())
     return [
         Figure("goals_concurrent_steps_per_s", done / elapsed, "steps/s", note=f"{goals_n} goals, 2 processes"),
@@ -511,6 +512,40 @@ def gateway_waiters(run: Run) -> list[Figure]:
     ]
 
 
+def worker_memory(run: Run) -> list[Figure]:
+    """worker_peak_rss_*_mb: the worker's own peak memory (not the agent's, nor git's) over one step whose agent
+    writes a 1 GB file, and over one whose diff is 50 MB, beside a one-line step for the baseline. Each step runs in a process of its own, which reports
+    its peak RSS. No target: these show that the worker's memory stays bounded whatever the step does."""
+    from goals.models import AgentProfile, Goal
+
+    owner, repo = run.user("bench"), run.repo("memory")
+    cases = {
+        "small_step": "echo small > small.txt",  # the baseline: Django, the loop and the sandbox loaded
+        "1gb_file": "head -c 1073741824 /dev/urandom > big.bin",
+        "50mb_diff": "python3 -c \"open('big.txt', 'w').write(('x' * 99 + '\\n') * 500_000)\"",
+    }
+    report = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    env = {**run.env, "DJANGO_SETTINGS_MODULE": "config.settings", "GOALPOST_SANDBOX_FILE_SIZE_MB": "2048",
+           "GOALPOST_SANDBOX_DISK_MB": "4096", "GOALPOST_SANDBOX_CPU_SECONDS": "600"}
+    figures = []
+    for name, script in cases.items():
+        profile = AgentProfile.objects.create(
+            name=f"Bench memory {name}", adapter="command", preset="custom",
+            options={"command": ["bash", "-c", script, "agent", "{prompt}"], "timeout_s": 600},
+        )
+        goal = Goal.objects.create(**goal_fields(owner, repo, f"Memory {name}", agent_profile=profile))
+        step_it = f"from goals import loop; loop.run_step({goal.pk}, worker='bench')"
+        code = f"import django; django.setup(); {step_it}; {report}"
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=1200, check=False)
+        lines = done.stdout.split()
+        peak_mb = int(lines[-1]) / 1024 if done.returncode == 0 and lines else float("nan")
+        step = goal.steps.first()
+        note = f"step {step.status} {step.error[:80]}".strip() if step else done.stderr[-200:]
+        figures.append(Figure(f"worker_peak_rss_{name}_mb", peak_mb, "MB", note=note))
+    return figures
+
+
 MEASURES: dict[str, Callable[[Run], list[Figure]]] = {
     "throughput": goal_throughput,
     "resume": decision_resume,
@@ -519,4 +554,5 @@ MEASURES: dict[str, Callable[[Run], list[Figure]]] = {
     "diff": diff_page,
     "fanout": push_fanout,
     "gateway": gateway_waiters,
+    "memory": worker_memory,
 }
