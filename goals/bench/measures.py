@@ -514,8 +514,9 @@ def gateway_waiters(run: Run) -> list[Figure]:
 
 def worker_memory(run: Run) -> list[Figure]:
     """worker_peak_rss_*_mb: the worker's own peak memory (not the agent's, nor git's) over one step whose agent
-    writes a 1 GB file, and over one whose diff is 50 MB, beside a one-line step for the baseline. Each step runs in a process of its own, which reports
-    its peak RSS. No target: these show that the worker's memory stays bounded whatever the step does."""
+    writes a 1 GB file, and over one whose diff is 50 MB, beside a one-line step for the baseline. Each step runs
+    in a process of its own, which reports its peak RSS. No target: they show that the worker's memory stays
+    bounded whatever the step does."""
     from goals.models import AgentProfile, Goal
 
     owner, repo = run.user("bench"), run.repo("memory")
