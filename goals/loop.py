@@ -84,13 +84,9 @@ def workspace_for(goal: Goal) -> Workspace:
         goal.base_branch,
         root=root,
         git_root=root.parent / "gitdirs",
-        mirror_dir=root.parent / "repos" / f"{repository.pk}-{_mirror_name(repository.source)}.git",
+        mirror_dir=root.parent / "repos" / repository.mirror_name,
         owner=sandbox_owner(),
     )
-
-
-def _mirror_name(source: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", source).strip("_")[-80:] or "repository"
 
 
 def sandbox_owner() -> tuple[int, int]:

@@ -71,6 +71,12 @@ def forbidden_roots() -> list[Path]:
     return roots
 
 
+def demo_root() -> Path:
+    """Where `manage.py demo` makes its example repositories: the one folder of var/ a repository may live in
+    (it holds nothing but those repositories)."""
+    return Path(settings.VAR_DIR) / "demo"
+
+
 def check_local_source(path: str, branch: str) -> str:
     """The repository's top-level path, or ValidationError: it must be a git work tree outside Goalpost's own
     checkout and var/, whether as typed or once symlinks are followed."""
@@ -79,8 +85,12 @@ def check_local_source(path: str, branch: str) -> str:
     typed = Path(os.path.normpath(path))
     candidates = [typed, Path(os.path.realpath(typed))]
 
+    demo = [Path(os.path.normpath(os.path.abspath(demo_root()))), Path(os.path.realpath(demo_root()))]
+
     def refuse_forbidden(paths: list[Path]) -> None:
         for candidate in paths:
+            if any(_inside(candidate, folder) and candidate != folder for folder in demo):
+                continue
             if any(_inside(candidate, root) for root in forbidden_roots()):
                 raise ValidationError(
                     {"source": f"{path} is inside Goalpost's own files: register a repository elsewhere."}
@@ -229,9 +239,15 @@ class Repository(models.Model):
         return is_url_source(self.source)
 
     @property
+    def mirror_name(self) -> str:
+        """The folder of Goalpost's own copy (a bare mirror) of the repository, local or remote, in var/repos/."""
+        slug = re.sub(r"[^\w.-]+", "_", self.source).strip("_")[-80:] or "repository"
+        return f"{self.pk}-{slug}.git"
+
+    @property
     def mirror_dir(self) -> Path:
-        """Where the worker keeps its clone of a URL repository."""
-        return Path(settings.VAR_DIR) / "repos" / f"{self.pk}.git"
+        """Where the worker keeps its mirror of the repository (goals take their objects from it)."""
+        return Path(settings.VAR_DIR) / "repos" / self.mirror_name
 
     def clean(self) -> None:
         self.source = (self.source or "").strip()

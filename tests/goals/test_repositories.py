@@ -1,4 +1,5 @@
 import os
+import shutil
 from io import StringIO
 
 import pytest
@@ -10,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from goals.forms import GoalForm
-from goals.models import Repository
+from goals.models import Repository, check_local_source, demo_root
 from tests.conftest import form_data, run_git, subprocess_database_url
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +115,17 @@ def test_goalposts_own_checkout_and_var_are_refused_even_through_a_symlink(tmp_p
             clean_source(str(path))
 
 
+def test_only_the_demos_own_repositories_may_live_in_var(git_repo):
+    demo = demo_root() / f"test-{os.getpid()}"
+    shutil.copytree(git_repo, demo, symlinks=True)
+    try:
+        assert check_local_source(str(demo), "main") == str(demo)
+        with pytest.raises(ValidationError, match="inside Goalpost's own files"):
+            check_local_source(str(demo_root()), "main")
+    finally:
+        shutil.rmtree(demo)
+
+
 # --- who may use a repository -------------------------------------------------------------------------------
 
 
@@ -162,7 +174,7 @@ def test_a_disabled_migrated_repository_works_for_its_owner_and_is_offered_to_no
 def test_a_url_repository_exposes_where_the_worker_mirrors_it(make_repository):
     repository = make_repository("https://github.com/acme/shop.git")
     assert repository.is_url
-    assert repository.mirror_dir == settings.VAR_DIR / "repos" / f"{repository.pk}.git"
+    assert repository.mirror_dir == settings.VAR_DIR / "repos" / f"{repository.pk}-https_github.com_acme_shop.git.git"
     assert not make_repository("/srv/shop").is_url
 
 

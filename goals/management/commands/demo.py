@@ -7,13 +7,12 @@ import subprocess
 import sys
 import time
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from approvals.models import ApprovalRequest
 from goals import loop
-from goals.models import AgentProfile, Goal, GoalNotReady, GoalStatus, Repository
+from goals.models import AgentProfile, Goal, GoalNotReady, GoalStatus, Repository, demo_root
 
 DEMO_USERNAME = "demo"
 DEMO_PROFILE = "Scripted (demo)"
@@ -211,10 +210,9 @@ class Command(BaseCommand):
     def sample_repository(self, user) -> Repository:
         """A new repository every run, so no branch of an earlier database clashes with the new goals.
 
-        Registered here directly, not through Repository.clean(): that refuses paths under var/, which guards
-        what staff type; these are the server's own sample repositories."""
-        demo_root = settings.VAR_DIR / "demo"
-        repo = demo_root / f"shop-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        They live in var/demo, the one folder of var/ a repository may be in (see goals.models.demo_root)."""
+        folder = demo_root()
+        repo = folder / f"shop-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         for relative, text in SAMPLE_FILES.items():
             path = repo / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +228,7 @@ class Command(BaseCommand):
             subprocess.run(["git", "-C", str(repo), *command], check=True, env=env, capture_output=True)
         repository = Repository.objects.create(name=f"demo {repo.name}", source=str(repo), default_branch="main")
         repository.users.add(user)
-        self.remove_unused_repositories(demo_root, keep=repository)
+        self.remove_unused_repositories(folder, keep=repository)
         return repository
 
     def remove_unused_repositories(self, demo_root, keep: Repository) -> None:
