@@ -32,7 +32,7 @@ def real_sandbox(settings, tmp_path):
     settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
 
 
-def attack(owner, repo: Path, script: str, *, egress_hosts=(), **fields) -> tuple[Goal, dict]:
+def attack(owner, repo: Path, script: str, *, egress_hosts=(), run_unsandboxed=False, **fields) -> tuple[Goal, dict]:
     """Run one step of a goal whose agent is ``bash -c script`` (the prompt is its first argument); return the
     goal and what run_goal printed last."""
     profile = AgentProfile.objects.create(
@@ -41,6 +41,7 @@ def attack(owner, repo: Path, script: str, *, egress_hosts=(), **fields) -> tupl
         preset="custom",
         options={"command": ["bash", "-c", script, "attacker", "{prompt}"]},
         egress_hosts=list(egress_hosts),
+        run_unsandboxed=run_unsandboxed,
     )
     goal = Goal.objects.create(
         owner=owner,
@@ -365,3 +366,14 @@ def test_a_registered_folder_later_turned_into_a_link_to_goalposts_own_files_is_
     assert loop.publish(goal.pk) is False
     assert "goalpost/" not in run_git(django_settings.BASE_DIR, "branch", "--list")
     assert goal.events.filter(kind="publish", message__contains="not pushed").exists()
+
+
+def test_only_a_staff_profile_setting_runs_an_agent_unsandboxed_and_the_goal_page_says_so(owner, git_repo, client):
+    goal, _ = attack(owner, git_repo, "id -u > who.txt")
+    assert f"+{sandbox.identity().uid}" in goal.steps.get().diff
+    AgentProfile.objects.filter(pk=goal.agent_profile_id).update(run_unsandboxed=True)
+    client.force_login(owner)
+    assert "staff set its profile to run unsandboxed" in client.get(f"/goals/{goal.pk}/").content.decode()
+
+    unboxed, _ = attack(owner, git_repo, "id -u > who.txt", run_unsandboxed=True)
+    assert f"+{os.geteuid()}" in unboxed.steps.get().diff
