@@ -115,8 +115,8 @@ def test_a_timeout_kills_the_command_and_everything_it_started(place):
 
     assert (run.timed_out, run.exit_code, run.passed) == (True, None, False)
     assert run.output == "started\n"
-    assert run.summary() == "timed out after 1.0 s"
     assert 1 <= run.duration_s < 10
+    assert run.summary() == f"timed out after {run.duration_s:.1f} s"  # the time it took, however busy the machine
     assert left_over(sleep) == []
 
 
