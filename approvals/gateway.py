@@ -751,8 +751,6 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
         # A tool that is neither a command nor a file change (an MCP tool): its input is what a person judges.
         "input": _input_text(call.input) if proposal.action == "other" else "",
         "paths": list(proposal.paths),
-        "diff": _diff_detail(proposal.diff_text),
-        "diff_truncated": len(proposal.diff_text) > MAX_DIFF_DETAIL,
         "cwd": call.cwd,
         "session_id": call.session_id,
     }
@@ -765,6 +763,8 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
             summary=f"{summary}. {reasons}",
             details=details,
             origin=RequestOrigin.GATEWAY,
+            diff=_diff_detail(proposal.diff_text),
+            diff_truncated=len(proposal.diff_text) > MAX_DIFF_DETAIL,
         )
         recorded = _record_call(goal, token, call, key, proposal, ASK, reasons, as_dicts, request, summary)
     reason = f"Waiting for a decision on the phone (request #{request.pk}): {reasons}"

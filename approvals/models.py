@@ -129,6 +129,9 @@ class ApprovalRequest(models.Model):
     details = models.JSONField(
         default=dict, blank=True, help_text="Kind-specific: the budget asked for, a draft…"
     )
+    # A gateway request's diff: the files its tool call writes (a loop request's diff is its step's).
+    diff = models.TextField(blank=True)
+    diff_truncated = models.BooleanField(default=False)
     required_approvals = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     expires_at = models.DateTimeField()
@@ -169,6 +172,8 @@ class ApprovalRequest(models.Model):
         plan: str = "",
         details: dict | None = None,
         origin: str | None = None,
+        diff: str = "",
+        diff_truncated: bool = False,
     ) -> ApprovalRequest:
         """Open a request for the goal and announce it.
 
@@ -200,6 +205,8 @@ class ApprovalRequest(models.Model):
                 step_number=step_number,
                 plan=plan,
                 details=details or {},
+                diff=diff,
+                diff_truncated=diff_truncated,
                 required_approvals=2 if two_person else 1,
                 created_at=now,
                 expires_at=now + timedelta(minutes=goal.approval_timeout_minutes),
