@@ -35,13 +35,13 @@ from django.utils import timezone
 
 from approvals import signals
 from approvals.models import (
-    GATEWAY_SOURCE,
     AgentReport,
     AgentToken,
     ApprovalRequest,
     GatewayCall,
     GatewayVerdict,
     RequestKind,
+    RequestOrigin,
     RequestStatus,
     RuleKind,
     Verdict,
@@ -743,7 +743,6 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
     as_dicts = tuple(finding.as_dict() for finding in findings)
     reasons = "; ".join(finding.reason for finding in findings if finding.severity == gates.APPROVAL)
     details = {
-        "source": GATEWAY_SOURCE,
         "agent": call.agent,
         "agent_name": token.name if token else "",
         "tool": call.tool,
@@ -752,15 +751,20 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
         # A tool that is neither a command nor a file change (an MCP tool): its input is what a person judges.
         "input": _input_text(call.input) if proposal.action == "other" else "",
         "paths": list(proposal.paths),
-        "diff": _diff_detail(proposal.diff_text),
-        "diff_truncated": len(proposal.diff_text) > MAX_DIFF_DETAIL,
         "cwd": call.cwd,
         "session_id": call.session_id,
     }
     with transaction.atomic():
         # A gateway request never moves the goal to waiting: the agent runs elsewhere and waits on its own.
         request = ApprovalRequest.open(
-            goal, RequestKind.STEP, findings=list(as_dicts), summary=f"{summary}. {reasons}", details=details
+            goal,
+            RequestKind.STEP,
+            findings=list(as_dicts),
+            summary=f"{summary}. {reasons}",
+            details=details,
+            origin=RequestOrigin.GATEWAY,
+            diff=_diff_detail(proposal.diff_text),
+            diff_truncated=len(proposal.diff_text) > MAX_DIFF_DETAIL,
         )
         recorded = _record_call(goal, token, call, key, proposal, ASK, reasons, as_dicts, request, summary)
     reason = f"Waiting for a decision on the phone (request #{request.pk}): {reasons}"

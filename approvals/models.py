@@ -22,6 +22,22 @@ class RequestKind(models.TextChoices):
     FOLLOW_UP = "follow_up", "Follow-up"
 
 
+class RequestOrigin(models.TextChoices):
+    """Who opened a request: the managed loop (a step, a stall, a budget) or an agent running elsewhere."""
+
+    LOOP = "loop", "A managed loop step"
+    GATEWAY = "gateway", "An agent running elsewhere (a tool call)"
+    STALL = "stall", "A stall"
+    BUDGET = "budget", "A budget"
+
+
+def loop_origin(kind: str) -> RequestOrigin:
+    """The origin of a request of this kind that the managed loop opens."""
+    return {RequestKind.STALL: RequestOrigin.STALL, RequestKind.BUDGET: RequestOrigin.BUDGET}.get(
+        kind, RequestOrigin.LOOP
+    )
+
+
 class RequestStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     APPROVED = "approved", "Approved"
@@ -63,22 +79,17 @@ class DecisionResult:
     settled: bool  # False when the vote was recorded but another approver must still approve
 
 
-# `details["source"]` of a request an agent running elsewhere opened through the gateway (approvals/gateway.py).
-GATEWAY_SOURCE = "gateway"
-
-
 class ApprovalRequestQuerySet(models.QuerySet):
     def pending(self) -> ApprovalRequestQuerySet:
         return self.filter(status=RequestStatus.PENDING)
 
     def from_gateway(self) -> ApprovalRequestQuerySet:
         """Requests opened for tool calls of agents running elsewhere: one per call, several pending at once."""
-        return self.filter(details__source=GATEWAY_SOURCE)
+        return self.filter(origin=RequestOrigin.GATEWAY)
 
     def from_loop(self) -> ApprovalRequestQuerySet:
         """Requests the managed loop opened (steps, plans, budgets, stalls, done): one pending per goal."""
-        # A row without the key must count as the loop's: a plain exclude() drops it (NOT NULL is not true).
-        return self.filter(models.Q(details__source__isnull=True) | ~models.Q(details__source=GATEWAY_SOURCE))
+        return self.exclude(origin=RequestOrigin.GATEWAY)
 
     def visible_to(self, user) -> ApprovalRequestQuerySet:
         return self.filter(goal__in=Goal.objects.visible_to(user))
@@ -108,6 +119,7 @@ class ApprovalRequest(models.Model):
     goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="approval_requests")
     step_number = models.PositiveIntegerField(null=True, blank=True)
     kind = models.CharField(max_length=20, choices=RequestKind.choices)
+    origin = models.CharField(max_length=20, choices=RequestOrigin.choices, db_index=True)
     status = models.CharField(
         max_length=20, choices=RequestStatus.choices, default=RequestStatus.PENDING, db_index=True
     )
@@ -117,6 +129,9 @@ class ApprovalRequest(models.Model):
     details = models.JSONField(
         default=dict, blank=True, help_text="Kind-specific: the budget asked for, a draft…"
     )
+    # A gateway request's diff: the files its tool call writes (a loop request's diff is its step's).
+    diff = models.TextField(blank=True)
+    diff_truncated = models.BooleanField(default=False)
     required_approvals = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     expires_at = models.DateTimeField()
@@ -143,7 +158,7 @@ class ApprovalRequest(models.Model):
 
     @property
     def from_gateway(self) -> bool:
-        return isinstance(self.details, dict) and self.details.get("source") == GATEWAY_SOURCE
+        return self.origin == RequestOrigin.GATEWAY
 
     @classmethod
     def open(
@@ -156,21 +171,27 @@ class ApprovalRequest(models.Model):
         step_number: int | None = None,
         plan: str = "",
         details: dict | None = None,
+        origin: str | None = None,
+        diff: str = "",
+        diff_truncated: bool = False,
     ) -> ApprovalRequest:
         """Open a request for the goal and announce it.
 
         The managed loop keeps one pending request per goal: its new request supersedes the loop's older one.
-        A gateway request (`details["source"] == "gateway"`) is one agent tool call: agents run tools in
-        parallel, so gateway requests never supersede anything and nothing the loop opens supersedes them.
+        A gateway request (`origin="gateway"`) is one agent tool call: agents run tools in parallel, so
+        gateway requests never supersede anything and nothing the loop opens supersedes them. Without an
+        origin the request is the loop's, by its kind (`loop_origin`).
         """
         if kind not in RequestKind.values:
             raise ValueError(f"unknown request kind {kind!r}")
+        origin = origin or loop_origin(kind)
+        if origin not in RequestOrigin.values:
+            raise ValueError(f"unknown request origin {origin!r}")
         now = timezone.now()
         two_person = goal.contract().effective_risk == "high" and goal.approvers.count() >= 2
         with transaction.atomic():
-            from_gateway = isinstance(details, dict) and details.get("source") == GATEWAY_SOURCE
             earlier = cls.objects.filter(goal=goal).pending().from_loop()
-            superseded = [] if from_gateway else list(earlier.values_list("pk", flat=True))
+            superseded = [] if origin == RequestOrigin.GATEWAY else list(earlier.values_list("pk", flat=True))
             if superseded:
                 cls.objects.filter(pk__in=superseded, status=RequestStatus.PENDING).update(
                     status=RequestStatus.SUPERSEDED, decided_at=now, version=F("version") + 1
@@ -178,11 +199,14 @@ class ApprovalRequest(models.Model):
             request = cls.objects.create(
                 goal=goal,
                 kind=kind,
+                origin=origin,
                 findings=findings or [],
                 summary=summary[:500],
                 step_number=step_number,
                 plan=plan,
                 details=details or {},
+                diff=diff,
+                diff_truncated=diff_truncated,
                 required_approvals=2 if two_person else 1,
                 created_at=now,
                 expires_at=now + timedelta(minutes=goal.approval_timeout_minutes),

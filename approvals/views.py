@@ -301,7 +301,7 @@ def _diff_source(approval: ApprovalRequest, step: Step | None) -> DiffSource:
         return DiffSource(step.diff, step.diff_truncated, step.diff_stats.get("files"), step.files,
                           str(step.diff_stats.get("summary") or ""))
     if approval.from_gateway:
-        return DiffSource(str(approval.details.get("diff") or ""), bool(approval.details.get("diff_truncated")))
+        return DiffSource(approval.diff, approval.diff_truncated)
     return DiffSource("")
 
 

@@ -25,7 +25,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest, RequestKind, RequestStatus, Verdict
+from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
 from goals import agents, egress, evidence, gates, sandbox
 from goals.diffs import DiffError, parse_diff
 from goals.models import (
@@ -811,7 +811,9 @@ def _stall(goal: Goal, reason: str) -> None:
             GoalStatus.STALLED, None, f"Stalled: {reason}", only_from=(GoalStatus.RUNNING,)
         ):
             return
-        ApprovalRequest.open(goal, RequestKind.STALL, summary=reason, details={"reason": reason})
+        ApprovalRequest.open(
+            goal, RequestKind.STALL, summary=reason, details={"reason": reason}, origin=RequestOrigin.STALL
+        )
         goal_signals.goal_stalled.send(Goal, goal=goal, reason=reason)
 
 

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 @receiver(signals.decision_made, dispatch_uid="goals.on_decision")
 def on_decision(sender, request, decision, **kwargs) -> None:
-    if request.details.get("source") == "gateway":
+    if request.from_gateway:
         return  # an agent running elsewhere reads the decision from the API; the managed loop has nothing to do
     if loop.apply_decision(request, decision.verdict):
         enqueue_step(request.goal_id)
@@ -24,7 +24,7 @@ def on_decision(sender, request, decision, **kwargs) -> None:
 
 @receiver(signals.request_expired, dispatch_uid="goals.on_expiry")
 def on_expiry(sender, request, rule, **kwargs) -> None:
-    if request.details.get("source") == "gateway":
+    if request.from_gateway:
         return
     if loop.apply_expiry(request, rule):
         enqueue_step(request.goal_id)

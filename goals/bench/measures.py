@@ -337,7 +337,7 @@ def inbox(run: Run) -> list[Figure]:
     """inbox_queries, inbox_p50_ms and inbox_first_load_kb with 10,000 goals and 1,000 pending requests."""
     from django.utils import timezone
 
-    from approvals.models import ApprovalRequest, RequestKind
+    from approvals.models import ApprovalRequest, RequestKind, RequestOrigin
     from goals.models import Goal, GoalStatus, Step
 
     owner = run.user("inbox-owner")
@@ -357,7 +357,8 @@ def inbox(run: Run) -> list[Figure]:
     )
     finding = {"gate": "scope", "severity": "approval", "reason": "Touches 3 files outside the declared scope"}
     ApprovalRequest.objects.bulk_create(
-        [ApprovalRequest(goal=goal, step_number=1, kind=RequestKind.STEP, summary="Step 1: 3 files, +40 −12",
+        [ApprovalRequest(goal=goal, step_number=1, kind=RequestKind.STEP, origin=RequestOrigin.LOOP,
+                         summary="Step 1: 3 files, +40 −12",
                          findings=[finding], expires_at=timezone.now() + timedelta(hours=4)) for goal in waiting],
         batch_size=500,
     )
@@ -466,7 +467,7 @@ def push_fanout(run: Run) -> list[Figure]:
 
 def gateway_waiters(run: Run) -> list[Figure]:
     """gateway_waiters: agents long-polling the wait endpoint of one daphne at once, decided in bulk."""
-    from approvals.models import AgentToken, ApprovalRequest, RequestKind
+    from approvals.models import AgentToken, ApprovalRequest, RequestKind, RequestOrigin
     from goals.models import Goal, GoalStatus
 
     waiters_n = 200 if run.quick else 500
@@ -476,7 +477,7 @@ def gateway_waiters(run: Run) -> list[Figure]:
         goal = Goal.objects.create(**goal_fields(owner, run.scratch, f"Gateway goal {i}", status=GoalStatus.WAITING))
         _, secret = AgentToken.issue(goal, owner)
         request = ApprovalRequest.open(goal, RequestKind.STEP, summary=f"Tool call {i}",
-                                       details={"source": "gateway"})
+                                       origin=RequestOrigin.GATEWAY)
         waits.append((request, secret))
     daphne = run.daphne()
     loop = asyncio.new_event_loop()

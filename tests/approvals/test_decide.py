@@ -59,6 +59,27 @@ def test_unknown_kind_is_refused(goal):
 
 
 @pytest.mark.parametrize(
+    ("kind", "origin"),
+    [
+        pytest.param("step", "loop", id="a-step-is-the-loops"),
+        pytest.param("plan", "loop", id="a-plan-is-the-loops"),
+        pytest.param("done", "loop", id="done-is-the-loops"),
+        pytest.param("stall", "stall", id="a-stall"),
+        pytest.param("budget", "budget", id="a-budget"),
+    ],
+)
+def test_a_request_without_an_origin_is_the_loops_by_its_kind(goal, kind, origin):
+    request = ApprovalRequest.open(goal, kind)
+    assert request.origin == origin and not request.from_gateway
+
+
+def test_an_unknown_origin_is_refused(goal):
+    with pytest.raises(ValueError):
+        ApprovalRequest.open(goal, "step", origin="elsewhere")
+    assert not ApprovalRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
     ("verdict", "status", "goal_status"),
     [
         pytest.param("approve", RequestStatus.APPROVED, GoalStatus.DRAFT, id="approve"),

@@ -6,7 +6,15 @@ import pytest
 
 from approvals import gateway
 from approvals.gateway import ALLOW, ASK, DENY, ToolCall
-from approvals.models import AgentToken, AlwaysAllowRule, ApprovalRequest, GatewayCall, RequestStatus, RuleKind
+from approvals.models import (
+    AgentToken,
+    AlwaysAllowRule,
+    ApprovalRequest,
+    GatewayCall,
+    RequestOrigin,
+    RequestStatus,
+    RuleKind,
+)
 from goals.models import GoalStatus
 
 # --- reading tool calls (pure) ---------------------------------------------------------------------------------
@@ -217,7 +225,7 @@ def test_a_high_risk_goal_asks_for_every_command_and_opens_a_request(running, gi
     assert outcome.verdict == ASK
     request = outcome.request
     assert request.status == RequestStatus.PENDING and request.kind == "step"
-    assert request.details["source"] == "gateway" and request.details["command"] == "ls"
+    assert request.origin == RequestOrigin.GATEWAY and "source" not in request.details and request.details["command"] == "ls"
     assert "Claude Code wants to run: ls" in request.summary
     assert [f["gate"] for f in request.findings] == ["risk"]
     running.refresh_from_db()

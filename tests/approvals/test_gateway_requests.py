@@ -126,8 +126,8 @@ def test_a_gateway_request_and_its_files_are_for_the_goals_people(client, high_r
 def test_a_huge_patch_is_kept_in_whole_files(high_risk, git_repo):
     call = ToolCall("apply_patch", {"patch": patch_of(30, lines=60)}, cwd=str(git_repo))
     request = ask(high_risk, call)
-    kept = request.details["diff"]
-    assert request.details["diff_truncated"] and len(kept) <= gateway.MAX_DIFF_DETAIL
+    kept = request.diff
+    assert request.diff_truncated and len(kept) <= gateway.MAX_DIFF_DETAIL and "diff" not in request.details
     assert kept.endswith("'\n") and kept.count("diff --git") == kept.count("+++ b/")
 
 

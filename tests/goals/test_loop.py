@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import TestCase
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest, RequestStatus
+from approvals.models import ApprovalRequest, RequestOrigin, RequestStatus
 from goals import loop
 from goals.models import AgentProfile, Goal, GoalStatus, Step, StepStatus
 from tests.conftest import goal_git_dir, registered_repository, run_git, scripted_profile
@@ -105,6 +105,7 @@ def test_a_seven_file_step_asks_for_a_plan_and_waits(owner, shop_repo):
     assert goal.status == GoalStatus.WAITING
     request = outcome.request
     assert request.kind == "plan" and "blast_radius" in request.gates
+    assert request.origin == RequestOrigin.LOOP and not request.from_gateway
     assert goal.steps.get().status == StepStatus.WAITING
     assert step_once(goal).status == "idle"  # a waiting goal does not step
 
@@ -151,7 +152,7 @@ def test_budget_stop_then_extension(owner, shop_repo):
     outcome = step_once(goal)
     assert outcome.status == GoalStatus.WAITING
     request = outcome.request
-    assert request.kind == "budget"
+    assert request.kind == "budget" and request.origin == RequestOrigin.BUDGET
     assert request.details["budget"] == "steps"
     request.decide(owner, "extend", extend={"steps": 1})
     goal.refresh_from_db()
@@ -162,7 +163,7 @@ def test_budget_stop_then_extension(owner, shop_repo):
 def test_done_needs_the_final_word_and_then_pushes_the_branch_to_the_repository(owner, shop_repo, eager):
     goal = make_goal(owner, shop_repo, [DONE])
     outcome = step_once(goal)
-    assert outcome.request.kind == "done"
+    assert outcome.request.kind == "done" and outcome.request.origin == RequestOrigin.LOOP
     assert "goalpost/" not in run_git(shop_repo, "branch", "--list")  # nothing reaches the repository before
     with TestCase.captureOnCommitCallbacks(execute=True):
         outcome.request.decide(owner, "approve")
@@ -323,4 +324,5 @@ def test_stall_detection_marks_a_quiet_running_goal(owner, shop_repo, settings):
     assert [goal_id for goal_id, _ in found] == [goal.pk]
     goal.refresh_from_db()
     assert goal.status == GoalStatus.STALLED
-    assert ApprovalRequest.objects.get(goal=goal).kind == "stall"
+    stall = ApprovalRequest.objects.get(goal=goal)
+    assert stall.kind == "stall" and stall.origin == RequestOrigin.STALL

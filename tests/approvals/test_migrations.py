@@ -1,0 +1,78 @@
+"""The migrations from `details["source"]` to a request's origin, and of a gateway request's diff out of
+`details` into its own fields, forwards and back."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from approvals.models import ApprovalRequest, RequestOrigin
+
+BEFORE = [("approvals", "0003_gateway")]  # the origin only in the JSON, as `details["source"] == "gateway"`
+AFTER = [("approvals", "0007_move_gateway_diff")]
+DIFF = "diff --git a/deploy.sh b/deploy.sh\n--- a/deploy.sh\n+++ b/deploy.sh\n@@ -1 +1 @@\n-old\n+new\n"
+TOOL_CALL = {"source": "gateway", "command": "", "paths": ["deploy.sh"], "diff": DIFF, "diff_truncated": True}
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.fixture
+def latest_schema_after():
+    yield
+    executor = MigrationExecutor(connection)
+    migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_request_gets_its_origin_and_diff_and_migrating_back_puts_the_keys_back(goal, latest_schema_after):
+    old = migrate(BEFORE)
+    requests = old.get_model("approvals", "ApprovalRequest")
+
+    def request(kind, details):
+        expires = timezone.now() + timedelta(hours=1)
+        return requests.objects.create(goal_id=goal.pk, kind=kind, details=details, expires_at=expires).pk
+
+    ids = {
+        "tool call": request("step", TOOL_CALL),
+        "command call": request("step", {"source": "gateway", "command": "make deploy", "diff": ""}),
+        "loop step": request("step", {}),
+        "plan": request("plan", {}),
+        "done": request("done", {}),
+        "stall": request("stall", {"reason": "No step finished in 40 minutes."}),
+        "budget": request("budget", {"budget": "steps", "used": 20, "allowed": 20}),
+    }
+
+    migrate(AFTER)
+    by_name = {name: ApprovalRequest.objects.get(pk=pk) for name, pk in ids.items()}
+    assert {name: request.origin for name, request in by_name.items()} == {
+        "tool call": RequestOrigin.GATEWAY,
+        "command call": RequestOrigin.GATEWAY,
+        "loop step": RequestOrigin.LOOP,
+        "plan": RequestOrigin.LOOP,
+        "done": RequestOrigin.LOOP,
+        "stall": RequestOrigin.STALL,
+        "budget": RequestOrigin.BUDGET,
+    }
+    call = by_name["tool call"]
+    assert call.details == {"command": "", "paths": ["deploy.sh"]} and call.from_gateway
+    assert (call.diff, call.diff_truncated) == (DIFF, True)
+    assert by_name["command call"].details == {"command": "make deploy"} and by_name["command call"].diff == ""
+    assert by_name["budget"].diff == "" and not by_name["budget"].diff_truncated
+    assert by_name["budget"].details == {"budget": "steps", "used": 20, "allowed": 20}
+    gateway = {ids["tool call"], ids["command call"]}
+    assert set(ApprovalRequest.objects.from_gateway().values_list("pk", flat=True)) == gateway
+
+    old = migrate(BEFORE)
+    details = dict(old.get_model("approvals", "ApprovalRequest").objects.values_list("pk", "details"))
+    assert details[ids["tool call"]] == TOOL_CALL
+    assert details[ids["command call"]] == {
+        "source": "gateway", "command": "make deploy", "diff": "", "diff_truncated": False
+    }
+    assert details[ids["loop step"]] == {} and details[ids["stall"]] == {"reason": "No step finished in 40 minutes."}
