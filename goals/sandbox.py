@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -67,9 +66,6 @@ DEFAULT_LIMITS = {
     "disk_mb": 1024,
     "tmp_mb": 512,
 }
-# The deprecated sandboxed(): no user switch, capabilities dropped, never the host's network.
-LEGACY_ISOLATION = ("--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--cap-drop", "ALL")
-GIT_CONTROL_FILES = ("config", "config.worktree", "commondir", "gitdir", "hooks")
 SETPRIV_FLAGS = ("--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs")
 MB = 1024 * 1024
 SIGXCPU_EXIT = 128 + signal.SIGXCPU
@@ -314,50 +310,6 @@ def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["HOME"] = SANDBOX_HOME
     env.update(extra or {})
     return env
-
-
-def sandboxed(
-    argv: list[str],
-    worktree: Path,
-    *,
-    hide: Iterable[Path] = (),
-    extra_ro: Iterable[Path] = (),
-    git_dirs: Iterable[Path] = (),
-    bwrap: str = "bwrap",
-) -> list[str]:
-    """Deprecated: the bubblewrap command line of the old box, kept for goals/loop.py until it runs steps in a
-    :class:`Session`. It runs as the server's user with no capabilities (root stays root: it is NOT the
-    unprivileged box), has no network at all, hides /root, /run and ``hide``; the worktree and ``git_dirs``
-    are writable except the git files that make git run programs."""
-    worktree = Path(worktree).resolve()
-    args = [bwrap, *LEGACY_ISOLATION, *BASE_MOUNTS, "--tmpfs", "/tmp"]  # noqa: S108
-    hidden = [*(Path(path) for path in hide), *map(Path, ALWAYS_HIDDEN)]
-    for path in dict.fromkeys(Path(path).resolve() for path in hidden):
-        if path.is_dir():
-            args += ["--tmpfs", str(path)]
-        elif path.exists():
-            args += ["--ro-bind", "/dev/null", str(path)]
-    toolchain = [Path(sys.prefix), Path(sys.base_prefix)]
-    for path in dict.fromkeys(Path(path).resolve() for path in [*toolchain, *extra_ro]):
-        if path.exists():
-            args += ["--ro-bind", str(path), str(path)]
-    writable = dict.fromkeys([worktree, *(Path(path).resolve() for path in git_dirs)])
-    # Parents first, so binding a parent never covers a child bound before it.
-    for path in sorted(writable, key=lambda path: len(path.parts)):
-        args += ["--bind", str(path), str(path)]
-    for path in _git_control_paths(worktree, list(writable)[1:]):
-        args += ["--ro-bind", str(path), str(path)]
-    return [*args, "--chdir", str(worktree), "--", *argv]
-
-
-def _git_control_paths(worktree: Path, git_dirs: Iterable[Path]) -> list[Path]:
-    paths = [worktree / ".git"] if (worktree / ".git").is_file() else []
-    for git_dir in git_dirs:
-        paths += [git_dir / name for name in GIT_CONTROL_FILES]
-        worktrees = git_dir / "worktrees"
-        if worktrees.is_dir():
-            paths += [admin / name for admin in sorted(worktrees.iterdir()) for name in GIT_CONTROL_FILES]
-    return [path for path in dict.fromkeys(paths) if path.exists() and not path.is_symlink()]
 
 
 def _walk(root: Path, full_size: int) -> tuple[int, set[int]]:

@@ -1,6 +1,5 @@
 import dataclasses
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +20,6 @@ from goals.sandbox import (
     sandbox_available,
     sandbox_python,
     sandbox_reason,
-    sandboxed,
     scrubbed_env,
 )
 from goals.workspace import Workspace
@@ -476,19 +474,6 @@ def test_an_unusable_bubblewrap_is_reported_in_one_line(open_folder, binary, rea
 def test_a_usable_bubblewrap_has_no_reason():
     require_sandbox()
     assert sandbox_reason() == ""
-
-
-# --- the deprecated command line the loop still uses -----------------------------------------------------
-
-
-def test_the_old_command_line_has_no_network_and_no_capabilities(tmp_path):
-    require_sandbox()
-    if not shutil.which("bwrap"):
-        pytest.skip("no bwrap")
-    command = sandboxed(["bash", "-c", "grep CapEff /proc/self/status; ls -A /run"], tmp_path)
-    assert "--unshare-net" in command
-    result = subprocess.run(command, capture_output=True, text=True, env=scrubbed_env(), timeout=60, check=False)
-    assert result.stdout.split() == ["CapEff:", "0000000000000000"], result.stderr
 
 
 # --- the environment -------------------------------------------------------------------------------------
