@@ -89,10 +89,10 @@ def workspace_for(goal: Goal) -> Workspace:
     )
 
 
-def sandbox_owner() -> tuple[int, int]:
-    """Who the files of a worktree belong to: the sandbox's unprivileged user."""
-    uid = int(getattr(settings, "GOALPOST_SANDBOX_UID", 10001))
-    return uid, int(getattr(settings, "GOALPOST_SANDBOX_GID", uid))
+def sandbox_owner() -> tuple[int, int] | None:
+    """Who the files of a worktree belong to: the sandbox's unprivileged user (None: the server's own user)."""
+    who = sandbox.identity()
+    return (who.uid, who.gid) if who.switched else None
 
 
 # --- leases -------------------------------------------------------------------------------------------------
