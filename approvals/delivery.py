@@ -28,10 +28,9 @@ import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.dispatch import receiver
 from django.utils import timezone
 
-from approvals import push, signals
+from approvals import push
 from approvals.models import (
     ActionToken,
     ApprovalRequest,
@@ -41,13 +40,11 @@ from approvals.models import (
     RequestKind,
 )
 from approvals.push import PushError
-from goals import signals as goal_signals
 from goals.models import Goal, GoalStatus
 
 log = logging.getLogger(__name__)
 
 
-@receiver(signals.request_opened, dispatch_uid="approvals.delivery.request_opened")
 def push_on_request_opened(sender, request: ApprovalRequest, **kwargs) -> None:
     if request.kind == RequestKind.STALL:
         return  # the goal_stalled signal sent with it carries the stall to the phone, once
@@ -61,7 +58,6 @@ def push_on_request_opened(sender, request: ApprovalRequest, **kwargs) -> None:
     transaction.on_commit(enqueue, robust=True)
 
 
-@receiver(goal_signals.goal_stalled, dispatch_uid="approvals.delivery.goal_stalled")
 def push_on_goal_stalled(sender, goal: Goal, reason: str, **kwargs) -> None:
     goal_id, reminder = goal.pk, goal.status != GoalStatus.STALLED
 
@@ -73,9 +69,6 @@ def push_on_goal_stalled(sender, goal: Goal, reason: str, **kwargs) -> None:
     transaction.on_commit(enqueue, robust=True)
 
 
-@receiver(signals.decision_made, dispatch_uid="approvals.delivery.revoke_on_decision")
-@receiver(signals.request_expired, dispatch_uid="approvals.delivery.revoke_on_expiry")
-@receiver(signals.request_superseded, dispatch_uid="approvals.delivery.revoke_on_supersede")
 def revoke_action_tokens(sender, request: ApprovalRequest, **kwargs) -> None:
     """A settled request's unused buttons stop working (within the same transaction as the settling)."""
     now = timezone.now()

@@ -4,15 +4,12 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.dispatch import receiver
 
-from approvals import signals
 from goals import loop
 
 log = logging.getLogger(__name__)
 
 
-@receiver(signals.decision_made, dispatch_uid="goals.on_decision")
 def on_decision(sender, request, decision, **kwargs) -> None:
     if request.from_gateway:
         return  # an agent running elsewhere reads the decision from the API; the managed loop has nothing to do
@@ -22,7 +19,6 @@ def on_decision(sender, request, decision, **kwargs) -> None:
         enqueue_publish(request.goal_id)
 
 
-@receiver(signals.request_expired, dispatch_uid="goals.on_expiry")
 def on_expiry(sender, request, rule, **kwargs) -> None:
     if request.from_gateway:
         return
