@@ -15,7 +15,7 @@ class ApprovalsConfig(AppConfig):
         """
         from django.db.models.signals import post_save
 
-        from approvals import delivery, gateway, live, signals
+        from approvals import delivery, gateway, live, receivers, signals
         from goals import signals as goal_signals
         from goals.models import GoalEvent, Step
 
@@ -29,9 +29,11 @@ class ApprovalsConfig(AppConfig):
 
         # delivery: phones buzz; a settled request's buttons stop working
         signals.request_opened.connect(
-            delivery.push_on_request_opened, dispatch_uid="approvals.delivery.request_opened"
+            receivers.push_on_request_opened, dispatch_uid="approvals.delivery.request_opened"
         )
-        goal_signals.goal_stalled.connect(delivery.push_on_goal_stalled, dispatch_uid="approvals.delivery.goal_stalled")
+        goal_signals.goal_stalled.connect(
+            receivers.push_on_goal_stalled, dispatch_uid="approvals.delivery.goal_stalled"
+        )
         signals.decision_made.connect(
             delivery.revoke_action_tokens, dispatch_uid="approvals.delivery.revoke_on_decision"
         )
