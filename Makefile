@@ -29,6 +29,7 @@ lint: $(VENV)/.dev-installed
 
 test: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n auto --maxprocesses=4
 

@@ -1,9 +1,11 @@
-"""Who gets a push, and when: the receivers that turn a new request or a stalled goal into Web Push deliveries.
+"""Who gets a push, and when: a new request or a stalled goal turned into Web Push deliveries.
 
 Only two things buzz a phone: a request opened (`request_opened`) and a goal stalled (`goal_stalled`). A step
 that no gate stopped opens no request and so sends nothing; decisions, votes, expiries and supersessions only
 revoke the request's one-tap tokens. Everything that talks to the outside world runs in celery after the commit,
 and is best effort: a broker or a push service that is down never fails a step or a decision.
+approvals.receivers queues the pushes; this module never imports the tasks (a device's retry is queued through
+the function the task hands to deliver()).
 
 Who: the goal's owner and approvers (the people who may decide), each by their NotificationSettings:
 - requests: mode "every" → all; "high_risk" → requests on high-risk goals only; "stalls" → none; and none
@@ -15,11 +17,11 @@ Who: the goal's owner and approvers (the people who may decide), each by their N
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,55 +29,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.dispatch import receiver
 from django.utils import timezone
 
-from approvals import push, signals
+from approvals import push
 from approvals.models import (
     ActionToken,
     ApprovalRequest,
     NotificationSettings,
     NotifyMode,
     PushSubscription,
-    RequestKind,
 )
 from approvals.push import PushError
-from goals import signals as goal_signals
-from goals.models import Goal, GoalStatus
+from goals.models import Goal
 
 log = logging.getLogger(__name__)
 
 
-@receiver(signals.request_opened, dispatch_uid="approvals.delivery.request_opened")
-def push_on_request_opened(sender, request: ApprovalRequest, **kwargs) -> None:
-    if request.kind == RequestKind.STALL:
-        return  # the goal_stalled signal sent with it carries the stall to the phone, once
-    request_id = request.pk
-
-    def enqueue() -> None:
-        from approvals.tasks import push_request
-
-        enqueue_best_effort(push_request, request_id)
-
-    transaction.on_commit(enqueue, robust=True)
-
-
-@receiver(goal_signals.goal_stalled, dispatch_uid="approvals.delivery.goal_stalled")
-def push_on_goal_stalled(sender, goal: Goal, reason: str, **kwargs) -> None:
-    goal_id, reminder = goal.pk, goal.status != GoalStatus.STALLED
-
-    def enqueue() -> None:
-        from approvals.tasks import push_stall
-
-        enqueue_best_effort(push_stall, goal_id, reason, reminder)
-
-    transaction.on_commit(enqueue, robust=True)
-
-
-@receiver(signals.decision_made, dispatch_uid="approvals.delivery.revoke_on_decision")
-@receiver(signals.request_expired, dispatch_uid="approvals.delivery.revoke_on_expiry")
-@receiver(signals.request_superseded, dispatch_uid="approvals.delivery.revoke_on_supersede")
 def revoke_action_tokens(sender, request: ApprovalRequest, **kwargs) -> None:
     """A settled request's unused buttons stop working (within the same transaction as the settling)."""
     now = timezone.now()
@@ -138,7 +107,7 @@ def in_quiet_hours(prefs: NotificationSettings, at: datetime) -> bool:
 # --- the deliveries the tasks run ----------------------------------------------------------------------------
 
 
-def push_request(request_id: int) -> int:
+def push_request(request_id: int, retry: Retry | None = None) -> int:
     """Push a pending request to each decider who wants it; returns the number of pushes delivered."""
     request = ApprovalRequest.objects.select_related("goal").filter(pk=request_id).first()
     if request is None or not request.is_pending:
@@ -147,10 +116,10 @@ def push_request(request_id: int) -> int:
     high_risk = request.goal.contract().effective_risk == "high"
     deciders = deciders_with_settings(request.goal)
     users = [user for user, prefs in deciders if wants_request(prefs, high_risk=high_risk, at=now)]
-    return deliver(_per_device(users, lambda user: push.payload_for_request(request, user)))
+    return deliver(_per_device(users, lambda user: push.payload_for_request(request, user)), retry)
 
 
-def push_stall(goal_id: int, reason: str, reminder: bool = False) -> int:
+def push_stall(goal_id: int, reason: str, reminder: bool = False, retry: Retry | None = None) -> int:
     """Push a stalled goal to every decider (see the module's rules on quiet hours)."""
     goal = Goal.objects.filter(pk=goal_id).first()
     if goal is None:
@@ -158,7 +127,7 @@ def push_stall(goal_id: int, reason: str, reminder: bool = False) -> int:
     now = timezone.now()
     users = [user for user, prefs in deciders_with_settings(goal) if wants_stall(prefs, reminder=reminder, at=now)]
     payload = push.payload_for_stall(goal, reason)
-    return deliver(_per_device(users, lambda user: payload))
+    return deliver(_per_device(users, lambda user: payload), retry)
 
 
 def _per_device(users, payload_for) -> list[tuple[PushSubscription, dict]]:
@@ -179,8 +148,12 @@ def _per_device(users, payload_for) -> list[tuple[PushSubscription, dict]]:
 # with its own sessions (a requests.Session is not shared across threads); database writes stay in this thread.
 
 
-def deliver(pairs: list[tuple[PushSubscription, dict]]) -> int:
-    """Send each payload; a device that failed for now is retried by its own task. Returns how many went out."""
+# Queues one device's push again later: (subscription id, payload, countdown in seconds). The tasks hand it in.
+Retry = Callable[[int, dict, float], object]
+
+
+def deliver(pairs: list[tuple[PushSubscription, dict]], retry: Retry | None = None) -> int:
+    """Send each payload; a device that failed for now goes to `retry` (its own task). Returns how many went out."""
     if not pairs:
         return 0
     local = threading.local()
@@ -223,11 +196,8 @@ def deliver(pairs: list[tuple[PushSubscription, dict]]) -> int:
     for (subscription, payload), error in zip(pairs, outcomes, strict=True):
         if error is None:
             delivered.append(subscription.pk)
-        elif record_failure(subscription, error) and error.retryable:
-            from approvals.tasks import send_push
-
-            countdown = push.retry_delay(1, error.retry_after)
-            enqueue_best_effort(send_push, subscription.pk, json.dumps(payload), countdown=countdown)
+        elif record_failure(subscription, error) and error.retryable and retry is not None:
+            retry(subscription.pk, payload, push.retry_delay(1, error.retry_after))
     PushSubscription.objects.filter(pk__in=delivered).update(last_success_at=timezone.now(), last_error="")
     return len(delivered)
 

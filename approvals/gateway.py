@@ -30,10 +30,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Q, Sum
-from django.dispatch import receiver
 from django.utils import timezone
 
-from approvals import signals
 from approvals.models import (
     AgentReport,
     AgentToken,
@@ -918,9 +916,6 @@ def publish_settled(request_id: int) -> bool:
     return True
 
 
-@receiver(signals.decision_made, dispatch_uid="approvals.gateway.decision_made")
-@receiver(signals.request_expired, dispatch_uid="approvals.gateway.request_expired")
-@receiver(signals.request_superseded, dispatch_uid="approvals.gateway.request_superseded")
 def announce_settled(sender, request: ApprovalRequest, **kwargs) -> None:
     transaction.on_commit(partial(publish_settled, request.pk), robust=True)
 

@@ -16,11 +16,8 @@ import threading
 
 from django.contrib.auth import get_user_model
 from django.db import connections, transaction
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 from django.template.loader import render_to_string
 
-from approvals import signals
 from approvals.broadcast import broadcast, broadcast_each, fragment
 from approvals.models import ApprovalRequest
 from approvals.views import _cards, _idle_context
@@ -80,19 +77,16 @@ def announce_goal(goal_pk: int) -> None:
     broadcast(audience(goal), fragment(html))
 
 
-@receiver(signals.request_opened, dispatch_uid="approvals.live.request_opened")
 def on_request_opened(sender, request: ApprovalRequest, **kwargs) -> None:
     after_commit(announce_request, request.pk)
 
 
-@receiver(signals.decision_made, dispatch_uid="approvals.live.decision_made")
 def on_decision_made(sender, request: ApprovalRequest, decision, **kwargs) -> None:
     who = decision.user.get_username() if decision.user else "someone"
     outcome = f"Decided by {who}: {decision.get_verdict_display().lower()}"
     after_commit(announce_settled, request.pk, outcome)
 
 
-@receiver(signals.request_expired, dispatch_uid="approvals.live.request_expired")
 def on_request_expired(sender, request: ApprovalRequest, rule: str = "", **kwargs) -> None:
     outcome = "Expired unanswered: denied"
     if rule == OnTimeout.DENY_AND_PAUSE:
@@ -100,18 +94,15 @@ def on_request_expired(sender, request: ApprovalRequest, rule: str = "", **kwarg
     after_commit(announce_settled, request.pk, outcome)
 
 
-@receiver(signals.request_superseded, dispatch_uid="approvals.live.request_superseded")
 def on_request_superseded(sender, request: ApprovalRequest, **kwargs) -> None:
     after_commit(announce_settled, request.pk, "Replaced by a newer request")
 
 
-@receiver(post_save, sender=GoalEvent, dispatch_uid="approvals.live.goal_status")
 def on_goal_status(sender, instance: GoalEvent, created: bool, raw: bool = False, **kwargs) -> None:
     if created and not raw and instance.kind == "status":
         after_commit_once(instance.goal_id)
 
 
-@receiver(post_save, sender=Step, dispatch_uid="approvals.live.step_progress")
 def on_step_saved(sender, instance: Step, raw: bool = False, **kwargs) -> None:
     if not raw:
         after_commit_once(instance.goal_id)

@@ -376,10 +376,8 @@ def _clean_verdict(request: ApprovalRequest, verdict: str, extend: dict | None) 
 
 def _budget_still_spent(request: ApprovalRequest) -> str:
     """The reason, when the budget this request is about is still used up; "" when it no longer is."""
-    from goals.loop import exhausted_budget  # the loop imports this module
-
     named = request.details.get("budget") if isinstance(request.details, dict) else None
-    finding = exhausted_budget(request.goal)
+    finding = request.goal.exhausted_budget()
     if finding is None or (named and finding.data.get("budget") != named):
         return ""
     return finding.reason.replace(": extend it or end.", ".")

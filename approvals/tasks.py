@@ -16,13 +16,13 @@ def expire_overdue_approval_requests() -> int:
 @shared_task(ignore_result=True)
 def push_request(request_id: int) -> int:
     """Buzz the phones of the people who may decide a request that just opened."""
-    return delivery.push_request(request_id)
+    return delivery.push_request(request_id, retry=_send_later)
 
 
 @shared_task(ignore_result=True)
 def push_stall(goal_id: int, reason: str, reminder: bool = False) -> int:
     """Buzz the phones of the people who may decide for a goal that stalled."""
-    return delivery.push_stall(goal_id, reason, reminder)
+    return delivery.push_stall(goal_id, reason, reminder, retry=_send_later)
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=5)
@@ -44,3 +44,8 @@ def send_push(self, subscription_id: int, payload_json: str) -> None:
             raise self.retry(exc=error, countdown=countdown) from error
         return
     delivery.record_success(subscription)
+
+
+def _send_later(subscription_id: int, payload: dict, countdown: float) -> None:
+    """The fan-out's retry for one device: its own send_push task, after the countdown (best effort)."""
+    delivery.enqueue_best_effort(send_push, subscription_id, json.dumps(payload), countdown=countdown)

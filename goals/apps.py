@@ -7,4 +7,10 @@ class GoalsConfig(AppConfig):
     verbose_name = "Goals"
 
     def ready(self) -> None:
-        from goals import receivers  # noqa: F401  (connects the approvals signals)
+        """Connect the loop to the approvals signals, explicitly and in order (goals is ready before approvals,
+        so a decision or an expiry moves the goal on before the human side announces it)."""
+        from approvals import signals
+        from goals import receivers
+
+        signals.decision_made.connect(receivers.on_decision, dispatch_uid="goals.on_decision")
+        signals.request_expired.connect(receivers.on_expiry, dispatch_uid="goals.on_expiry")

@@ -176,7 +176,7 @@ def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
             GoalStatus.PAUSED, None, f"Paused: this goal requires a sandbox ({sandbox.sandbox_reason()})."
         )
         return StepOutcome(goal.pk, GoalStatus.PAUSED)
-    exhausted = exhausted_budget(goal)
+    exhausted = goal.exhausted_budget()
     if exhausted is not None:
         request = _ask(goal, [exhausted], step_number=None, summary=exhausted.reason)
         return StepOutcome(goal.pk, GoalStatus.WAITING, request=request)
@@ -543,7 +543,7 @@ def _after_failed_step(goal: Goal, step: Step) -> StepOutcome:
                 data={"attempts": [*history.attempts[-(threshold - 1) :], step.error[:200]]},
             )
         )
-    budget = exhausted_budget(goal)
+    budget = goal.exhausted_budget()
     if budget is not None:
         findings.append(budget)
     step.findings = [f.as_dict() for f in findings]
@@ -578,29 +578,6 @@ def usage_with(goal: Goal, step: Step, parsed, tokens: int) -> gates.Usage:
         approvals=before.approvals,
         retries=before.retries,
     )
-
-
-def exhausted_budget(goal: Goal) -> gates.GateFinding | None:
-    """A budget already used up before the next step starts (the gates catch the ones a step uses up)."""
-    usage = usage_before(goal)
-    for name, used in (
-        ("steps", usage.steps),
-        ("tokens", usage.tokens),
-        ("minutes", usage.minutes),
-        ("approvals", usage.approvals),
-        ("retries", usage.retries),
-        ("files_total", usage.files_total),
-    ):
-        allowed = goal.budgets.get(name)
-        if allowed and used >= allowed:
-            return gates.GateFinding(
-                gate="budget",
-                severity=gates.STOP,
-                reason=f"The {name.replace('_', ' ')} budget is used up ({used:g} of {allowed}): extend it or end.",
-                kind="budget",
-                data={"budget": name, "used": round(used, 1), "allowed": allowed},
-            )
-    return None
 
 
 def latest_human_comments(goal: Goal) -> list[str]:

@@ -720,6 +720,28 @@ class Goal(models.Model):
             retries=same_failure_retries([s.failure_signature for s in finished.order_by("number")]),
         )
 
+    def exhausted_budget(self) -> gates.GateFinding | None:
+        """A budget already used up before the next step starts (the gates catch the ones a step uses up)."""
+        usage = self.usage()
+        for name, used in (
+            ("steps", usage.steps),
+            ("tokens", usage.tokens),
+            ("minutes", usage.minutes),
+            ("approvals", usage.approvals),
+            ("retries", usage.retries),
+            ("files_total", usage.files_total),
+        ):
+            allowed = self.budgets.get(name)
+            if allowed and used >= allowed:
+                return gates.GateFinding(
+                    gate="budget",
+                    severity=gates.STOP,
+                    reason=f"The {name.replace('_', ' ')} budget is used up ({used:g} of {allowed}): extend it or end.",
+                    kind="budget",
+                    data={"budget": name, "used": round(used, 1), "allowed": allowed},
+                )
+        return None
+
     def extend_budgets(self, extend: dict[str, int], actor) -> None:
         """Raise budgets by the given amounts (an unbounded budget stays unbounded)."""
         updates = {BUDGET_FIELDS[name]: F(BUDGET_FIELDS[name]) + amount for name, amount in extend.items()}

@@ -1,12 +1,17 @@
+import logging
 import socket
 from datetime import datetime
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from goals import loop
-from goals.models import WorkerHeartbeat
-from goals.receivers import enqueue_step
+from goals.models import Goal, WorkerHeartbeat
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, ignore_result=True, expires=30)
@@ -49,3 +54,35 @@ def requeue_lost_steps() -> list[int]:
 def find_stalled_goals() -> int:
     """Beat runs this every minute: stalled goals are marked and the phone is told."""
     return len(loop.detect_stalls())
+
+
+# --- queueing (the receivers and the views call these; the loop never does) -----------------------------------
+
+
+def enqueue_step(goal_id: int) -> None:
+    """Queue the goal's next step once the current transaction commits; a broker that is down only delays it."""
+    # The message says it was queued for a due step: once that step is taken, a duplicate claims nothing.
+    enqueued_at = timezone.now()
+    Goal.objects.filter(pk=goal_id).update(step_enqueued_at=enqueued_at)
+
+    def send() -> None:
+        try:
+            run_goal_step.apply_async(
+                (goal_id, enqueued_at.isoformat()), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE
+            )
+        except Exception:  # the reaper re-queues a running goal whose step never arrived
+            log.warning("could not queue a step for goal %s: the broker is unreachable", goal_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def enqueue_publish(goal_id: int) -> None:
+    """Queue the push of a done goal's branch once the decision commits."""
+
+    def send() -> None:
+        try:
+            publish_goal_branch.apply_async((goal_id,), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        except Exception:
+            log.warning("could not queue the push of goal %s: the broker is unreachable", goal_id, exc_info=True)
+
+    transaction.on_commit(send)

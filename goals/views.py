@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from goals import charts, lint, loop, sandbox
 from goals.forms import GoalForm, contract_from_data
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
-from goals.receivers import enqueue_step
+from goals.tasks import enqueue_step
 
 LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence", "network_hosts")
 

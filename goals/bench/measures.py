@@ -106,7 +106,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, pause: float = 0.0
 def goal_throughput(run: Run) -> list[Figure]:
     """goals_concurrent_steps_per_s: 50 goals on the scripted agent over 2 worker processes, none lost or doubled."""
     from goals.models import Goal, GoalStatus, Step
-    from goals.receivers import enqueue_step
+    from goals.tasks import enqueue_step
 
     goals_n, steps_n = (20, 3) if run.quick else (50, 6)
     owner, repo = run.user("bench"), run.repo("throughput")

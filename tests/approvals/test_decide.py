@@ -314,13 +314,12 @@ def test_concurrent_decisions_leave_exactly_one_outcome(goal, owner, approver):
 
 
 def test_approving_a_budget_request_while_the_budget_is_still_used_up_is_refused_with_the_way_on(goal, owner):
-    from goals.loop import exhausted_budget
     from goals.models import Step
 
     goal.budget_steps = 1
     goal.save(update_fields=["budget_steps"])
     Step.objects.create(goal=goal, number=1, status="passed")
-    finding = exhausted_budget(goal)
+    finding = goal.exhausted_budget()
     request = ApprovalRequest.open(goal, "budget", findings=[finding.as_dict()], details=dict(finding.data))
 
     with pytest.raises(DecisionRefused) as refused:

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from goals import loop
 from goals.models import Goal
-from goals.receivers import enqueue_step
+from goals.tasks import enqueue_step
 from tests.faults.stack import QUICK_EVIDENCE, shop_repo, step_writing
 from tests.goals.test_loop import make_goal
 
