@@ -145,10 +145,6 @@ def _is_branch_name(name: str) -> bool:
     return check.returncode == 0
 
 
-def is_url_source(source: str) -> bool:
-    return not source.startswith("/")
-
-
 def check_host_port(entry: object, *, public_only: bool) -> str:
     """A "host:port" network destination, or ValueError saying what is wrong. With ``public_only`` (what an
     owner writes), IP literals and names of this machine or a private network are refused."""
@@ -236,7 +232,9 @@ class Repository(models.Model):
 
     @property
     def is_url(self) -> bool:
-        return is_url_source(self.source)
+        from goals.workspace import is_url  # the worker's own reading of a source, so both always agree
+
+        return is_url(self.source)
 
     @property
     def mirror_name(self) -> str:

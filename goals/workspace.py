@@ -450,8 +450,11 @@ class Workspace:
     ) -> subprocess.CompletedProcess:
         """Git on the worktree, explicitly: never a ``.git`` found in it."""
         self._require()
-        prefix = [f"--git-dir={self.git_dir}", f"--work-tree={self.path}", "-C", str(self.path)]
-        return run_git([*prefix, *args], input=input, env=env, check=check)
+        return run_git([*self._tree_prefix(), *args], input=input, env=env, check=check)
+
+    def _tree_prefix(self) -> list[str]:
+        """Git pointed at the goal's git directory and worktree explicitly, run from the worktree."""
+        return [f"--git-dir={self.git_dir}", f"--work-tree={self.path}", "-C", str(self.path)]
 
     def _require(self) -> None:
         if not (self.git_dir / "HEAD").is_file() or not self.path.is_dir():
@@ -471,9 +474,8 @@ class Workspace:
 
         def agent_git(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
             self._require()
-            argv = ["git", *safe_config_args(), f"--git-dir={self.git_dir}", f"--work-tree={self.path}", *args]
             return subprocess.run(
-                argv, cwd=self.path, input=input, capture_output=True, env=hardened_env(), timeout=60, check=False
+                self._tree_argv(*args), input=input, capture_output=True, env=hardened_env(), timeout=60, check=False
             )
 
         return agent_git
@@ -598,8 +600,7 @@ class Workspace:
         return data.decode("utf-8", "replace")
 
     def _tree_argv(self, *args: str) -> list[str]:
-        return ["git", *safe_config_args(), f"--git-dir={self.git_dir}", f"--work-tree={self.path}",
-                "-C", str(self.path), *args]
+        return ["git", *safe_config_args(), *self._tree_prefix(), *args]
 
     def escaping_paths(self) -> list[str]:
         """New or changed symlinks that the next commit would take (ignored files are not) whose target is
