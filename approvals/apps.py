@@ -15,7 +15,7 @@ class ApprovalsConfig(AppConfig):
         """
         from django.db.models.signals import post_save
 
-        from approvals import delivery, gateway, live, receivers, signals
+        from approvals import delivery, live, receivers, signals
         from goals import signals as goal_signals
         from goals.models import GoalEvent, Step
 
@@ -44,9 +44,3 @@ class ApprovalsConfig(AppConfig):
             delivery.revoke_action_tokens, dispatch_uid="approvals.delivery.revoke_on_supersede"
         )
 
-        # gateway: agents waiting on a settled request wake up
-        signals.decision_made.connect(gateway.announce_settled, dispatch_uid="approvals.gateway.decision_made")
-        signals.request_expired.connect(gateway.announce_settled, dispatch_uid="approvals.gateway.request_expired")
-        signals.request_superseded.connect(
-            gateway.announce_settled, dispatch_uid="approvals.gateway.request_superseded"
-        )

@@ -15,10 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from approvals import diffview
-from approvals.gateway import AGENT_LABELS
 from approvals.models import (
+    AGENT_LABELS,
     EXTENDABLE_BUDGETS,
-    AgentReport,
     ApprovalRequest,
     Decision,
     DecisionRefused,
@@ -33,7 +32,6 @@ RISK_RANK = {"high": 0, "medium": 1, "low": 2}
 INBOX_PAGE = 10
 OUTPUT_TAIL_CHARS = 4_000
 RUNNING_LINKS = 5
-REPORTED_CHECKS = 5  # a gateway request shows the last checks the agent reported before it asked
 DONE_MESSAGES = {
     Verdict.APPROVE: "Approved",
     Verdict.REJECT: "Rejected",
@@ -257,22 +255,22 @@ def _evidence(step: Step | None, approval: ApprovalRequest | None = None) -> lis
 
 
 def _reported_evidence(approval: ApprovalRequest) -> list[dict]:
-    reports = AgentReport.objects.filter(
-        goal_id=approval.goal_id, passed__isnull=False, created_at__lte=approval.created_at
-    ).order_by("-created_at", "-id")[:REPORTED_CHECKS]
+    """The checks the agent reported before it asked, as the request keeps them."""
     return [
         {
-            "name": report.name or report.command or "check",
-            "command": report.command,
-            "passed": bool(report.passed),
-            "timed_out": report.timed_out,
+            "name": check.get("name") or check.get("command") or "check",
+            "command": check.get("command", ""),
+            "passed": bool(check.get("passed")),
+            "timed_out": bool(check.get("timed_out")),
             "duration_s": None,
-            "summary": f"exit {report.exit_code} (expected {report.expected_exit}), reported by the agent",
-            "failing_tests": report.failing_tests or [],
-            "output_tail": report.output_tail[-OUTPUT_TAIL_CHARS:],
-            "output_cut": len(report.output_tail) > OUTPUT_TAIL_CHARS,
+            "summary": f"exit {check.get('exit_code')} (expected {check.get('expected_exit', 0)}), "
+            "reported by the agent",
+            "failing_tests": check.get("failing_tests") or [],
+            "output_tail": str(check.get("output_tail") or "")[-OUTPUT_TAIL_CHARS:],
+            "output_cut": bool(check.get("output_cut")),
         }
-        for report in reversed(reports)
+        for check in approval.evidence
+        if isinstance(check, dict)
     ]
 
 

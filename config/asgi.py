@@ -10,8 +10,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from approvals.api import waiting_endpoints  # noqa: E402
 from approvals.routing import websocket_urlpatterns  # noqa: E402
+from gateway.api import waiting_endpoints  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

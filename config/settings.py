@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "csp",
     "goals",
     "approvals",
+    "gateway",
 ]
 
 MIDDLEWARE = [

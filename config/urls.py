@@ -17,8 +17,8 @@ urlpatterns = [
     path("goals/", include("goals.urls")),
     path("", include("approvals.notify_urls")),
     path("", include("approvals.urls")),
-    path("", include("approvals.token_urls")),
+    path("", include("gateway.urls")),
     path("api/v1/", include("goals.api_urls")),
-    path("api/v1/", include("approvals.api_urls")),
+    path("api/v1/", include("gateway.api_urls")),
     path("admin/", admin.site.urls),
 ]

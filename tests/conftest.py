@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from goals.models import AgentProfile, Goal, Repository
+from approvals.models import ApprovalRequest
+from goals.models import AgentProfile, Goal, GoalStatus, Repository
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -255,3 +256,34 @@ def eager():
     yield
     celery_app.conf.task_always_eager = before
 
+
+@pytest.fixture
+def pending(goal):
+    """A pending step request on the owner's medium-risk goal."""
+    return ApprovalRequest.open(
+        goal,
+        "step",
+        findings=[{"gate": "tests_weakened", "severity": "approval", "reason": "assert removed", "path": "t.py"}],
+        summary="2 files, +3 −1, 1 test",
+        step_number=4,
+    )
+
+
+@pytest.fixture(scope="module")
+def live_url(django_db_setup, django_db_blocker):
+    """A real daphne on a free port, serving the test database, for the module's tests."""
+    with django_db_blocker.unblock():
+        database_url = subprocess_database_url()
+    from tests.gateway.gateway_server import running_daphne
+
+    with running_daphne(database_url) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def running(goal):
+    """The goal running, with `secrets/**` protected: what an agent attached to it works under."""
+    goal.status = GoalStatus.RUNNING
+    goal.protected_paths = ["secrets/**"]
+    goal.save()
+    return goal

@@ -467,7 +467,8 @@ def push_fanout(run: Run) -> list[Figure]:
 
 def gateway_waiters(run: Run) -> list[Figure]:
     """gateway_waiters: agents long-polling the wait endpoint of one daphne at once, decided in bulk."""
-    from approvals.models import AgentToken, ApprovalRequest, RequestKind, RequestOrigin
+    from approvals.models import ApprovalRequest, RequestKind, RequestOrigin
+    from gateway.models import AgentToken
     from goals.models import Goal, GoalStatus
 
     waiters_n = 200 if run.quick else 500

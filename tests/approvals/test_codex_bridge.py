@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from approvals.codex_bridge import prompt_for, remaining_tokens
-from approvals.models import AgentReport, AgentToken, ApprovalRequest, RequestStatus
+from approvals.models import ApprovalRequest, RequestStatus
+from gateway.models import AgentReport, AgentToken
 from goals.models import GoalStatus
-from tests.approvals.gateway_server import ROOT, wait_until
 from tests.conftest import subprocess_database_url
+from tests.gateway.gateway_server import ROOT, wait_until
 
 FAKE = Path(__file__).parent / "fakes" / "codex_app_server.py"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from approvals import hook_cli
-from approvals.models import AgentToken
+from gateway.models import AgentToken
 from goals.models import GoalStatus
-from tests.approvals.gateway_server import free_port
-from tests.approvals.test_claude_hook import pre_tool_use
+from tests.gateway.test_claude_hook import pre_tool_use
+from tests.gateway.gateway_server import free_port
 
 HOOK = Path(sys.executable).parent / "goalpost-hook"
 

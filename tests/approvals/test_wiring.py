@@ -10,7 +10,7 @@ def uids(signal) -> list[str]:
     return [
         key[0]
         for key, *_ in signal.receivers
-        if isinstance(key[0], str) and key[0].split(".")[0] in ("goals", "approvals")
+        if isinstance(key[0], str) and key[0].split(".")[0] in ("goals", "approvals", "gateway")
     ]
 
 
@@ -19,18 +19,18 @@ def test_a_settled_request_reaches_the_loop_first_then_live_pages_then_phones_th
         "goals.on_decision",
         "approvals.live.decision_made",
         "approvals.delivery.revoke_on_decision",
-        "approvals.gateway.decision_made",
+        "gateway.calls.decision_made",
     ]
     assert uids(signals.request_expired) == [
         "goals.on_expiry",
         "approvals.live.request_expired",
         "approvals.delivery.revoke_on_expiry",
-        "approvals.gateway.request_expired",
+        "gateway.calls.request_expired",
     ]
     assert uids(signals.request_superseded) == [
         "approvals.live.request_superseded",
         "approvals.delivery.revoke_on_supersede",
-        "approvals.gateway.request_superseded",
+        "gateway.calls.request_superseded",
     ]
 
 

@@ -3,8 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from approvals import gateway
 from approvals.models import ApprovalRequest, Decision, RequestStatus
+from gateway import calls as gateway
 from goals.models import Goal, GoalStatus
 from tests.approvals.test_approval_page import commit_diff, finding, make_step, open_request, run_record
 from tests.conftest import good_goal_fields

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from approvals.openapi import OPENAPI
+from gateway.openapi import OPENAPI
 from goals.agents import AgentError, get_agent
 from goals.forms import GoalForm
 from goals.models import AgentProfile, Goal

@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
-from approvals.models import AgentToken, AlwaysAllowRule, ApprovalRequest, PushSubscription
+from approvals.models import ApprovalRequest, PushSubscription
+from gateway.models import AgentToken, AlwaysAllowRule
 from goals.models import Goal, Step, WorkerHeartbeat
 from tests.conftest import good_goal_fields
 

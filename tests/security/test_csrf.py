@@ -10,7 +10,8 @@ import json
 import pytest
 from django.urls import reverse
 
-from approvals.models import AgentToken, AlwaysAllowRule, Decision
+from approvals.models import Decision
+from gateway.models import AgentToken, AlwaysAllowRule
 from goals.models import Goal
 from tests.security.conftest import client_for
 from tests.security.test_access_matrix import ACCESS, http_routes

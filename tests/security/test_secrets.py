@@ -12,8 +12,9 @@ import pytest
 from django.urls import reverse
 
 from approvals import push
-from approvals.models import AgentToken, PushSubscription
+from approvals.models import PushSubscription
 from config.redact import REDACTED, RedactSecrets, redact
+from gateway.models import AgentToken
 from goals.models import Goal
 from tests.approvals.fake_push import FakePushService
 from tests.conftest import good_goal_fields

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from approvals import api, gateway, push
-from approvals.gateway import ASK, ToolCall
-from approvals.models import AgentToken, ApprovalRequest, RequestStatus, expire_overdue_requests
+from approvals import push
+from approvals.models import ApprovalRequest, RequestStatus, expire_overdue_requests
+from gateway import api
+from gateway import calls as gateway
+from gateway.calls import ASK, ToolCall
+from gateway.models import AgentToken
 from goals import loop
 from goals.models import GoalStatus, OnTimeout
 

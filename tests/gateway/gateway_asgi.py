@@ -5,7 +5,7 @@ from config import asgi as project  # sets Django up before anything imports mod
 
 
 def _wrapped():
-    from approvals.api import WaitingEndpoints, waiting_endpoints
+    from gateway.api import WaitingEndpoints, waiting_endpoints
 
     if isinstance(project.application, WaitingEndpoints):
         return project.application

@@ -32,18 +32,8 @@ from django.db import transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
-from approvals.models import (
-    AgentReport,
-    AgentToken,
-    ApprovalRequest,
-    GatewayCall,
-    GatewayVerdict,
-    RequestKind,
-    RequestOrigin,
-    RequestStatus,
-    RuleKind,
-    Verdict,
-)
+from approvals.models import AGENT_LABELS, ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
+from gateway.models import AgentReport, AgentToken, GatewayCall, GatewayVerdict, RuleKind
 from goals import gates
 from goals.diffs import DiffError, DiffStats, FileDiff, ParsedDiff, classify_path, parse_diff
 from goals.models import Goal, GoalStatus
@@ -74,12 +64,13 @@ READ_ONLY_TOOLS = frozenset(
 SHELL_TOOLS = frozenset({"Bash", "shell", "local_shell", "exec_command", "command", "commandExecution"})
 FILE_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
 PATCH_TOOLS = frozenset({"apply_patch", "ApplyPatch", "Patch", "patch", "fileChange"})
-AGENT_LABELS = {"claude": "Claude Code", "codex": "Codex"}
 
 MAX_FILE_CHARS = 500_000  # a file larger than this is judged by its path only
 MAX_DIFF_DETAIL = 50_000  # the diff kept on the approval request for the phone
 MAX_INPUT_DETAIL = 4_000  # an MCP tool's input, as JSON, kept on the approval request
-MAX_DIRECTORY_FILES = 200  # a directory a command writes counts as its files, this many at most
+MAX_DIRECTORY_FILES = 200
+REPORTED_CHECKS = 5  # a request keeps the last checks the agent reported before it asked
+MAX_REPORTED_OUTPUT = 4_000  # a directory a command writes counts as its files, this many at most
 STOP_STATUSES = {
     GoalStatus.DRAFT: "The goal is a draft: mark it ready and start it on its page first.",
     GoalStatus.READY: "The goal has not started: start it on its page first.",
@@ -763,10 +754,30 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
             origin=RequestOrigin.GATEWAY,
             diff=_diff_detail(proposal.diff_text),
             diff_truncated=len(proposal.diff_text) > MAX_DIFF_DETAIL,
+            evidence=reported_checks(goal),
         )
         recorded = _record_call(goal, token, call, key, proposal, ASK, reasons, as_dicts, request, summary)
     reason = f"Waiting for a decision on the phone (request #{request.pk}): {reasons}"
     return Outcome(ASK, reason, recorded, request, as_dicts)
+
+
+def reported_checks(goal: Goal) -> list[dict]:
+    """The last checks the agent reported, oldest first: the evidence a person sees beside its request."""
+    reports = goal.agent_reports.filter(passed__isnull=False).order_by("-created_at", "-id")[:REPORTED_CHECKS]
+    return [
+        {
+            "name": report.name or report.command or "check",
+            "command": report.command,
+            "passed": bool(report.passed),
+            "timed_out": report.timed_out,
+            "exit_code": report.exit_code,
+            "expected_exit": report.expected_exit,
+            "failing_tests": list(report.failing_tests or []),
+            "output_tail": report.output_tail[-MAX_REPORTED_OUTPUT:],
+            "output_cut": len(report.output_tail) > MAX_REPORTED_OUTPUT,
+        }
+        for report in reversed(reports)
+    ]
 
 
 def _diff_detail(text: str) -> str:

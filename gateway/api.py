@@ -29,16 +29,9 @@ from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from approvals import gateway
-from approvals.models import (
-    AgentToken,
-    AlwaysAllowRule,
-    GatewaySettings,
-    RuleKind,
-    TokenRefused,
-    WhenUnanswered,
-)
-from approvals.openapi import OPENAPI
+from gateway import calls as gateway
+from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings, RuleKind, TokenRefused, WhenUnanswered
+from gateway.openapi import OPENAPI
 from goals.models import Goal
 
 log = logging.getLogger(__name__)

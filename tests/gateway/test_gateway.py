@@ -4,17 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from approvals import gateway
-from approvals.gateway import ALLOW, ASK, DENY, ToolCall
-from approvals.models import (
-    AgentToken,
-    AlwaysAllowRule,
-    ApprovalRequest,
-    GatewayCall,
-    RequestOrigin,
-    RequestStatus,
-    RuleKind,
-)
+from approvals.models import ApprovalRequest, RequestOrigin, RequestStatus
+from gateway import calls as gateway
+from gateway.calls import ALLOW, ASK, DENY, ToolCall
+from gateway.models import AgentToken, AlwaysAllowRule, GatewayCall, RuleKind
 from goals.models import GoalStatus
 
 # --- reading tool calls (pure) ---------------------------------------------------------------------------------

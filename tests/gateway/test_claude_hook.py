@@ -7,9 +7,10 @@ import uuid
 import pytest
 import requests
 
-from approvals.models import AgentToken, ApprovalRequest, GatewaySettings, RequestStatus, WhenUnanswered
+from approvals.models import ApprovalRequest, RequestStatus
+from gateway.models import AgentToken, GatewaySettings, WhenUnanswered
 from goals.models import GoalEvent, GoalStatus
-from tests.approvals.gateway_server import wait_until
+from tests.gateway.gateway_server import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

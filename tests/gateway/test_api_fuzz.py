@@ -12,11 +12,12 @@ from django.urls import Resolver404, resolve
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from approvals.models import AgentToken, ApprovalRequest
-from approvals.openapi import OPENAPI
+from approvals.models import ApprovalRequest
+from gateway.models import AgentToken
+from gateway.openapi import OPENAPI
 from goals.models import Goal, GoalStatus
-from tests.approvals.gateway_server import running_daphne
 from tests.conftest import good_goal_fields, run_git, subprocess_database_url
+from tests.gateway.gateway_server import running_daphne
 
 schema = schemathesis.openapi.from_dict(OPENAPI)
 # Per operation: the whole fuzz stays well under a minute. GOALPOST_FUZZ_EXAMPLES=500 digs deeper, at random.
@@ -27,7 +28,7 @@ EXAMPLES = int(os.environ.get("GOALPOST_FUZZ_EXAMPLES", "25"))
 def server_url(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         database_url = subprocess_database_url()
-    with running_daphne(database_url, app="tests.approvals.gateway_asgi:application") as (url, _):
+    with running_daphne(database_url, app="tests.gateway.gateway_asgi:application") as (url, _):
         yield url
 
 
@@ -90,4 +91,4 @@ def answered_by_the_api(url: str) -> bool:
         match = resolve(urlsplit(url).path)
     except Resolver404:
         return False
-    return match.func.__module__ == "approvals.api" or match.url_name == "api_openapi"
+    return match.func.__module__ == "gateway.api" or match.url_name == "api_openapi"

@@ -13,12 +13,13 @@ from django.db import connection
 from django.urls import get_resolver
 from django.utils import timezone
 
-from approvals import api_urls
-from approvals.models import AgentToken, AlwaysAllowRule, ApprovalRequest, GatewayCall, RequestStatus
-from approvals.openapi import OPENAPI
+from approvals.models import ApprovalRequest, RequestStatus
+from gateway import api_urls
+from gateway.models import AgentToken, AlwaysAllowRule, GatewayCall
+from gateway.openapi import OPENAPI
 from goals.models import Goal, GoalStatus
-from tests.approvals.gateway_server import running_daphne
 from tests.conftest import good_goal_fields, subprocess_database_url
+from tests.gateway.gateway_server import running_daphne
 
 
 @pytest.fixture
@@ -337,7 +338,7 @@ def test_200_agents_long_poll_one_server_without_a_thread_or_connection_each(own
     for _ in range(AGENTS):
         goal = Goal.objects.create(owner=owner, status=GoalStatus.RUNNING, **good_goal_fields(git_repo))
         waiting.append((ApprovalRequest.open(goal, "step", summary="deploy?"), AgentToken.issue(goal)[1]))
-    with running_daphne(subprocess_database_url(), app="tests.approvals.gateway_asgi:application") as (url, server):
+    with running_daphne(subprocess_database_url(), app="tests.gateway.gateway_asgi:application") as (url, server):
         daphne = psutil.Process(server.pid)
         answers, decided_at, load = asyncio.run(long_poll_and_decide(url, daphne, waiting, owner))
     assert [answer["status"] for answer in answers] == ["approved"] * AGENTS

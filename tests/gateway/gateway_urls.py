@@ -5,4 +5,4 @@ from django.urls import include, path
 from config.urls import urlpatterns as project_urlpatterns
 
 included = any(getattr(pattern, "namespace", None) == "gateway" for pattern in project_urlpatterns)
-urlpatterns = project_urlpatterns if included else [*project_urlpatterns, path("", include("approvals.token_urls"))]
+urlpatterns = project_urlpatterns if included else [*project_urlpatterns, path("", include("gateway.urls"))]

@@ -4,9 +4,9 @@ import pytest
 from django.template.loader import render_to_string
 from django.test import RequestFactory
 
-from approvals.models import AgentToken, AlwaysAllowRule, GatewaySettings
+from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings
 
-pytestmark = pytest.mark.urls("tests.approvals.gateway_urls")
+pytestmark = pytest.mark.urls("tests.gateway.gateway_urls")
 
 
 @pytest.mark.parametrize(("who", "status"), [("owner", 200), ("approver", 200), ("outsider", 404)])
@@ -90,5 +90,5 @@ def test_the_section_renders_inside_the_goal_page_with_only_the_goal(goal, owner
     AgentToken.issue(goal, owner, name="claude")
     request = RequestFactory().get("/")
     request.user = owner
-    html = render_to_string("approvals/_agent_tokens.html", {"goal": goal, "user": owner}, request=request)
+    html = render_to_string("gateway/_agent_tokens.html", {"goal": goal, "user": owner}, request=request)
     assert "claude" in html and "Create a token" in html and 'value="deny" checked' in html

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.urls import resolve
 
-from approvals.api import claude_hook, hook_wait_default
+from gateway.api import claude_hook, hook_wait_default
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "agents.md"]

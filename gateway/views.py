@@ -1,6 +1,6 @@
 """The goal page's "agents elsewhere" section: agent tokens, always-allow rules, and what an unanswered call does.
 
-The section is `approvals/_agent_tokens.html` (included on the goal page; its own page at /agents/<goal>/ for
+The section is `gateway/_agent_tokens.html` (included on the goal page; its own page at /agents/<goal>/ for
 browsers without JavaScript). The goal's owner and approvers see it; only the owner changes it. A new token's
 secret is in the response that created it and nowhere else.
 """
@@ -13,12 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from approvals.api import BadRequest, create_rule
-from approvals.models import AgentToken, GatewaySettings, RuleKind, WhenUnanswered
+from gateway.api import BadRequest, create_rule
+from gateway.models import AgentToken, GatewaySettings, RuleKind, WhenUnanswered
 from goals.models import Goal
 
-SECTION = "approvals/_agent_tokens.html#gateway"
-PAGE = "approvals/agent_tokens.html"
+SECTION = "gateway/_agent_tokens.html#gateway"
+PAGE = "gateway/agent_tokens.html"
 EXPIRY_CHOICES = [(1, "1 day"), (7, "7 days"), (30, "30 days"), (90, "90 days"), (0, "Never")]
 
 

@@ -1,7 +1,7 @@
 # The agent gateway's JSON API under /api/v1/ (tokens, steps, decisions, hooks, the OpenAPI schema).
 from django.urls import path
 
-from approvals import api
+from gateway import api
 
 urlpatterns: list = [
     path("openapi.json", api.openapi, name="api_openapi"),

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from approvals.models import AGENT_TOKEN_DEFAULT_DAYS, AgentToken
+from gateway.models import AGENT_TOKEN_DEFAULT_DAYS, AgentToken
 from goals.models import Goal
 
 

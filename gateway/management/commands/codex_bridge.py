@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from approvals.codex_bridge import CodexBridge, GatewayClient, GatewayError
-from approvals.models import AgentToken
+from gateway.models import AgentToken
 from goals.models import Goal
 
 

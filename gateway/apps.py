@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class GatewayConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "gateway"
+    verbose_name = "Agent gateway"
+
+    def ready(self) -> None:
+        """Agents waiting on a settled request wake up: connected after approvals' own receivers (live, then
+        delivery), since this app comes after approvals in INSTALLED_APPS."""
+        from approvals import signals
+        from gateway import calls
+
+        signals.decision_made.connect(calls.announce_settled, dispatch_uid="gateway.calls.decision_made")
+        signals.request_expired.connect(calls.announce_settled, dispatch_uid="gateway.calls.request_expired")
+        signals.request_superseded.connect(calls.announce_settled, dispatch_uid="gateway.calls.request_superseded")
