@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from goalpost_client.codex_bridge import prompt_for, remaining_tokens
 
-from approvals.codex_bridge import prompt_for, remaining_tokens
 from approvals.models import AgentReport, AgentToken, ApprovalRequest, RequestStatus
 from goals.models import GoalStatus
 from tests.approvals.gateway_server import ROOT, wait_until
@@ -33,7 +33,7 @@ def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False) -
     argv = [
         sys.executable,
         "-m",
-        "approvals.codex_bridge",
+        "goalpost_client.codex_bridge",
         "--url",
         live_url,
         "--token",
@@ -169,7 +169,7 @@ def test_the_goals_checks_and_token_usage_are_reported(live_url, running, git_re
 
 
 def test_it_declines_when_goalpost_cannot_be_reached(running, git_repo, tmp_path):
-    from approvals.codex_bridge import CodexBridge, GatewayClient
+    from goalpost_client.codex_bridge import CodexBridge, GatewayClient
 
     bridge = CodexBridge(
         [sys.executable, str(FAKE)], GatewayClient("http://127.0.0.1:9", "gp_x", running.pk), cwd=str(git_repo)

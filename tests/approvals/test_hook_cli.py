@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from goalpost_client import hook
 
-from approvals import hook_cli
 from approvals.models import AgentToken
 from goals.models import GoalStatus
 from tests.approvals.gateway_server import free_port
@@ -26,7 +26,7 @@ def run_hook(stdin: dict | bytes, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_the_console_script_is_installed_with_the_package():
-    assert HOOK.exists(), "pip install -e . installs goalpost-hook from [project.scripts]"
+    assert HOOK.exists(), "make installs goalpost-hook with the client distribution (clients/)"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -88,5 +88,5 @@ def test_it_fails_closed_when_goalpost_cannot_be_reached(git_repo):
 )
 def test_what_it_cannot_do_is_said_on_stderr_with_claude_codes_exit_codes(stdin, env, code, message):
     data = stdin if isinstance(stdin, bytes) else json.dumps(stdin).encode()
-    exit_code, out, err = hook_cli.run(data, env)
+    exit_code, out, err = hook.run(data, env)
     assert (exit_code, out) == (code, "") and message in err

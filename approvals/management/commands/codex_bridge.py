@@ -2,8 +2,8 @@ import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from goalpost_client.codex_bridge import CodexBridge, GatewayClient, GatewayError
 
-from approvals.codex_bridge import CodexBridge, GatewayClient, GatewayError
 from approvals.models import AgentToken
 from goals.models import Goal
 
