@@ -1,11 +1,12 @@
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from goals.models import AgentProfile, Goal, Repository
+from goals.models import AgentProfile, Goal, GoalStatus, Repository
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -255,3 +256,43 @@ def eager():
     yield
     celery_app.conf.task_always_eager = before
 
+
+@pytest.fixture(scope="module")
+def live_url(django_db_setup, django_db_blocker):
+    """A real daphne on a free port, serving the test database, for the module's tests."""
+    from tests.approvals.gateway_server import running_daphne
+
+    with django_db_blocker.unblock():
+        database_url = subprocess_database_url()
+    with running_daphne(database_url) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def running(goal):
+    """The goal running, with `secrets/**` protected: what an agent attached to it works under."""
+    goal.status = GoalStatus.RUNNING
+    goal.protected_paths = ["secrets/**"]
+    goal.save()
+    return goal
+
+
+@pytest.fixture
+def fake_codex_app_server() -> Path:
+    """The fake `codex app-server` (run it with this Python): the far edge of the Codex bridge's tests."""
+    return Path(__file__).parent / "clients" / "fakes" / "codex_app_server.py"
+
+
+def pre_tool_use(repo, tool_name: str, tool_input: dict, **overrides) -> dict:
+    """A PreToolUse hook input exactly as Claude Code sends it."""
+    return {
+        "session_id": "9a1c7f0e-5b7d-4c1e-9d2f-0b6f3c7e1a11",
+        "transcript_path": "/home/dev/.claude/projects/-repo/9a1c7f0e.jsonl",
+        "cwd": str(repo),
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": tool_name,
+        "tool_input": tool_input,
+        "tool_use_id": f"toolu_{uuid.uuid4().hex[:24]}",
+        **overrides,
+    }

@@ -13,10 +13,9 @@ from goalpost_client import hook
 from approvals.models import AgentToken
 from goals.models import GoalStatus
 from tests.approvals.gateway_server import free_port
-from tests.approvals.test_claude_hook import pre_tool_use
+from tests.conftest import pre_tool_use
 
 HOOK = Path(sys.executable).parent / "goalpost-hook"
-
 
 
 def run_hook(stdin: dict | bytes, **env: str) -> subprocess.CompletedProcess:
