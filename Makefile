@@ -10,11 +10,14 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: run test lint check clean soak
 
-$(VENV)/.installed: pyproject.toml
+# The client distribution (clients/: goalpost-hook, the Codex bridge) after the server: `manage.py codex_bridge`
+# imports it. Server first, so that reinstalling an older Goalpost that owned `goalpost-hook` cannot remove it.
+$(VENV)/.installed: pyproject.toml clients/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Goalpost needs Python 3.11 or newer on PATH."; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 	$(PY) -m pip install $(PIP_FLAGS) -e .
+	$(PY) -m pip install $(PIP_FLAGS) -e clients/
 	@touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed

@@ -1,5 +1,6 @@
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,49 @@ def running(goal):
     goal.protected_paths = ["secrets/**"]
     goal.save()
     return goal
+
+
+@pytest.fixture
+def fake_codex_app_server() -> Path:
+    """The fake `codex app-server` (run it with this Python): the far edge of the Codex bridge's tests."""
+    return Path(__file__).parent / "clients" / "fakes" / "codex_app_server.py"
+
+
+def pre_tool_use(repo, tool_name: str, tool_input: dict, **overrides) -> dict:
+    """A PreToolUse hook input exactly as Claude Code sends it."""
+    return {
+        "session_id": "9a1c7f0e-5b7d-4c1e-9d2f-0b6f3c7e1a11",
+        "transcript_path": "/home/dev/.claude/projects/-repo/9a1c7f0e.jsonl",
+        "cwd": str(repo),
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": tool_name,
+        "tool_input": tool_input,
+        "tool_use_id": f"toolu_{uuid.uuid4().hex[:24]}",
+        **overrides,
+    }
+
+
+def migrate(targets):
+    """Migrate the test database to `targets` ((app, migration or None) pairs); the apps as of them."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state([target for target in targets if target[1] is not None]).apps
+
+
+def migrate_to_latest():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    return migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.fixture
+def latest_schema_after():
+    """Migrate the test database back to the latest schema after a test that migrated it elsewhere."""
+    yield
+    migrate_to_latest()

@@ -4,12 +4,11 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestOrigin
 from gateway.models import AgentReport, AgentToken, GatewayCall
+from tests.conftest import migrate, migrate_to_latest
 
 BEFORE = [("approvals", "0003_gateway")]  # the origin only in the JSON, as `details["source"] == "gateway"`
 AFTER = [("approvals", "0007_move_gateway_diff")]
@@ -20,18 +19,8 @@ TOOL_CALL = {"source": "gateway", "command": "", "paths": ["deploy.sh"], "diff":
 MOVE_BEFORE = [("approvals", "0007_move_gateway_diff"), ("gateway", None)]  # the gateway's models in approvals
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state([target for target in targets if target[1] is not None]).apps
 
 
-@pytest.fixture
-def latest_schema_after():
-    yield
-    executor = MigrationExecutor(connection)
-    migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -105,7 +94,7 @@ def test_the_gateway_models_move_to_their_app_with_their_rows_and_back(goal, lat
     )
     ContentType.objects.get_or_create(app_label="approvals", model="agenttoken")
 
-    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
     assert AgentToken.objects.get().name == "laptop"
     assert GatewayCall.objects.get().request_id == request.pk
     assert sorted(AgentReport.objects.values_list("tokens", flat=True)) == [0, 900]

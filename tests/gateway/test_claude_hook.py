@@ -2,7 +2,6 @@
 
 import threading
 import time
-import uuid
 
 import pytest
 import requests
@@ -10,6 +9,7 @@ import requests
 from approvals.models import ApprovalRequest, RequestStatus
 from gateway.models import AgentToken, GatewaySettings, WhenUnanswered
 from goals.models import GoalEvent, GoalStatus
+from tests.conftest import pre_tool_use
 from tests.gateway.gateway_server import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,21 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def secret(running):
     return AgentToken.issue(running, running.owner, name="claude")[1]
-
-
-def pre_tool_use(repo, tool_name: str, tool_input: dict, **overrides) -> dict:
-    """A PreToolUse hook input exactly as Claude Code sends it."""
-    return {
-        "session_id": "9a1c7f0e-5b7d-4c1e-9d2f-0b6f3c7e1a11",
-        "transcript_path": "/home/dev/.claude/projects/-repo/9a1c7f0e.jsonl",
-        "cwd": str(repo),
-        "permission_mode": "default",
-        "hook_event_name": "PreToolUse",
-        "tool_name": tool_name,
-        "tool_input": tool_input,
-        "tool_use_id": f"toolu_{uuid.uuid4().hex[:24]}",
-        **overrides,
-    }
 
 
 def post_hook(live_url, secret, body, wait=None, timeout=90):

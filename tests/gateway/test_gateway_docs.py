@@ -63,5 +63,5 @@ def test_the_command_hook_runs_the_installed_console_script(path):
         if hook["type"] == "command"
     }
     assert commands == {"goalpost-hook"}
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^goalpost-hook = "approvals\.hook_cli:main"$', pyproject, flags=re.MULTILINE)
+    pyproject = (ROOT / "clients" / "pyproject.toml").read_text()
+    assert re.search(r'^goalpost-hook = "goalpost_client\.hook:main"$', pyproject, flags=re.MULTILINE)

@@ -1,10 +1,11 @@
 """The migration from typed repository paths and agent settings to registered repositories and agent profiles."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from goals.models import AgentProfile, Goal, Repository
+from tests.conftest import migrate
+
+pytestmark = pytest.mark.usefixtures("latest_schema_after")
 
 BEFORE = [("goals", "0005_repositories_and_profiles")]  # the old columns and the new tables, side by side
 AFTER = [("goals", "0007_drop_typed_repository_and_agent")]
@@ -12,11 +13,6 @@ AFTER = [("goals", "0007_drop_typed_repository_and_agent")]
 STEPS = [{"summary": "one", "write": {"a.txt": "a"}}]
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,8 +3,8 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from approvals.codex_bridge import CodexBridge, GatewayClient, GatewayError
 from gateway.models import AgentToken
+from goalpost_client.codex_bridge import CodexBridge, GatewayClient, GatewayError
 from goals.models import Goal
 
 

@@ -9,18 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from approvals.codex_bridge import prompt_for, remaining_tokens
 from approvals.models import ApprovalRequest, RequestStatus
 from gateway.models import AgentReport, AgentToken
+from goalpost_client.codex_bridge import prompt_for, remaining_tokens
 from goals.models import GoalStatus
-from tests.conftest import subprocess_database_url
-from tests.gateway.gateway_server import ROOT, wait_until
+from tests.gateway.gateway_server import wait_until
 
 FAKE = Path(__file__).parent / "fakes" / "codex_app_server.py"
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
 
 
 def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False) -> subprocess.Popen:
@@ -34,7 +31,7 @@ def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False) -
     argv = [
         sys.executable,
         "-m",
-        "approvals.codex_bridge",
+        "goalpost_client.codex_bridge",
         "--url",
         live_url,
         "--token",
@@ -43,7 +40,7 @@ def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False) -
         str(goal.pk),
     ]
     argv += ["--cwd", str(repo), "--", sys.executable, str(FAKE)]
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def finish(bridge: subprocess.Popen) -> str:
@@ -170,7 +167,7 @@ def test_the_goals_checks_and_token_usage_are_reported(live_url, running, git_re
 
 
 def test_it_declines_when_goalpost_cannot_be_reached(running, git_repo, tmp_path):
-    from approvals.codex_bridge import CodexBridge, GatewayClient
+    from goalpost_client.codex_bridge import CodexBridge, GatewayClient
 
     bridge = CodexBridge(
         [sys.executable, str(FAKE)], GatewayClient("http://127.0.0.1:9", "gp_x", running.pk), cwd=str(git_repo)
@@ -188,37 +185,6 @@ def test_it_declines_when_goalpost_cannot_be_reached(running, git_repo, tmp_path
     )
 
 
-def test_the_management_command_mints_a_token_for_the_run_and_revokes_it(live_url, running, git_repo, tmp_path):
-    log = tmp_path / "received.jsonl"
-    env = {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "FAKE_CODEX_SCENARIO": json.dumps([{"kind": "command", "command": "ls", "cwd": str(git_repo)}]),
-        "FAKE_CODEX_LOG": str(log),
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "codex_bridge",
-            str(running.pk),
-            "--url",
-            live_url,
-            "--",
-            sys.executable,
-            str(FAKE),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=90,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    assert decisions(log) == {1001: "accept"}
-    token = AgentToken.objects.get(goal=running)
-    assert token.name == "codex bridge" and token.revoked_at is not None
-
-
 def test_the_prompt_and_budget_come_from_the_goal():
     goal = {
         "title": "Faster dashboard",
@@ -231,12 +197,3 @@ def test_the_prompt_and_budget_come_from_the_goal():
     assert "- Keep the filters" in prompt_for(goal) and "`pytest tests/test_dashboard.py`" in prompt_for(goal)
     assert remaining_tokens(goal) == 600
     assert remaining_tokens({"budgets": {"tokens": None}}) is None
-
-
-def test_the_management_command_asks_for_a_cwd_when_the_repository_is_a_url(running, make_repository):
-    from django.core.management import CommandError, call_command
-
-    running.repository = make_repository("https://github.com/acme/shop.git")
-    running.save(update_fields=["repository"])
-    with pytest.raises(CommandError, match="is a URL: give --cwd"):
-        call_command("codex_bridge", str(running.pk))

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from approvals import hook_cli
 from gateway.models import AgentToken
+from goalpost_client import hook
 from goals.models import GoalStatus
-from tests.gateway.test_claude_hook import pre_tool_use
+from tests.conftest import pre_tool_use
 from tests.gateway.gateway_server import free_port
 
 HOOK = Path(sys.executable).parent / "goalpost-hook"
-
 
 
 def run_hook(stdin: dict | bytes, **env: str) -> subprocess.CompletedProcess:
@@ -26,7 +25,7 @@ def run_hook(stdin: dict | bytes, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_the_console_script_is_installed_with_the_package():
-    assert HOOK.exists(), "pip install -e . installs goalpost-hook from [project.scripts]"
+    assert HOOK.exists(), "make installs goalpost-hook with the client distribution (clients/)"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -88,5 +87,5 @@ def test_it_fails_closed_when_goalpost_cannot_be_reached(git_repo):
 )
 def test_what_it_cannot_do_is_said_on_stderr_with_claude_codes_exit_codes(stdin, env, code, message):
     data = stdin if isinstance(stdin, bytes) else json.dumps(stdin).encode()
-    exit_code, out, err = hook_cli.run(data, env)
+    exit_code, out, err = hook.run(data, env)
     assert (exit_code, out) == (code, "") and message in err

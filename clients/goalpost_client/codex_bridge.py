@@ -13,9 +13,9 @@ Allowed → accept / approved; denied → decline / denied; a person who chose "
 runs → cancel / abort (the turn ends). Goalpost unreachable → decline: the bridge fails closed. The goal's checks
 that Codex runs are reported as evidence, token usage as usage, and any activity as a heartbeat.
 
-Standard library only (it may run on another machine than Goalpost):
-`python -m approvals.codex_bridge --url URL --token TOKEN --goal ID [--prompt TEXT] [-- codex app-server]`, or
-`python manage.py codex_bridge GOAL_ID` next to the server.
+Standard library only (goalpost-client: it may run on another machine than Goalpost):
+`goalpost-codex-bridge --url URL --token TOKEN --goal ID [--prompt TEXT] [-- codex app-server]` (or
+`python -m goalpost_client.codex_bridge …`), or `python manage.py codex_bridge GOAL_ID` next to the server.
 """
 
 from __future__ import annotations
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in args:
         split = args.index("--")
         args, command = args[:split], args[split + 1 :] or command
-    parser = argparse.ArgumentParser(prog="python -m approvals.codex_bridge", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="goalpost-codex-bridge", description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("GOALPOST_URL", ""), help="Goalpost, e.g. http://host:8000")
     parser.add_argument("--token", default=os.environ.get("GOALPOST_TOKEN", ""), help="the goal's agent token")
     parser.add_argument("--goal", type=int, required=True, help="the goal's id")

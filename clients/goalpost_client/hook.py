@@ -1,4 +1,5 @@
-"""`goalpost-hook`: Claude Code's command hook for Goalpost. Standard library only, no Django.
+"""`goalpost-hook`: Claude Code's command hook for Goalpost. Standard library only, no Django (goalpost-client,
+`pip install ./clients`; also `python -m goalpost_client.hook`).
 
 Reads the hook input (JSON) on stdin, posts it to Goalpost (`$GOALPOST_URL/api/v1/hooks/claude`, with
 `Authorization: Bearer $GOALPOST_TOKEN`) and prints Goalpost's answer on stdout, exit code 0.
