@@ -3,7 +3,24 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from approvals import views as approval_views
+from config.api import api_urlpatterns, build_api
+from gateway.api import router as gateway_api
 from goals import views as goal_views
+from goals.api import router as goals_api
+
+# The JSON API under /api/v1/: one django-ninja API, its OpenAPI document generated at /api/v1/openapi.json.
+api = build_api(
+    [goals_api, gateway_api],
+    description=(
+        "Attach an agent running elsewhere (Claude Code, Codex, a script) to a Goalpost goal: it proposes each "
+        "risky tool call, the goal's review gates answer allow, deny or ask, and a person decides from their "
+        "phone. Agents authenticate with the goal's token (`Authorization: Bearer <token>`), created on the goal "
+        "page or with `python manage.py agent_token GOAL_ID`. A token proposes and reads for its one goal; it "
+        "never decides. The goal linter and the always-allow rules' changes take a person's login session and "
+        'CSRF token instead. Errors are `{"error": reason}` (Claude Code\'s hook answers 200 with a deny '
+        "instead); unknown fields in bodies are ignored."
+    ),
+)
 
 urlpatterns = [
     path("", approval_views.inbox, name="home"),
@@ -18,7 +35,6 @@ urlpatterns = [
     path("", include("approvals.notify_urls")),
     path("", include("approvals.urls")),
     path("", include("gateway.urls")),
-    path("api/v1/", include("goals.api_urls")),
-    path("api/v1/", include("gateway.api_urls")),
+    path("api/v1/", include(api_urlpatterns(api))),
     path("admin/", admin.site.urls),
 ]

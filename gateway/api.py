@@ -1,10 +1,15 @@
-"""The agent gateway's JSON API under /api/v1/: agents propose steps, wait for decisions, report what they did.
+"""The agent gateway's operations of the JSON API under /api/v1/ (django-ninja; config/api.py has the plumbing,
+config/urls.py puts the API together): agents propose steps, wait for decisions, report what they did.
 
-Agents authenticate with their goal's token (`Authorization: Bearer <token>`): a missing, unknown, expired or
-revoked token is 401, another goal's token 403; a token never decides (no endpoint here lets it). Errors are
-`{"error": reason}`; unknown fields in a body are ignored. The views that wait (the decision long-poll, the
-Claude Code hook) are async and hold neither a thread nor a database connection while they wait: they sleep on
-one Redis subscription per process and re-read the database briefly, in a worker thread, between naps.
+Agents authenticate with their goal's token (`Authorization: Bearer <token>`, AgentTokenAuth): a missing, unknown,
+expired or revoked token is 401; on a goal's URL another goal's token is 403 and an unknown goal 404. A token
+never decides (no operation here lets it). The operations that wait (the decision long-poll, the Claude Code
+hook) are async and hold neither a thread nor a database connection while they wait: they sleep on one Redis
+subscription per process and re-read the database briefly, in the loop's shared worker threads, between naps.
+
+Claude Code's hook is the exception to the API's error shape: Claude Code lets a tool call through when its HTTP
+hook answers anything but 2xx, so every refusal there (a bad token, a body too large, malformed or not a hook
+input) is a 200 deny that says why.
 """
 
 from __future__ import annotations
@@ -20,23 +25,25 @@ from functools import wraps
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.decorators import login_not_required
 from django.db import connections
-from django.http import HttpRequest, JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import Query, Router
+from ninja.decorators import decorate_view
+from ninja.errors import HttpError
+from ninja.responses import Status
+from ninja.security.base import AuthBase
 
+from config.api import SignedIn, json_object, refusals
 from gateway import calls as gateway
+from gateway import schemas
 from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings, RuleKind, TokenRefused, WhenUnanswered
-from gateway.openapi import OPENAPI
 from goals.models import Goal
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
-MAX_OUTPUT_TAIL = 20_000
 DECISION_WAIT_MAX_S = 25.0
-TOKENS_MAX = 10**12
+
+router = Router(tags=["gateway"])
 
 
 def hook_wait_default() -> float:
@@ -47,87 +54,7 @@ def hook_wait_max() -> float:
     return float(getattr(settings, "GOALPOST_HOOK_WAIT_MAX_S", 600))
 
 
-def json_error(reason: str, status: int, **extra) -> JsonResponse:
-    return JsonResponse({"error": reason, **extra}, status=status)
-
-
-def _method_not_allowed(*allowed: str) -> JsonResponse:
-    response = json_error(f"Use {' or '.join(allowed)}.", 405)
-    response["Allow"] = ", ".join(allowed)
-    return response
-
-
-def api_view(view: Callable) -> Callable:
-    """A token-authenticated JSON endpoint: no login redirect, no CSRF (a missing token is 401, not 403)."""
-    return login_not_required(csrf_exempt(view))
-
-
-class BadRequest(ValueError):
-    """A request body the API cannot use; the message goes back as the JSON reason."""
-
-
-def json_body(request: HttpRequest) -> dict:
-    if len(request.body) > MAX_BODY_BYTES:
-        raise BadRequest(f"The body is larger than {MAX_BODY_BYTES // 1024} KB.")
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        raise BadRequest(f"Malformed JSON: {error}"[:300]) from error
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.")
-    _check_strings(body)
-    return body
-
-
-def _check_strings(value: object) -> None:
-    """Refuse text no database or file system takes: NUL characters and lone surrogates."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack += list(item.keys()) + list(item.values())
-        elif isinstance(item, list):
-            stack += item
-        elif isinstance(item, str):
-            if "\x00" in item:
-                raise BadRequest("Text with NUL characters (\\u0000) is not accepted.")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise BadRequest("Text with lone surrogates is not valid UTF-8.") from error
-
-
-def _string(body: dict, key: str, *, limit: int = 10_000, required: bool = False) -> str:
-    value = body.get(key)
-    if value is None:
-        if required:
-            raise BadRequest(f"`{key}` is required.")
-        return ""
-    if not isinstance(value, str):
-        raise BadRequest(f"`{key}` must be a string.")
-    return value[-limit:] if key == "output_tail" else value[:limit]
-
-
-def _integer(body: dict, key: str, *, default: int | None = None, low: int = -(2**31), high: int = 2**31 - 1):
-    value = body.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BadRequest(f"`{key}` must be a whole number from {low} to {high}.")
-    return value
-
-
-def _wait(request: HttpRequest, default: float, maximum: float) -> float:
-    raw = request.GET.get("wait")
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as error:
-        raise BadRequest("`wait` must be a number of seconds.") from error
-    if not value >= 0:  # also refuses NaN
-        raise BadRequest("`wait` must be 0 or more seconds.")
-    return min(value, maximum)
+# --- the agent's token ----------------------------------------------------------------------------------------
 
 
 def bearer_secret(request: HttpRequest) -> str:
@@ -136,37 +63,50 @@ def bearer_secret(request: HttpRequest) -> str:
     return secret.strip() if scheme.lower() == "bearer" else ""
 
 
-def _token_for_goal(request: HttpRequest, goal_id: int) -> tuple[AgentToken, Goal]:
-    """The request's token and its goal; TokenRefused for no, a bad or another goal's token, LookupError for no goal."""
-    token = AgentToken.authenticate(bearer_secret(request))
-    goal = Goal.objects.filter(pk=goal_id).first()
-    if goal is None:
-        raise LookupError(f"No goal {goal_id}.")
-    if token.goal_id != goal.pk:
-        raise TokenRefused(403, f"This token belongs to goal {token.goal_id}, not to goal {goal_id}.")
-    return token, goal
+def token_for(secret: str, goal_id: int | None) -> AgentToken:
+    """The token for a secret, scoped to a goal when the URL names one; HttpError 401, 403 or 404 otherwise."""
+    try:
+        token = AgentToken.authenticate(secret)
+    except TokenRefused as refusal:
+        raise HttpError(refusal.status, str(refusal)) from refusal
+    if goal_id is not None and token.goal_id != goal_id:
+        if not Goal.objects.filter(pk=goal_id).exists():
+            raise HttpError(404, f"No goal {goal_id}.")
+        raise HttpError(403, f"This token belongs to goal {token.goal_id}, not to goal {goal_id}.")
+    return token
 
 
-def token_endpoint(view: Callable) -> Callable:
-    """A sync endpoint for one goal's agent: authenticates, loads the goal, turns BadRequest into 400."""
+class AgentTokenAuth(AuthBase):
+    """A goal's agent token, `Authorization: Bearer gp_…` (request.auth is the AgentToken, its goal loaded).
 
-    @wraps(view)
-    def wrapper(request: HttpRequest, goal_id: int, *args, **kwargs):
-        try:
-            token, goal = _token_for_goal(request, goal_id)
-            return view(request, token, goal, *args, **kwargs)
-        except TokenRefused as refusal:
-            return json_error(str(refusal), refusal.status)
-        except LookupError as missing:
-            return json_error(str(missing), 404)
-        except BadRequest as error:
-            return json_error(str(error), 400)
+    The waiting operations use `waits=True`: the same check, awaited, its database read in the loop's shared
+    worker threads. `optional=True` lets a request without a bearer token try the next credential (a session)."""
 
-    return api_view(wrapper)
+    openapi_type = "http"
+    openapi_scheme = "bearer"
+    openapi_description = "The goal's agent token: `Authorization: Bearer gp_…`."
+
+    def __init__(self, *, waits: bool = False, optional: bool = False):
+        super().__init__()
+        self.is_async = waits
+        self.optional = optional
+
+    def __call__(self, request: HttpRequest):
+        secret = bearer_secret(request)
+        if self.optional and not secret:
+            return None
+        match = request.resolver_match
+        goal_id = match.kwargs.get("goal_id") if match else None
+        if self.is_async:
+            return in_worker_thread(token_for)(secret, goal_id)
+        return token_for(secret, goal_id)
+
+
+agent_token = AgentTokenAuth()
+waiting_agent_token = AgentTokenAuth(waits=True)
 
 
 def goal_summary(goal: Goal) -> dict:
-
     usage = goal.usage()
     reported = sum(goal.agent_reports.values_list("tokens", flat=True))
     return {
@@ -196,114 +136,132 @@ def goal_summary(goal: Goal) -> dict:
     }
 
 
-# --- sync endpoints ------------------------------------------------------------------------------------------
+# --- what the agent reads and reports -------------------------------------------------------------------------
 
 
-@token_endpoint
-def goal_detail(request: HttpRequest, token: AgentToken, goal: Goal) -> JsonResponse:
-    """GET /api/v1/goals/<id>: the contract the agent works under, its budgets and what is used."""
-    if request.method != "GET":
-        return _method_not_allowed("GET")
-    return JsonResponse(goal_summary(goal))
+@router.get(
+    "/goals/{int:goal_id}",
+    auth=agent_token,
+    response={200: schemas.Goal, **refusals(401, 403, 404)},
+    url_name="api_goal",
+    operation_id="getGoal",
+    summary="The goal's contract, status, budgets and what is used",
+)
+def goal_detail(request: HttpRequest, goal_id: int) -> dict:
+    return goal_summary(request.auth.goal)
 
 
-def tool_call_from(body: dict, agent: str = "api") -> gateway.ToolCall:
-    tool = body.get("tool", body.get("tool_name"))
-    tool_input = body.get("input", body.get("tool_input", {}))
-    if not isinstance(tool, str) or not tool.strip():
-        raise BadRequest("`tool` is required: the tool's name, e.g. Bash, Write, Edit, MultiEdit, apply_patch.")
-    if not isinstance(tool_input, dict):
-        raise BadRequest("`input` must be an object: the tool's input.")
+@router.post(
+    "/goals/{int:goal_id}/steps",
+    auth=agent_token,
+    response={200: schemas.StepVerdict, **refusals(400, 401, 403, 404, 413)},
+    url_name="api_propose_step",
+    operation_id="proposeStep",
+    summary="Propose a tool call; the gates answer allow, deny or ask",
+    description=(
+        "`allow`: no gate fired (or an always-allow rule covers the call). `deny`: a gate says stop (protected "
+        "path, lock or generated file, budget used up), the goal is not running, or the call writes outside the "
+        "goal's repository; `stop` is true when the agent should stop altogether. `ask`: an approval request is "
+        "open for the goal's people; wait for it at `request.decision_url`. The same call proposed again joins that "
+        "request, and once it is decided answers with its decision."
+    ),
+)
+def propose_step(request: HttpRequest, goal_id: int, proposal: schemas.StepProposal) -> dict:
+    agent = proposal.agent if proposal.agent in gateway.AGENT_LABELS else "api"
+    call = tool_call_from(proposal.tool or proposal.tool_name, proposal.input or proposal.tool_input, proposal, agent)
+    try:
+        outcome = gateway.propose(request.auth.goal, call, request.auth)
+    except gateway.BadToolCall as error:
+        raise HttpError(400, str(error)) from error
+    return outcome.as_dict()
+
+
+def tool_call_from(tool: str | None, tool_input: dict | None, fields, agent: str) -> gateway.ToolCall:
+    if not tool or not tool.strip():
+        raise HttpError(400, "`tool` is required: the tool's name, e.g. Bash, Write, Edit, MultiEdit, apply_patch.")
     return gateway.ToolCall(
-        tool=tool.strip()[:200],
-        input=tool_input,
-        cwd=_string(body, "cwd", limit=4000),
-        session_id=_string(body, "session_id", limit=200),
-        tool_use_id=_string(body, "tool_use_id", limit=200),
+        tool=tool.strip(),
+        input=tool_input or {},
+        cwd=fields.cwd or "",
+        session_id=fields.session_id or "",
+        tool_use_id=fields.tool_use_id or "",
         agent=agent,
     )
 
 
-@token_endpoint
-def propose_step(request: HttpRequest, token: AgentToken, goal: Goal) -> JsonResponse:
-    """POST /api/v1/goals/<id>/steps: a tool call → allow, deny or ask (an approval request opened)."""
-    if request.method != "POST":
-        return _method_not_allowed("POST")
-    body = json_body(request)
-    agent = body.get("agent")
-    agent = agent if isinstance(agent, str) and agent in gateway.AGENT_LABELS else "api"
-    call = tool_call_from(body, agent)
-    try:
-        outcome = gateway.propose(goal, call, token)
-    except gateway.BadToolCall as error:
-        raise BadRequest(str(error)) from error
-    return JsonResponse(outcome.as_dict())
-
-
-@token_endpoint
-def report_evidence(request: HttpRequest, token: AgentToken, goal: Goal) -> JsonResponse:
-    """POST /api/v1/goals/<id>/evidence: a check the agent ran (command, exit code, output tail)."""
-    if request.method != "POST":
-        return _method_not_allowed("POST")
-    body = json_body(request)
-    command = _string(body, "command", limit=10_000)
-    name = _string(body, "name", limit=200)
-    if not command and not name:
-        raise BadRequest("`command` is required: the check the agent ran.")
-    tests = body.get("failing_tests") or []
-    if not isinstance(tests, list) or not all(isinstance(test, str) for test in tests):
-        raise BadRequest("`failing_tests` must be a list of strings.")
-    timed_out = body.get("timed_out", False)
-    if not isinstance(timed_out, bool):
-        raise BadRequest("`timed_out` must be true or false.")
-    exit_code = _integer(body, "exit_code")
-    if exit_code is None and not timed_out:
-        raise BadRequest("`exit_code` is required (or `timed_out`: true).")
+@router.post(
+    "/goals/{int:goal_id}/evidence",
+    auth=agent_token,
+    response={201: schemas.EvidenceRecorded, **refusals(400, 401, 403, 404, 413)},
+    url_name="api_report_evidence",
+    operation_id="reportEvidence",
+    summary="Report a check the agent ran: command, exit code, output tail",
+    description="Failing checks with the same signature several times in a row ask a person.",
+)
+def report_evidence(request: HttpRequest, goal_id: int, evidence: schemas.Evidence) -> Status:
+    if not evidence.command and not evidence.name:
+        raise HttpError(400, "`command` is required: the check the agent ran.")
+    if evidence.exit_code is None and not evidence.timed_out:
+        raise HttpError(400, "`exit_code` is required (or `timed_out`: true).")
     report = gateway.record_evidence(
-        goal,
-        token,
-        command=command,
-        exit_code=exit_code,
-        output_tail=_string(body, "output_tail", limit=MAX_OUTPUT_TAIL),
-        name=name,
-        expected_exit=_integer(body, "expected_exit", default=0),
-        failing_tests=tuple(test[:500] for test in tests[:200]),
-        timed_out=timed_out,
-        tokens=_integer(body, "tokens", default=0, low=0, high=TOKENS_MAX),
+        request.auth.goal,
+        request.auth,
+        command=evidence.command or "",
+        exit_code=evidence.exit_code,
+        output_tail=evidence.output_tail or "",
+        name=evidence.name or "",
+        expected_exit=evidence.expected_exit,
+        failing_tests=tuple(evidence.failing_tests or ()),
+        timed_out=evidence.timed_out,
+        tokens=evidence.tokens,
     )
-    return JsonResponse(
-        {"id": report.pk, "passed": report.passed, "failure_signature": report.failure_signature or None},
-        status=201,
-    )
+    recorded = {"id": report.pk, "passed": report.passed, "failure_signature": report.failure_signature or None}
+    return Status(201, recorded)
 
 
-@token_endpoint
-def report_usage(request: HttpRequest, token: AgentToken, goal: Goal) -> JsonResponse:
-    """POST /api/v1/goals/<id>/usage: tokens the agent used since its last report."""
-    if request.method != "POST":
-        return _method_not_allowed("POST")
-    body = json_body(request)
-    tokens = _integer(body, "tokens", low=0, high=TOKENS_MAX)
-    if tokens is None:
-        raise BadRequest("`tokens` is required: the tokens used since the last report.")
-    total = gateway.record_usage(goal, token, tokens)
-    return JsonResponse({"reported_tokens": total, "budget_tokens": goal.budget_tokens})
+@router.post(
+    "/goals/{int:goal_id}/usage",
+    auth=agent_token,
+    response={200: schemas.UsageRecorded, **refusals(400, 401, 403, 404, 413)},
+    url_name="api_report_usage",
+    operation_id="reportUsage",
+    summary="Report tokens used since the last report (they count against the token budget)",
+)
+def report_usage(request: HttpRequest, goal_id: int, usage: schemas.Usage) -> dict:
+    total = gateway.record_usage(request.auth.goal, request.auth, usage.tokens)
+    return {"reported_tokens": total, "budget_tokens": request.auth.goal.budget_tokens}
 
 
-@token_endpoint
-def heartbeat(request: HttpRequest, token: AgentToken, goal: Goal) -> JsonResponse:
-    """POST /api/v1/goals/<id>/heartbeat: the agent is alive; silence past the stall limit becomes a stall."""
-    if request.method != "POST":
-        return _method_not_allowed("POST")
+@router.post(
+    "/goals/{int:goal_id}/heartbeat",
+    auth=agent_token,
+    response={200: schemas.Heartbeat, **refusals(400, 401, 403, 404, 413)},
+    url_name="api_heartbeat",
+    operation_id="heartbeat",
+    summary="The agent is alive: a goal silent past the stall limit becomes a stall",
+    openapi_extra={
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
+def heartbeat(request: HttpRequest, goal_id: int) -> dict:
     if request.content_type == "application/json" and request.body.strip():
-        json_body(request)  # the body is optional (and ignored), but malformed JSON is still an error
+        json_object(request.body)  # the body is optional (and ignored), but malformed JSON is still an error
+    goal = request.auth.goal
     gateway.heartbeat(goal)
-    refusal = gateway.goal_state_refusal(goal)
-    reason, stop = refusal or ("", False)
-    return JsonResponse({"goal": goal.pk, "status": goal.status, "stop": stop, "reason": reason})
+    reason, stop = gateway.goal_state_refusal(goal) or ("", False)
+    return {"goal": goal.pk, "status": goal.status, "stop": stop, "reason": reason}
 
 
 # --- always-allow rules: agents read them, the owner (signed in) changes them ---------------------------------
+
+may_read_rules = [
+    AgentTokenAuth(optional=True),
+    SignedIn("Send the goal's agent token as `Authorization: Bearer <token>`, or sign in."),
+]
+owner_signed_in = SignedIn(
+    "Sign in first: changing rules needs the owner's login session.",
+    tokens_refused="An agent token cannot change the goal's rules: only its owner can, signed in.",
+)
 
 
 def rule_dict(rule: AlwaysAllowRule) -> dict:
@@ -317,44 +275,25 @@ def rule_dict(rule: AlwaysAllowRule) -> dict:
     }
 
 
-def _session_owner_or_error(request: HttpRequest, goal: Goal) -> JsonResponse | None:
-    if bearer_secret(request):
-        return json_error("An agent token cannot change the goal's rules: only its owner can, signed in.", 403)
-    if not request.user.is_authenticated:
-        return json_error("Sign in first: changing rules needs the owner's login session.", 401)
-    if not Goal.objects.visible_to(request.user).filter(pk=goal.pk).exists():
-        return json_error(f"No goal {goal.pk}.", 404)
-    if not goal.can_edit(request.user):
-        return json_error("Only the goal's owner can change its rules.", 403)
-    if CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}) is not None:
-        return json_error("CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header.", 403)
-    return None
-
-
-def _reader_or_error(request: HttpRequest, goal: Goal) -> JsonResponse | None:
-    """A token of this goal, or a person who may see it."""
-    if bearer_secret(request):
-        try:
-            _token_for_goal(request, goal.pk)
-        except TokenRefused as refusal:
-            return json_error(str(refusal), refusal.status)
-        return None
-    if not request.user.is_authenticated:
-        return json_error("Send the goal's agent token as `Authorization: Bearer <token>`.", 401)
-    if not Goal.objects.visible_to(request.user).filter(pk=goal.pk).exists():
-        return json_error(f"No goal {goal.pk}.", 404)
-    return None
+def visible_goal(request: HttpRequest, goal_id: int) -> Goal:
+    """The goal, for its agent's token or a person who may see it; 404 for anyone else."""
+    if isinstance(request.auth, AgentToken):
+        return request.auth.goal
+    goal = Goal.objects.visible_to(request.auth).filter(pk=goal_id).first()
+    if goal is None:
+        raise HttpError(404, f"No goal {goal_id}.")
+    return goal
 
 
 def create_rule(goal: Goal, user, kind: str, value: str) -> AlwaysAllowRule:
-    """Add an always-allow rule (the same active rule twice is one rule)."""
+    """Add an always-allow rule (the same active rule twice is one rule); ValueError saying why not."""
     value = " ".join(value.split()) if kind == RuleKind.COMMAND_PREFIX else value.strip()
     if kind not in RuleKind.values:
-        raise BadRequest("`kind` must be command_prefix or path.")
+        raise ValueError("`kind` must be command_prefix or path.")
     if not value or len(value) > 500:
-        raise BadRequest("`value` must be 1 to 500 characters.")
+        raise ValueError("`value` must be 1 to 500 characters.")
     if kind == RuleKind.COMMAND_PREFIX and gateway._simple_command(value) is None:
-        raise BadRequest("A command prefix is plain words: no shell operators, quotes aside.")
+        raise ValueError("A command prefix is plain words: no shell operators, quotes aside.")
     existing = goal.always_allow_rules.active().filter(kind=kind, value=value).first()
     if existing:
         return existing
@@ -363,58 +302,59 @@ def create_rule(goal: Goal, user, kind: str, value: str) -> AlwaysAllowRule:
     return rule
 
 
-@api_view
-def rules(request: HttpRequest, goal_id: int) -> JsonResponse:
-    """GET (token or session) lists the goal's always-allow rules; POST (the owner, signed in) adds one."""
-    goal = Goal.objects.filter(pk=goal_id).first()
-    if request.method == "GET":
-        if goal is None:
-            return json_error(f"No goal {goal_id}.", 404)
-        refused = _reader_or_error(request, goal)
-        if refused is not None:
-            return refused
-        active = request.GET.get("all") not in ("1", "true")
-        listed = goal.always_allow_rules.active() if active else goal.always_allow_rules.all()
-        return JsonResponse({"rules": [rule_dict(rule) for rule in listed.select_related("created_by")]})
-    if request.method != "POST":
-        return _method_not_allowed("GET", "POST")
-    if goal is None:
-        return json_error(f"No goal {goal_id}.", 404)
-    refused = _session_owner_or_error(request, goal)
-    if refused is not None:
-        return refused
+@router.get(
+    "/goals/{int:goal_id}/rules",
+    auth=may_read_rules,
+    response={200: schemas.Rules, **refusals(400, 401, 403, 404)},
+    url_name="api_rules",
+    operation_id="listRules",
+    summary="The goal's always-allow rules (a token of the goal, or a person who sees it)",
+)
+def rules(
+    request: HttpRequest, goal_id: int, all: bool = Query(False, description="Include revoked rules.")
+) -> dict:
+    goal = visible_goal(request, goal_id)
+    listed = goal.always_allow_rules.all() if all else goal.always_allow_rules.active()
+    return {"rules": [rule_dict(rule) for rule in listed.select_related("created_by")]}
+
+
+def owned_goal(request: HttpRequest, goal_id: int) -> Goal:
+    goal = visible_goal(request, goal_id)
+    if not goal.can_edit(request.auth):
+        raise HttpError(403, "Only the goal's owner can change its rules.")
+    return goal
+
+
+@router.post(
+    "/goals/{int:goal_id}/rules",
+    auth=owner_signed_in,
+    response={201: schemas.Rule, **refusals(400, 401, 403, 404, 413)},
+    url_name="api_rules",
+    operation_id="addRule",
+    summary="Add an always-allow rule (the goal's owner, signed in, with the CSRF token)",
+)
+def add_rule(request: HttpRequest, goal_id: int, rule: schemas.RuleInput) -> Status:
     try:
-        body = json_body(request)
-        rule = create_rule(goal, request.user, _string(body, "kind"), _string(body, "value", limit=1000))
-    except BadRequest as error:
-        return json_error(str(error), 400)
-    return JsonResponse(rule_dict(rule), status=201)
+        created = create_rule(owned_goal(request, goal_id), request.auth, rule.kind, rule.value)
+    except ValueError as error:
+        raise HttpError(400, str(error)) from error
+    return Status(201, rule_dict(created))
 
 
-@api_view
-def rule_detail(request: HttpRequest, goal_id: int, rule_id: int) -> JsonResponse:
-    """DELETE /api/v1/goals/<id>/rules/<rule_id>: the owner revokes a rule."""
-    if request.method != "DELETE":
-        return _method_not_allowed("DELETE")
-    goal = Goal.objects.filter(pk=goal_id).first()
-    if goal is None:
-        return json_error(f"No goal {goal_id}.", 404)
-    refused = _session_owner_or_error(request, goal)
-    if refused is not None:
-        return refused
-    rule = goal.always_allow_rules.filter(pk=rule_id).first()
+@router.delete(
+    "/goals/{int:goal_id}/rules/{int:rule_id}",
+    auth=owner_signed_in,
+    response={200: schemas.Rule, **refusals(401, 403, 404)},
+    url_name="api_rule",
+    operation_id="revokeRule",
+    summary="Revoke an always-allow rule (the goal's owner, signed in, with the CSRF token)",
+)
+def revoke_rule(request: HttpRequest, goal_id: int, rule_id: int) -> dict:
+    rule = owned_goal(request, goal_id).always_allow_rules.filter(pk=rule_id).first()
     if rule is None:
-        return json_error(f"No rule {rule_id} on goal {goal_id}.", 404)
-    rule.revoke(request.user)
-    return JsonResponse(rule_dict(rule))
-
-
-@api_view
-def openapi(request: HttpRequest) -> JsonResponse:
-    """GET /api/v1/openapi.json: this API's OpenAPI 3.1 document."""
-    if request.method != "GET":
-        return _method_not_allowed("GET")
-    return JsonResponse(OPENAPI, json_dumps_params={"ensure_ascii": False})
+        raise HttpError(404, f"No rule {rule_id} on goal {goal_id}.")
+    rule.revoke(request.auth)
+    return rule_dict(rule)
 
 
 # --- waiting without a thread ---------------------------------------------------------------------------------
@@ -534,34 +474,37 @@ async def wait_for_outcome(request_id: int, timeout: float) -> gateway.RequestOu
         listener.unwatch(request_id, event)
 
 
-async def _authenticate(request: HttpRequest) -> AgentToken:
-    return await in_worker_thread(AgentToken.authenticate)(bearer_secret(request))
-
-
-@api_view
-async def request_decision(request: HttpRequest, request_id: int) -> JsonResponse:
-    """GET /api/v1/requests/<id>/decision?wait=25: the decision, waiting for it up to `wait` seconds (≤ 25)."""
-    if request.method != "GET":
-        return _method_not_allowed("GET")
-    try:
-        token = await _authenticate(request)
-        wait = _wait(request, 0.0, DECISION_WAIT_MAX_S)
-    except TokenRefused as refusal:
-        return json_error(str(refusal), refusal.status)
-    except BadRequest as error:
-        return json_error(str(error), 400)
+@router.get(
+    "/requests/{int:request_id}/decision",
+    auth=waiting_agent_token,
+    response={200: schemas.Decision, **refusals(400, 401, 403, 404)},
+    url_name="api_request_decision",
+    operation_id="getDecision",
+    summary="Wait for a person's decision on a request (long-poll, at most 25 s; call again)",
+    description="The request's state: `pending` after the wait (call again), or decided.",
+)
+async def request_decision(
+    request: HttpRequest,
+    request_id: int,
+    wait: float = Query(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds to wait for a decision; 0 answers at once; more than 25 counts as 25.",
+    ),
+) -> dict:
     outcome = await in_worker_thread(gateway.request_outcome)(request_id)
     if outcome is None:
-        return json_error(f"No request {request_id}.", 404)
-    if outcome.goal_id != token.goal_id:
-        return json_error(f"Request {request_id} belongs to another goal than this token's.", 403)
+        raise HttpError(404, f"No request {request_id}.")
+    if outcome.goal_id != request.auth.goal_id:
+        raise HttpError(403, f"Request {request_id} belongs to another goal than this token's.")
     if not outcome.settled and wait > 0:
-        outcome = await wait_for_outcome(request_id, wait)
+        outcome = await wait_for_outcome(request_id, min(wait, DECISION_WAIT_MAX_S))
         if outcome is None:
-            return json_error(f"No request {request_id}.", 404)
+            raise HttpError(404, f"No request {request_id}.")
     if outcome.settled:
         await in_worker_thread(gateway.consume)(request_id)
-    return JsonResponse(outcome.as_dict())
+    return outcome.as_dict()
 
 
 # --- Claude Code's hook ---------------------------------------------------------------------------------------
@@ -589,6 +532,39 @@ def hook_answer(decision: str, reason: str, *, stop: bool = False) -> dict:
     return answer
 
 
+def hook_refusal(reason: str, event: str) -> dict:
+    """What Claude Code gets when Goalpost cannot answer: a deny for a tool call (or an input it cannot read), a
+    message for the person on the other events (a Notification or a Stop has nothing to deny)."""
+    if event in ("", "PreToolUse"):
+        return hook_answer(gateway.DENY, reason)
+    return {"systemMessage": f"Goalpost: {reason}"}
+
+
+def refusals_as_hook_answers(run: Callable) -> Callable:
+    """Turn the API's refusals of the hook (401, 403, 400, 413: `{"error": reason}`) into a 200 that Claude Code
+    obeys: it lets the tool call through on any answer but a 2xx."""
+
+    @wraps(run)
+    async def answered(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = await run(request, *args, **kwargs)
+        if not 400 <= response.status_code < 500:
+            return response
+        reason = json.loads(response.content).get("error") or "Goalpost refused this call."
+        return JsonResponse(hook_refusal(reason, hook_event(request)))
+
+    return answered
+
+
+def hook_event(request: HttpRequest) -> str:
+    """The hook event a body names, if it can be read at all."""
+    try:
+        body = json.loads(request.body)
+    except Exception:  # too large to read, malformed: a tool call is the safe guess
+        return ""
+    event = body.get("hook_event_name") if isinstance(body, dict) else None
+    return event if isinstance(event, str) else ""
+
+
 def _propose_hook_call(token: AgentToken, call: gateway.ToolCall) -> tuple[gateway.Outcome, str]:
     goal = Goal.objects.get(pk=token.goal_id)
     try:
@@ -609,44 +585,59 @@ def record_hook_event(token: AgentToken, event: str, body: dict) -> None:
     goal.record("agent", text[:500], event=event, session_id=session[:200], notification_type=kind[:50])
 
 
-@api_view
-async def claude_hook(request: HttpRequest) -> JsonResponse:
-    """POST /api/v1/hooks/claude: Claude Code's hook input as it sends it; PreToolUse gets a decision."""
-    if request.method != "POST":
-        return _method_not_allowed("POST")
-    try:
-        token = await _authenticate(request)
-        body = json_body(request)
-        wait = _wait(request, hook_wait_default(), hook_wait_max())
-    except TokenRefused as refusal:
-        return json_error(str(refusal), refusal.status)
-    except BadRequest as error:
-        return json_error(str(error), 400)
-    event = body.get("hook_event_name")
-    if not isinstance(event, str) or not event:
-        return json_error("`hook_event_name` is required: this endpoint takes Claude Code's hook input.", 400)
+@router.post(
+    "/hooks/claude",
+    auth=waiting_agent_token,
+    response={200: schemas.ClaudeHookOutput},
+    by_alias=True,
+    exclude_unset=True,
+    url_name="api_claude_hook",
+    operation_id="claudeCodeHook",
+    summary="Claude Code's hook input, as an HTTP hook sends it",
+    description=(
+        "`PreToolUse` answers Claude Code's decision JSON. When a gate asks for a person, the call waits for the "
+        "phone (default 55 s, `wait` to change it) and answers allow or deny from the decision; without an answer "
+        "in time it denies, saying the request is still open on the phone (or answers `ask` where the goal falls "
+        "back to Claude Code's own prompt), and the same call retried joins that request. A call that does not fit "
+        "the goal's state (paused, cwd elsewhere) is a deny. `Notification`, `Stop`, `SubagentStop`, "
+        "`SessionStart` and `SessionEnd` go on the goal's timeline and answer `{}`; other events answer `{}`. "
+        "Every refusal is a 200 too, since Claude Code lets the call through on any other answer: a missing, "
+        "wrong or revoked token, or a body too large, malformed or not a hook input, is a deny that says why "
+        "(a `systemMessage` on the events that have nothing to deny)."
+    ),
+)
+@decorate_view(refusals_as_hook_answers)
+async def claude_hook(
+    request: HttpRequest,
+    hook: schemas.ClaudeHookInput,
+    wait: float | None = Query(
+        None, ge=0, allow_inf_nan=False, description="Seconds to wait for the phone before answering (default 55)."
+    ),
+) -> dict:
+    token = request.auth
+    event = hook.hook_event_name
     if event in TIMELINE_EVENTS:
-        await in_worker_thread(record_hook_event)(token, event, body)
-        return JsonResponse({})
+        await in_worker_thread(record_hook_event)(token, event, hook.model_dump())
+        return {}
     if event != "PreToolUse":
-        return JsonResponse({})
-    try:
-        call = tool_call_from(body, agent="claude")
-    except BadRequest as error:
-        return json_error(str(error), 400)
+        return {}
+    if not hook.tool_name or not hook.tool_name.strip():
+        return hook_answer(gateway.DENY, "`tool_name` is required: Claude Code's PreToolUse input names the tool.")
+    call = tool_call_from(hook.tool_name, hook.tool_input, hook, agent="claude")
     outcome, when_unanswered = await in_worker_thread(_propose_hook_call)(token, call)
     if outcome.verdict != gateway.ASK:
-        return JsonResponse(hook_answer(outcome.verdict, outcome.reason, stop=outcome.stop))
+        return hook_answer(outcome.verdict, outcome.reason, stop=outcome.stop)
     request_id = outcome.request.pk
+    wait = min(hook_wait_default() if wait is None else wait, hook_wait_max())
     settled = await wait_for_outcome(request_id, wait) if wait > 0 else None
     if settled is not None and settled.settled:
         await in_worker_thread(gateway.consume)(request_id)
-        return JsonResponse(hook_answer(settled.decision or gateway.DENY, settled.reason, stop=settled.stop))
+        return hook_answer(settled.decision or gateway.DENY, settled.reason, stop=settled.stop)
     if when_unanswered == WhenUnanswered.ASK:
         reason = f"No decision on the phone yet (request #{request_id} is still open there): decide here instead."
-        return JsonResponse(hook_answer(gateway.ASK, reason))
+        return hook_answer(gateway.ASK, reason)
     reason = (
         f"Still waiting for a decision on the phone: request #{request_id} stays open there. "
         "Try the same call again later to pick up the answer, or do something else meanwhile."
     )
-    return JsonResponse(hook_answer(gateway.DENY, reason))
+    return hook_answer(gateway.DENY, reason)

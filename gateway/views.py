@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from gateway.api import BadRequest, create_rule
+from gateway.api import create_rule
 from gateway.models import AgentToken, GatewaySettings, RuleKind, WhenUnanswered
 from goals.models import Goal
 
@@ -96,7 +96,7 @@ def add_rule(request: HttpRequest, goal_id: int) -> HttpResponse:
     if form.is_valid():
         try:
             rule = create_rule(goal, request.user, form.cleaned_data["kind"], form.cleaned_data["value"])
-        except BadRequest as error:
+        except ValueError as error:
             form.add_error("value", str(error))
         else:
             return _done(request, goal, f"Always allowed: {rule}.")

@@ -5,9 +5,10 @@ Reads the hook input (JSON) on stdin, posts it to Goalpost (`$GOALPOST_URL/api/v
 `Authorization: Bearer $GOALPOST_TOKEN`) and prints Goalpost's answer on stdout, exit code 0.
 
 It fails closed. Claude Code treats exit code 2 from a PreToolUse hook as a block and shows the hook's stderr,
-so when Goalpost cannot be reached, refuses the token or answers something unreadable, a PreToolUse call is
-blocked with exit code 2 and a message that says why. For the other events (Notification, Stop…), a failure is
-exit code 1: a non-blocking error that Claude Code shows, since blocking a Stop would keep the agent running.
+so when Goalpost cannot be reached, answers an error or something unreadable, a PreToolUse call is blocked with
+exit code 2 and a message that says why (a token Goalpost refuses comes back as a deny, passed on as it is). For
+the other events (Notification, Stop…), a failure is exit code 1: a non-blocking error that Claude Code shows,
+since blocking a Stop would keep the agent running.
 
 Environment: GOALPOST_URL (e.g. http://127.0.0.1:8000), GOALPOST_TOKEN (the goal's agent token), optionally
 GOALPOST_WAIT (seconds the server waits for the phone, default the server's 55) and GOALPOST_HOOK_TIMEOUT

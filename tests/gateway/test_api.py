@@ -2,7 +2,9 @@
 200 agents long-polling one daphne at once."""
 
 import asyncio
+import json
 import os
+import re
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -13,13 +15,12 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.urls import get_resolver
+from django.urls import URLPattern, get_resolver
 from django.utils import timezone
+from openapi_spec_validator import validate
 
 from approvals.models import ApprovalRequest, RequestStatus
-from gateway import api_urls
-from gateway.models import AgentToken, AlwaysAllowRule, GatewayCall
-from gateway.openapi import OPENAPI
+from gateway.models import AgentReport, AgentToken, AlwaysAllowRule, GatewayCall
 from goals.models import Goal, GoalStatus
 from tests.conftest import good_goal_fields, subprocess_database_url
 from tests.gateway.gateway_server import running_daphne
@@ -223,6 +224,57 @@ def test_evidence_needs_a_command_and_an_exit_code(client, running, secret):
     assert response.status_code == 400 and "exit_code" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "status", "reason"),
+    [
+        pytest.param("usage", {"tokens": -1}, 400, "`tokens` must be a whole number from 0 to 1000000000000.", id="negative-tokens"),
+        pytest.param("usage", {"tokens": 10**12 + 1}, 400, "`tokens` must be a whole number from 0 to 1000000000000.", id="too-many-tokens"),
+        pytest.param("usage", {"tokens": True}, 400, "`tokens` must be a whole number", id="tokens-a-boolean"),
+        pytest.param("usage", {"tokens": "12"}, 400, "`tokens` must be a whole number", id="tokens-a-string"),
+        pytest.param("usage", {}, 400, "`tokens` is required.", id="no-tokens"),
+        pytest.param("usage", b"", 400, "Malformed JSON", id="empty-body"),
+        pytest.param("evidence", {"command": "pytest", "exit_code": 2**31}, 400, "`exit_code` must be a whole number from -2147483648 to 2147483647", id="exit-code-beyond-int32"),
+        pytest.param("evidence", {"command": "x" * 10_001, "exit_code": 0}, 400, "`command` must be a string of at most 10000 characters", id="command-too-long"),
+        pytest.param("evidence", {"command": "pytest", "exit_code": 1, "failing_tests": "t"}, 400, "`failing_tests` must be a list of strings", id="tests-not-a-list"),
+        pytest.param("evidence", {"command": "pytest", "exit_code": 1, "failing_tests": ["a", 2]}, 400, "`failing_tests` must be a list of strings", id="tests-not-strings"),
+        pytest.param("evidence", {"command": "pytest", "exit_code": 0, "timed_out": "no"}, 400, "`timed_out` must be true or false.", id="timed-out-a-string"),
+        pytest.param("steps", {"tool": "Bash", "input": {"command": "ls \u0000"}}, 400, "NUL characters", id="nul"),
+        pytest.param("steps", {"tool": "Bash", "input": {"x\u0000": "ls"}}, 400, "NUL characters", id="nul-in-a-key"),
+        pytest.param("steps", b'{"tool": "Bash", "input": {"command": "\\udc00"}}', 400, "lone surrogates", id="lone-surrogate"),
+        pytest.param("steps", {"tool": "Bash", "input": {"command": "x" * 1024 * 1024}}, 413, "larger than 1024 KB", id="oversized"),
+    ],
+)
+def test_every_refusal_is_one_json_shape_whose_reason_names_the_field(client, running, secret, path, body, status, reason):
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    response = client.post(
+        f"/api/v1/goals/{running.pk}/{path}", data, content_type="application/json", **bearer(secret)
+    )
+    assert response.status_code == status and set(response.json()) == {"error"}
+    assert reason in response.json()["error"]
+    assert not AgentReport.objects.exists() and not GatewayCall.objects.exists()
+
+
+def test_a_long_output_keeps_its_end_and_a_long_list_of_failing_tests_its_first_200(client, running, secret):
+    body = {
+        "command": "pytest",
+        "exit_code": 1,
+        "output_tail": "x" * 30_000 + "1 failed",
+        "failing_tests": [f"t{i}.py::test_" + "x" * 600 for i in range(300)],
+    }
+    response = client.post(f"/api/v1/goals/{running.pk}/evidence", body, content_type="application/json", **bearer(secret))
+    assert response.status_code == 201
+    report = AgentReport.objects.get()
+    assert len(report.output_tail) == 20_000 and report.output_tail.endswith("1 failed")
+    assert len(report.failing_tests) == 200 and {len(test) for test in report.failing_tests} == {500}
+    assert report.failing_tests[0].startswith("t0.py::")
+
+
+def test_a_wrong_method_is_a_json_405_with_allow(client, running, secret):
+    response = client.get(f"/api/v1/goals/{running.pk}/steps", **bearer(secret))
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert response.json() == {"error": "Use POST."}
+
+
 def test_reported_tokens_count_against_the_budget(client, running, secret, git_repo):
     running.budget_tokens = 1000
     running.save()
@@ -302,21 +354,49 @@ def test_a_command_prefix_with_shell_operators_is_refused(client, running, owner
 # --- the schema ------------------------------------------------------------------------------------------------
 
 
-def test_the_openapi_document_is_served_without_login_and_names_every_route(client):
+def api_routes() -> dict[str, str]:
+    """Every route under /api/v1/, by URL name: the OpenAPI paths they should have."""
+    (api,) = [entry for entry in get_resolver().url_patterns if str(entry.pattern) == "api/v1/"]
+    routes = {}
+    for pattern in api.url_patterns:
+        assert isinstance(pattern, URLPattern)
+        routes[pattern.name] = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+    return routes
+
+
+def test_the_openapi_document_is_generated_valid_and_served_without_login(client):
     response = client.get("/api/v1/openapi.json")
-    assert response.status_code == 200 and response.json()["openapi"] == "3.1.0"
-    documented = set(response.json()["paths"])
-    for pattern in api_urls.urlpatterns:
-        route = "/" + str(pattern.pattern).replace("<int:", "{").replace(">", "}")
-        assert route in documented
-    assert set(OPENAPI["paths"]) == documented
+    assert response.status_code == 200
+    document = response.json()
+    validate(document)  # raises on any error against the OpenAPI 3.1 schema
+    assert document["openapi"] == "3.1.0" and document["servers"] == [{"url": "/api/v1"}]
+    assert set(document["paths"]) == set(api_routes().values())
 
 
-def test_every_documented_path_resolves(db):
+def test_every_operation_documents_its_answer_and_the_errors_it_gives(client):
+    document = client.get("/api/v1/openapi.json").json()
+    operations = [op for path, item in document["paths"].items() if path != "/openapi.json" for op in item.values()]
+    assert len(operations) == 11
+    for operation in operations:
+        codes = set(operation["responses"])
+        assert codes & {"200", "201"}, operation["operationId"]
+        if operation["operationId"] != "claudeCodeHook":  # its refusals are 200 denies (tests/gateway/test_claude_hook)
+            assert "401" in codes, operation["operationId"]
+        for code in codes - {"200", "201"}:
+            schema = operation["responses"][code]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Error"}, (operation["operationId"], code)
+    body = document["components"]["schemas"]["Evidence"]["properties"]
+    assert {key: body["tokens"][key] for key in ("type", "minimum", "maximum")} == {
+        "type": "integer", "minimum": 0, "maximum": 10**12
+    }
+    assert body["exit_code"]["anyOf"][0]["maximum"] == 2**31 - 1
+
+
+def test_every_documented_path_resolves(client):
     resolver = get_resolver()
-    for path in OPENAPI["paths"]:
+    for path in client.get("/api/v1/openapi.json").json()["paths"]:
         concrete = path.replace("{goal_id}", "1").replace("{rule_id}", "1").replace("{request_id}", "1")
-        resolver.resolve("/api/v1" + concrete)
+        assert resolver.resolve("/api/v1" + concrete).url_name.startswith("api_")
 
 
 # --- 200 agents at once ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""A fuzz of the gateway's API from its own OpenAPI document (schemathesis) against a live daphne: whatever the
-body, the path or the query, the server answers without a 5xx, and its answers match the document."""
+"""A fuzz of the API from its generated OpenAPI document (schemathesis) against a live daphne: whatever the body,
+the path or the query, the server answers without a 5xx, and in JSON."""
 
 import hashlib
 import os
@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from approvals.models import ApprovalRequest
+from config.urls import api
 from gateway.models import AgentToken
-from gateway.openapi import OPENAPI
 from goals.models import Goal, GoalStatus
 from tests.conftest import good_goal_fields, run_git, subprocess_database_url
 from tests.gateway.gateway_server import running_daphne
 
-schema = schemathesis.openapi.from_dict(OPENAPI)
+schema = schemathesis.openapi.from_dict(api.document())
 # Per operation: the whole fuzz stays well under a minute. GOALPOST_FUZZ_EXAMPLES=500 digs deeper, at random.
 EXAMPLES = int(os.environ.get("GOALPOST_FUZZ_EXAMPLES", "25"))
 
@@ -91,4 +91,4 @@ def answered_by_the_api(url: str) -> bool:
         match = resolve(urlsplit(url).path)
     except Resolver404:
         return False
-    return match.func.__module__ == "gateway.api" or match.url_name == "api_openapi"
+    return (match.url_name or "").startswith("api_")

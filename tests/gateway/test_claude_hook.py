@@ -1,5 +1,6 @@
 """Claude Code's HTTP hook end to end: its real hook JSON posted to a live daphne, decisions from the "phone"."""
 
+import json
 import threading
 import time
 
@@ -7,14 +8,12 @@ import pytest
 import requests
 
 from approvals.models import ApprovalRequest, RequestStatus
-from gateway.models import AgentToken, GatewaySettings, WhenUnanswered
+from gateway.models import AgentToken, GatewayCall, GatewaySettings, WhenUnanswered
 from goals.models import GoalEvent, GoalStatus
 from tests.conftest import pre_tool_use
 from tests.gateway.gateway_server import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
 
 
 @pytest.fixture
@@ -199,6 +198,18 @@ def test_notification_and_stop_go_on_the_timeline_without_counting_as_progress(l
     assert running.last_progress_at is None
 
 
+# --- refusals: 200 with a deny, since Claude Code lets the call through on any other answer ----------------------
+
+
+def post_raw(live_url, data: bytes, headers: dict | None = None):
+    return requests.post(
+        f"{live_url}/api/v1/hooks/claude?wait=0",
+        data=data,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        timeout=30,
+    )
+
+
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
@@ -207,28 +218,73 @@ def test_notification_and_stop_go_on_the_timeline_without_counting_as_progress(l
         pytest.param({"Authorization": "Basic dXNlcjpwYXNz"}, "Authorization: Bearer", id="not-bearer"),
     ],
 )
-def test_a_missing_or_wrong_token_is_401_json(live_url, git_repo, headers, reason):
-    response = requests.post(
-        f"{live_url}/api/v1/hooks/claude",
-        json=pre_tool_use(git_repo, "Bash", {"command": "ls"}),
-        headers=headers,
-        timeout=10,
-    )
-    assert response.status_code == 401 and reason in response.json()["error"]
+def test_a_missing_or_wrong_token_is_a_200_deny_with_the_reason(live_url, git_repo, headers, reason):
+    response = post_raw(live_url, json.dumps(pre_tool_use(git_repo, "Bash", {"command": "ls"})).encode(), headers)
+    verdict, said = decision(response)
+    assert verdict == "deny" and reason in said
+    assert not GatewayCall.objects.exists()
 
 
-def test_a_revoked_token_is_401_with_the_reason(live_url, running, git_repo):
+def test_a_revoked_token_is_a_200_deny_with_the_reason(live_url, running, git_repo):
     token, secret = AgentToken.issue(running)
     token.revoke()
-    response = post_hook(live_url, secret, pre_tool_use(git_repo, "Bash", {"command": "ls"}))
-    assert response.status_code == 401 and "revoked" in response.json()["error"]
+    verdict, reason = decision(post_hook(live_url, secret, pre_tool_use(git_repo, "Bash", {"command": "ls"})))
+    assert verdict == "deny" and "revoked" in reason
 
 
-def test_malformed_json_is_400_with_a_json_reason(live_url, secret):
-    response = requests.post(
-        f"{live_url}/api/v1/hooks/claude",
-        data=b"{not json",
-        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
-        timeout=10,
-    )
-    assert response.status_code == 400 and response.json()["error"].startswith("Malformed JSON")
+def test_a_refused_token_on_a_stop_tells_the_person_and_blocks_nothing(live_url, running):
+    token, secret = AgentToken.issue(running)
+    token.revoke()
+    response = post_hook(live_url, secret, {"session_id": "s", "hook_event_name": "Stop", "stop_hook_active": False})
+    assert response.status_code == 200 and set(response.json()) == {"systemMessage"}
+    assert "revoked" in response.json()["systemMessage"]
+    assert not GoalEvent.objects.filter(goal=running, kind="agent").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(b"{not json", "Malformed JSON", id="malformed"),
+        pytest.param(b"", "Malformed JSON", id="empty"),
+        pytest.param(b"[1, 2]", "The body must be a JSON object", id="not-an-object"),
+        pytest.param(b'"PreToolUse"', "The body must be a JSON object", id="a-string"),
+        pytest.param(b'{"tool_name": "Bash"}', "`hook_event_name` is required", id="not-a-hook-input"),
+        pytest.param(b'{"hook_event_name": 7}', "`hook_event_name` must be a non-empty string", id="event-not-a-string"),
+        pytest.param(b'{"hook_event_name": "PreToolUse", "tool_input": {}}', "`tool_name` is required", id="no-tool"),
+        pytest.param(
+            b'{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": "ls"}',
+            "`tool_input` must be an object",
+            id="input-not-an-object",
+        ),
+        pytest.param(
+            b'{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "ls \\u0000"}}',
+            "NUL characters",
+            id="nul-in-the-input",
+        ),
+        pytest.param(
+            b'{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "\\ud800"}}',
+            "lone surrogates",
+            id="lone-surrogate",
+        ),
+    ],
+)
+def test_a_body_it_cannot_use_is_a_200_deny_with_the_reason(live_url, secret, body, reason):
+    verdict, said = decision(post_raw(live_url, body, {"Authorization": f"Bearer {secret}"}))
+    assert verdict == "deny" and reason in said
+    assert not GatewayCall.objects.exists()
+
+
+@pytest.mark.parametrize("size", [1024 * 1024 + 1, 3 * 1024 * 1024], ids=["over-the-limit", "over-djangos-own"])
+def test_an_oversized_body_is_a_200_deny(live_url, secret, git_repo, size):
+    body = pre_tool_use(git_repo, "Write", {"file_path": str(git_repo / "big.txt"), "content": ""})
+    data = json.dumps(body).encode()
+    data = data.replace(b'"content": ""', b'"content": "' + b"x" * (size - len(data)) + b'"')
+    assert len(data) == size
+    verdict, reason = decision(post_raw(live_url, data, {"Authorization": f"Bearer {secret}"}))
+    assert verdict == "deny" and "larger than 1024 KB" in reason
+
+
+def test_the_wrong_method_is_still_a_json_405(live_url, secret):
+    response = requests.get(f"{live_url}/api/v1/hooks/claude", headers={"Authorization": f"Bearer {secret}"}, timeout=10)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert response.json() == {"error": "Use POST."}

@@ -130,5 +130,5 @@ def test_no_trailing_slash_and_no_redirect(api):
 
 
 def test_oversized_body_is_413(api):
-    response = post(api, {**GOOD, "objective": "x" * 300_000})
-    assert response.status_code == 413
+    response = post(api, {**GOOD, "objective": "x" * (1024 * 1024)})
+    assert response.status_code == 413 and response.json() == {"error": "The body is larger than 1024 KB."}

@@ -24,6 +24,7 @@ from tests.security.conftest import ROLES, World, client_for
 LOGIN = "sign-in"  # 302 to the sign-in page, ?next= back here
 REDIRECT = "redirect"  # 302 elsewhere: the view did its work (or refused politely) and moved on
 CSRF = 403  # a form post without the CSRF token (what a bearer-token script sends) is refused before anything
+HOOK_REFUSED = "hook-refused"  # Claude Code's hook: 200 and nothing recorded, with a message saying why
 CLOSED = "closed"  # websocket: refused
 OPEN = "open"  # websocket: accepted
 
@@ -60,6 +61,11 @@ def goal_id(w: World) -> dict:
 
 def request_pk(w: World) -> dict:
     return {"pk": w.request.pk}
+
+
+def assert_recorded_only_for_the_agent(w: World, role: str) -> None:
+    recorded = w.goal.events.filter(kind="agent", message__contains="waiting for input").exists()
+    assert recorded == (role == "agent"), role
 
 
 def decided_only_by_deciders(w: World, role: str) -> None:
@@ -174,9 +180,13 @@ ACCESS: dict[str, dict[str, Call]] = {
     "api_request_decision": {
         "GET": Call(AGENT_ONLY, kwargs=lambda w: {"request_id": w.request.pk}, query="?wait=0")
     },
+    # Claude Code lets a tool call through on any answer but a 2xx: the hook refuses with a 200 (docs/agents.md).
     "api_claude_hook": {
         "POST": Call(
-            AGENT_ONLY, query="?wait=0", json={"hook_event_name": "Notification", "message": "waiting for input"}
+            {**dict.fromkeys(ROLES, HOOK_REFUSED), "agent": 200},
+            query="?wait=0",
+            json={"hook_event_name": "Notification", "message": "waiting for input"},
+            after=lambda w, role: assert_recorded_only_for_the_agent(w, role),
         )
     },
 }
@@ -225,6 +235,8 @@ def check(response, expected, url: str) -> None:
     if expected == LOGIN:
         assert (response.status_code, location.partition("?")[0]) == (302, reverse("login")), url
         assert "next=" in location
+    elif expected == HOOK_REFUSED:
+        assert response.status_code == 200 and set(response.json()) == {"systemMessage"}, (url, response.content)
     elif expected == REDIRECT:
         assert response.status_code == 302 and not location.startswith(f"{reverse('login')}?next="), (
             url,

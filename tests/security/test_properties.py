@@ -145,7 +145,7 @@ LINT_KEYS = st.sampled_from(
 @settings(PROPERTIES, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(JSON_VALUES, st.dictionaries(LINT_KEYS, JSON_VALUES, max_size=8)))
 def test_the_lint_api_answers_any_json_without_a_server_error(world, body):
-    """/api/v1/goals/lint is not in the gateway's OpenAPI document (a session endpoint): fuzzed here."""
+    """/api/v1/goals/lint takes a signed-in session, which the OpenAPI fuzz (test_api_fuzz) does not have: here."""
     from tests.security.conftest import client_for
 
     response = client_for(world, "owner").post(reverse("api_lint_goal"), json.dumps(body), content_type="application/json")
