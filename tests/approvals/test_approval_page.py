@@ -11,7 +11,7 @@ from approvals.models import ApprovalRequest, Decision, RequestStatus
 from approvals.views import describe_device
 from goals.diffs import parse_diff
 from goals.models import GoalEvent, GoalStatus, Step
-from tests.conftest import run_git
+from tests.factories import run_git
 from tests.goals.test_loop import PRODUCT, TEST, WEAKEN, make_goal, step_once
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from approvals.models import (
 )
 from goals import loop
 from goals.models import Goal, GoalStatus
-from tests.conftest import run_git
+from tests.factories import run_git
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,7 @@ from tests.approvals.test_approval_page import (
     open_request,
     run_record,
 )
-from tests.conftest import good_goal_fields
+from tests.factories import good_goal_fields
 from tests.goals.test_loop import SEVEN_FILES, make_goal, step_once
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from approvals.broadcast import broadcast, fragment
 from approvals.models import ApprovalRequest, Decision
 from config.asgi import application
 from goals.models import Goal, GoalStatus
-from tests.conftest import good_goal_fields
+from tests.factories import good_goal_fields
 
 DEAD_REDIS = {
     "default": {

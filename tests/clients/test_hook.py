@@ -12,8 +12,8 @@ import pytest
 from gateway.models import AgentToken
 from goalpost_client import hook
 from goals.models import GoalStatus
-from tests.conftest import pre_tool_use
-from tests.gateway.gateway_server import free_port
+from tests.factories import pre_tool_use
+from tests.support.processes import free_port
 
 HOOK = Path(sys.executable).parent / "goalpost-hook"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway.models import AgentToken
-from tests.conftest import pre_tool_use
-from tests.gateway.gateway_server import ROOT
+from tests.factories import pre_tool_use
+from tests.support.processes import ROOT
 
 CLIENTS = ROOT / "clients"
 MODULES = sorted((CLIENTS / "goalpost_client").glob("*.py"))

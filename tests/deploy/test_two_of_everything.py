@@ -10,7 +10,9 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestStatus
 from goals.models import Step
-from tests.faults.stack import (
+from tests.goals.test_loop import make_goal
+from tests.support.processes import wait_until
+from tests.support.stack import (
     QUICK_EVIDENCE,
     LiveSocket,
     branch_subjects,
@@ -19,9 +21,7 @@ from tests.faults.stack import (
     shop_repo,
     step_asking_for_a_plan,
     step_writing,
-    wait_for,
 )
-from tests.goals.test_loop import make_goal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GOALS = 4
@@ -69,7 +69,7 @@ def test_two_workers_and_two_daphnes_step_each_goal_once_and_update_every_client
             queue_step(private_redis.url, stack.queue, goal.pk)
 
         for round_, step_number in enumerate((2, 3)):
-            requests_opened = wait_for(
+            requests_opened = wait_until(
                 lambda step_number=step_number: len(pending(goals, step_number)) == GOALS and pending(goals, step_number),
                 90,
                 f"every goal's plan request for step {step_number}",

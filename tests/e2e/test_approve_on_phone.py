@@ -7,8 +7,8 @@ from approvals.models import ApprovalRequest, Decision, RequestStatus
 from gateway import calls as gateway
 from goals.models import Goal, GoalStatus
 from tests.approvals.test_approval_page import commit_diff, finding, make_step, open_request, run_record
-from tests.conftest import good_goal_fields
-from tests.e2e.conftest import sign_in
+from tests.factories import good_goal_fields
+from tests.support.browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from approvals.models import ApprovalRequest, PushSubscription, RequestStatus
 from goals.models import Goal
-from tests.conftest import good_goal_fields
-from tests.e2e.conftest import PHONE, sign_in
+from tests.factories import good_goal_fields
+from tests.support.browser import PHONE, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -7,16 +7,16 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestStatus
 from goals.models import Step, StepStatus
-from tests.faults.stack import (
+from tests.goals.test_loop import make_goal
+from tests.support.processes import wait_until
+from tests.support.stack import (
     QUICK_EVIDENCE,
     branch_subjects,
     queue_step,
     shop_repo,
     step_asking_for_a_plan,
     step_writing,
-    wait_for,
 )
-from tests.goals.test_loop import make_goal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,10 +40,10 @@ def test_a_step_whose_database_connection_drops_is_run_again_not_corrupted(owner
     worker = stack.worker("a")
     stack.beat()
     queue_step(private_redis.url, stack.queue, goal.pk)
-    wait_for(lambda: goal.steps.filter(number=1, status=StepStatus.RUNNING).exists(), 60, "step 1 to start")
+    wait_until(lambda: goal.steps.filter(number=1, status=StepStatus.RUNNING).exists(), 60, "step 1 to start")
     assert drop_every_other_connection() >= 1
 
-    wait_for(
+    wait_until(
         lambda: ApprovalRequest.objects.filter(goal=goal, step_number=3, status=RequestStatus.PENDING).exists(),
         90,
         "the goal to recover and reach step 3's plan request",

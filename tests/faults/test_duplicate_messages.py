@@ -7,8 +7,8 @@ from django.utils import timezone
 from goals import loop
 from goals.models import Goal
 from goals.tasks import enqueue_step
-from tests.faults.stack import QUICK_EVIDENCE, shop_repo, step_writing
 from tests.goals.test_loop import make_goal
+from tests.support.stack import QUICK_EVIDENCE, shop_repo, step_writing
 
 pytestmark = pytest.mark.django_db
 

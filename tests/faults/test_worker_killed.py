@@ -15,7 +15,9 @@ import requests
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from goals.models import Goal, GoalStatus, Step, StepStatus
-from tests.faults.stack import (
+from tests.goals.test_loop import make_goal
+from tests.support.processes import wait_until
+from tests.support.stack import (
     QUICK_EVIDENCE,
     branch_subjects,
     queue_step,
@@ -23,9 +25,7 @@ from tests.faults.stack import (
     shop_repo,
     step_asking_for_a_plan,
     step_writing,
-    wait_for,
 )
-from tests.goals.test_loop import make_goal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -173,7 +173,7 @@ def test_soak_workers_killed_again_and_again_while_people_approve(owner, tmp_pat
 
     # Quiet down: no more kills or approvals; every goal comes to rest on its next plan request.
     for goal in goals:
-        wait_for(lambda goal=goal: Goal.objects.get(pk=goal.pk).status == GoalStatus.WAITING, 120, f"goal {goal.pk} to rest")
+        wait_until(lambda goal=goal: Goal.objects.get(pk=goal.pk).status == GoalStatus.WAITING, 120, f"goal {goal.pk} to rest")
     restarts = sum(check_nothing_lost_or_doubled(goal, scripts[goal.pk], run, stack.workdir) for goal in goals)
     steps = Step.objects.filter(goal__in=goals).count()
     print(

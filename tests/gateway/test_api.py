@@ -18,8 +18,8 @@ from gateway import api_urls
 from gateway.models import AgentToken, AlwaysAllowRule, GatewayCall
 from gateway.openapi import OPENAPI
 from goals.models import Goal, GoalStatus
-from tests.conftest import good_goal_fields, subprocess_database_url
-from tests.gateway.gateway_server import running_daphne
+from tests.factories import good_goal_fields, subprocess_database_url
+from tests.support.processes import running_daphne
 
 
 @pytest.fixture

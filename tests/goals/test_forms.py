@@ -5,7 +5,7 @@ import pytest
 from goals import lint
 from goals.forms import GoalForm
 from goals.models import Goal
-from tests.conftest import form_data
+from tests.factories import form_data
 
 pytestmark = pytest.mark.django_db
 

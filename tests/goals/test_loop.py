@@ -15,7 +15,7 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest, RequestOrigin, RequestStatus
 from goals import loop
 from goals.models import AgentProfile, Goal, GoalStatus, Step, StepStatus
-from tests.conftest import goal_git_dir, registered_repository, run_git, scripted_profile
+from tests.factories import goal_git_dir, registered_repository, run_git, scripted_profile
 
 pytestmark = pytest.mark.django_db
 

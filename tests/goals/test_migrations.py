@@ -3,7 +3,7 @@
 import pytest
 
 from goals.models import AgentProfile, Goal, Repository
-from tests.conftest import migrate
+from tests.factories import migrate
 
 pytestmark = pytest.mark.usefixtures("latest_schema_after")
 

@@ -12,7 +12,7 @@ from gateway.openapi import OPENAPI
 from goals.agents import AgentError, get_agent
 from goals.forms import GoalForm
 from goals.models import AgentProfile, Goal
-from tests.conftest import form_data, scripted_profile
+from tests.factories import form_data, scripted_profile
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.db import connection
 
 from goals.forms import GoalForm
 from goals.models import Repository, check_local_source, demo_root
-from tests.conftest import form_data, run_git, subprocess_database_url
+from tests.factories import form_data, run_git, subprocess_database_url
 
 pytestmark = pytest.mark.django_db
 

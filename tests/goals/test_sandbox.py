@@ -23,7 +23,7 @@ from goals.sandbox import (
     scrubbed_env,
 )
 from goals.workspace import Workspace
-from tests.conftest import run_git
+from tests.factories import run_git
 from tests.goals.conftest import give_to_sandbox_user, require_sandbox
 
 SECRET = "not-for-agents-5f2c"

@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from goals.models import Goal, GoalStatus
-from tests.conftest import form_data
+from tests.factories import form_data
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.test import Client
 from approvals.models import ApprovalRequest, PushSubscription
 from gateway.models import AgentToken, AlwaysAllowRule
 from goals.models import Goal, Step, WorkerHeartbeat
-from tests.conftest import good_goal_fields
+from tests.factories import good_goal_fields
 
 ROLES = ("anonymous", "outsider", "viewer", "approver", "owner", "agent")
 DIFF = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-print('hello')\n+print('hi')\n"

@@ -16,9 +16,9 @@ from approvals.models import PushSubscription
 from config.redact import REDACTED, RedactSecrets, redact
 from gateway.models import AgentToken
 from goals.models import Goal
-from tests.approvals.fake_push import FakePushService
-from tests.conftest import good_goal_fields
+from tests.factories import good_goal_fields
 from tests.security.conftest import client_for
+from tests.support.fake_push import FakePushService
 
 LOGGERS = ("", "django", "django.request", "django.security", "django.db.backends", "axes", "urllib3", "approvals")
 

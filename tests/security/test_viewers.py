@@ -6,7 +6,7 @@ from django.urls import reverse
 from approvals.delivery import deciders_with_settings
 from approvals.live import audience
 from goals.models import Goal
-from tests.conftest import form_data, registered_repository
+from tests.factories import form_data, registered_repository
 from tests.security.conftest import client_for
 
 

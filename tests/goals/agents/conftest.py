@@ -1,13 +1,11 @@
-import sys
 from pathlib import Path
 
 import pytest
 
 from goals.agents.base import AgentContext
 from goals.lint import Contract, EvidenceCheck
-from tests.goals.agents.fakes.chat_server import FakeChatServer
-
-FAKES = Path(__file__).parent / "fakes"
+from tests.support.fakes import install_fake
+from tests.support.fakes.chat_server import FakeChatServer
 
 GREETING_PATCH = """\
 diff --git a/app.py b/app.py
@@ -40,21 +38,6 @@ def make_context(worktree: Path, **changes: object) -> AgentContext:
     }
     fields.update(changes)
     return AgentContext(**fields)
-
-
-def install_fake(bin_dir: Path, name: str, source: str | None = None) -> Path:
-    """Install fakes/<source>.py as an executable called ``name`` whose #! line is this Python."""
-    bin_dir.mkdir(exist_ok=True)
-    path = bin_dir / name
-    script = FAKES / f"{source or name}.py"
-    path.write_text(
-        f"#!{sys.executable}\n"
-        "import runpy, sys\n"
-        f"sys.path.insert(0, {str(FAKES)!r})\n"
-        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
-    )
-    path.chmod(0o755)
-    return path
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from goals.agents.base import LOG_LIMIT, AgentError, ProcessOutput
 from goals.agents.command import CommandAgent, parse_aider
 from tests.goals.agents.conftest import make_context
-from tests.goals.agents.helpers import wait_until_gone
+from tests.support.processes import wait_until_gone
 
 
 @pytest.fixture

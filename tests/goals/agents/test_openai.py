@@ -4,9 +4,9 @@ import pytest
 
 from goals.agents.base import AgentError
 from goals.agents.openai import OpenAIAgent, extract_diff
-from tests.conftest import run_git
+from tests.factories import run_git
 from tests.goals.agents.conftest import GREETING_PATCH, make_context
-from tests.goals.agents.fakes.chat_server import Reply, completion
+from tests.support.fakes.chat_server import Reply, completion
 
 FENCED_REPLY = f"""\
 I'll change the greeting.

@@ -5,7 +5,7 @@ import pytest
 
 from goals.agents.base import AgentError
 from goals.agents.scripted import ScriptedAgent
-from tests.conftest import run_git
+from tests.factories import run_git
 from tests.goals.agents.conftest import GREETING_PATCH, make_context
 
 ESCAPING_SYMLINK_PATCH = """\
