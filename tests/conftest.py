@@ -2,14 +2,16 @@ import os
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from approvals.models import ApprovalRequest
-from goals.models import Goal, GoalStatus
+from approvals.models import ApprovalRequest, PushSubscription
+from gateway.models import AgentToken, AlwaysAllowRule
+from goals.models import GoalStatus, Step, WorkerHeartbeat
 from tests import factories
 from tests.factories import (
-    good_goal_fields,
+    World,
     make_git_repo,
+    make_goal,
+    make_user,
     migrate_to_latest,
     registered_repository,
     subprocess_database_url,
@@ -19,6 +21,7 @@ from tests.support.fakes import CODEX_APP_SERVER
 from tests.support.processes import collect_static, running_daphne
 from tests.support.stack import PrivateRedis, Stack
 
+WORLD_DIFF = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-print('hello')\n+print('hi')\n"
 TEST_QUEUE = f"goalpost-tests-{os.getpid()}"
 TEST_CHANNEL_PREFIX = f"goalpost-tests-{os.getpid()}"
 # Processes a test starts (daphne, celery workers) inherit these.
@@ -71,19 +74,46 @@ def git_repo(tmp_path):
     return make_git_repo(tmp_path / "repo")
 
 
+# --- people by role: each signs in with password_for(username), "owner" with "owner-pass-123" ---------------------
+
+
 @pytest.fixture
 def owner(db):
-    return get_user_model().objects.create_user("owner", "owner@example.invalid", "owner-pass-123")
+    """The person whose goals they are."""
+    return make_user("owner")
 
 
 @pytest.fixture
 def approver(db):
-    return get_user_model().objects.create_user("approver", "approver@example.invalid", "approver-pass-123")
+    """A person who answers the goal's approval requests (the goal fixture names them)."""
+    return make_user("approver")
+
+
+@pytest.fixture
+def viewer(goal):
+    """A person who sees the goal and its requests but decides nothing: one of the goal's viewers."""
+    user = make_user("viewer")
+    goal.viewers.add(user)
+    return user
 
 
 @pytest.fixture
 def outsider(db):
-    return get_user_model().objects.create_user("outsider", "outsider@example.invalid", "outsider-pass-123")
+    """A signed-in person with no part in the goal: gets 404s, never a hint."""
+    return make_user("outsider")
+
+
+@pytest.fixture
+def staff(db):
+    """Staff (not a superuser): registers repositories and agent profiles, sees every enabled one."""
+    return make_user("staff", is_staff=True)
+
+
+@pytest.fixture
+def as_owner(client, owner):
+    """The test client, signed in as the owner."""
+    client.force_login(owner)
+    return client
 
 
 @pytest.fixture
@@ -106,10 +136,30 @@ def repository(owner, git_repo):
 
 @pytest.fixture
 def goal(owner, approver, git_repo):
-    goal = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
-    goal.repository.users.add(owner)
-    goal.approvers.add(approver)
-    return goal
+    """The owner's draft goal on git_repo, with the approver named: a good contract, the scripted agent."""
+    return make_goal(owner, git_repo, approvers=[approver])
+
+
+@pytest.fixture
+def agent_token(goal, owner):
+    """(token, secret) of an agent token for the goal, issued by its owner (the secret is never stored)."""
+    return AgentToken.issue(goal, owner)
+
+
+@pytest.fixture
+def world(goal, owner, approver, viewer, outsider, agent_token) -> World:
+    """The goal with every kind of person around it, a pending step request with a diff, the agent's token and a
+    spare one, an always-allow rule, the owner's phone and a live worker: see tests.factories.World."""
+    Step.objects.create(goal=goal, number=1, status="waiting", diff=WORLD_DIFF, diff_stats={"files": 1})
+    request = ApprovalRequest.open(goal, "step", summary="1 file", step_number=1)
+    spare_token = AgentToken.issue(goal, owner, name="spare")[0]
+    rule = AlwaysAllowRule.objects.create(goal=goal, kind="path", value="docs/**", created_by=owner)
+    device = PushSubscription.objects.create(
+        user=owner, endpoint="https://push.example.invalid/owner", p256dh="x", auth="y"
+    )
+    WorkerHeartbeat.beat("security-tests")
+    users = {"owner": owner, "approver": approver, "viewer": viewer, "outsider": outsider}
+    return World(goal, users, request, agent_token[1], spare_token, rule, device)
 
 
 @pytest.fixture

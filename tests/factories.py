@@ -1,13 +1,37 @@
-"""Builders the tests share: repositories and agent profiles, goals, form posts, git, the database as other
-processes see it, and what Claude Code sends. Plain functions with keyword overrides; the fixtures in
+"""Builders the tests share: people by role, goals, repositories and agent profiles, form posts, git, the database
+as other processes see it, and what Claude Code sends. Plain functions with keyword overrides; the fixtures in
 tests/conftest.py are thin wrappers around them, and test modules import from here, never from each other."""
 
 import os
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from goals.models import AgentProfile, Repository
+from django.contrib.auth import get_user_model
+from django.middleware.csrf import _get_new_csrf_string
+from django.test import Client
+
+from approvals.models import ApprovalRequest, PushSubscription
+from gateway.models import AgentToken, AlwaysAllowRule
+from goals.models import AgentProfile, Goal, Repository
+
+# --- people ---------------------------------------------------------------------------------------------------
+
+# Who may call Goalpost, as the security tests name them: nobody signed in, a person with no part in the goal, one
+# who watches it, one who approves for it, its owner, and an agent holding the goal's token.
+ROLES = ("anonymous", "outsider", "viewer", "approver", "owner", "agent")
+
+
+def password_for(username: str) -> str:
+    return f"{username}-pass-123"
+
+
+def make_user(username: str, **fields):
+    """A person who signs in as `username` with password_for(username); `is_staff=True`, `pk=…` and any other
+    field go to the user model."""
+    email = f"{username}@example.invalid"
+    return get_user_model().objects.create_user(username, email, password_for(username), **fields)
 
 # --- git -----------------------------------------------------------------------------------------------------
 
@@ -110,6 +134,17 @@ def good_goal_fields(repo) -> dict:
     }
 
 
+def make_goal(owner, repo, *, approvers=(), viewers=(), **fields) -> Goal:
+    """A draft goal of `owner` with the good contract of good_goal_fields on `repo` (a path, registered and usable
+    by the owner), decided by `approvers` and watched by `viewers`; keyword arguments replace any field
+    (`status=GoalStatus.RUNNING`, `risk="high"`, `title=…`)."""
+    goal = Goal.objects.create(owner=owner, **{**good_goal_fields(repo), **fields})
+    goal.repository.users.add(owner)
+    goal.approvers.add(*approvers)
+    goal.viewers.add(*viewers)
+    return goal
+
+
 def form_data(repo, **overrides) -> dict:
     """A complete, valid goal form post as a browser sends it; `repo` is a Repository or a registered path."""
     repository = repo if isinstance(repo, Repository) else Repository.objects.get(source=str(repo))
@@ -145,6 +180,37 @@ def form_data(repo, **overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+# --- the security tests' world ----------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """One goal with every kind of person around it (users by role), a pending step request, the agent's token
+    secret, a spare token, an always-allow rule and the owner's phone: what the security tests call routes on."""
+
+    goal: Goal
+    users: dict
+    request: ApprovalRequest
+    secret: str
+    spare_token: AgentToken
+    rule: AlwaysAllowRule
+    device: PushSubscription
+
+
+def client_for(world: World, role: str, *, csrf: bool = True) -> Client:
+    """A client as the role: signed in (with a CSRF cookie and header, or none), a bearer token, or nobody."""
+    client = Client(enforce_csrf_checks=True)
+    if role == "agent":
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {world.secret}"
+    elif role != "anonymous":
+        client.force_login(world.users[role])
+    if csrf and role != "agent":
+        token = _get_new_csrf_string()
+        client.cookies["csrftoken"] = token
+        client.defaults["HTTP_X_CSRFTOKEN"] = token
+    return client
 
 
 # --- what agents send ---------------------------------------------------------------------------------------

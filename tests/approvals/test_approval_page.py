@@ -4,14 +4,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from approvals.views import describe_device
 from goals.diffs import parse_diff
 from goals.models import GoalEvent, GoalStatus, Step
-from tests.factories import run_git
+from tests.factories import make_user, run_git
 from tests.goals.test_loop import PRODUCT, TEST, WEAKEN, make_goal, step_once
 
 pytestmark = pytest.mark.django_db
@@ -125,12 +124,6 @@ def approval(goal, git_repo):
         findings=[finding(path="tests/test_app.py", lines=["+    assert True"])],
     )
     return open_request(goal, step=step, findings=step.findings)
-
-
-@pytest.fixture
-def as_owner(client, owner):
-    client.force_login(owner)
-    return client
 
 
 def is_decision_area(response, approval, decided: bool = False) -> bool:
@@ -453,7 +446,7 @@ def test_a_high_risk_reject_takes_one_tap(as_owner, high_risk):
 
 
 def test_two_approvers_are_needed_on_a_high_risk_goal_with_two_approvers(client, goal, owner, approver):
-    second = get_user_model().objects.create_user("second", password="second-pass-123")
+    second = make_user("second")
     goal.approvers.add(second)
     goal.work_type = "migration"
     goal.save(update_fields=["work_type"])

@@ -15,6 +15,7 @@ from approvals.models import (
     expire_overdue_requests,
 )
 from goals.models import Goal, GoalStatus, OnTimeout
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -186,7 +187,7 @@ def test_extend_raises_the_budget(goal, owner):
 
 @pytest.fixture
 def high_risk_goal(goal, approver, django_user_model):
-    second = django_user_model.objects.create_user("second", password="second-pass-123")
+    second = make_user("second")
     goal.approvers.add(second)
     Goal.objects.filter(pk=goal.pk).update(work_type="auth_billing", risk="high", rollback_note="revert")
     goal.refresh_from_db()

@@ -20,7 +20,7 @@ from approvals.models import (
 )
 from goals import loop
 from goals.models import Goal, GoalStatus
-from tests.factories import run_git
+from tests.factories import make_user, run_git
 
 pytestmark = pytest.mark.django_db
 
@@ -244,7 +244,7 @@ def test_decisions_votes_expiries_and_supersessions_buzz_nobody(
     newer = open_request(goal, django_capture_on_commit_callbacks)
     assert [p["request_id"] for p in fake.payloads()[4:]] == [superseded.pk] * 2 + [newer.pk] * 2
 
-    goal.approvers.add(django_user_model.objects.create_user("second", password="second-pass-123"))
+    goal.approvers.add(make_user("second"))
     two_person = open_request(make_high_risk(goal), django_capture_on_commit_callbacks)
     assert two_person.required_approvals == 2
     sent = len(fake.received)

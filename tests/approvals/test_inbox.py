@@ -5,7 +5,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
@@ -25,7 +24,7 @@ from tests.approvals.test_approval_page import (
     open_request,
     run_record,
 )
-from tests.factories import good_goal_fields
+from tests.factories import good_goal_fields, make_user
 from tests.goals.test_loop import SEVEN_FILES, make_goal, step_once
 
 pytestmark = pytest.mark.django_db
@@ -313,7 +312,7 @@ def test_a_crafted_high_risk_approve_from_the_inbox_goes_to_the_page(client, own
 
 
 def test_the_first_of_two_approvals_keeps_the_card_waiting(client, goal, owner, approver):
-    second = get_user_model().objects.create_user("second", password="second-pass-123")
+    second = make_user("second")
     goal.approvers.add(second)
     goal.work_type = "migration"
     goal.save(update_fields=["work_type"])

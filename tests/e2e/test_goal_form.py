@@ -2,15 +2,15 @@ import pytest
 from playwright.sync_api import expect
 
 from goals.models import Goal, GoalStatus
-from tests.factories import GOOD_OBJECTIVE, registered_repository, scripted_profile
+from tests.factories import GOOD_OBJECTIVE, make_user, registered_repository, scripted_profile
 from tests.support.browser import PHONE, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def writer(django_user_model):
-    return django_user_model.objects.create_user("writer", password="writer-pass-123")
+def writer(db):
+    return make_user("writer")
 
 
 def no_horizontal_scroll(page) -> bool:

@@ -13,12 +13,6 @@ LONG = "x" * 501
 
 
 @pytest.fixture
-def as_owner(client, owner):
-    client.force_login(owner)
-    return client
-
-
-@pytest.fixture
 def plain_dir(tmp_path):
     folder = tmp_path / "not-a-repo"
     folder.mkdir()

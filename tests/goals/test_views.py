@@ -9,12 +9,6 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture
-def as_owner(client, owner):
-    client.force_login(owner)
-    return client
-
-
 def test_every_page_but_login_and_healthz_requires_login(client, goal):
     for url in ("/", "/goals/", "/goals/new/", f"/goals/{goal.pk}/", f"/goals/{goal.pk}/edit/"):
         response = client.get(url)

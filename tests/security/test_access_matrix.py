@@ -14,12 +14,11 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from approvals.models import Decision
-from tests.security.conftest import ROLES, World, client_for
+from tests.factories import ROLES, World, client_for, make_user
 
 LOGIN = "sign-in"  # 302 to the sign-in page, ?next= back here
 REDIRECT = "redirect"  # 302 elsewhere: the view did its work (or refused politely) and moved on
@@ -303,7 +302,7 @@ def test_the_admin_lets_none_of_the_six_in(world):
 
 
 def test_staff_get_into_the_admin(world):
-    staff = get_user_model().objects.create_superuser("staff", "staff@example.invalid", "staff-pass-123")
+    staff = make_user("staff", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(staff)
     assert client.get(reverse("admin:goals_goal_changelist")).status_code == 200

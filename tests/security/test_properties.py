@@ -146,7 +146,7 @@ LINT_KEYS = st.sampled_from(
 @given(st.one_of(JSON_VALUES, st.dictionaries(LINT_KEYS, JSON_VALUES, max_size=8)))
 def test_the_lint_api_answers_any_json_without_a_server_error(world, body):
     """/api/v1/goals/lint is not in the gateway's OpenAPI document (a session endpoint): fuzzed here."""
-    from tests.security.conftest import client_for
+    from tests.factories import client_for
 
     response = client_for(world, "owner").post(reverse("api_lint_goal"), json.dumps(body), content_type="application/json")
     assert response.status_code in (200, 400), response.content[:300]
