@@ -11,6 +11,7 @@ from tests.factories import (
     World,
     make_git_repo,
     make_goal,
+    make_shop_repo,
     make_user,
     migrate_to_latest,
     registered_repository,
@@ -126,6 +127,18 @@ def make_repository(db):
 def make_profile(db):
     """make_profile(adapter="command", preset="codex", users=[…], …): tests.factories.make_profile."""
     return factories.make_profile
+
+
+@pytest.fixture
+def worktrees_in_tmp(settings, tmp_path):
+    """Goal checkouts go under this test's tmp_path, not var/."""
+    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
+
+
+@pytest.fixture
+def shop_repo(tmp_path):
+    """The loop's shop repository: total() and its passing test (tests.factories.make_shop_repo)."""
+    return make_shop_repo(tmp_path / "shop")
 
 
 @pytest.fixture

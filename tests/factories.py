@@ -1,9 +1,12 @@
-"""Builders the tests share: people by role, goals, repositories and agent profiles, form posts, git, the database
-as other processes see it, and what Claude Code sends. Plain functions with keyword overrides; the fixtures in
+"""Builders the tests share: people by role, goals, repositories and agent profiles, the loop's shop and its
+scripted steps, steps and approval requests, form posts and what a browser sends, git, the database as other
+processes see it, and what Claude Code sends. Plain functions with keyword overrides; the fixtures in
 tests/conftest.py are thin wrappers around them, and test modules import from here, never from each other."""
 
 import os
+import re
 import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +17,8 @@ from django.test import Client
 
 from approvals.models import ApprovalRequest, PushSubscription
 from gateway.models import AgentToken, AlwaysAllowRule
-from goals.models import AgentProfile, Goal, Repository
+from goals.diffs import parse_diff
+from goals.models import AgentProfile, Goal, GoalStatus, Repository, Step
 
 # --- people ---------------------------------------------------------------------------------------------------
 
@@ -145,6 +149,23 @@ def make_goal(owner, repo, *, approvers=(), viewers=(), **fields) -> Goal:
     return goal
 
 
+# --- what a browser sends, and what it gets back -----------------------------------------------------------------
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
+)
+# Text that runs script if a page forgets to escape it, in an element or in an attribute.
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+
+
+def inbox_count(html: str) -> str | None:
+    """The inbox count an htmx answer swaps into the header out of band, if it swaps one."""
+    match = re.search(r'<span id="inbox-count"[^>]*hx-swap-oob="true">(\d+)</span>', html)
+    return match.group(1) if match else None
+
+
 def form_data(repo, **overrides) -> dict:
     """A complete, valid goal form post as a browser sends it; `repo` is a Repository or a registered path."""
     repository = repo if isinstance(repo, Repository) else Repository.objects.get(source=str(repo))
@@ -180,6 +201,150 @@ def form_data(repo, **overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+# --- the loop's shop: a real repository and a scripted agent working on it ----------------------------------------
+
+SHOP_PY = "def total(items):\n    return sum(items)\n"
+SHOP_TEST = "from shop import total\n\n\ndef test_total():\n    assert total([2, 3]) == 5\n"
+
+# Steps of the scripted agent (goals/agents/scripted.py): what it writes, and what it says it spent.
+GOOD_STEP = {
+    "summary": "Add a discount argument",
+    "write": {
+        "shop.py": "def total(items, discount=0):\n    return sum(items) - discount\n",
+        "tests/test_shop.py": SHOP_TEST + "\n\ndef test_discount():\n    assert total([2, 3], discount=1) == 4\n",
+    },
+    "tokens": 1200,
+}
+SEVEN_FILES = {"summary": "Touch everything", "write": {f"pkg/m{i}.py": f"X = {i}\n" for i in range(7)}}
+WEAKEN = {"summary": "Relax the test", "write": {"tests/test_shop.py": SHOP_TEST.replace("== 5", ">= 0")}}
+
+
+def make_shop_repo(path: Path) -> Path:
+    """The shop at `path`: total() and its passing test, committed on main (conftest.py puts shop on the path)."""
+    return make_git_repo(path, {"shop.py": SHOP_PY, "tests/test_shop.py": SHOP_TEST, "conftest.py": ""}, "shop")
+
+
+def make_scripted_goal(owner, repo, steps: list[dict], **fields) -> Goal:
+    """A running goal on `repo` whose scripted agent plays `steps`, one a step, and whose evidence runs the
+    repository's tests with this Python; keyword arguments replace any field."""
+    defaults = {
+        "title": "Totals handle discounts",
+        "objective": "Make total() accept a discount argument, tested in tests/test_shop.py",
+        "constraints": ["Keep total([2, 3]) == 5"],
+        "evidence": [
+            {"kind": "command", "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests",
+             "expect_exit": 0, "description": ""}
+        ],
+        "work_type": "other",
+        "risk": "medium",
+        "repository": registered_repository(repo, users=[owner]),
+        "base_branch": "main",
+        "agent_profile": scripted_profile(),
+        "agent_script": steps,
+        "status": GoalStatus.RUNNING,
+    }
+    defaults.update(fields)
+    return Goal.objects.create(owner=owner, **defaults)
+
+
+def step_once(goal: Goal):
+    """One step of the managed loop on the goal, in this process; its outcome, with the goal refreshed."""
+    from goals import loop
+
+    outcome = loop.run_step(goal.pk, worker="test")
+    goal.refresh_from_db()
+    return outcome
+
+
+# --- steps and approval requests, as the loop leaves them ---------------------------------------------------------
+
+
+def commit_diff(repo, files: dict, renames: dict | None = None) -> str:
+    """Write (str), write binary (bytes) or delete (None) files and rename others, commit, return git's diff."""
+    for old, new in (renames or {}).items():
+        (repo / new).parent.mkdir(parents=True, exist_ok=True)
+        run_git(repo, "mv", old, new)
+    for path, content in files.items():
+        target = repo / path
+        if content is None:
+            target.unlink()
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+    run_git(repo, "add", "-A")
+    diff = run_git(repo, "diff", "--cached", "-M", "HEAD")
+    run_git(repo, "commit", "-q", "-m", "step")
+    return diff
+
+
+def many_files_diff(files: int, lines_per_file: int) -> str:
+    """A synthetic git diff: `files` Python files, each with lines_per_file/2 lines replaced."""
+    chunks = []
+    half = lines_per_file // 2
+    for i in range(files):
+        path = f"pkg/module_{i}.py"
+        chunks.append(
+            f"diff --git a/{path} b/{path}\nindex 1111111..2222222 100644\n--- a/{path}\n+++ b/{path}\n"
+            f"@@ -1,{half} +1,{half} @@\n"
+        )
+        chunks.extend(f"-old_value_{j} = compute({j}, 'x')\n+new_value_{j} = compute({j}, 'y')\n" for j in range(half))
+    return "".join(chunks)
+
+
+def run_record(passed=True, summary="pytest 41 passed", output="41 passed in 1.20s", name="pytest", **extra) -> dict:
+    """An evidence run as the loop stores it on a step."""
+    return {
+        "name": name,
+        "command": "pytest -q",
+        "expected_exit": 0,
+        "exit_code": 0 if passed else 1,
+        "passed": passed,
+        "timed_out": False,
+        "duration_s": 3.2,
+        "output": output,
+        "counts": {},
+        "failing_tests": [] if passed else ["tests/test_shop.py::test_total"],
+        "counts_from": "pytest",
+        "summary": summary,
+        **extra,
+    }
+
+
+def finding(reason="Tests weakened in tests/test_shop.py: assertion removed", gate="tests_weakened",
+            severity="approval", path=None, lines=()) -> dict:  # fmt: skip
+    """A gate's finding as the loop stores it on a step and a request."""
+    return {"gate": gate, "severity": severity, "reason": reason, "path": path, "lines": list(lines), "kind": "step",
+            "data": {}}  # fmt: skip
+
+
+def make_step(goal, number: int, diff: str = "", evidence=None, findings=None, plan: str = "") -> Step:
+    """A step waiting for a person, with `diff` parsed as the loop parses it (one passing check by default)."""
+    parsed = parse_diff(diff)
+    return Step.objects.create(
+        goal=goal,
+        number=number,
+        status="waiting",
+        summary=f"Step {number}",
+        diff=diff,
+        diff_stats={**parsed.stats.__dict__, "summary": parsed.summary_line()},
+        files=parsed.compact(),
+        evidence=evidence if evidence is not None else [run_record()],
+        findings=findings or [],
+        plan=plan,
+    )
+
+
+def open_request(goal, kind="step", step=None, findings=None, summary="Step 1: 2 files, +3 −1", **kw) -> ApprovalRequest:
+    """A pending request on the goal (for `step`, when given), with one weakened-test finding by default."""
+    findings = findings if findings is not None else [finding()]
+    return ApprovalRequest.open(
+        goal, kind, findings=findings, summary=summary, step_number=step.number if step else None, **kw
+    )
 
 
 # --- the security tests' world ----------------------------------------------------------------------------------

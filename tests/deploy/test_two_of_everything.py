@@ -10,7 +10,7 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestStatus
 from goals.models import Step
-from tests.goals.test_loop import make_goal
+from tests.factories import make_scripted_goal, make_shop_repo
 from tests.support.processes import wait_until
 from tests.support.stack import (
     QUICK_EVIDENCE,
@@ -18,7 +18,6 @@ from tests.support.stack import (
     branch_subjects,
     queue_step,
     session_for,
-    shop_repo,
     step_asking_for_a_plan,
     step_writing,
 )
@@ -47,9 +46,9 @@ def test_two_workers_and_two_daphnes_step_each_goal_once_and_update_every_client
         pytest.skip("several hosts share one PostgreSQL; SQLite is a one-machine database: run with DATABASE_URL")
     goals = []
     for index in range(GOALS):
-        goal = make_goal(
+        goal = make_scripted_goal(
             owner,
-            shop_repo(tmp_path / f"shop{index}"),
+            make_shop_repo(tmp_path / f"shop{index}"),
             [step_writing(1, sleep=0.5), step_asking_for_a_plan(2), step_asking_for_a_plan(3)],
             evidence=QUICK_EVIDENCE,
             title=f"Goal number {index}",

@@ -7,13 +7,12 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestStatus
 from goals.models import Step, StepStatus
-from tests.goals.test_loop import make_goal
+from tests.factories import make_scripted_goal, make_shop_repo
 from tests.support.processes import wait_until
 from tests.support.stack import (
     QUICK_EVIDENCE,
     branch_subjects,
     queue_step,
-    shop_repo,
     step_asking_for_a_plan,
     step_writing,
 )
@@ -35,8 +34,8 @@ def test_a_step_whose_database_connection_drops_is_run_again_not_corrupted(owner
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has no server connection to drop: run with DATABASE_URL=postgres://… (CI does)")
     entries = [step_writing(1, sleep=2), step_writing(2), step_asking_for_a_plan(3)]
-    repo = shop_repo(tmp_path / "shop")
-    goal = make_goal(owner, repo, entries, evidence=QUICK_EVIDENCE)
+    repo = make_shop_repo(tmp_path / "shop")
+    goal = make_scripted_goal(owner, repo, entries, evidence=QUICK_EVIDENCE)
     worker = stack.worker("a")
     stack.beat()
     queue_step(private_redis.url, stack.queue, goal.pk)

@@ -9,7 +9,7 @@ import requests
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from goals.models import Goal, GoalStatus
-from tests.goals.test_loop import make_goal
+from tests.factories import make_scripted_goal, make_shop_repo
 from tests.support.processes import wait_until
 from tests.support.stack import (
     QUICK_EVIDENCE,
@@ -18,7 +18,6 @@ from tests.support.stack import (
     queue_step,
     reconnect_codes,
     session_for,
-    shop_repo,
     step_asking_for_a_plan,
     step_writing,
 )
@@ -42,9 +41,9 @@ def decide(browser: requests.Session, web: str, request: ApprovalRequest, verdic
 def test_a_decision_made_while_redis_is_down_is_stored_answered_and_run_once_redis_is_back(
     owner, approver, tmp_path, private_redis, stack
 ):
-    repo = shop_repo(tmp_path / "shop")
+    repo = make_shop_repo(tmp_path / "shop")
     script = [step_asking_for_a_plan(1), step_writing(2), step_asking_for_a_plan(3), step_asking_for_a_plan(4)]
-    goal = make_goal(owner, repo, script, evidence=QUICK_EVIDENCE)
+    goal = make_scripted_goal(owner, repo, script, evidence=QUICK_EVIDENCE)
     goal.approvers.add(approver)
     stack.worker("a")
     stack.beat()

@@ -2,11 +2,9 @@ import pytest
 from django.urls import reverse
 
 from goals.models import Goal, GoalStatus
-from tests.factories import form_data
+from tests.factories import HTMX, form_data
 
 pytestmark = pytest.mark.django_db
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def test_every_page_but_login_and_healthz_requires_login(client, goal):

@@ -12,8 +12,7 @@ from django.conf import settings
 
 from goals.models import Goal, GoalStatus, StepStatus
 from goals.tasks import requeue_lost_steps, run_goal_step
-from tests.factories import run_git, subprocess_database_url
-from tests.goals.test_loop import GOOD_STEP, SEVEN_FILES, make_goal
+from tests.factories import GOOD_STEP, SEVEN_FILES, make_scripted_goal, run_git, subprocess_database_url
 from tests.support.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,18 +55,9 @@ def start_worker(queue, tmp_path):
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_a_worker_killed_mid_step_loses_no_step_and_runs_none_twice(owner, tmp_path, queue, start_worker, settings):
-    from tests.goals.test_loop import PRODUCT, TEST
-
-    repo = tmp_path / "shop"
-    (repo / "tests").mkdir(parents=True)
-    (repo / "shop.py").write_text(PRODUCT)
-    (repo / "tests" / "test_shop.py").write_text(TEST)
-    run_git(repo, "init", "-q", "-b", "main")
-    run_git(repo, "add", "-A")
-    run_git(repo, "commit", "-q", "-m", "shop")
+def test_a_worker_killed_mid_step_loses_no_step_and_runs_none_twice(owner, shop_repo, tmp_path, queue, start_worker, settings):
     slow = {**GOOD_STEP, "summary": "Slow step", "sleep": 5}
-    goal = make_goal(owner, repo, [slow, slow, GOOD_STEP, SEVEN_FILES])
+    goal = make_scripted_goal(owner, shop_repo, [slow, slow, GOOD_STEP, SEVEN_FILES])
 
     first = start_worker("a")
     run_goal_step.apply_async((goal.pk,), queue=queue)

@@ -24,7 +24,6 @@ from django.test import Client
 from tests.factories import run_git, subprocess_database_url
 from tests.support.processes import ROOT, free_port, wait_until
 
-PRODUCT = "def total(items):\n    return sum(items)\n"
 # Evidence that runs in milliseconds: the faults under test are the processes', not the checks'.
 QUICK_EVIDENCE = [{"kind": "command", "command": "true", "expect_exit": 0, "description": "exits 0"}]
 
@@ -171,15 +170,6 @@ def queue_step(redis_url: str, queue: str, goal_id: int) -> None:
         app.send_task("goals.tasks.run_goal_step", args=(goal_id,), queue=queue)
     finally:
         app.close()
-
-
-def shop_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    (path / "shop.py").write_text(PRODUCT)
-    run_git(path, "init", "-q", "-b", "main")
-    run_git(path, "add", "-A")
-    run_git(path, "commit", "-q", "-m", "shop")
-    return path
 
 
 def step_writing(index: int, *, sleep: float = 0) -> dict:
