@@ -17,7 +17,9 @@ from django.test import Client
 
 from approvals.models import ApprovalRequest, PushSubscription
 from gateway.models import AgentToken, AlwaysAllowRule
+from goals.agents.base import AgentContext
 from goals.diffs import parse_diff
+from goals.lint import Contract, EvidenceCheck
 from goals.models import AgentProfile, Goal, GoalStatus, Repository, Step
 
 # --- people ---------------------------------------------------------------------------------------------------
@@ -345,6 +347,43 @@ def open_request(goal, kind="step", step=None, findings=None, summary="Step 1: 2
     return ApprovalRequest.open(
         goal, kind, findings=findings, summary=summary, step_number=step.number if step else None, **kw
     )
+
+
+# --- one step for an agent adapter: the greeting goal on a worktree where app.py prints hello --------------------
+
+GREETING_PATCH = """\
+diff --git a/app.py b/app.py
+--- a/app.py
++++ b/app.py
+@@ -1 +1 @@
+-print('hello')
++print('hi')
+"""
+
+GREETING_CONTRACT = Contract(
+    objective="Change the greeting printed by app.py from hello to hi",
+    constraints=("Keep app.py printing exactly one line",),
+    evidence=(EvidenceCheck(kind="command", command="python app.py", expect_exit=0),),
+    done_criteria="`python app.py` prints hi",
+    protected_paths=("generated/**",),
+    scope_paths=("app.py", "tests/**"),
+)
+
+
+def make_agent_context(worktree: Path, **changes: object) -> AgentContext:
+    """What an agent adapter gets for one step of the greeting goal on ``worktree``; keyword arguments replace any
+    field."""
+    fields: dict = {
+        "contract": GREETING_CONTRACT,
+        "goal_title": "Friendlier greeting",
+        "step_number": 1,
+        "run_index": 0,
+        "worktree": worktree,
+        "timeout_s": 60,
+    }
+    fields.update(changes)
+    return AgentContext(**fields)
+
 
 
 # --- the security tests' world ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from goals.sandbox import (
 )
 from goals.workspace import Workspace
 from tests.factories import run_git
-from tests.goals.conftest import give_to_sandbox_user, require_sandbox
+from tests.support.sandbox import give_to_sandbox_user, require_sandbox
 
 SECRET = "not-for-agents-5f2c"
 ROOMY = Limits(cpu_seconds=60, memory_mb=512, processes=128, file_size_mb=64, disk_mb=256, tmp_mb=64)

@@ -14,7 +14,7 @@ from approvals.models import Decision
 from gateway.models import AgentToken, AlwaysAllowRule
 from goals.models import Goal
 from tests.factories import client_for
-from tests.security.test_access_matrix import ACCESS, http_routes
+from tests.support.access import ACCESS, http_routes
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from goals.diffs import DiffError, parse_diff
 from goals.gates import SEVERITIES, Step, highest_severity, run_gates
 from goals.lint import BLOCKING, RISK_ORDER, Contract, EvidenceCheck, is_ready, lint
-from tests.goals.test_gates import contracts, evidence_results, git_like_diffs, histories, usages
+from tests.support.strategies import contracts, evidence_results, git_like_diffs, histories, usages
 
 PROPERTIES = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]

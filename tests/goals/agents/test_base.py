@@ -16,8 +16,7 @@ from goals.agents.base import (
     inspect_patch,
     run_process,
 )
-from tests.factories import run_git
-from tests.goals.agents.conftest import GREETING_PATCH
+from tests.factories import GREETING_PATCH, run_git
 from tests.support.fakes import install_fake
 from tests.support.processes import wait_until_gone
 
