@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.models import AgentToken
 from goalpost_client import hook
-from goals.models import GoalStatus
 from tests.factories import pre_tool_use
 from tests.support.processes import free_port
 
@@ -29,11 +27,8 @@ def test_the_console_script_is_installed_with_the_package():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_prints_goalposts_decision_and_exits_0(live_url, goal, git_repo):
-    goal.status = GoalStatus.RUNNING
-    goal.protected_paths = ["secrets/**"]
-    goal.save()
-    secret = AgentToken.issue(goal)[1]
+def test_it_prints_goalposts_decision_and_exits_0(live_url, running, agent_token, git_repo):
+    secret = agent_token[1]
     allowed = run_hook(pre_tool_use(git_repo, "Bash", {"command": "ls"}), GOALPOST_URL=live_url, GOALPOST_TOKEN=secret)
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["hookSpecificOutput"]["permissionDecision"] == "allow"
@@ -48,8 +43,8 @@ def test_it_prints_goalposts_decision_and_exits_0(live_url, goal, git_repo):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_revoked_token_blocks_with_exit_2_and_the_servers_reason(live_url, goal, git_repo):
-    token, secret = AgentToken.issue(goal)
+def test_a_revoked_token_blocks_with_exit_2_and_the_servers_reason(live_url, agent_token, git_repo):
+    token, secret = agent_token
     token.revoke()
     result = run_hook(pre_tool_use(git_repo, "Bash", {"command": "ls"}), GOALPOST_URL=live_url, GOALPOST_TOKEN=secret)
     assert result.returncode == 2 and result.stdout == b""
