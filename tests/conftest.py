@@ -1,3 +1,7 @@
+"""The fixtures every test may ask for: the test run's settings, people by role, a goal and what hangs off it
+(agent tokens, requests, the security tests' world), real processes and the far edge's fakes. Thin wrappers around
+tests/factories.py and tests/support/, which test modules import directly."""
+
 import os
 from pathlib import Path
 
@@ -8,6 +12,7 @@ from gateway.models import AgentToken, AlwaysAllowRule
 from goals.models import GoalStatus, Step, WorkerHeartbeat
 from tests import factories
 from tests.factories import (
+    GREETING_PATCH,
     World,
     make_git_repo,
     make_goal,
@@ -22,12 +27,14 @@ from tests.support.fakes import CODEX_APP_SERVER
 from tests.support.processes import collect_static, running_daphne
 from tests.support.stack import PrivateRedis, Stack
 
-WORLD_DIFF = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-print('hello')\n+print('hi')\n"
 TEST_QUEUE = f"goalpost-tests-{os.getpid()}"
 TEST_CHANNEL_PREFIX = f"goalpost-tests-{os.getpid()}"
 # Processes a test starts (daphne, celery workers) inherit these.
 os.environ["GOALPOST_CELERY_QUEUE"] = TEST_QUEUE
 os.environ["GOALPOST_CHANNEL_PREFIX"] = TEST_CHANNEL_PREFIX
+
+
+# --- the test run's settings ------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)
@@ -70,12 +77,30 @@ def plain_static_storage(settings):
 
 
 @pytest.fixture
-def git_repo(tmp_path):
-    """A real git repository with a `main` branch holding one commit: app.py prints hello."""
-    return make_git_repo(tmp_path / "repo")
+def eager():
+    """Queued tasks run at once, in this process (the on-commit callbacks run them)."""
+    from config.celery import app as celery_app
+
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
 
 
-# --- people by role: each signs in with password_for(username), "owner" with "owner-pass-123" ---------------------
+@pytest.fixture
+def worktrees_in_tmp(settings, tmp_path):
+    """Goal checkouts go under this test's tmp_path, not var/."""
+    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
+
+
+@pytest.fixture
+def latest_schema_after():
+    """Migrate the test database back to the latest schema after a test that migrated it elsewhere."""
+    yield
+    migrate_to_latest()
+
+
+# --- people by role: each signs in with password_for(username), "owner" with "owner-pass-123" -------------------------
 
 
 @pytest.fixture
@@ -117,22 +142,13 @@ def as_owner(client, owner):
     return client
 
 
-@pytest.fixture
-def make_repository(db):
-    """make_repository(path, users=[…], groups=[…], enabled=…, …): a registered repository."""
-    return factories.registered_repository
+# --- repositories, profiles and goals ---------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def make_profile(db):
-    """make_profile(adapter="command", preset="codex", users=[…], …): tests.factories.make_profile."""
-    return factories.make_profile
-
-
-@pytest.fixture
-def worktrees_in_tmp(settings, tmp_path):
-    """Goal checkouts go under this test's tmp_path, not var/."""
-    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
+def git_repo(tmp_path):
+    """A real git repository with a `main` branch holding one commit: app.py prints hello."""
+    return make_git_repo(tmp_path / "repo")
 
 
 @pytest.fixture
@@ -148,50 +164,36 @@ def repository(owner, git_repo):
 
 
 @pytest.fixture
+def make_repository(db):
+    """make_repository(path, users=[…], groups=[…], enabled=…, …): a registered repository."""
+    return factories.registered_repository
+
+
+@pytest.fixture
+def make_profile(db):
+    """make_profile(adapter="command", preset="codex", users=[…], …): tests.factories.make_profile."""
+    return factories.make_profile
+
+
+@pytest.fixture
 def goal(owner, approver, git_repo):
     """The owner's draft goal on git_repo, with the approver named: a good contract, the scripted agent."""
     return make_goal(owner, git_repo, approvers=[approver])
 
 
 @pytest.fixture
+def running(goal):
+    """The goal running, with `secrets/**` protected: what an agent attached to it works under."""
+    goal.status = GoalStatus.RUNNING
+    goal.protected_paths = ["secrets/**"]
+    goal.save()
+    return goal
+
+
+@pytest.fixture
 def agent_token(goal, owner):
     """(token, secret) of an agent token for the goal, issued by its owner (the secret is never stored)."""
     return AgentToken.issue(goal, owner)
-
-
-@pytest.fixture
-def world(goal, owner, approver, viewer, outsider, agent_token) -> World:
-    """The goal with every kind of person around it, a pending step request with a diff, the agent's token and a
-    spare one, an always-allow rule, the owner's phone and a live worker: see tests.factories.World."""
-    Step.objects.create(goal=goal, number=1, status="waiting", diff=WORLD_DIFF, diff_stats={"files": 1})
-    request = ApprovalRequest.open(goal, "step", summary="1 file", step_number=1)
-    spare_token = AgentToken.issue(goal, owner, name="spare")[0]
-    rule = AlwaysAllowRule.objects.create(goal=goal, kind="path", value="docs/**", created_by=owner)
-    device = PushSubscription.objects.create(
-        user=owner, endpoint="https://push.example.invalid/owner", p256dh="x", auth="y"
-    )
-    WorkerHeartbeat.beat("security-tests")
-    users = {"owner": owner, "approver": approver, "viewer": viewer, "outsider": outsider}
-    return World(goal, users, request, agent_token[1], spare_token, rule, device)
-
-
-@pytest.fixture
-def fake(settings):
-    """The local push service of tests/support/fake_push.py (VAPID, aes128gcm); a test ends with no violation."""
-    with FakePushService(settings.VAPID_PUBLIC_KEY) as service:
-        yield service
-    assert service.violations == []
-
-
-@pytest.fixture
-def eager():
-    """Queued tasks run at once, in this process (the on-commit callbacks run them)."""
-    from config.celery import app as celery_app
-
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture
@@ -204,6 +206,25 @@ def pending(goal):
         summary="2 files, +3 −1, 1 test",
         step_number=4,
     )
+
+
+@pytest.fixture
+def world(goal, owner, approver, viewer, outsider, agent_token) -> World:
+    """The goal with every kind of person around it, a pending step request with a diff, the agent's token and a
+    spare one, an always-allow rule, the owner's phone and a live worker: see tests.factories.World."""
+    Step.objects.create(goal=goal, number=1, status="waiting", diff=GREETING_PATCH, diff_stats={"files": 1})
+    request = ApprovalRequest.open(goal, "step", summary="1 file", step_number=1)
+    spare_token = AgentToken.issue(goal, owner, name="spare")[0]
+    rule = AlwaysAllowRule.objects.create(goal=goal, kind="path", value="docs/**", created_by=owner)
+    device = PushSubscription.objects.create(
+        user=owner, endpoint="https://push.example.invalid/owner", p256dh="x", auth="y"
+    )
+    WorkerHeartbeat.beat("security-tests")
+    users = {"owner": owner, "approver": approver, "viewer": viewer, "outsider": outsider}
+    return World(goal, users, request, agent_token[1], spare_token, rule, device)
+
+
+# --- real processes and the far edge's fakes -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -238,22 +259,14 @@ def stack(private_redis, tmp_path, collected_static):
 
 
 @pytest.fixture
-def running(goal):
-    """The goal running, with `secrets/**` protected: what an agent attached to it works under."""
-    goal.status = GoalStatus.RUNNING
-    goal.protected_paths = ["secrets/**"]
-    goal.save()
-    return goal
+def fake(settings):
+    """The local push service of tests/support/fake_push.py (VAPID, aes128gcm); a test ends with no violation."""
+    with FakePushService(settings.VAPID_PUBLIC_KEY) as service:
+        yield service
+    assert service.violations == []
 
 
 @pytest.fixture
 def fake_codex_app_server() -> Path:
     """The fake `codex app-server` (run it with this Python): the far edge of the Codex bridge's tests."""
     return CODEX_APP_SERVER
-
-
-@pytest.fixture
-def latest_schema_after():
-    """Migrate the test database back to the latest schema after a test that migrated it elsewhere."""
-    yield
-    migrate_to_latest()

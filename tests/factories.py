@@ -1,7 +1,9 @@
-"""Builders the tests share: people by role, goals, repositories and agent profiles, the loop's shop and its
-scripted steps, steps and approval requests, form posts and what a browser sends, git, the database as other
-processes see it, and what Claude Code sends. Plain functions with keyword overrides; the fixtures in
-tests/conftest.py are thin wrappers around them, and test modules import from here, never from each other."""
+"""Builders the tests share: people by role, repositories and agent profiles, goals and the goal form, steps and
+approval requests, the loop's shop and its scripted steps, an agent adapter's step, the security tests' world, what
+a browser and Claude Code send, git, and the database as other processes see it.
+
+Plain functions with keyword overrides. The fixtures in tests/conftest.py are thin wrappers around them; test
+modules import from here and from tests/support/, never from each other or from a conftest (tests/test_layout.py)."""
 
 import os
 import re
@@ -22,7 +24,7 @@ from goals.diffs import parse_diff
 from goals.lint import Contract, EvidenceCheck
 from goals.models import AgentProfile, Goal, GoalStatus, Repository, Step
 
-# --- people ---------------------------------------------------------------------------------------------------
+# --- people -----------------------------------------------------------------------------------------------------------
 
 # Who may call Goalpost, as the security tests name them: nobody signed in, a person with no part in the goal, one
 # who watches it, one who approves for it, its owner, and an agent holding the goal's token.
@@ -39,48 +41,8 @@ def make_user(username: str, **fields):
     email = f"{username}@example.invalid"
     return get_user_model().objects.create_user(username, email, password_for(username), **fields)
 
-# --- git -----------------------------------------------------------------------------------------------------
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-}
-
-
-def run_git(repo, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-    )
-    return result.stdout
-
-
-def make_git_repo(path: Path, files: dict[str, str] | None = None, message: str = "initial") -> Path:
-    """A real git repository at `path` with a `main` branch holding one commit of `files` (app.py by default)."""
-    path.mkdir(parents=True)
-    run_git(path, "init", "-q", "-b", "main")
-    for name, content in (files or {"app.py": "print('hello')\n"}).items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(content)
-    run_git(path, "add", "-A")
-    run_git(path, "commit", "-q", "-m", message)
-    return path
-
-
-def goal_git_dir(goal_id: int):
-    """The git directory of a goal's own checkout (its branch lives there until the done review pushes it)."""
-    from goals import loop
-
-    return loop.worktree_root().parent / "gitdirs" / f"goal-{goal_id}.git"
-
-
-# --- repositories and agent profiles ------------------------------------------------------------------------------
-
+# --- repositories and agent profiles ----------------------------------------------------------------------------------
 
 def registered_repository(path, users=(), groups=(), **fields) -> Repository:
     """The repository at `path`, registered (once) and usable by `users` and `groups`. Written directly, as
@@ -115,7 +77,7 @@ def make_profile(adapter: str = "scripted", *, name: str = "", users=(), groups=
     return profile
 
 
-# --- goals and the goal form ------------------------------------------------------------------------------------
+# --- goals and the goal form ------------------------------------------------------------------------------------------
 
 GOOD_OBJECTIVE = (
     "Reduce the dashboard initial load time below 1.5s on the existing seeded dataset, without changing the "
@@ -149,23 +111,6 @@ def make_goal(owner, repo, *, approvers=(), viewers=(), **fields) -> Goal:
     goal.approvers.add(*approvers)
     goal.viewers.add(*viewers)
     return goal
-
-
-# --- what a browser sends, and what it gets back -----------------------------------------------------------------
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
-PHONE_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
-)
-# Text that runs script if a page forgets to escape it, in an element or in an attribute.
-SCRIPT = "<script>alert(1)</script>"
-IMG = '"><img src=x onerror=alert(1)>'
-
-
-def inbox_count(html: str) -> str | None:
-    """The inbox count an htmx answer swaps into the header out of band, if it swaps one."""
-    match = re.search(r'<span id="inbox-count"[^>]*hx-swap-oob="true">(\d+)</span>', html)
-    return match.group(1) if match else None
 
 
 def form_data(repo, **overrides) -> dict:
@@ -205,63 +150,7 @@ def form_data(repo, **overrides) -> dict:
     return data
 
 
-# --- the loop's shop: a real repository and a scripted agent working on it ----------------------------------------
-
-SHOP_PY = "def total(items):\n    return sum(items)\n"
-SHOP_TEST = "from shop import total\n\n\ndef test_total():\n    assert total([2, 3]) == 5\n"
-
-# Steps of the scripted agent (goals/agents/scripted.py): what it writes, and what it says it spent.
-GOOD_STEP = {
-    "summary": "Add a discount argument",
-    "write": {
-        "shop.py": "def total(items, discount=0):\n    return sum(items) - discount\n",
-        "tests/test_shop.py": SHOP_TEST + "\n\ndef test_discount():\n    assert total([2, 3], discount=1) == 4\n",
-    },
-    "tokens": 1200,
-}
-SEVEN_FILES = {"summary": "Touch everything", "write": {f"pkg/m{i}.py": f"X = {i}\n" for i in range(7)}}
-WEAKEN = {"summary": "Relax the test", "write": {"tests/test_shop.py": SHOP_TEST.replace("== 5", ">= 0")}}
-
-
-def make_shop_repo(path: Path) -> Path:
-    """The shop at `path`: total() and its passing test, committed on main (conftest.py puts shop on the path)."""
-    return make_git_repo(path, {"shop.py": SHOP_PY, "tests/test_shop.py": SHOP_TEST, "conftest.py": ""}, "shop")
-
-
-def make_scripted_goal(owner, repo, steps: list[dict], **fields) -> Goal:
-    """A running goal on `repo` whose scripted agent plays `steps`, one a step, and whose evidence runs the
-    repository's tests with this Python; keyword arguments replace any field."""
-    defaults = {
-        "title": "Totals handle discounts",
-        "objective": "Make total() accept a discount argument, tested in tests/test_shop.py",
-        "constraints": ["Keep total([2, 3]) == 5"],
-        "evidence": [
-            {"kind": "command", "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests",
-             "expect_exit": 0, "description": ""}
-        ],
-        "work_type": "other",
-        "risk": "medium",
-        "repository": registered_repository(repo, users=[owner]),
-        "base_branch": "main",
-        "agent_profile": scripted_profile(),
-        "agent_script": steps,
-        "status": GoalStatus.RUNNING,
-    }
-    defaults.update(fields)
-    return Goal.objects.create(owner=owner, **defaults)
-
-
-def step_once(goal: Goal):
-    """One step of the managed loop on the goal, in this process; its outcome, with the goal refreshed."""
-    from goals import loop
-
-    outcome = loop.run_step(goal.pk, worker="test")
-    goal.refresh_from_db()
-    return outcome
-
-
-# --- steps and approval requests, as the loop leaves them ---------------------------------------------------------
-
+# --- steps and approval requests, as the loop leaves them -------------------------------------------------------------
 
 def commit_diff(repo, files: dict, renames: dict | None = None) -> str:
     """Write (str), write binary (bytes) or delete (None) files and rename others, commit, return git's diff."""
@@ -349,7 +238,62 @@ def open_request(goal, kind="step", step=None, findings=None, summary="Step 1: 2
     )
 
 
-# --- one step for an agent adapter: the greeting goal on a worktree where app.py prints hello --------------------
+# --- the loop's shop: a real repository and a scripted agent working on it --------------------------------------------
+
+SHOP_PY = "def total(items):\n    return sum(items)\n"
+SHOP_TEST = "from shop import total\n\n\ndef test_total():\n    assert total([2, 3]) == 5\n"
+
+# Steps of the scripted agent (goals/agents/scripted.py): what it writes, and what it says it spent.
+GOOD_STEP = {
+    "summary": "Add a discount argument",
+    "write": {
+        "shop.py": "def total(items, discount=0):\n    return sum(items) - discount\n",
+        "tests/test_shop.py": SHOP_TEST + "\n\ndef test_discount():\n    assert total([2, 3], discount=1) == 4\n",
+    },
+    "tokens": 1200,
+}
+SEVEN_FILES = {"summary": "Touch everything", "write": {f"pkg/m{i}.py": f"X = {i}\n" for i in range(7)}}
+WEAKEN = {"summary": "Relax the test", "write": {"tests/test_shop.py": SHOP_TEST.replace("== 5", ">= 0")}}
+
+
+def make_shop_repo(path: Path) -> Path:
+    """The shop at `path`: total() and its passing test, committed on main (conftest.py puts shop on the path)."""
+    return make_git_repo(path, {"shop.py": SHOP_PY, "tests/test_shop.py": SHOP_TEST, "conftest.py": ""}, "shop")
+
+
+def make_scripted_goal(owner, repo, steps: list[dict], **fields) -> Goal:
+    """A running goal on `repo` whose scripted agent plays `steps`, one a step, and whose evidence runs the
+    repository's tests with this Python; keyword arguments replace any field."""
+    defaults = {
+        "title": "Totals handle discounts",
+        "objective": "Make total() accept a discount argument, tested in tests/test_shop.py",
+        "constraints": ["Keep total([2, 3]) == 5"],
+        "evidence": [
+            {"kind": "command", "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests",
+             "expect_exit": 0, "description": ""}
+        ],
+        "work_type": "other",
+        "risk": "medium",
+        "repository": registered_repository(repo, users=[owner]),
+        "base_branch": "main",
+        "agent_profile": scripted_profile(),
+        "agent_script": steps,
+        "status": GoalStatus.RUNNING,
+    }
+    defaults.update(fields)
+    return Goal.objects.create(owner=owner, **defaults)
+
+
+def step_once(goal: Goal):
+    """One step of the managed loop on the goal, in this process; its outcome, with the goal refreshed."""
+    from goals import loop
+
+    outcome = loop.run_step(goal.pk, worker="test")
+    goal.refresh_from_db()
+    return outcome
+
+
+# --- one step for an agent adapter: the greeting goal on a worktree where app.py prints hello -------------------------
 
 GREETING_PATCH = """\
 diff --git a/app.py b/app.py
@@ -385,9 +329,7 @@ def make_agent_context(worktree: Path, **changes: object) -> AgentContext:
     return AgentContext(**fields)
 
 
-
-# --- the security tests' world ----------------------------------------------------------------------------------
-
+# --- the security tests' world: one goal with everyone around it ------------------------------------------------------
 
 @dataclass
 class World:
@@ -417,8 +359,24 @@ def client_for(world: World, role: str, *, csrf: bool = True) -> Client:
     return client
 
 
-# --- what agents send ---------------------------------------------------------------------------------------
+# --- what a browser sends, and what it gets back ----------------------------------------------------------------------
 
+HTMX = {"HTTP_HX_REQUEST": "true"}
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
+)
+# Text that runs script if a page forgets to escape it, in an element or in an attribute.
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+
+
+def inbox_count(html: str) -> str | None:
+    """The inbox count an htmx answer swaps into the header out of band, if it swaps one."""
+    match = re.search(r'<span id="inbox-count"[^>]*hx-swap-oob="true">(\d+)</span>', html)
+    return match.group(1) if match else None
+
+
+# --- what Claude Code sends -------------------------------------------------------------------------------------------
 
 def pre_tool_use(repo, tool_name: str, tool_input: dict, **overrides) -> dict:
     """A PreToolUse hook input exactly as Claude Code sends it."""
@@ -435,8 +393,47 @@ def pre_tool_use(repo, tool_name: str, tool_input: dict, **overrides) -> dict:
     }
 
 
-# --- the database -------------------------------------------------------------------------------------------
+# --- git --------------------------------------------------------------------------------------------------------------
 
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
+
+
+def run_git(repo, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    return result.stdout
+
+
+def make_git_repo(path: Path, files: dict[str, str] | None = None, message: str = "initial") -> Path:
+    """A real git repository at `path` with a `main` branch holding one commit of `files` (app.py by default)."""
+    path.mkdir(parents=True)
+    run_git(path, "init", "-q", "-b", "main")
+    for name, content in (files or {"app.py": "print('hello')\n"}).items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(content)
+    run_git(path, "add", "-A")
+    run_git(path, "commit", "-q", "-m", message)
+    return path
+
+
+def goal_git_dir(goal_id: int):
+    """The git directory of a goal's own checkout (its branch lives there until the done review pushes it)."""
+    from goals import loop
+
+    return loop.worktree_root().parent / "gitdirs" / f"goal-{goal_id}.git"
+
+
+# --- the database, as other processes see it --------------------------------------------------------------------------
 
 def subprocess_database_url() -> str:
     """The test database as a DATABASE_URL, for daphne or celery processes started by a test."""
