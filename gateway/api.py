@@ -171,7 +171,6 @@ def token_endpoint(view: Callable) -> Callable:
 def goal_summary(goal: Goal) -> dict:
 
     usage = goal.usage()
-    reported = sum(goal.agent_reports.values_list("tokens", flat=True))
     return {
         "id": goal.pk,
         "title": goal.title,
@@ -192,7 +191,7 @@ def goal_summary(goal: Goal) -> dict:
         "used": {
             "minutes": round(usage.minutes, 1),
             "steps": usage.steps,
-            "tokens": usage.tokens + reported,
+            "tokens": usage.tokens,
             "approvals": usage.approvals,
         },
         "when_unanswered": GatewaySettings.for_goal(goal).when_unanswered,

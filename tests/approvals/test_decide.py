@@ -326,7 +326,7 @@ def test_approving_a_budget_request_while_the_budget_is_still_used_up_is_refused
     with pytest.raises(DecisionRefused) as refused:
         request.decide(owner, "approve")
     assert refused.value.code == "invalid"
-    assert str(refused.value) == "The steps budget is used up (1 of 1). Extend it to go on, or reject or stop the goal."
+    assert str(refused.value) == "Budget used up: 1 of 1 steps. Extend it to go on, or reject or stop the goal."
     request.refresh_from_db()
     assert request.is_pending and not request.decisions.exists()
 
