@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import random
-import re
 import weakref
 from collections.abc import Callable
 from functools import wraps
@@ -22,8 +21,6 @@ from functools import wraps
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -652,71 +649,3 @@ async def claude_hook(request: HttpRequest) -> JsonResponse:
         "Try the same call again later to pick up the answer, or do something else meanwhile."
     )
     return JsonResponse(hook_answer(gateway.DENY, reason))
-
-
-# --- serving the waiting views without Django's per-request thread ---------------------------------------------
-
-WAITING_ROUTES = (
-    (re.compile(r"^/api/v1/requests/(?P<request_id>[0-9]{1,18})/decision$"), request_decision),
-    (re.compile(r"^/api/v1/hooks/claude$"), claude_hook),
-)
-
-
-class WaitingEndpoints(ASGIHandler):
-    """An ASGI app that serves the two waiting views directly and passes everything else on.
-
-    Django's own handler gives every request a thread of its own (its ThreadSensitiveContext) for as long as the
-    request lasts, so hundreds of agents waiting through it would hold hundreds of idle threads. These views need
-    no middleware (token-authenticated JSON, no session, no CSRF, no static files): served here they wait as
-    coroutines only, and their database reads share the loop's few worker threads.
-    """
-
-    def __init__(self, application):  # no super().__init__(): no middleware to load
-        self.application = application
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            path = scope["path"][len(scope.get("root_path", "")) :] if scope.get("root_path") else scope["path"]
-            for pattern, view in WAITING_ROUTES:
-                match = pattern.match(path)
-                if match:
-                    kwargs = {name: int(value) for name, value in match.groupdict().items()}
-                    await self.serve(view, kwargs, scope, receive, send)
-                    return
-        await self.application(scope, receive, send)
-
-    async def serve(self, view, kwargs: dict, scope, receive, send) -> None:
-        try:
-            body_file = await self.read_body(receive)
-        except RequestAborted:
-            return
-        try:
-            request, error_response = self.create_request(scope, body_file)
-            if request is None:
-                await self.send_response(error_response, send)
-                return
-
-            async def respond() -> None:
-                response = await view(request, **kwargs)
-                response.setdefault("X-Content-Type-Options", "nosniff")
-                response.setdefault("Cache-Control", "no-store")
-                await self.send_response(response, send)
-
-            # A client that hangs up stops its wait (and its watch) at once.
-            tasks = [
-                asyncio.create_task(self.listen_for_disconnect(receive)),
-                asyncio.create_task(respond()),
-            ]
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
-                    await task
-        finally:
-            body_file.close()
-
-
-def waiting_endpoints(application) -> WaitingEndpoints:
-    """Wrap the project's ASGI application (config/asgi.py) so the waiting views hold no thread each."""
-    return WaitingEndpoints(application)

@@ -59,6 +59,15 @@ def test_deploy_check_is_clean_with_the_documented_production_variables(tmp_path
     assert "no issues" in result.stdout
 
 
+def test_the_deploy_checks_still_find_the_security_and_csrf_middleware(tmp_path):
+    """Without the production variables, the warnings Django gives for its own middleware's settings remain."""
+    env = {"GOALPOST_VAR_DIR": str(tmp_path), "SECRET_KEY": secrets.token_urlsafe(50)}
+    result = run_python("", env, "manage.py", "check", "--deploy")
+    for warning in ("security.W004", "security.W008", "security.W016"):
+        assert warning in result.stderr + result.stdout, warning
+    assert "goalpost.W001" not in result.stderr + result.stdout
+
+
 @pytest.mark.parametrize(
     ("redis_url", "broker"),
     [

@@ -466,21 +466,27 @@ def push_fanout(run: Run) -> list[Figure]:
 
 
 def gateway_waiters(run: Run) -> list[Figure]:
-    """gateway_waiters: agents long-polling the wait endpoint of one daphne at once, decided in bulk."""
+    """gateway_waiters: agents long-polling the decision endpoint of one daphne at once (1,000; 200 quick), every
+    one answered once its request is decided; beside it what the waiting costs daphne, read with psutil while they
+    all wait (its threads and resident memory, minus the same after one warm-up request)."""
+    import psutil
+
     from approvals.models import ApprovalRequest, RequestKind, RequestOrigin
     from gateway.models import AgentToken
     from goals.models import Goal, GoalStatus
 
-    waiters_n = 200 if run.quick else 500
+    waiters_n = 200 if run.quick else 1000
     owner = run.user("gateway-owner")
     waits = []
-    for i in range(waiters_n):
+    for i in range(waiters_n + 1):  # the last one is the warm-up's
         goal = Goal.objects.create(**goal_fields(owner, run.scratch, f"Gateway goal {i}", status=GoalStatus.WAITING))
         _, secret = AgentToken.issue(goal, owner)
         request = ApprovalRequest.open(goal, RequestKind.STEP, summary=f"Tool call {i}",
                                        origin=RequestOrigin.GATEWAY)
         waits.append((request, secret))
+    warm_up = waits.pop()
     daphne = run.daphne()
+    server = psutil.Process(daphne.process.pid)
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="bench-waiters", daemon=True).start()
     answered: dict[int, float] = {}
@@ -490,28 +496,60 @@ def gateway_waiters(run: Run) -> list[Figure]:
 
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
-            async def wait_one(request, secret) -> None:
-                url = f"{daphne.url}/api/v1/requests/{request.pk}/decision?wait=25"
-                async with session.get(url, headers={"Authorization": f"Bearer {secret}"}) as response:
-                    body = await response.json()
-                if response.status == 200 and body.get("status") not in (None, "pending"):
-                    answered[request.pk] = time.perf_counter()
+            async def wait_one(request, secret, wait=25) -> None:
+                # As an agent does: call again while the answer is "pending", until the run's deadline.
+                url = f"{daphne.url}/api/v1/requests/{request.pk}/decision?wait={wait}"
+                while time.perf_counter() < deadline:
+                    async with session.get(url, headers={"Authorization": f"Bearer {secret}"}) as response:
+                        body = await response.json()
+                    if response.status != 200:
+                        return
+                    if body.get("status") != "pending":
+                        answered[request.pk] = time.perf_counter()
+                        return
 
+            deadline = time.perf_counter() + 5
+            await wait_one(*warm_up, wait=0)
+            await ready.wait()
+            deadline = time.perf_counter() + 150
             await asyncio.gather(*(wait_one(r, s) for r, s in waits), return_exceptions=True)
 
+    ready = asyncio.Event()
     done = asyncio.run_coroutine_threadsafe(wait_all(), loop)
-    time.sleep(2 + waiters_n / 200)  # let every agent reach its wait (they hold no thread while they do)
+    time.sleep(1)  # the warm-up request: the first request's imports and the settled listener are not the waiters'
+    threads_before, rss_before = server.num_threads(), server.memory_info().rss
+    loop.call_soon_threadsafe(ready.set)
+    waiting = wait_for_waiters(server, waiters_n)
+    threads_during, rss_during = server.num_threads(), server.memory_info().rss
     decided: dict[int, float] = {}
     for request, _ in waits:
         decided[request.pk] = time.perf_counter()
         request.decide(owner, "approve")
-    done.result(timeout=60)
+    done.result(timeout=200)
     loop.call_soon_threadsafe(loop.stop)
     delays = [(answered[pk] - decided[pk]) * 1000 for pk in answered]
     return [
-        Figure("gateway_waiters", len(answered), "agents", f">= {200}", note=f"{waiters_n} waiting at once"),
+        Figure("gateway_waiters", len(answered), "agents", f">= {waiters_n}",
+               note=f"{waiters_n} waiting at once ({waiting} connected when measured)"),
+        Figure("gateway_waiter_threads_growth", threads_during - threads_before, "threads", "<= 10",
+               note=f"daphne's threads: {threads_before} before, {threads_during} while they wait"),
+        Figure("gateway_waiter_rss_growth_mb", (rss_during - rss_before) / 2**20, "MB", "<= 150",
+               note=f"daphne's resident memory before: {rss_before / 2**20:.0f} MB"),
         Figure("gateway_decision_p99_ms", percentile(delays, 99), "ms", note="decision to the agent's answer"),
     ]
+
+
+def wait_for_waiters(server, count: int, timeout: float = 90.0) -> int:
+    """Until `count` clients are connected to the server and it has gone quiet (every request has reached its
+    wait); the connections counted."""
+    deadline = time.monotonic() + timeout
+    connected = 0
+    while time.monotonic() < deadline:
+        connected = sum(1 for conn in server.net_connections(kind="tcp") if conn.status == "ESTABLISHED")
+        if connected >= count and server.cpu_percent(interval=0.5) < 10:
+            break
+        time.sleep(0.2)
+    return connected
 
 
 def worker_memory(run: Run) -> list[Figure]:

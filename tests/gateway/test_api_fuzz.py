@@ -28,7 +28,7 @@ EXAMPLES = int(os.environ.get("GOALPOST_FUZZ_EXAMPLES", "25"))
 def server_url(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         database_url = subprocess_database_url()
-    with running_daphne(database_url, app="tests.gateway.gateway_asgi:application") as (url, _):
+    with running_daphne(database_url) as (url, _):
         yield url
 
 
