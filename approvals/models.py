@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from approvals import signals
+from goals import gates
 from goals.models import BUDGET_FIELDS, Goal, GoalStatus, OnTimeout
 
 
@@ -388,7 +389,7 @@ def _budget_still_spent(request: ApprovalRequest) -> str:
     finding = request.goal.exhausted_budget()
     if finding is None or (named and finding.data.get("budget") != named):
         return ""
-    return finding.reason.replace(": extend it or end.", ".")
+    return gates.budget_used_up(finding.data["budget"], finding.data["used"], finding.data["allowed"])
 
 
 class Decision(models.Model):

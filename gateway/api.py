@@ -108,7 +108,6 @@ waiting_agent_token = AgentTokenAuth(waits=True)
 
 def goal_summary(goal: Goal) -> dict:
     usage = goal.usage()
-    reported = sum(goal.agent_reports.values_list("tokens", flat=True))
     return {
         "id": goal.pk,
         "title": goal.title,
@@ -129,7 +128,7 @@ def goal_summary(goal: Goal) -> dict:
         "used": {
             "minutes": round(usage.minutes, 1),
             "steps": usage.steps,
-            "tokens": usage.tokens + reported,
+            "tokens": usage.tokens,
             "approvals": usage.approvals,
         },
         "when_unanswered": GatewaySettings.for_goal(goal).when_unanswered,

@@ -29,12 +29,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q, Sum
+from django.db.models import Max
 from django.utils import timezone
 
 from approvals.models import AGENT_LABELS, ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
 from gateway.models import AgentReport, AgentToken, GatewayCall, GatewayVerdict, RuleKind
-from goals import gates
+from goals import gates, judge
 from goals.diffs import DiffError, DiffStats, FileDiff, ParsedDiff, classify_path, parse_diff
 from goals.models import Goal, GoalStatus
 
@@ -570,11 +570,6 @@ def touched_since(goal: Goal, when: datetime | None) -> list[str]:
     return sorted({path for paths in calls.values_list("paths", flat=True) for path in paths or ()})
 
 
-def _all_touched(goal: Goal) -> set[str]:
-    calls = goal.gateway_calls.filter(Q(verdict=ALLOW) | Q(request__status=RequestStatus.APPROVED))
-    return {path for paths in calls.values_list("paths", flat=True) for path in paths or ()}
-
-
 def evidence_result(report: AgentReport) -> gates.EvidenceResult:
     return gates.EvidenceResult(
         name=report.name or report.command[:60] or "evidence",
@@ -600,18 +595,9 @@ def gate_inputs(goal: Goal, proposal: Proposal) -> tuple[gates.Step, gates.Histo
     history = gates.History(
         failure_signatures=tuple(report.failure_signature or None for report in earlier),
         attempts=tuple(f"{report.command or report.name} → exit {report.exit_code}"[:200] for report in earlier),
-        touched_paths=tuple(sorted(set(managed.touched_paths) | _all_touched(goal))),
+        touched_paths=tuple(sorted(set(managed.touched_paths) | set(goal.reported_paths or ()))),
     )
-    base = goal.usage()
-    reported_tokens = goal.agent_reports.aggregate(t=Sum("tokens"))["t"] or 0
-    usage = gates.Usage(
-        minutes=base.minutes,
-        steps=base.steps,
-        tokens=base.tokens + reported_tokens,
-        files_total=base.files_total,
-        approvals=base.approvals,
-        retries=base.retries,
-    )
+    usage = judge.usage(goal)
     step = gates.Step(diff=proposal.diff, evidence=tuple(evidence_result(report) for report in latest))
     cumulative = [_touched(path) for path in touched_since(goal, since) if path not in proposal.paths]
     radius = gates.Step(diff=_parsed([*proposal.diff.files, *cumulative]))
@@ -619,23 +605,12 @@ def gate_inputs(goal: Goal, proposal: Proposal) -> tuple[gates.Step, gates.Histo
 
 
 def run_gates_for(goal: Goal, proposal: Proposal) -> list[gates.GateFinding]:
-    """The managed loop's gates over one call; blast radius over the files touched since the last approval."""
+    """The judge's gates over one call; blast radius over the files touched since the last approval."""
     step, history, usage, radius = gate_inputs(goal, proposal)
-    contract = goal.contract()
-    repo = Path(goal.repository.source)
-    file_head = partial(_file_head, repo)
-    findings = [
-        finding
-        for finding in gates.run_gates(contract, step, history=history, usage=usage, file_head=file_head)
-        if finding.gate != "blast_radius"
-    ]
-    if proposal.paths:
-        findings += [
-            finding
-            for finding in gates.run_gates(contract, radius, history=gates.History(), usage=gates.Usage())
-            if finding.gate == "blast_radius"
-        ]
-    return sorted(findings, key=lambda finding: gates.SEVERITIES.index(finding.severity))
+    if not proposal.paths:  # a call that writes nothing adds nothing to the blast radius, whatever came before
+        radius = gates.Step(diff=_parsed([]))
+    file_head = partial(_file_head, Path(goal.repository.source))
+    return judge.judge(goal, step, history=history, usage=usage, file_head=file_head, radius=radius)
 
 
 def _file_head(repo: Path, path: str) -> str:
@@ -685,7 +660,7 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
     # An agent running elsewhere works in the repository's registered path (its source, on that machine).
     repo = Path(goal.repository.source)
     key = call_key(call, repo)
-    Goal.objects.filter(pk=goal.pk).update(last_progress_at=timezone.now())
+    judge.progress(goal)
     refusal = goal_state_refusal(goal)
     if refusal is not None:
         reason, stop = refusal
@@ -701,9 +676,7 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
     joined = _join(goal, key)
     if joined is not None:
         return joined
-    if goal.started_at is None:
-        Goal.objects.filter(pk=goal.pk, started_at__isnull=True).update(started_at=timezone.now())
-        goal.started_at = timezone.now()
+    judge.started(goal)
     summary = _summary(call, proposal, token)
     if proposal.action == "read":
         return Outcome(ALLOW, "Reading changes nothing.", _record_call(goal, token, call, key, proposal, ALLOW, "", ()))
@@ -717,6 +690,7 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
     asking = [finding for finding in findings if finding.severity == gates.APPROVAL]
     if not asking:
         recorded = _record_call(goal, token, call, key, proposal, ALLOW, "No gate fired.", as_dicts, summary=summary)
+        judge.record_paths(goal, proposal.paths)
         return Outcome(ALLOW, "No gate fired.", recorded, findings=as_dicts)
     rule = next(
         (rule for rule in goal.always_allow_rules.active() if rule_allows(rule.kind, rule.value, proposal)), None
@@ -724,6 +698,7 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
     if rule is not None:
         reason = f"Always allowed by the goal's rule: {rule}."
         recorded = _record_call(goal, token, call, key, proposal, ALLOW, reason, as_dicts, summary=summary)
+        judge.record_paths(goal, proposal.paths)
         return Outcome(ALLOW, reason, recorded, findings=as_dicts)
     return _ask(goal, token, call, key, proposal, findings, summary)
 
@@ -745,10 +720,10 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
     }
     with transaction.atomic():
         # A gateway request never moves the goal to waiting: the agent runs elsewhere and waits on its own.
-        request = ApprovalRequest.open(
+        request = judge.open_request(
             goal,
-            RequestKind.STEP,
-            findings=list(as_dicts),
+            findings,
+            kind=RequestKind.STEP,
             summary=f"{summary}. {reasons}",
             details=details,
             origin=RequestOrigin.GATEWAY,
@@ -931,6 +906,13 @@ def announce_settled(sender, request: ApprovalRequest, **kwargs) -> None:
     transaction.on_commit(partial(publish_settled, request.pk), robust=True)
 
 
+def count_approved_call(sender, request: ApprovalRequest, **kwargs) -> None:
+    """A tool call approved on the phone writes its files: they count in the goal's usage from now."""
+    if request.from_gateway and request.status == RequestStatus.APPROVED:
+        paths = request.details.get("paths") if isinstance(request.details, dict) else None
+        judge.record_paths(request.goal, [str(path) for path in paths or () if isinstance(path, str)])
+
+
 # --- what agents report -------------------------------------------------------------------------------------
 
 
@@ -975,7 +957,10 @@ def record_evidence(
             failure_signature=signature[:500],
             tokens=tokens,
         )
-        Goal.objects.filter(pk=goal.pk).update(last_progress_at=timezone.now())
+        if tokens:
+            judge.record_tokens(goal, tokens)
+        else:
+            judge.progress(goal)
         outcome = "passed" if passed else f"failed (exit {exit_code})" if not timed_out else "timed out"
         goal.record("evidence", f"Agent check {outcome}: {command or name}"[:500], report=report.pk)
     return report
@@ -983,11 +968,11 @@ def record_evidence(
 
 def record_usage(goal: Goal, token: AgentToken | None, tokens: int) -> int:
     """Add tokens the agent used; returns the goal's reported total."""
-    AgentReport.objects.create(goal=goal, token=token, name="usage", tokens=tokens)
-    Goal.objects.filter(pk=goal.pk).update(last_progress_at=timezone.now())
-    return goal.agent_reports.aggregate(t=Sum("tokens"))["t"] or 0
+    with transaction.atomic():
+        AgentReport.objects.create(goal=goal, token=token, name="usage", tokens=tokens)
+        return judge.record_tokens(goal, tokens)
 
 
 def heartbeat(goal: Goal) -> None:
     """The agent is alive and working: the stall detector counts from now."""
-    Goal.objects.filter(pk=goal.pk).update(last_progress_at=timezone.now())
+    judge.progress(goal)

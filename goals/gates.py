@@ -822,14 +822,23 @@ def _repeated_threshold(contract: Contract) -> int:
     return threshold
 
 
-def _streak(signature: str, history: History) -> int:
-    """How many times in a row the failure has happened, this step included."""
-    count = 1
-    for earlier in reversed(tuple(history.failure_signatures)):
-        if earlier != signature:
+def failure_streak(signatures: Iterable[str | None]) -> int:
+    """How many times in a row the last failure happened (0 when the last attempt passed): the one count of a
+    failure streak, for the repeated-failure gate, the retries budget and the loop's failed steps."""
+    ordered = tuple(signatures)
+    if not ordered or not ordered[-1]:
+        return 0
+    count = 0
+    for signature in reversed(ordered):
+        if signature != ordered[-1]:
             break
         count += 1
     return count
+
+
+def _streak(signature: str, history: History) -> int:
+    """How many times in a row the failure has happened, this step included."""
+    return failure_streak((*history.failure_signatures, signature))
 
 
 def _repeated_failure(inputs: _Inputs, signature: str | None) -> list[GateFinding]:
@@ -922,18 +931,24 @@ def _budget(inputs: _Inputs, signature: str | None) -> list[GateFinding]:
         used = _budget_used(inputs, name, signature)
         if allowed is None or used is None or used < allowed:
             continue
-        used_shown, allowed_shown = _show_number(used), _show_number(allowed)
-        findings.append(
-            GateFinding(
-                gate="budget",
-                severity=STOP,
-                reason=f"Budget used up: {used_shown} of {allowed_shown} {BUDGET_LABELS[name]}. "
-                "Extend it or end the goal.",
-                kind="budget",
-                data={"budget": name, "used": used_shown, "allowed": allowed_shown},
-            )
-        )
+        findings.append(budget_finding(name, used, allowed))
     return findings
+
+
+def budget_used_up(name: str, used: float, allowed: float) -> str:
+    """The one sentence for a budget used up, e.g. "Budget used up: 20 of 20 steps."."""
+    return f"Budget used up: {_show_number(used)} of {_show_number(allowed)} {BUDGET_LABELS[name]}."
+
+
+def budget_finding(name: str, used: float, allowed: float) -> GateFinding:
+    """The stop a used-up budget makes, whoever drives the goal and whenever it is found."""
+    return GateFinding(
+        gate="budget",
+        severity=STOP,
+        reason=f"{budget_used_up(name, used, allowed)} Extend it or end the goal.",
+        kind="budget",
+        data={"budget": name, "used": _show_number(used), "allowed": _show_number(allowed)},
+    )
 
 
 def _risk(inputs: _Inputs) -> list[GateFinding]:

@@ -26,7 +26,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
-from goals import agents, egress, evidence, gates, sandbox
+from goals import agents, egress, evidence, gates, judge, sandbox
 from goals.diffs import DiffError, parse_diff
 from goals.models import (
     KEPT_STEP_STATUSES,
@@ -178,7 +178,7 @@ def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
         return StepOutcome(goal.pk, GoalStatus.PAUSED)
     exhausted = goal.exhausted_budget()
     if exhausted is not None:
-        request = _ask(goal, [exhausted], step_number=None, summary=exhausted.reason)
+        request = judge.open_request(goal, [exhausted], summary=exhausted.reason)
         return StepOutcome(goal.pk, GoalStatus.WAITING, request=request)
 
     workspace = workspace_for(goal)
@@ -196,9 +196,7 @@ def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
     step = _begin_step(goal, worker, parent_sha=workspace.head())
     if step is None:
         return StepOutcome(goal.pk, "busy")
-    if goal.started_at is None:
-        Goal.objects.filter(pk=goal.pk, started_at__isnull=True).update(started_at=step.started_at)
-        goal.started_at = step.started_at
+    judge.started(goal, step.started_at)
     try:
         return _run_agent_and_judge(goal, step, workspace)
     except Exception as error:  # the loop never crashes on a step: record it and go on
@@ -244,7 +242,7 @@ def _begin_step(goal: Goal, worker: str, parent_sha: str) -> Step | None:
 def _context(goal: Goal, step: Step, workspace: Workspace, box: sandbox.Session | None) -> agents.AgentContext:
     earlier = list(goal.steps.filter(number__lt=step.number).order_by("number"))
     previous = earlier[-1] if earlier else None
-    usage = usage_before(goal)
+    usage = judge.usage(goal)
     remaining = {
         name: max(0, limit - used)
         for name, limit, used in (
@@ -353,10 +351,9 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
         parsed = parse_diff("")
     with _boxed(goal, box_for(goal, workspace, evidence_egress(goal))) as box:
         runs = evidence.run_checks(goal.evidence, workspace.path, session=box, timeout_s=_evidence_timeout())
-    history = history_before(goal, step.number)
-    usage = usage_with(goal, step, parsed, result.tokens)
-    findings = _too_large(commit) + gates.run_gates(
-        goal.contract(),
+    history = goal.step_history(step.number)
+    findings = judge.judge(
+        goal,
         gates.Step(
             diff=parsed,
             evidence=tuple(run.to_gate() for run in runs),
@@ -364,8 +361,9 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
             agent_done=result.done,
         ),
         history=history,
-        usage=usage,
+        usage=judge.usage_with(goal, tokens=result.tokens, paths=(f.path for f in parsed.files), history=history),
         file_head=lambda path: _file_head(workspace.path, path),
+        extra=_too_large(commit),
     )
     signature = gates.failure_signature(run.to_gate() for run in runs) or ""
 
@@ -433,12 +431,12 @@ def _finish(step: Step, status: str) -> None:
 def _conclude(goal: Goal, step: Step, findings: list[gates.GateFinding], result) -> StepOutcome:
     kind = gates.request_kind(findings)
     with transaction.atomic():
-        Goal.objects.filter(pk=goal.pk).update(last_progress_at=timezone.now())
+        judge.progress(goal)
         if kind is not None:
             _finish(step, StepStatus.WAITING)
             if any(f.gate == "follow_up" for f in findings):
                 _draft_follow_ups(goal, findings)
-            request = _ask(
+            request = judge.open_request(
                 goal,
                 findings,
                 step_number=step.number,
@@ -449,7 +447,10 @@ def _conclude(goal: Goal, step: Step, findings: list[gates.GateFinding], result)
         _finish(step, StepStatus.PASSED)
         goal.record("step", f"Step {step.number}: {step.summary}"[:500], step=step.number)
         if result.done and step.evidence and step.passed_evidence:
-            request = _ask_done(goal, step)
+            summary = f"The agent says the goal is done; every check passed. {step.evidence_summary}"[:500]
+            request = judge.open_request(
+                goal, (), kind=RequestKind.DONE, summary=summary, step_number=step.number
+            )
             return StepOutcome(goal.pk, GoalStatus.WAITING, step.number, request)
     return StepOutcome(goal.pk, "continue", step.number)
 
@@ -458,35 +459,6 @@ def _request_summary(step: Step, findings: list[gates.GateFinding]) -> str:
     stats = step.diff_stats.get("summary", "")
     reasons = "; ".join(f.reason for f in findings if f.severity != gates.INFO)
     return f"Step {step.number}: {stats}. {reasons}"[:500]
-
-
-def _ask(goal: Goal, findings, *, step_number: int | None, summary: str, plan: str = "") -> ApprovalRequest:
-    """Open the request the findings ask for and put the goal in waiting."""
-    kind = gates.request_kind(findings) or RequestKind.STEP
-    details = {}
-    budget = next((f for f in findings if f.gate == "budget"), None)
-    if budget is not None:
-        details = dict(budget.data)
-    with transaction.atomic():
-        request = ApprovalRequest.open(
-            goal,
-            kind,
-            findings=[f.as_dict() for f in findings],
-            summary=summary,
-            step_number=step_number,
-            plan=plan,
-            details=details,
-        )
-        goal.set_status(GoalStatus.WAITING, None, f"Waiting: {request.get_kind_display().lower()} request.")
-    return request
-
-
-def _ask_done(goal: Goal, step: Step) -> ApprovalRequest:
-    summary = f"The agent says the goal is done; every check passed. {step.evidence_summary}"[:500]
-    with transaction.atomic():
-        request = ApprovalRequest.open(goal, RequestKind.DONE, summary=summary, step_number=step.number)
-        goal.set_status(GoalStatus.WAITING, None, "Waiting: the agent says it is done.")
-    return request
 
 
 def _draft_follow_ups(goal: Goal, findings: list[gates.GateFinding]) -> None:
@@ -530,54 +502,19 @@ def _fail_step(step: Step, workspace: Workspace, reason: str, signature: str = "
 
 def _after_failed_step(goal: Goal, step: Step) -> StepOutcome:
     """A failed step is judged too: the same failure K times, or a budget used up, asks a human."""
-    history = history_before(goal, step.number)
-    recent = [*history.failure_signatures, step.failure_signature]
-    threshold = goal.repeated_failure_threshold
-    findings: list[gates.GateFinding] = []
-    if len(recent) >= threshold and len(set(recent[-threshold:])) == 1:
-        findings.append(
-            gates.GateFinding(
-                gate="repeated_failure",
-                severity=gates.APPROVAL,
-                reason=f"Same failure {threshold} times: {step.error}"[:200],
-                data={"attempts": [*history.attempts[-(threshold - 1) :], step.error[:200]]},
-            )
-        )
-    budget = goal.exhausted_budget()
-    if budget is not None:
-        findings.append(budget)
+    history = goal.step_history(step.number)
+    findings = judge.failed_step_findings(goal, history, step.failure_signature, step.error)
     step.findings = [f.as_dict() for f in findings]
     step.save(update_fields=["findings"])
     if findings:
-        request = _ask(
+        request = judge.open_request(
             goal, findings, step_number=step.number, summary=f"Step {step.number} failed: {step.error}"
         )
         return StepOutcome(goal.pk, GoalStatus.WAITING, step.number, request)
     return StepOutcome(goal.pk, "continue", step.number)
 
 
-# --- what the goal has used ----------------------------------------------------------------------------------
-
-
-def history_before(goal: Goal, number: int) -> gates.History:
-    return goal.step_history(number)
-
-
-def usage_before(goal: Goal) -> gates.Usage:
-    return goal.usage()
-
-
-def usage_with(goal: Goal, step: Step, parsed, tokens: int) -> gates.Usage:
-    before = usage_before(goal)
-    touched = set(history_before(goal, step.number).touched_paths) | {f.path for f in parsed.files}
-    return gates.Usage(
-        minutes=before.minutes,
-        steps=before.steps + 1,
-        tokens=before.tokens + tokens,
-        files_total=len(touched),
-        approvals=before.approvals,
-        retries=before.retries,
-    )
+# --- what the human said ----------------------------------------------------------------------------------
 
 
 def latest_human_comments(goal: Goal) -> list[str]:

@@ -606,6 +606,10 @@ class Goal(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     step_enqueued_at = models.DateTimeField(null=True, blank=True)
     last_progress_at = models.DateTimeField(null=True, blank=True)
+    # What agents running elsewhere reported through the gateway, counted in the goal's usage beside its steps'
+    # (goals/judge.py is the one writer): the tokens they used, the files their allowed or approved calls wrote.
+    reported_tokens = models.PositiveBigIntegerField(default=0)
+    reported_paths = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -705,14 +709,16 @@ class Goal(models.Model):
         )
 
     def usage(self) -> gates.Usage:
-        """What the goal has used of its budgets so far (finished steps, time since start, requests)."""
+        """What the goal has used of its budgets so far, whoever reported it: finished steps and what agents
+        elsewhere reported (tokens, files written), time since start, requests."""
         finished = self.steps.exclude(status=StepStatus.RUNNING)
         minutes = (timezone.now() - self.started_at).total_seconds() / 60 if self.started_at else 0.0
         touched = {f["path"] for s in finished.filter(status__in=KEPT_STEP_STATUSES) for f in s.files if f.get("path")}
+        touched |= {str(path) for path in self.reported_paths or () if path}
         return gates.Usage(
             minutes=minutes,
             steps=finished.count(),
-            tokens=finished.aggregate(t=Sum("tokens"))["t"] or 0,
+            tokens=(finished.aggregate(t=Sum("tokens"))["t"] or 0) + self.reported_tokens,
             files_total=len(touched),
             approvals=self.approval_requests.exclude(status="superseded").count(),
             retries=same_failure_retries([s.failure_signature for s in finished.order_by("number")]),
@@ -731,13 +737,7 @@ class Goal(models.Model):
         ):
             allowed = self.budgets.get(name)
             if allowed and used >= allowed:
-                return gates.GateFinding(
-                    gate="budget",
-                    severity=gates.STOP,
-                    reason=f"The {name.replace('_', ' ')} budget is used up ({used:g} of {allowed}): extend it or end.",
-                    kind="budget",
-                    data={"budget": name, "used": round(used, 1), "allowed": allowed},
-                )
+                return gates.budget_finding(name, used, allowed)
         return None
 
     def extend_budgets(self, extend: dict[str, int], actor) -> None:
@@ -838,14 +838,7 @@ class Step(models.Model):
 
 def same_failure_retries(signatures: list[str]) -> int:
     """Retries of the failure the goal is stuck on: consecutive repeats of the last signature, after the first."""
-    if not signatures or not signatures[-1]:
-        return 0
-    run = 0
-    for signature in reversed(signatures):
-        if signature != signatures[-1]:
-            break
-        run += 1
-    return run - 1
+    return max(0, gates.failure_streak(signatures) - 1)
 
 
 class GoalEvent(models.Model):

@@ -156,7 +156,7 @@ def goal_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _live_context(goal: Goal, user) -> dict:
     """What changes while the goal runs: status, controls, budgets used, the burn-down and the timeline."""
     steps = list(goal.steps.order_by("number"))
-    usage = loop.usage_before(goal)
+    usage = goal.usage()
     budgets = goal.budgets
     meters = [
         {

@@ -3,26 +3,17 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest
 
 from config.launcher import private_socket_path, redis_answers, start_private_redis, stop_all
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.processes import ROOT, free_port
 
 
 def fetch(url: str) -> tuple[int, bytes]:

@@ -1,26 +1,10 @@
 import os
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from config.settings import celery_broker_url
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_python(code: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *(["-c", code] if code else []), *args],
-        cwd=ROOT,
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
+from tests.support.processes import run_python
 
 SHOW_SETTINGS = """
 import django, os

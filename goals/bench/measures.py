@@ -258,7 +258,7 @@ def approval_push(run: Run) -> list[Figure]:
     from channels.layers import get_channel_layer
 
     from approvals.broadcast import fragment, user_group
-    from goals import gates, loop
+    from goals import gates, judge
     from goals.models import Goal
 
     clients_n, users_n, samples_n = 200, 10, (10 if run.quick else 40)
@@ -281,7 +281,7 @@ def approval_push(run: Run) -> list[Figure]:
             marker = f"bench-marker-push{i}"
             finding = gates.GateFinding(gate="scope", severity=gates.APPROVAL, reason=f"{marker} outside the scope")
             started = time.monotonic_ns()
-            loop._ask(goal, [finding], step_number=None, summary=f"{marker} 3 files")
+            judge.open_request(goal, [finding], summary=f"{marker} 3 files")
             arrived = sockets.wait(marker, clients_n, 10)
             push += [(t - started) / 1e6 for t in arrived]
             first_push = (min(arrived, default=started) - started) / 1e6

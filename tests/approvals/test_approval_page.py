@@ -4,110 +4,31 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from approvals.views import describe_device
-from goals.diffs import parse_diff
 from goals.models import GoalEvent, GoalStatus, Step
-from tests.conftest import run_git
-from tests.goals.test_loop import PRODUCT, TEST, WEAKEN, make_goal, step_once
-
-pytestmark = pytest.mark.django_db
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
-PHONE_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
+from tests.factories import (
+    HTMX,
+    IMG,
+    PHONE_UA,
+    SCRIPT,
+    WEAKEN,
+    commit_diff,
+    finding,
+    inbox_count,
+    make_scripted_goal,
+    make_step,
+    make_user,
+    many_files_diff,
+    open_request,
+    run_git,
+    run_record,
+    step_once,
 )
-SCRIPT = "<script>alert(1)</script>"
-IMG = '"><img src=x onerror=alert(1)>'
 
-
-# --- builders shared with the inbox and browser tests ------------------------------------------------------
-
-
-def commit_diff(repo, files: dict, renames: dict | None = None) -> str:
-    """Write (str), write binary (bytes) or delete (None) files and rename others, commit, return git's diff."""
-    for old, new in (renames or {}).items():
-        (repo / new).parent.mkdir(parents=True, exist_ok=True)
-        run_git(repo, "mv", old, new)
-    for path, content in files.items():
-        target = repo / path
-        if content is None:
-            target.unlink()
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            target.write_bytes(content)
-        else:
-            target.write_text(content)
-    run_git(repo, "add", "-A")
-    diff = run_git(repo, "diff", "--cached", "-M", "HEAD")
-    run_git(repo, "commit", "-q", "-m", "step")
-    return diff
-
-
-def run_record(passed=True, summary="pytest 41 passed", output="41 passed in 1.20s", name="pytest", **extra) -> dict:
-    """An evidence run as the loop stores it on a step."""
-    return {
-        "name": name,
-        "command": "pytest -q",
-        "expected_exit": 0,
-        "exit_code": 0 if passed else 1,
-        "passed": passed,
-        "timed_out": False,
-        "duration_s": 3.2,
-        "output": output,
-        "counts": {},
-        "failing_tests": [] if passed else ["tests/test_shop.py::test_total"],
-        "counts_from": "pytest",
-        "summary": summary,
-        **extra,
-    }
-
-
-def make_step(goal, number: int, diff: str = "", evidence=None, findings=None, plan: str = "") -> Step:
-    parsed = parse_diff(diff)
-    return Step.objects.create(
-        goal=goal,
-        number=number,
-        status="waiting",
-        summary=f"Step {number}",
-        diff=diff,
-        diff_stats={**parsed.stats.__dict__, "summary": parsed.summary_line()},
-        files=parsed.compact(),
-        evidence=evidence if evidence is not None else [run_record()],
-        findings=findings or [],
-        plan=plan,
-    )
-
-
-def finding(reason="Tests weakened in tests/test_shop.py: assertion removed", gate="tests_weakened",
-            severity="approval", path=None, lines=()) -> dict:  # fmt: skip
-    return {"gate": gate, "severity": severity, "reason": reason, "path": path, "lines": list(lines), "kind": "step",
-            "data": {}}  # fmt: skip
-
-
-def open_request(goal, kind="step", step=None, findings=None, summary="Step 1: 2 files, +3 −1", **kw) -> ApprovalRequest:
-    findings = findings if findings is not None else [finding()]
-    return ApprovalRequest.open(
-        goal, kind, findings=findings, summary=summary, step_number=step.number if step else None, **kw
-    )
-
-
-def many_files_diff(files: int, lines_per_file: int) -> str:
-    """A synthetic git diff: `files` Python files, each with lines_per_file/2 lines replaced."""
-    chunks = []
-    half = lines_per_file // 2
-    for i in range(files):
-        path = f"pkg/module_{i}.py"
-        chunks.append(
-            f"diff --git a/{path} b/{path}\nindex 1111111..2222222 100644\n--- a/{path}\n+++ b/{path}\n"
-            f"@@ -1,{half} +1,{half} @@\n"
-        )
-        chunks.extend(f"-old_value_{j} = compute({j}, 'x')\n+new_value_{j} = compute({j}, 'y')\n" for j in range(half))
-    return "".join(chunks)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worktrees_in_tmp")]
 
 
 @pytest.fixture
@@ -127,12 +48,6 @@ def approval(goal, git_repo):
     return open_request(goal, step=step, findings=step.findings)
 
 
-@pytest.fixture
-def as_owner(client, owner):
-    client.force_login(owner)
-    return client
-
-
 def is_decision_area(response, approval, decided: bool = False) -> bool:
     """The response is the page's decision area alone; decided here, it leaves the id live updates replace."""
     area_id = f"decision-area-{approval.pk}{'-decided' if decided else ''}"
@@ -140,11 +55,6 @@ def is_decision_area(response, approval, decided: bool = False) -> bool:
         response.text.lstrip().startswith(f'<section id="{area_id}" class="card decision"')
         and "<html" not in response.text
     )
-
-
-def inbox_count(html: str) -> str | None:
-    match = re.search(r'<span id="inbox-count"[^>]*hx-swap-oob="true">(\d+)</span>', html)
-    return match.group(1) if match else None
 
 
 def page(client, approval) -> str:
@@ -453,7 +363,7 @@ def test_a_high_risk_reject_takes_one_tap(as_owner, high_risk):
 
 
 def test_two_approvers_are_needed_on_a_high_risk_goal_with_two_approvers(client, goal, owner, approver):
-    second = get_user_model().objects.create_user("second", password="second-pass-123")
+    second = make_user("second")
     goal.approvers.add(second)
     goal.work_type = "migration"
     goal.save(update_fields=["work_type"])
@@ -567,26 +477,8 @@ def test_everything_people_and_agents_wrote_is_escaped(client, goal, git_repo, o
 # --- a request made by the loop ----------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def worktrees_in_tmp(settings, tmp_path):
-    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
-
-
-def make_shop_repo(tmp_path):
-    """The loop tests' shop repository: total() and its passing test."""
-    repo = tmp_path / "shop"
-    (repo / "tests").mkdir(parents=True)
-    (repo / "shop.py").write_text(PRODUCT)
-    (repo / "tests" / "test_shop.py").write_text(TEST)
-    (repo / "conftest.py").write_text("")
-    run_git(repo, "init", "-q", "-b", "main")
-    run_git(repo, "add", "-A")
-    run_git(repo, "commit", "-q", "-m", "shop")
-    return repo
-
-
-def test_a_request_from_the_loop_marks_the_weakened_assertion(client, owner, tmp_path):
-    goal = make_goal(owner, make_shop_repo(tmp_path), [WEAKEN])
+def test_a_request_from_the_loop_marks_the_weakened_assertion(client, owner, shop_repo):
+    goal = make_scripted_goal(owner, shop_repo, [WEAKEN])
     approval = step_once(goal).request
     assert "tests_weakened" in approval.gates
     client.force_login(owner)

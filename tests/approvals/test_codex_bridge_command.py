@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from gateway.models import AgentToken
-from tests.conftest import subprocess_database_url
-from tests.gateway.gateway_server import ROOT
+from tests.factories import subprocess_database_url
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

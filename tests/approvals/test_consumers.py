@@ -2,18 +2,18 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from approvals.consumers import UNAUTHENTICATED, user_group
 from config.asgi import application
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @sync_to_async
 def session_cookie_for(username: str) -> str:
-    user = get_user_model().objects.create_user(username, password="pw-123456-x")
+    user = make_user(username)
     client = Client()
     client.force_login(user)
     return user.pk, client.cookies["sessionid"].value

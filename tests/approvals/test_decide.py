@@ -15,6 +15,7 @@ from approvals.models import (
     expire_overdue_requests,
 )
 from goals.models import Goal, GoalStatus, OnTimeout
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -186,7 +187,7 @@ def test_extend_raises_the_budget(goal, owner):
 
 @pytest.fixture
 def high_risk_goal(goal, approver, django_user_model):
-    second = django_user_model.objects.create_user("second", password="second-pass-123")
+    second = make_user("second")
     goal.approvers.add(second)
     Goal.objects.filter(pk=goal.pk).update(work_type="auth_billing", risk="high", rollback_note="revert")
     goal.refresh_from_db()
@@ -325,7 +326,7 @@ def test_approving_a_budget_request_while_the_budget_is_still_used_up_is_refused
     with pytest.raises(DecisionRefused) as refused:
         request.decide(owner, "approve")
     assert refused.value.code == "invalid"
-    assert str(refused.value) == "The steps budget is used up (1 of 1). Extend it to go on, or reject or stop the goal."
+    assert str(refused.value) == "Budget used up: 1 of 1 steps. Extend it to go on, or reject or stop the goal."
     request.refresh_from_db()
     assert request.is_pending and not request.decisions.exists()
 

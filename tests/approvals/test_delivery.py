@@ -20,11 +20,9 @@ from approvals.models import (
 )
 from goals import loop
 from goals.models import Goal, GoalStatus
-from tests.conftest import run_git
+from tests.factories import GOOD_STEP, make_scripted_goal, make_user
 
 pytestmark = pytest.mark.django_db
-
-
 
 
 @pytest.fixture
@@ -244,7 +242,7 @@ def test_decisions_votes_expiries_and_supersessions_buzz_nobody(
     newer = open_request(goal, django_capture_on_commit_callbacks)
     assert [p["request_id"] for p in fake.payloads()[4:]] == [superseded.pk] * 2 + [newer.pk] * 2
 
-    goal.approvers.add(django_user_model.objects.create_user("second", password="second-pass-123"))
+    goal.approvers.add(make_user("second"))
     two_person = open_request(make_high_risk(goal), django_capture_on_commit_callbacks)
     assert two_person.required_approvals == 2
     sent = len(fake.received)
@@ -253,19 +251,8 @@ def test_decisions_votes_expiries_and_supersessions_buzz_nobody(
     assert len(fake.received) == sent
 
 
-def test_a_step_that_passes_every_gate_buzzes_nobody(owner, devices, fake, tmp_path, settings):
-    from tests.goals.test_loop import GOOD_STEP, PRODUCT, TEST, make_goal
-
-    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
-    repo = tmp_path / "shop"
-    (repo / "tests").mkdir(parents=True)
-    (repo / "shop.py").write_text(PRODUCT)
-    (repo / "tests" / "test_shop.py").write_text(TEST)
-    (repo / "conftest.py").write_text("")
-    run_git(repo, "init", "-q", "-b", "main")
-    run_git(repo, "add", "-A")
-    run_git(repo, "commit", "-q", "-m", "shop")
-    goal = make_goal(owner, repo, [GOOD_STEP])
+def test_a_step_that_passes_every_gate_buzzes_nobody(owner, devices, fake, shop_repo, worktrees_in_tmp):
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
     outcome = loop.run_step(goal.pk, worker="test")
     assert outcome.status == "continue"
     assert not ApprovalRequest.objects.filter(goal=goal).exists()

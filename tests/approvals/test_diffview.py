@@ -4,9 +4,7 @@ import pytest
 
 from approvals import diffview
 from goals.diffs import parse_diff
-
-SCRIPT = "<script>alert(1)</script>"
-IMG = '"><img src=x onerror=alert(1)>'
+from tests.factories import IMG, SCRIPT
 
 
 def git_file(path: str, removed: list[str], added: list[str], context: list[str] = (), old_path: str = "") -> str:

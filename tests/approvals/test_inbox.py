@@ -5,36 +5,31 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from approvals.views import INBOX_PAGE
-from goals.models import Goal, GoalStatus
-from tests.approvals.test_approval_page import (
+from goals.models import GoalStatus
+from tests.factories import (
     HTMX,
     IMG,
     PHONE_UA,
     SCRIPT,
+    SEVEN_FILES,
     commit_diff,
     finding,
     inbox_count,
-    make_shop_repo,
+    make_goal,
+    make_scripted_goal,
     make_step,
+    make_user,
     many_files_diff,
     open_request,
     run_record,
+    step_once,
 )
-from tests.conftest import good_goal_fields
-from tests.goals.test_loop import SEVEN_FILES, make_goal, step_once
 
 pytestmark = pytest.mark.django_db
-
-
-def new_goal(owner, repo, title: str, approvers=(), **fields) -> Goal:
-    goal = Goal.objects.create(owner=owner, **{**good_goal_fields(repo), "title": title, **fields})
-    goal.approvers.add(*approvers)
-    return goal
 
 
 @pytest.fixture
@@ -148,11 +143,11 @@ def test_a_budget_card_sends_to_the_page_to_extend(client, owner, goal):
 
 def test_the_most_urgent_requests_come_first(client, owner, git_repo):
     now = timezone.now()
-    low_soon = open_request(new_goal(owner, git_repo, "Docs", work_type="docs", risk="low"))
-    medium_later = open_request(new_goal(owner, git_repo, "Later"))
-    medium_soon_new = open_request(new_goal(owner, git_repo, "Soon, new"))
-    medium_soon_old = open_request(new_goal(owner, git_repo, "Soon, old"))
-    high_late = open_request(new_goal(owner, git_repo, "Billing", work_type="auth_billing"))
+    low_soon = open_request(make_goal(owner, git_repo, title="Docs", work_type="docs", risk="low"))
+    medium_later = open_request(make_goal(owner, git_repo, title="Later"))
+    medium_soon_new = open_request(make_goal(owner, git_repo, title="Soon, new"))
+    medium_soon_old = open_request(make_goal(owner, git_repo, title="Soon, old"))
+    high_late = open_request(make_goal(owner, git_repo, title="Billing", work_type="auth_billing"))
     expiries = {
         low_soon: (now + timedelta(minutes=5), now),
         medium_later: (now + timedelta(hours=5), now - timedelta(hours=2)),
@@ -170,7 +165,7 @@ def test_the_most_urgent_requests_come_first(client, owner, git_repo):
 def test_overdue_and_settled_requests_leave_the_inbox(client, owner, goal, git_repo):
     overdue = open_request(goal)
     ApprovalRequest.objects.filter(pk=overdue.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    settled = open_request(new_goal(owner, git_repo, "Settled"))
+    settled = open_request(make_goal(owner, git_repo, title="Settled"))
     settled.decide(owner, "approve")
     client.force_login(owner)
     assert cards_in(client.get("/").text) == []
@@ -182,7 +177,7 @@ def test_the_inbox_costs_the_same_queries_for_1_or_30_requests(
 ):
     diff = many_files_diff(2, 4)
     for n in range(count):
-        goal = new_goal(owner, git_repo, f"Goal {n}", approvers=[approver])
+        goal = make_goal(owner, git_repo, title=f"Goal {n}", approvers=[approver])
         step = make_step(goal, 1, diff)
         approval = open_request(goal, step=step)
         if n % 2:
@@ -195,7 +190,7 @@ def test_the_inbox_costs_the_same_queries_for_1_or_30_requests(
 
 def test_the_inbox_shows_a_screen_of_cards_and_the_rest_on_demand(client, owner, git_repo):
     for n in range(INBOX_PAGE + 2):
-        open_request(new_goal(owner, git_repo, f"Goal {n}"))
+        open_request(make_goal(owner, git_repo, title=f"Goal {n}"))
     client.force_login(owner)
     first = client.get("/").text
     assert len(cards_in(first)) == INBOX_PAGE
@@ -210,8 +205,8 @@ def test_the_inbox_shows_a_screen_of_cards_and_the_rest_on_demand(client, owner,
 
 def test_an_empty_inbox_says_what_is_running(client, owner, git_repo):
     for n in range(3):
-        new_goal(owner, git_repo, f"Running {n}", status=GoalStatus.RUNNING)
-    new_goal(owner, git_repo, "Paused one", status=GoalStatus.PAUSED)
+        make_goal(owner, git_repo, title=f"Running {n}", status=GoalStatus.RUNNING)
+    make_goal(owner, git_repo, title="Paused one", status=GoalStatus.PAUSED)
     client.force_login(owner)
     html = client.get("/").text
     assert "Nothing waits for you." in html
@@ -249,7 +244,7 @@ def test_one_tap_approve_removes_the_card_and_updates_the_count(client, owner, c
 
 
 def test_the_count_drops_by_one_while_other_requests_wait(client, owner, card_request, git_repo):
-    other = open_request(new_goal(owner, git_repo, "Another"))
+    other = open_request(make_goal(owner, git_repo, title="Another"))
     client.force_login(owner)
     response = client.post(
         f"/approvals/{card_request.pk}/decide", {"verdict": "reject", "comment": "no", "from": "inbox"}, **HTMX
@@ -313,7 +308,7 @@ def test_a_crafted_high_risk_approve_from_the_inbox_goes_to_the_page(client, own
 
 
 def test_the_first_of_two_approvals_keeps_the_card_waiting(client, goal, owner, approver):
-    second = get_user_model().objects.create_user("second", password="second-pass-123")
+    second = make_user("second")
     goal.approvers.add(second)
     goal.work_type = "migration"
     goal.save(update_fields=["work_type"])
@@ -346,9 +341,8 @@ def test_titles_reasons_and_summaries_are_escaped_on_cards(client, owner, goal):
     assert "pytest &quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
 
 
-def test_a_request_from_the_loop_makes_a_card(client, owner, tmp_path, settings):
-    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
-    goal = make_goal(owner, make_shop_repo(tmp_path), [SEVEN_FILES])
+def test_a_request_from_the_loop_makes_a_card(client, owner, shop_repo, worktrees_in_tmp):
+    goal = make_scripted_goal(owner, shop_repo, [SEVEN_FILES])
     approval = step_once(goal).request
     client.force_login(owner)
     html = client.get("/").text

@@ -12,8 +12,8 @@ from approvals import live
 from approvals.broadcast import broadcast, fragment
 from approvals.models import ApprovalRequest, Decision
 from config.asgi import application
-from goals.models import Goal, GoalStatus
-from tests.conftest import good_goal_fields
+from goals.models import GoalStatus
+from tests.factories import make_goal
 
 DEAD_REDIS = {
     "default": {
@@ -93,7 +93,7 @@ async def test_a_decision_removes_the_card_everywhere_and_gives_each_person_thei
 
     @sync_to_async
     def approvers_own_pending_request():
-        their_goal = Goal.objects.create(owner=approver, **good_goal_fields(git_repo))
+        their_goal = make_goal(approver, git_repo)
         ApprovalRequest.open(their_goal, "plan", summary="their plan")
 
     await approvers_own_pending_request()

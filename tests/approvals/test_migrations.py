@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestOrigin
 from gateway.models import AgentReport, AgentToken, GatewayCall
-from tests.conftest import migrate, migrate_to_latest
+from tests.factories import migrate, migrate_to_latest
 
 BEFORE = [("approvals", "0003_gateway")]  # the origin only in the JSON, as `details["source"] == "gateway"`
 AFTER = [("approvals", "0007_move_gateway_diff")]

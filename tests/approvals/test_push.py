@@ -18,7 +18,8 @@ from approvals import delivery, push
 from approvals.models import ApprovalRequest
 from approvals.push import PushError
 from config.settings import vapid_private_key_raw, vapid_public_key_for
-from tests.approvals.fake_push import Browser, FakePushService, b64url
+from tests.support.fake_push import Browser, FakePushService, b64url
+from tests.support.processes import run_python
 
 pytestmark = pytest.mark.django_db
 
@@ -237,8 +238,6 @@ def test_stall_payload_opens_the_pending_request_or_the_goal(goal, pending):
 
 
 def test_with_no_keys_set_a_pair_is_made_once_and_kept_private(tmp_path):
-    from tests.test_settings import run_python
-
     code = "import config.settings as s; print(s.VAPID_PUBLIC_KEY, s.VAPID_PRIVATE_KEY, s.VAPID_SUBJECT)"
     env = {"GOALPOST_VAR_DIR": str(tmp_path)}
     first, second = run_python(code, env), run_python(code, env)
@@ -250,8 +249,6 @@ def test_with_no_keys_set_a_pair_is_made_once_and_kept_private(tmp_path):
 
 
 def test_a_public_key_that_does_not_match_the_private_key_stops_the_start(tmp_path):
-    from tests.test_settings import run_python
-
     mine = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big")
     other = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big")
     env = {

@@ -35,12 +35,6 @@ def device(owner):
     )
 
 
-@pytest.fixture
-def signed_in(client, owner):
-    client.force_login(owner)
-    return client
-
-
 # --- the page ---------------------------------------------------------------------------------------------------
 
 
@@ -63,8 +57,8 @@ def test_the_settings_page_needs_a_sign_in(client):
 
 
 @pytest.mark.django_db
-def test_the_device_list_alone_for_htmx(signed_in, device):
-    response = signed_in.get("/settings/", headers={"HX-Request": "true", "HX-Target": "device-list"})
+def test_the_device_list_alone_for_htmx(as_owner, device):
+    response = as_owner.get("/settings/", headers={"HX-Request": "true", "HX-Target": "device-list"})
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="device-list">')
     assert "Owner&#x27;s phone" in html
@@ -72,15 +66,15 @@ def test_the_device_list_alone_for_htmx(signed_in, device):
 
 
 @pytest.mark.django_db
-def test_the_page_offers_the_servers_vapid_key(signed_in, settings):
+def test_the_page_offers_the_servers_vapid_key(as_owner, settings):
     settings.VAPID_PUBLIC_KEY = "BPublicKeyForTheBrowser"
-    assert 'data-vapid-key="BPublicKeyForTheBrowser"' in signed_in.get("/settings/").content.decode()
+    assert 'data-vapid-key="BPublicKeyForTheBrowser"' in as_owner.get("/settings/").content.decode()
 
 
 @pytest.mark.django_db
-def test_an_iphone_is_told_to_install_the_app_first(signed_in):
-    iphone = signed_in.get("/settings/", headers={"User-Agent": IPHONE}).content.decode()
-    android = signed_in.get("/settings/", headers={"User-Agent": ANDROID}).content.decode()
+def test_an_iphone_is_told_to_install_the_app_first(as_owner):
+    iphone = as_owner.get("/settings/", headers={"User-Agent": IPHONE}).content.decode()
+    android = as_owner.get("/settings/", headers={"User-Agent": ANDROID}).content.decode()
     assert '<p id="ios-install-hint" class="notice">' in iphone
     assert "Add to Home Screen" in iphone
     assert '<p id="ios-install-hint" class="notice" hidden>' in android
@@ -93,8 +87,8 @@ CHOICES = {"mode": "high_risk", "quiet_start": "22:00", "quiet_end": "07:30", "t
 
 
 @pytest.mark.django_db
-def test_choices_are_saved_by_a_plain_form_post(signed_in, owner):
-    response = signed_in.post("/settings/", CHOICES, follow=True)
+def test_choices_are_saved_by_a_plain_form_post(as_owner, owner):
+    response = as_owner.post("/settings/", CHOICES, follow=True)
     assert "Notification choices saved." in response.content.decode()
     prefs = NotificationSettings.objects.get(user=owner)
     assert (prefs.mode, prefs.time_zone) == (NotifyMode.HIGH_RISK, "Europe/Berlin")
@@ -103,8 +97,8 @@ def test_choices_are_saved_by_a_plain_form_post(signed_in, owner):
 
 
 @pytest.mark.django_db
-def test_choices_saved_with_htmx_answer_with_the_form_alone(signed_in, owner):
-    response = signed_in.post("/settings/", CHOICES, headers={"HX-Request": "true"})
+def test_choices_saved_with_htmx_answer_with_the_form_alone(as_owner, owner):
+    response = as_owner.post("/settings/", CHOICES, headers={"HX-Request": "true"})
     html = response.content.decode()
     assert html.lstrip().startswith('<form id="notify-form"')
     assert 'id="notify-saved"' in html
@@ -123,9 +117,9 @@ def test_choices_saved_with_htmx_answer_with_the_form_alone(signed_in, owner):
     ],
 )
 @pytest.mark.parametrize("htmx", [False, True])
-def test_bad_choices_are_refused_next_to_the_field_keeping_the_input(signed_in, owner, change, field, message, htmx):
+def test_bad_choices_are_refused_next_to_the_field_keeping_the_input(as_owner, owner, change, field, message, htmx):
     data = {**CHOICES, **change}
-    response = signed_in.post("/settings/", data, headers={"HX-Request": "true"} if htmx else {})
+    response = as_owner.post("/settings/", data, headers={"HX-Request": "true"} if htmx else {})
     html = response.content.decode()
     assert response.status_code == 200
     assert "Nothing was saved." in html
@@ -142,8 +136,8 @@ def test_bad_choices_are_refused_next_to_the_field_keeping_the_input(signed_in, 
 
 
 @pytest.mark.django_db
-def test_a_browser_subscribes_with_its_keys_and_a_name(signed_in, owner):
-    response = post_json(signed_in, "/settings/push/subscribe", subscription_json(device_name="Pixel"))
+def test_a_browser_subscribes_with_its_keys_and_a_name(as_owner, owner):
+    response = post_json(as_owner, "/settings/push/subscribe", subscription_json(device_name="Pixel"))
     assert response.status_code == 201
     saved = PushSubscription.objects.get(user=owner)
     assert response.json() == {"ok": True, "id": saved.pk, "device_name": "Pixel"}
@@ -151,8 +145,8 @@ def test_a_browser_subscribes_with_its_keys_and_a_name(signed_in, owner):
 
 
 @pytest.mark.django_db
-def test_a_device_without_a_name_is_named_after_its_kind(signed_in, owner):
-    post_json(signed_in, "/settings/push/subscribe", subscription_json(), headers={"User-Agent": ANDROID})
+def test_a_device_without_a_name_is_named_after_its_kind(as_owner, owner):
+    post_json(as_owner, "/settings/push/subscribe", subscription_json(), headers={"User-Agent": ANDROID})
     assert PushSubscription.objects.get(user=owner).device_name == "Android phone"
 
 
@@ -186,10 +180,10 @@ BAD_SUBSCRIPTIONS = {
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", BAD_SUBSCRIPTIONS)
-def test_a_bad_subscription_is_refused_with_a_reason(signed_in, case):
+def test_a_bad_subscription_is_refused_with_a_reason(as_owner, case):
     body = BAD_SUBSCRIPTIONS[case]
     raw = body if isinstance(body, str) else json.dumps(body)
-    response = signed_in.post("/settings/push/subscribe", raw, content_type="application/json")
+    response = as_owner.post("/settings/push/subscribe", raw, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["ok"] is False
     assert response.json()["error"]
@@ -197,9 +191,9 @@ def test_a_bad_subscription_is_refused_with_a_reason(signed_in, case):
 
 
 @pytest.mark.django_db
-def test_a_local_push_service_is_accepted_where_tests_allow_it(signed_in, settings):
+def test_a_local_push_service_is_accepted_where_tests_allow_it(as_owner, settings):
     settings.GOALPOST_PUSH_ALLOW_LOOPBACK = True
-    response = post_json(signed_in, "/settings/push/subscribe", subscription_json(endpoint="http://127.0.0.1:9999/push/1"))
+    response = post_json(as_owner, "/settings/push/subscribe", subscription_json(endpoint="http://127.0.0.1:9999/push/1"))
     assert response.status_code == 201
 
 
@@ -213,19 +207,19 @@ def test_subscribing_needs_a_sign_in_and_the_csrf_token(client, owner):
 
 
 @pytest.mark.django_db
-def test_this_browser_unsubscribes_by_its_endpoint(signed_in, device):
-    response = post_json(signed_in, "/settings/push/unsubscribe", {"endpoint": device.endpoint})
+def test_this_browser_unsubscribes_by_its_endpoint(as_owner, device):
+    response = post_json(as_owner, "/settings/push/unsubscribe", {"endpoint": device.endpoint})
     assert response.status_code == 200
     assert response.json()["ok"] is True
     assert not PushSubscription.objects.exists()
 
 
 @pytest.mark.django_db
-def test_a_device_is_removed_from_the_list_with_or_without_htmx(signed_in, owner, device):
+def test_a_device_is_removed_from_the_list_with_or_without_htmx(as_owner, owner, device):
     other = PushSubscription.objects.create(user=owner, endpoint="https://push.example.net/2", p256dh=P256DH, auth=AUTH)
-    response = signed_in.post("/settings/push/unsubscribe", {"id": device.pk}, follow=True)
+    response = as_owner.post("/settings/push/unsubscribe", {"id": device.pk}, follow=True)
     assert "Owner&#x27;s phone will no longer get notifications." in response.content.decode()
-    response = signed_in.post("/settings/push/unsubscribe", {"id": other.pk}, headers={"HX-Request": "true"})
+    response = as_owner.post("/settings/push/unsubscribe", {"id": other.pk}, headers={"HX-Request": "true"})
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="device-list">')
     assert 'id="no-devices"' in html
@@ -257,8 +251,8 @@ def queued(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_a_test_notification_is_queued_for_the_chosen_device(signed_in, device, queued):
-    response = signed_in.post("/settings/push/test", {"id": device.pk}, headers={"HX-Request": "true"})
+def test_a_test_notification_is_queued_for_the_chosen_device(as_owner, device, queued):
+    response = as_owner.post("/settings/push/test", {"id": device.pk}, headers={"HX-Request": "true"})
     assert "Test notification sent to Owner&#x27;s phone" in response.content.decode()
     [(subscription_id, payload_json)] = queued
     assert subscription_id == device.pk
@@ -266,12 +260,12 @@ def test_a_test_notification_is_queued_for_the_chosen_device(signed_in, device, 
 
 
 @pytest.mark.django_db
-def test_a_test_notification_without_a_broker_says_so(signed_in, device, monkeypatch):
+def test_a_test_notification_without_a_broker_says_so(as_owner, device, monkeypatch):
     from approvals.tasks import send_push
 
     def broker_down(*args, **kwargs):
         raise ConnectionRefusedError("no broker")
 
     monkeypatch.setattr(send_push, "apply_async", broker_down)
-    response = signed_in.post("/settings/push/test", {"id": device.pk}, follow=True)
+    response = as_owner.post("/settings/push/test", {"id": device.pk}, follow=True)
     assert "Could not queue the test: the task queue is unreachable." in response.content.decode()

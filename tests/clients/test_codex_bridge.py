@@ -13,9 +13,8 @@ from approvals.models import ApprovalRequest, RequestStatus
 from gateway.models import AgentReport, AgentToken
 from goalpost_client.codex_bridge import prompt_for, remaining_tokens
 from goals.models import GoalStatus
-from tests.gateway.gateway_server import wait_until
-
-FAKE = Path(__file__).parent / "fakes" / "codex_app_server.py"
+from tests.support.fakes import CODEX_APP_SERVER
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +38,7 @@ def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False) -
         "--goal",
         str(goal.pk),
     ]
-    argv += ["--cwd", str(repo), "--", sys.executable, str(FAKE)]
+    argv += ["--cwd", str(repo), "--", sys.executable, str(CODEX_APP_SERVER)]
     return subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -170,7 +169,7 @@ def test_it_declines_when_goalpost_cannot_be_reached(running, git_repo, tmp_path
     from goalpost_client.codex_bridge import CodexBridge, GatewayClient
 
     bridge = CodexBridge(
-        [sys.executable, str(FAKE)], GatewayClient("http://127.0.0.1:9", "gp_x", running.pk), cwd=str(git_repo)
+        [sys.executable, str(CODEX_APP_SERVER)], GatewayClient("http://127.0.0.1:9", "gp_x", running.pk), cwd=str(git_repo)
     )
     assert (
         bridge.judge(

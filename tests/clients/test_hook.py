@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.models import AgentToken
 from goalpost_client import hook
-from goals.models import GoalStatus
-from tests.conftest import pre_tool_use
-from tests.gateway.gateway_server import free_port
+from tests.factories import pre_tool_use
+from tests.support.processes import free_port
 
 HOOK = Path(sys.executable).parent / "goalpost-hook"
 
@@ -29,11 +27,8 @@ def test_the_console_script_is_installed_with_the_package():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_prints_goalposts_decision_and_exits_0(live_url, goal, git_repo):
-    goal.status = GoalStatus.RUNNING
-    goal.protected_paths = ["secrets/**"]
-    goal.save()
-    secret = AgentToken.issue(goal)[1]
+def test_it_prints_goalposts_decision_and_exits_0(live_url, running, agent_token, git_repo):
+    secret = agent_token[1]
     allowed = run_hook(pre_tool_use(git_repo, "Bash", {"command": "ls"}), GOALPOST_URL=live_url, GOALPOST_TOKEN=secret)
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["hookSpecificOutput"]["permissionDecision"] == "allow"
@@ -48,9 +43,9 @@ def test_it_prints_goalposts_decision_and_exits_0(live_url, goal, git_repo):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_revoked_token_is_denied_with_the_servers_reason(live_url, goal, git_repo):
+def test_a_revoked_token_is_denied_with_the_servers_reason(live_url, agent_token, git_repo):
     # Goalpost answers a refused token with a deny (200), which the hook passes on: the call is blocked either way.
-    token, secret = AgentToken.issue(goal)
+    token, secret = agent_token
     token.revoke()
     result = run_hook(pre_tool_use(git_repo, "Bash", {"command": "ls"}), GOALPOST_URL=live_url, GOALPOST_TOKEN=secret)
     assert result.returncode == 0, result.stderr

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.models import AgentToken
-from tests.conftest import pre_tool_use
-from tests.gateway.gateway_server import ROOT
+from tests.factories import pre_tool_use
+from tests.support.processes import ROOT
 
 CLIENTS = ROOT / "clients"
 MODULES = sorted((CLIENTS / "goalpost_client").glob("*.py"))
@@ -58,7 +57,7 @@ def fresh_venv_with_the_client(where: Path) -> Path:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_client_installs_alone_and_its_hook_asks_goalpost(live_url, running, git_repo, tmp_path):
+def test_the_client_installs_alone_and_its_hook_asks_goalpost(live_url, running, agent_token, git_repo, tmp_path):
     bin_dir = fresh_venv_with_the_client(tmp_path)
     # Away from the server's tree and its virtualenv: only what the wheel installed can be imported.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("GOALPOST_", "VIRTUAL_ENV"))}
@@ -71,7 +70,7 @@ def test_the_client_installs_alone_and_its_hook_asks_goalpost(live_url, running,
     ).stdout.split()
     assert where[0].startswith(str(tmp_path / "venv")) and where[1] == "None"
 
-    secret = AgentToken.issue(running)[1]
+    secret = agent_token[1]
     hook_env = {**env, "GOALPOST_URL": live_url, "GOALPOST_TOKEN": secret}
     for hook in ([bin_dir / "goalpost-hook"], [bin_dir / "python", "-m", "goalpost_client.hook"]):
         answer = run(

@@ -10,18 +10,17 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestStatus
 from goals.models import Step
-from tests.faults.stack import (
+from tests.factories import make_scripted_goal, make_shop_repo
+from tests.support.processes import wait_until
+from tests.support.stack import (
     QUICK_EVIDENCE,
     LiveSocket,
     branch_subjects,
     queue_step,
     session_for,
-    shop_repo,
     step_asking_for_a_plan,
     step_writing,
-    wait_for,
 )
-from tests.goals.test_loop import make_goal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GOALS = 4
@@ -47,9 +46,9 @@ def test_two_workers_and_two_daphnes_step_each_goal_once_and_update_every_client
         pytest.skip("several hosts share one PostgreSQL; SQLite is a one-machine database: run with DATABASE_URL")
     goals = []
     for index in range(GOALS):
-        goal = make_goal(
+        goal = make_scripted_goal(
             owner,
-            shop_repo(tmp_path / f"shop{index}"),
+            make_shop_repo(tmp_path / f"shop{index}"),
             [step_writing(1, sleep=0.5), step_asking_for_a_plan(2), step_asking_for_a_plan(3)],
             evidence=QUICK_EVIDENCE,
             title=f"Goal number {index}",
@@ -69,7 +68,7 @@ def test_two_workers_and_two_daphnes_step_each_goal_once_and_update_every_client
             queue_step(private_redis.url, stack.queue, goal.pk)
 
         for round_, step_number in enumerate((2, 3)):
-            requests_opened = wait_for(
+            requests_opened = wait_until(
                 lambda step_number=step_number: len(pending(goals, step_number)) == GOALS and pending(goals, step_number),
                 90,
                 f"every goal's plan request for step {step_number}",

@@ -1,20 +1,13 @@
 """End-to-end: Debian's chromium driven by Playwright against daphne serving the test database."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
-from tests.conftest import subprocess_database_url
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("GOALPOST_CHROMIUM", "/usr/bin/chromium")
-PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+from tests.factories import subprocess_database_url
+from tests.support.browser import CHROMIUM, PHONE
+from tests.support.processes import ROOT, running_daphne
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls in the tests are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
@@ -31,12 +24,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(autouse=True)
 def real_password_hashing(settings):
     """daphne checks passwords with the real hashers: users made here must be hashed with them too."""
@@ -46,43 +33,12 @@ def real_password_hashing(settings):
 
 
 @pytest.fixture(scope="session")
-def live_url(django_db_setup, django_db_blocker, tmp_path_factory):
+def live_url(django_db_setup, django_db_blocker, collected_static):
     """daphne in its own process, on the test database, with collected static files: what `make run` serves."""
     with django_db_blocker.unblock():
         database_url = subprocess_database_url()
-    static_root = tmp_path_factory.mktemp("static")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "STATIC_ROOT": str(static_root),
-        "REDIS_URL": settings.REDIS_URL,
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"daphne exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    with running_daphne(database_url, STATIC_ROOT=str(collected_static)) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -123,14 +79,3 @@ def screenshots():
     folder = ROOT / "var" / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def sign_in(page, live_url: str, username: str, password: str) -> None:
-    page.goto(f"{live_url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_url}/")
-
-
-

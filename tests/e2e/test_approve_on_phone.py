@@ -5,10 +5,9 @@ from playwright.sync_api import expect
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from gateway import calls as gateway
-from goals.models import Goal, GoalStatus
-from tests.approvals.test_approval_page import commit_diff, finding, make_step, open_request, run_record
-from tests.conftest import good_goal_fields
-from tests.e2e.conftest import sign_in
+from goals.models import GoalStatus
+from tests.factories import commit_diff, finding, make_goal, make_step, open_request, run_record
+from tests.support.browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -22,14 +21,13 @@ def no_horizontal_scroll(page) -> bool:
 @pytest.fixture
 def requests_waiting(owner, approver, git_repo):
     """Two pending requests: a small one to approve from the inbox, a six-file one to review and reject."""
-    quick_goal = Goal.objects.create(owner=owner, **{**good_goal_fields(git_repo), "title": "Fix the README typo"})
+    quick_goal = make_goal(owner, git_repo, title="Fix the README typo")
     quick = open_request(
         quick_goal,
         step=make_step(quick_goal, 1, commit_diff(git_repo, {"README.md": "# Shop\n"})),
         findings=[finding(reason="Tests changed without product code: README.md", gate="tests_without_code")],
     )
-    review_goal = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
-    review_goal.approvers.add(approver)
+    review_goal = make_goal(owner, git_repo, approvers=[approver])
     files = {
         "shop/invoices.py": PRODUCT,
         "tests/test_invoices.py": "def test_total():\n    assert invoice_total([{'amount': 2}]) >= 0\n",
@@ -105,7 +103,7 @@ def test_approve_in_the_inbox_and_reject_on_the_approval_page(live_url, phone, o
 
 
 def test_a_high_risk_approve_takes_a_second_tap(live_url, phone, owner, git_repo, screenshots):
-    goal = Goal.objects.create(owner=owner, **{**good_goal_fields(git_repo), "work_type": "auth_billing"})
+    goal = make_goal(owner, git_repo, work_type="auth_billing")
     approval = open_request(goal, summary="Step 1: rotate the billing key")
     page = phone
     sign_in(page, live_url, "owner", "owner-pass-123")
@@ -124,10 +122,7 @@ def test_a_high_risk_approve_takes_a_second_tap(live_url, phone, owner, git_repo
 
 
 def test_parallel_calls_of_an_agent_elsewhere_are_reviewed_one_by_one(live_url, phone, owner, git_repo, screenshots):
-    goal = Goal.objects.create(
-        owner=owner,
-        **{**good_goal_fields(git_repo), "status": GoalStatus.RUNNING, "risk": "high", "rollback_note": "revert"},
-    )
+    goal = make_goal(owner, git_repo, status=GoalStatus.RUNNING, risk="high", rollback_note="revert")
     command = "npm run migrate -- --database=postgres://reporting.internal:5432/warehouse --yes --verbose"
     shell = gateway.propose(goal, gateway.ToolCall("Bash", {"command": command}, cwd=str(git_repo), agent="claude"))
     patch = "".join(

@@ -1,7 +1,7 @@
 """The Content-Security-Policy blocks nothing Goalpost itself needs: chromium on a phone, every main page.
 
 Here rather than in tests/security/ because one process can hold one Playwright (this folder's fixtures); the
-goal and its people come from tests/security/conftest.py, the header and markup checks are in tests/security/.
+goal and its people are the world fixture of tests/conftest.py, the header and markup checks are in tests/security/.
 """
 
 from urllib.parse import urlsplit
@@ -10,8 +10,6 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from playwright.sync_api import expect
-
-from tests.security.conftest import world  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +30,7 @@ def signed_in(page, live_url: str, user) -> None:
     page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "domain": host, "path": "/"}])
 
 
-def test_no_page_reports_a_violation(live_url, phone, world):  # noqa: F811
+def test_no_page_reports_a_violation(live_url, phone, world):
     page = phone
     console = []
     page.on("console", lambda message: console.append(message.text))

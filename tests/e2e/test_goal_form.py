@@ -2,15 +2,15 @@ import pytest
 from playwright.sync_api import expect
 
 from goals.models import Goal, GoalStatus
-from tests.conftest import GOOD_OBJECTIVE, registered_repository, scripted_profile
-from tests.e2e.conftest import sign_in
+from tests.factories import GOOD_OBJECTIVE, make_user, registered_repository, scripted_profile
+from tests.support.browser import PHONE, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def writer(django_user_model):
-    return django_user_model.objects.create_user("writer", password="writer-pass-123")
+def writer(db):
+    return make_user("writer")
 
 
 def no_horizontal_scroll(page) -> bool:
@@ -90,8 +90,6 @@ def test_touch_targets_are_at_least_44px(live_url, phone, writer):
 
 
 def test_the_form_works_without_javascript(browser, live_url, writer, git_repo):
-    from tests.e2e.conftest import PHONE
-
     repository, profile = registered_repository(git_repo, users=[writer]), scripted_profile()
 
     context = browser.new_context(**PHONE, java_script_enabled=False)

@@ -9,9 +9,8 @@ from django.db import connections
 from playwright.sync_api import expect
 
 from approvals.models import ApprovalRequest, PushSubscription, RequestStatus
-from goals.models import Goal
-from tests.conftest import good_goal_fields
-from tests.e2e.conftest import PHONE, sign_in
+from tests.factories import make_user
+from tests.support.browser import PHONE, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,21 +38,14 @@ FAKE_PUSH_MANAGER = """
 
 
 @pytest.fixture
-def owner(django_user_model):
+def owner(db):
     # Test runs side by side share one Redis and its user-<id> groups: ids no other run uses keep them apart.
-    return django_user_model.objects.create_user("owner", password="owner-pass-123", pk=10**6 + secrets.randbelow(10**9))
+    return make_user("owner", pk=10**6 + secrets.randbelow(10**9))
 
 
 @pytest.fixture
-def approver(django_user_model, owner):
-    return django_user_model.objects.create_user("approver", password="approver-pass-123", pk=owner.pk + 1)
-
-
-@pytest.fixture
-def goal(owner, approver, git_repo):
-    goal = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
-    goal.approvers.add(approver)
-    return goal
+def approver(owner):
+    return make_user("approver", pk=owner.pk + 1)
 
 
 @pytest.fixture

@@ -7,16 +7,15 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestStatus
 from goals.models import Step, StepStatus
-from tests.faults.stack import (
+from tests.factories import make_scripted_goal, make_shop_repo
+from tests.support.processes import wait_until
+from tests.support.stack import (
     QUICK_EVIDENCE,
     branch_subjects,
     queue_step,
-    shop_repo,
     step_asking_for_a_plan,
     step_writing,
-    wait_for,
 )
-from tests.goals.test_loop import make_goal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,15 +34,15 @@ def test_a_step_whose_database_connection_drops_is_run_again_not_corrupted(owner
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has no server connection to drop: run with DATABASE_URL=postgres://… (CI does)")
     entries = [step_writing(1, sleep=2), step_writing(2), step_asking_for_a_plan(3)]
-    repo = shop_repo(tmp_path / "shop")
-    goal = make_goal(owner, repo, entries, evidence=QUICK_EVIDENCE)
+    repo = make_shop_repo(tmp_path / "shop")
+    goal = make_scripted_goal(owner, repo, entries, evidence=QUICK_EVIDENCE)
     worker = stack.worker("a")
     stack.beat()
     queue_step(private_redis.url, stack.queue, goal.pk)
-    wait_for(lambda: goal.steps.filter(number=1, status=StepStatus.RUNNING).exists(), 60, "step 1 to start")
+    wait_until(lambda: goal.steps.filter(number=1, status=StepStatus.RUNNING).exists(), 60, "step 1 to start")
     assert drop_every_other_connection() >= 1
 
-    wait_for(
+    wait_until(
         lambda: ApprovalRequest.objects.filter(goal=goal, step_number=3, status=RequestStatus.PENDING).exists(),
         90,
         "the goal to recover and reach step 3's plan request",

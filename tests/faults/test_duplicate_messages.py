@@ -7,21 +7,16 @@ from django.utils import timezone
 from goals import loop
 from goals.models import Goal
 from goals.tasks import enqueue_step
-from tests.faults.stack import QUICK_EVIDENCE, shop_repo, step_writing
-from tests.goals.test_loop import make_goal
+from tests.factories import make_scripted_goal
+from tests.support.stack import QUICK_EVIDENCE, step_writing
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def worktrees_in_tmp(settings, tmp_path):
-    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worktrees_in_tmp")]
 
 
 def test_of_two_messages_for_one_due_step_the_first_runs_it_and_the_second_claims_nothing(
-    owner, tmp_path, django_capture_on_commit_callbacks
+    owner, shop_repo, django_capture_on_commit_callbacks
 ):
-    goal = make_goal(owner, shop_repo(tmp_path / "shop"), [step_writing(1), step_writing(2)], evidence=QUICK_EVIDENCE)
+    goal = make_scripted_goal(owner, shop_repo, [step_writing(1), step_writing(2)], evidence=QUICK_EVIDENCE)
     with django_capture_on_commit_callbacks(execute=False):
         enqueue_step(goal.pk)
     first_stamp = Goal.objects.get(pk=goal.pk).step_enqueued_at

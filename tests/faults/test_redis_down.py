@@ -9,19 +9,18 @@ import requests
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from goals.models import Goal, GoalStatus
-from tests.faults.stack import (
+from tests.factories import make_scripted_goal, make_shop_repo
+from tests.support.processes import wait_until
+from tests.support.stack import (
     QUICK_EVIDENCE,
     LiveSocket,
     branch_subjects,
     queue_step,
     reconnect_codes,
     session_for,
-    shop_repo,
     step_asking_for_a_plan,
     step_writing,
-    wait_for,
 )
-from tests.goals.test_loop import make_goal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,15 +41,15 @@ def decide(browser: requests.Session, web: str, request: ApprovalRequest, verdic
 def test_a_decision_made_while_redis_is_down_is_stored_answered_and_run_once_redis_is_back(
     owner, approver, tmp_path, private_redis, stack
 ):
-    repo = shop_repo(tmp_path / "shop")
+    repo = make_shop_repo(tmp_path / "shop")
     script = [step_asking_for_a_plan(1), step_writing(2), step_asking_for_a_plan(3), step_asking_for_a_plan(4)]
-    goal = make_goal(owner, repo, script, evidence=QUICK_EVIDENCE)
+    goal = make_scripted_goal(owner, repo, script, evidence=QUICK_EVIDENCE)
     goal.approvers.add(approver)
     stack.worker("a")
     stack.beat()
     queue_step(private_redis.url, stack.queue, goal.pk)
     web = stack.daphne()
-    first = wait_for(lambda: pending_request(goal, 1), 60, "step 1's plan request")
+    first = wait_until(lambda: pending_request(goal, 1), 60, "step 1's plan request")
     browser = requests.Session()
     browser.cookies.update(session_for(approver))
     socket = LiveSocket(web, session_for(approver))
@@ -77,7 +76,7 @@ def test_a_decision_made_while_redis_is_down_is_stored_answered_and_run_once_red
         assert not goal.steps.filter(number=2).exists(), "no worker can have heard of the decision yet"
 
         private_redis.start()
-        third = wait_for(lambda: pending_request(goal, 3), 60, "the decision to reach the worker and step 3 to ask")
+        third = wait_until(lambda: pending_request(goal, 3), 60, "the decision to reach the worker and step 3 to ask")
         steps = list(goal.steps.order_by("number").values_list("number", "status", "attempts"))
         assert steps == [(1, "approved", 1), (2, "passed", 1), (3, "waiting", 1)]
         assert branch_subjects(stack.workdir, goal.pk) == ["Step 1: Spread part 1", "Step 2: Add part 2", "Step 3: Spread part 3"]
@@ -85,7 +84,7 @@ def test_a_decision_made_while_redis_is_down_is_stored_answered_and_run_once_red
         # Back to normal: the socket reopens and the card of the next request a worker opens arrives live.
         assert socket.connect() == 0
         assert decide(browser, web, third, "approve").status_code == 200
-        fourth = wait_for(lambda: pending_request(goal, 4), 60, "step 4's plan request")
+        fourth = wait_until(lambda: pending_request(goal, 4), 60, "step 4's plan request")
         card = socket.wait_for_text(f'<article id="request-{fourth.pk}"', timeout=30)
         assert f'href="/approvals/{fourth.pk}/"' in card and "Totals handle discounts" in card
     finally:

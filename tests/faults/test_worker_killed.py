@@ -15,17 +15,16 @@ import requests
 
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from goals.models import Goal, GoalStatus, Step, StepStatus
-from tests.faults.stack import (
+from tests.factories import make_scripted_goal, make_shop_repo
+from tests.support.processes import wait_until
+from tests.support.stack import (
     QUICK_EVIDENCE,
     branch_subjects,
     queue_step,
     session_for,
-    shop_repo,
     step_asking_for_a_plan,
     step_writing,
-    wait_for,
 )
-from tests.goals.test_loop import make_goal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,8 +108,8 @@ def kill_while_running(stack, run: Run, worker, goals: list[Goal], pick) -> obje
 
 def test_workers_killed_mid_step_lose_no_step_run_none_twice_and_lose_no_decision(owner, tmp_path, private_redis, stack):
     entries = script(5, sleep=2, plan_every=3, done=True)
-    repo = shop_repo(tmp_path / "shop")
-    goal = make_goal(owner, repo, entries, evidence=QUICK_EVIDENCE)
+    repo = make_shop_repo(tmp_path / "shop")
+    goal = make_scripted_goal(owner, repo, entries, evidence=QUICK_EVIDENCE)
     worker = stack.worker("w0")
     stack.beat()
     queue_step(private_redis.url, stack.queue, goal.pk)
@@ -145,8 +144,8 @@ def test_soak_workers_killed_again_and_again_while_people_approve(owner, tmp_pat
     goals, scripts = [], {}
     for index in range(3):
         entries = script(400, sleep=rng.choice([0.5, 1, 2]), plan_every=4, done=False)
-        repo = shop_repo(tmp_path / f"shop{index}")
-        goal = make_goal(owner, repo, entries, evidence=QUICK_EVIDENCE)
+        repo = make_shop_repo(tmp_path / f"shop{index}")
+        goal = make_scripted_goal(owner, repo, entries, evidence=QUICK_EVIDENCE)
         goals.append(goal)
         scripts[goal.pk] = entries
     worker = stack.worker("w0")
@@ -173,7 +172,7 @@ def test_soak_workers_killed_again_and_again_while_people_approve(owner, tmp_pat
 
     # Quiet down: no more kills or approvals; every goal comes to rest on its next plan request.
     for goal in goals:
-        wait_for(lambda goal=goal: Goal.objects.get(pk=goal.pk).status == GoalStatus.WAITING, 120, f"goal {goal.pk} to rest")
+        wait_until(lambda goal=goal: Goal.objects.get(pk=goal.pk).status == GoalStatus.WAITING, 120, f"goal {goal.pk} to rest")
     restarts = sum(check_nothing_lost_or_doubled(goal, scripts[goal.pk], run, stack.workdir) for goal in goals)
     steps = Step.objects.filter(goal__in=goals).count()
     print(

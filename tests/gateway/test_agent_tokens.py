@@ -6,8 +6,6 @@ from django.test import RequestFactory
 
 from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings
 
-pytestmark = pytest.mark.urls("tests.gateway.gateway_urls")
-
 
 @pytest.mark.parametrize(("who", "status"), [("owner", 200), ("approver", 200), ("outsider", 404)])
 def test_the_page_is_for_the_goals_people(client, goal, who, status, request):
@@ -55,8 +53,8 @@ def test_the_owner_revokes_a_token(client, goal, owner):
         AgentToken.authenticate(secret)
 
 
-def test_an_approver_cannot_revoke(client, goal, owner, approver):
-    token, _ = AgentToken.issue(goal, owner)
+def test_an_approver_cannot_revoke(client, goal, agent_token, approver):
+    token, _ = agent_token
     client.force_login(approver)
     assert client.post(f"/agents/{goal.pk}/tokens/{token.pk}/revoke").status_code == 404
     token.refresh_from_db()

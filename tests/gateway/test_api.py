@@ -22,8 +22,8 @@ from openapi_spec_validator import validate
 from approvals.models import ApprovalRequest, RequestStatus
 from gateway.models import AgentReport, AgentToken, AlwaysAllowRule, GatewayCall
 from goals.models import Goal, GoalStatus
-from tests.conftest import good_goal_fields, subprocess_database_url
-from tests.gateway.gateway_server import running_daphne
+from tests.factories import good_goal_fields, subprocess_database_url
+from tests.support.processes import running_daphne
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from approvals.models import ApprovalRequest
 from config.urls import api
 from gateway.models import AgentToken
 from goals.models import Goal, GoalStatus
-from tests.conftest import good_goal_fields, run_git, subprocess_database_url
-from tests.gateway.gateway_server import running_daphne
+from tests.factories import good_goal_fields, run_git, subprocess_database_url
+from tests.support.processes import running_daphne
 
 schema = schemathesis.openapi.from_dict(api.document())
 # Per operation: the whole fuzz stays well under a minute. GOALPOST_FUZZ_EXAMPLES=500 digs deeper, at random.

@@ -10,8 +10,8 @@ import requests
 from approvals.models import ApprovalRequest, RequestStatus
 from gateway.models import AgentToken, GatewayCall, GatewaySettings, WhenUnanswered
 from goals.models import GoalEvent, GoalStatus
-from tests.conftest import pre_tool_use
-from tests.gateway.gateway_server import wait_until
+from tests.factories import pre_tool_use
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ import pytest
 from approvals.models import ApprovalRequest, RequestOrigin, RequestStatus
 from gateway import calls as gateway
 from gateway.calls import ALLOW, ASK, DENY, ToolCall
-from gateway.models import AgentToken, AlwaysAllowRule, GatewayCall, RuleKind
+from gateway.models import AlwaysAllowRule, GatewayCall, RuleKind
 from goals.models import GoalStatus
 
 # --- reading tool calls (pure) ---------------------------------------------------------------------------------
@@ -339,10 +339,10 @@ def test_the_request_outcome_says_who_decided_and_whether_to_stop(running, git_r
     )
 
 
-def test_an_agent_token_can_never_decide(running, git_repo):
+def test_an_agent_token_can_never_decide(running, agent_token, git_repo):
     running.risk = "high"
     running.save()
-    token, _ = AgentToken.issue(running)
+    token, _ = agent_token
     request = gateway.propose(running, bash(git_repo, "ls"), token).request
     with pytest.raises(Exception, match="agent never can"):
         request.decide(token, "approve")

@@ -15,10 +15,9 @@ from gateway.calls import ASK, ToolCall
 from gateway.models import AgentToken
 from goals import loop
 from goals.models import GoalStatus, OnTimeout
+from tests.factories import HTMX
 
 pytestmark = pytest.mark.django_db
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
@@ -206,7 +205,6 @@ def test_resuming_a_goal_with_only_agent_requests_pending_runs_it(high_risk, git
     assert loop.resume(high_risk, owner)
     high_risk.refresh_from_db()
     assert high_risk.status == GoalStatus.RUNNING
-
 
 
 def test_an_agent_that_sits_at_its_own_prompt_becomes_a_stall_and_its_calls_stay_open(high_risk, git_repo, owner):

@@ -5,17 +5,11 @@ import pytest
 from goals import lint
 from goals.forms import GoalForm
 from goals.models import Goal
-from tests.conftest import form_data
+from tests.factories import form_data
 
 pytestmark = pytest.mark.django_db
 
 LONG = "x" * 501
-
-
-@pytest.fixture
-def as_owner(client, owner):
-    client.force_login(owner)
-    return client
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The goal loop on real git repositories with the scripted agent: every way a step can end."""
 
 import json
-import sys
 import threading
 from datetime import timedelta
 from io import StringIO
@@ -15,74 +14,24 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest, RequestOrigin, RequestStatus
 from goals import loop
 from goals.models import AgentProfile, Goal, GoalStatus, Step, StepStatus
-from tests.conftest import goal_git_dir, registered_repository, run_git, scripted_profile
+from tests.factories import (
+    GOOD_STEP,
+    SEVEN_FILES,
+    SHOP_PY,
+    WEAKEN,
+    goal_git_dir,
+    make_scripted_goal,
+    run_git,
+    step_once,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worktrees_in_tmp")]
 
-PRODUCT = "def total(items):\n    return sum(items)\n"
-TEST = "from shop import total\n\n\ndef test_total():\n    assert total([2, 3]) == 5\n"
-
-
-@pytest.fixture(autouse=True)
-def worktrees_in_tmp(settings, tmp_path):
-    settings.GOALPOST_WORKTREE_ROOT = tmp_path / "worktrees"
-
-
-@pytest.fixture
-def shop_repo(tmp_path):
-    repo = tmp_path / "shop"
-    (repo / "tests").mkdir(parents=True)
-    (repo / "shop.py").write_text(PRODUCT)
-    (repo / "tests" / "test_shop.py").write_text(TEST)
-    (repo / "conftest.py").write_text("")
-    run_git(repo, "init", "-q", "-b", "main")
-    run_git(repo, "add", "-A")
-    run_git(repo, "commit", "-q", "-m", "shop")
-    return repo
-
-
-def make_goal(owner, repo, steps, **fields) -> Goal:
-    defaults = {
-        "title": "Totals handle discounts",
-        "objective": "Make total() accept a discount argument, tested in tests/test_shop.py",
-        "constraints": ["Keep total([2, 3]) == 5"],
-        "evidence": [
-            {"kind": "command", "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests",
-             "expect_exit": 0, "description": ""}
-        ],
-        "work_type": "other",
-        "risk": "medium",
-        "repository": registered_repository(repo, users=[owner]),
-        "base_branch": "main",
-        "agent_profile": scripted_profile(),
-        "agent_script": steps,
-        "status": GoalStatus.RUNNING,
-    }
-    defaults.update(fields)
-    return Goal.objects.create(owner=owner, **defaults)
-
-
-GOOD_STEP = {
-    "summary": "Add a discount argument",
-    "write": {
-        "shop.py": "def total(items, discount=0):\n    return sum(items) - discount\n",
-        "tests/test_shop.py": TEST + "\n\ndef test_discount():\n    assert total([2, 3], discount=1) == 4\n",
-    },
-    "tokens": 1200,
-}
-SEVEN_FILES = {"summary": "Touch everything", "write": {f"pkg/m{i}.py": f"X = {i}\n" for i in range(7)}}
-WEAKEN = {"summary": "Relax the test", "write": {"tests/test_shop.py": TEST.replace("== 5", ">= 0")}}
 DONE = {**GOOD_STEP, "summary": "Discounts done", "done": True}
 
 
-def step_once(goal: Goal) -> loop.StepOutcome:
-    outcome = loop.run_step(goal.pk, worker="test")
-    goal.refresh_from_db()
-    return outcome
-
-
 def test_a_quiet_step_commits_on_the_goal_branch_and_continues(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [GOOD_STEP])
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
     outcome = step_once(goal)
     assert outcome.status == "continue"
     step = goal.steps.get()
@@ -99,7 +48,7 @@ def test_a_quiet_step_commits_on_the_goal_branch_and_continues(owner, shop_repo)
 
 
 def test_a_seven_file_step_asks_for_a_plan_and_waits(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [SEVEN_FILES])
+    goal = make_scripted_goal(owner, shop_repo, [SEVEN_FILES])
     outcome = step_once(goal)
     assert outcome.status == GoalStatus.WAITING
     assert goal.status == GoalStatus.WAITING
@@ -111,7 +60,7 @@ def test_a_seven_file_step_asks_for_a_plan_and_waits(owner, shop_repo):
 
 
 def test_approve_continues_with_the_comment_in_the_next_prompt(owner, shop_repo, django_capture_on_commit_callbacks):
-    goal = make_goal(owner, shop_repo, [WEAKEN, GOOD_STEP])
+    goal = make_scripted_goal(owner, shop_repo, [WEAKEN, GOOD_STEP])
     request = step_once(goal).request
     assert "tests_weakened" in request.gates
     with django_capture_on_commit_callbacks(execute=False):
@@ -125,7 +74,7 @@ def test_approve_continues_with_the_comment_in_the_next_prompt(owner, shop_repo,
 
 
 def test_reject_reverts_the_step_before_the_next_one(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [SEVEN_FILES, GOOD_STEP])
+    goal = make_scripted_goal(owner, shop_repo, [SEVEN_FILES, GOOD_STEP])
     request = step_once(goal).request
     request.decide(owner, "reject", comment="one module at a time")
     goal.refresh_from_db()
@@ -140,7 +89,7 @@ def test_reject_reverts_the_step_before_the_next_one(owner, shop_repo):
 
 
 def test_stop_pauses_the_goal(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [SEVEN_FILES])
+    goal = make_scripted_goal(owner, shop_repo, [SEVEN_FILES])
     step_once(goal).request.decide(owner, "stop")
     goal.refresh_from_db()
     assert goal.status == GoalStatus.PAUSED
@@ -148,7 +97,7 @@ def test_stop_pauses_the_goal(owner, shop_repo):
 
 
 def test_budget_stop_then_extension(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [GOOD_STEP, GOOD_STEP, GOOD_STEP], budget_steps=1)
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP, GOOD_STEP, GOOD_STEP], budget_steps=1)
     outcome = step_once(goal)
     assert outcome.status == GoalStatus.WAITING
     request = outcome.request
@@ -161,7 +110,7 @@ def test_budget_stop_then_extension(owner, shop_repo):
 
 
 def test_done_needs_the_final_word_and_then_pushes_the_branch_to_the_repository(owner, shop_repo, eager):
-    goal = make_goal(owner, shop_repo, [DONE])
+    goal = make_scripted_goal(owner, shop_repo, [DONE])
     outcome = step_once(goal)
     assert outcome.request.kind == "done" and outcome.request.origin == RequestOrigin.LOOP
     assert "goalpost/" not in run_git(shop_repo, "branch", "--list")  # nothing reaches the repository before
@@ -179,13 +128,13 @@ def test_a_git_directory_planted_by_the_agent_fails_the_step_and_never_runs(owne
     planted = {
         "summary": "Plant a repository with a filter",
         "write": {
-            "shop.py": PRODUCT + "# touched\n",
+            "shop.py": SHOP_PY + "# touched\n",
             "sub/.git/config": f"[filter \"x\"]\n\tclean = touch {marker}\n[core]\n\tfsmonitor = touch {marker}\n",
             "sub/.git/HEAD": "ref: refs/heads/main\n",
             ".gitattributes": "* filter=x\n",
         },
     }
-    goal = make_goal(owner, shop_repo, [planted])
+    goal = make_scripted_goal(owner, shop_repo, [planted])
     outcome = step_once(goal)
     step = goal.steps.get()
     assert outcome.status == "continue" and step.status == StepStatus.FAILED
@@ -195,7 +144,7 @@ def test_a_git_directory_planted_by_the_agent_fails_the_step_and_never_runs(owne
 
 
 def test_rejecting_done_keeps_the_work_and_goes_on(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [DONE, GOOD_STEP])
+    goal = make_scripted_goal(owner, shop_repo, [DONE, GOOD_STEP])
     step_once(goal).request.decide(owner, "reject", comment="also handle negative totals")
     goal.refresh_from_db()
     assert goal.status == GoalStatus.RUNNING
@@ -203,7 +152,7 @@ def test_rejecting_done_keeps_the_work_and_goes_on(owner, shop_repo):
 
 
 def test_agent_failures_fail_the_step_and_repeat_into_a_request(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [{"fail": "model overloaded (attempt 1)"}] * 3)
+    goal = make_scripted_goal(owner, shop_repo, [{"fail": "model overloaded (attempt 1)"}] * 3)
     assert step_once(goal).status == "continue"
     assert step_once(goal).status == "continue"
     outcome = step_once(goal)
@@ -214,7 +163,7 @@ def test_agent_failures_fail_the_step_and_repeat_into_a_request(owner, shop_repo
 
 def test_the_same_failing_test_three_times_asks_a_human_before_the_retry_budget(owner, shop_repo):
     broken = {"summary": "try", "write": {"shop.py": "def total(items):\n    return 0\n"}}
-    goal = make_goal(owner, shop_repo, [broken, broken, broken, broken], budget_retries=3)
+    goal = make_scripted_goal(owner, shop_repo, [broken, broken, broken, broken], budget_retries=3)
     assert step_once(goal).status == "continue"
     assert step_once(goal).status == "continue"
     third = step_once(goal)
@@ -224,14 +173,14 @@ def test_the_same_failing_test_three_times_asks_a_human_before_the_retry_budget(
 
 def test_a_permanent_agent_error_fails_the_goal(owner, shop_repo):
     skynet = AgentProfile.objects.create(name="Skynet", adapter="skynet")  # an adapter no release has
-    goal = make_goal(owner, shop_repo, [], agent_profile=skynet)
+    goal = make_scripted_goal(owner, shop_repo, [], agent_profile=skynet)
     assert step_once(goal).status == GoalStatus.FAILED
     assert goal.status == GoalStatus.FAILED
 
 
 def test_a_patch_that_does_not_apply_is_a_failed_step_not_a_crash(owner, shop_repo):
     patch = "--- a/missing.py\n+++ b/missing.py\n@@ -1 +1 @@\n-a\n+b\n"
-    goal = make_goal(owner, shop_repo, [{"summary": "bad patch", "patch": patch}, GOOD_STEP])
+    goal = make_scripted_goal(owner, shop_repo, [{"summary": "bad patch", "patch": patch}, GOOD_STEP])
     assert step_once(goal).status == "continue"
     assert goal.steps.get(number=1).status == StepStatus.FAILED
     assert goal.steps.get(number=1).error
@@ -241,7 +190,7 @@ def test_a_patch_that_does_not_apply_is_a_failed_step_not_a_crash(owner, shop_re
 
 def test_a_change_outside_the_working_area_proposes_a_follow_up_goal(owner, shop_repo):
     stray = {**GOOD_STEP, "write": {**GOOD_STEP["write"], "billing/export.py": "X = 1\n"}}
-    goal = make_goal(owner, shop_repo, [stray], scope_paths=["shop.py", "tests/**"])
+    goal = make_scripted_goal(owner, shop_repo, [stray], scope_paths=["shop.py", "tests/**"])
     outcome = step_once(goal)
     assert outcome.request.kind == "follow_up"
     follow_up = Goal.objects.get(parent=goal)
@@ -250,7 +199,7 @@ def test_a_change_outside_the_working_area_proposes_a_follow_up_goal(owner, shop
 
 
 def test_a_lost_worker_step_reruns_with_the_same_number(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [GOOD_STEP])
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
     Step.objects.create(goal=goal, number=1, worker="dead", run_index=0)
     Goal.objects.filter(pk=goal.pk).update(lease_token="dead", lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert goal.pk in loop.lost_goals()
@@ -261,7 +210,7 @@ def test_a_lost_worker_step_reruns_with_the_same_number(owner, shop_repo):
 
 
 def test_a_live_lease_keeps_other_workers_out(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [GOOD_STEP])
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
     Goal.objects.filter(pk=goal.pk).update(lease_token="other", lease_expires_at=timezone.now() + timedelta(minutes=1))
     assert step_once(goal).status == "busy"
     assert not goal.steps.exists()
@@ -270,7 +219,7 @@ def test_a_live_lease_keeps_other_workers_out(owner, shop_repo):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_step_one_goal_at_once(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [{**GOOD_STEP, "sleep": 1}] * 2)
+    goal = make_scripted_goal(owner, shop_repo, [{**GOOD_STEP, "sleep": 1}] * 2)
     barrier = threading.Barrier(2)
     outcomes = []
 
@@ -291,7 +240,7 @@ def test_two_workers_never_step_one_goal_at_once(owner, shop_repo):
 
 
 def test_run_goal_prints_the_outcome_as_json(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [GOOD_STEP, SEVEN_FILES], status=GoalStatus.READY)
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP, SEVEN_FILES], status=GoalStatus.READY)
     out = StringIO()
     call_command("run_goal", str(goal.pk), stdout=out, stderr=StringIO())
     result = json.loads(out.getvalue().strip().splitlines()[-1])
@@ -300,13 +249,13 @@ def test_run_goal_prints_the_outcome_as_json(owner, shop_repo):
 
 
 def test_run_goal_refuses_a_draft(owner, shop_repo):
-    goal = make_goal(owner, shop_repo, [GOOD_STEP], status=GoalStatus.DRAFT)
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP], status=GoalStatus.DRAFT)
     with pytest.raises(Exception, match="draft"):
         call_command("run_goal", str(goal.pk), stdout=StringIO())
 
 
 def test_expiry_denies_and_pauses_by_default(owner, shop_repo, django_capture_on_commit_callbacks):
-    goal = make_goal(owner, shop_repo, [SEVEN_FILES])
+    goal = make_scripted_goal(owner, shop_repo, [SEVEN_FILES])
     request = step_once(goal).request
     ApprovalRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
@@ -319,7 +268,7 @@ def test_expiry_denies_and_pauses_by_default(owner, shop_repo, django_capture_on
 
 
 def test_stall_detection_marks_a_quiet_running_goal(owner, shop_repo, settings):
-    goal = make_goal(owner, shop_repo, [GOOD_STEP], started_at=timezone.now() - timedelta(hours=2))
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP], started_at=timezone.now() - timedelta(hours=2))
     found = loop.detect_stalls()
     assert [goal_id for goal_id, _ in found] == [goal.pk]
     goal.refresh_from_db()

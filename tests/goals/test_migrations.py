@@ -3,7 +3,7 @@
 import pytest
 
 from goals.models import AgentProfile, Goal, Repository
-from tests.conftest import migrate
+from tests.factories import migrate, migrate_to_latest
 
 pytestmark = pytest.mark.usefixtures("latest_schema_after")
 
@@ -38,6 +38,7 @@ def test_goals_keep_their_repository_and_agent_through_disabled_rows_listed_for_
     }
 
     migrate(AFTER)
+    migrate_to_latest()  # the later migrations leave these rows alone; the models are today's
     assert Goal.objects.count() == len(ids)
     shop, other = Repository.objects.get(source="/srv/shop"), Repository.objects.get(source="/home/alice/shop/")
     assert (shop.name, other.name) == ("shop", "shop-2")
@@ -77,6 +78,7 @@ def test_a_disabled_migrated_repository_is_usable_by_its_owners_only():
     users.objects.create(username="mallory")
     goals.objects.create(owner=alice, title="t", objective="o", repo_path="/srv/shop", agent="scripted", agent_settings={})
     migrate(AFTER)
+    migrate_to_latest()  # the later migrations leave these rows alone; the models are today's
     from django.contrib.auth import get_user_model
 
     people = get_user_model().objects
@@ -84,3 +86,32 @@ def test_a_disabled_migrated_repository_is_usable_by_its_owners_only():
     assert not Repository.objects.usable_by(people.get(username="mallory")).exists()
     assert AgentProfile.objects.usable_by(people.get(username="alice")).count() == 1
     assert not AgentProfile.objects.usable_by(people.get(username="mallory")).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_agents_reported_joins_the_goals_usage(goal):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = migrate([("goals", "0008_reported_usage"), ("gateway", "0002_tables")])
+    reports, calls = old.get_model("gateway", "AgentReport"), old.get_model("gateway", "GatewayCall")
+    requests = old.get_model("approvals", "ApprovalRequest")
+    reports.objects.create(goal_id=goal.pk, name="usage", tokens=700)
+    reports.objects.create(goal_id=goal.pk, command="pytest", exit_code=0, passed=True, tokens=300)
+    expires = timezone.now() + timedelta(hours=1)
+    approved = requests.objects.create(goal_id=goal.pk, kind="step", origin="gateway", status="approved", expires_at=expires)
+    rejected = requests.objects.create(goal_id=goal.pk, kind="step", origin="gateway", status="rejected", expires_at=expires)
+
+    def call(verdict, paths, request=None):
+        calls.objects.create(goal_id=goal.pk, tool_name="Write", call_key="k" * 64, verdict=verdict, paths=paths, request=request)
+
+    call("allow", ["docs/a.md"])
+    call("ask", ["src/b.py"], approved)
+    call("ask", ["src/c.py"], rejected)
+    call("deny", ["secrets/d"])
+
+    migrate_to_latest()
+    goal.refresh_from_db()
+    assert goal.reported_tokens == 1000 and goal.reported_paths == ["docs/a.md", "src/b.py"]
+    assert goal.usage().tokens == 1000 and goal.usage().files_total == 2

@@ -1,7 +1,7 @@
 import pytest
 
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
-from tests.conftest import registered_repository, scripted_profile
+from tests.factories import registered_repository, scripted_profile
 
 pytestmark = pytest.mark.django_db
 

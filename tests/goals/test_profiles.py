@@ -1,7 +1,6 @@
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -10,14 +9,9 @@ from config.urls import api
 from goals.agents import AgentError, get_agent
 from goals.forms import GoalForm
 from goals.models import AgentProfile, Goal
-from tests.conftest import form_data, scripted_profile
+from tests.factories import form_data, make_user, scripted_profile
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(db):
-    return get_user_model().objects.create_user("staff", "staff@example.invalid", "staff-pass-123", is_staff=True)
 
 
 # --- who may pick a profile ------------------------------------------------------------------------------------
@@ -264,7 +258,7 @@ def test_a_goal_whose_owner_lost_the_profile_or_repository_cannot_build_its_agen
     goal.agent_profile = private
     assert goal.build_agent().name == "scripted"
     private.users.clear()
-    private.users.add(get_user_model().objects.create_user("someone-else"))
+    private.users.add(make_user("someone-else"))
     with pytest.raises(AgentError, match="no longer offered to the owner") as error:
         goal.build_agent()
     assert error.value.permanent

@@ -4,7 +4,6 @@ from io import StringIO
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
@@ -12,14 +11,9 @@ from django.db import connection
 
 from goals.forms import GoalForm
 from goals.models import Repository, check_local_source, demo_root
-from tests.conftest import form_data, run_git, subprocess_database_url
+from tests.factories import form_data, run_git, subprocess_database_url
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(db):
-    return get_user_model().objects.create_user("staff", "staff@example.invalid", "staff-pass-123", is_staff=True)
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from goals.sandbox import (
     scrubbed_env,
 )
 from goals.workspace import Workspace
-from tests.conftest import run_git
-from tests.goals.conftest import give_to_sandbox_user, require_sandbox
+from tests.factories import run_git
+from tests.support.sandbox import give_to_sandbox_user, require_sandbox
 
 SECRET = "not-for-agents-5f2c"
 ROOMY = Limits(cpu_seconds=60, memory_mb=512, processes=128, file_size_mb=64, disk_mb=256, tmp_mb=64)

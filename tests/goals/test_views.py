@@ -2,17 +2,9 @@ import pytest
 from django.urls import reverse
 
 from goals.models import Goal, GoalStatus
-from tests.conftest import form_data
+from tests.factories import HTMX, form_data
 
 pytestmark = pytest.mark.django_db
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def as_owner(client, owner):
-    client.force_login(owner)
-    return client
 
 
 def test_every_page_but_login_and_healthz_requires_login(client, goal):

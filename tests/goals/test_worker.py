@@ -5,20 +5,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from goals.models import Goal, GoalStatus, StepStatus
 from goals.tasks import requeue_lost_steps, run_goal_step
-from tests.conftest import run_git, subprocess_database_url
-from tests.goals.test_loop import GOOD_STEP, SEVEN_FILES, make_goal
+from tests.factories import GOOD_STEP, SEVEN_FILES, make_scripted_goal, run_git, subprocess_database_url
+from tests.support.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 3
 
 
@@ -58,40 +55,21 @@ def start_worker(queue, tmp_path):
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def test_a_worker_killed_mid_step_loses_no_step_and_runs_none_twice(owner, tmp_path, queue, start_worker, settings):
-    from tests.goals.test_loop import PRODUCT, TEST
-
-    repo = tmp_path / "shop"
-    (repo / "tests").mkdir(parents=True)
-    (repo / "shop.py").write_text(PRODUCT)
-    (repo / "tests" / "test_shop.py").write_text(TEST)
-    run_git(repo, "init", "-q", "-b", "main")
-    run_git(repo, "add", "-A")
-    run_git(repo, "commit", "-q", "-m", "shop")
+def test_a_worker_killed_mid_step_loses_no_step_and_runs_none_twice(owner, shop_repo, tmp_path, queue, start_worker, settings):
     slow = {**GOOD_STEP, "summary": "Slow step", "sleep": 5}
-    goal = make_goal(owner, repo, [slow, slow, GOOD_STEP, SEVEN_FILES])
+    goal = make_scripted_goal(owner, shop_repo, [slow, slow, GOOD_STEP, SEVEN_FILES])
 
     first = start_worker("a")
     run_goal_step.apply_async((goal.pk,), queue=queue)
-    wait_for(lambda: goal.steps.filter(number=1, status=StepStatus.RUNNING).exists(), 60, "step 1 to start")
+    wait_until(lambda: goal.steps.filter(number=1, status=StepStatus.RUNNING).exists(), 60, "step 1 to start")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
 
     start_worker("b")
     # The lease runs out; the reaper (beat runs it every 30 s) hands the goal to the surviving worker.
-    wait_for(lambda: Goal.objects.filter(pk=goal.pk, lease_expires_at__lt=__import__("django.utils.timezone").utils.timezone.now()).exists(), 30, "the lease to run out")
+    wait_until(lambda: Goal.objects.filter(pk=goal.pk, lease_expires_at__lt=__import__("django.utils.timezone").utils.timezone.now()).exists(), 30, "the lease to run out")
     requeue_lost_steps.apply_async(queue=queue)
-    wait_for(lambda: Goal.objects.get(pk=goal.pk).status == GoalStatus.WAITING, 120, "the goal to reach its plan request")
+    wait_until(lambda: Goal.objects.get(pk=goal.pk).status == GoalStatus.WAITING, 120, "the goal to reach its plan request")
 
     steps = list(goal.steps.order_by("number").values("number", "status", "attempts"))
     assert [s["number"] for s in steps] == [1, 2, 3, 4]

@@ -15,7 +15,7 @@ from goals.workspace import (
     check_repository,
     planted_files,
 )
-from tests.conftest import GIT_ENV, run_git
+from tests.factories import GIT_ENV, run_git
 
 
 def wgit(workspace: Workspace, *args: str) -> str:

@@ -13,8 +13,8 @@ from django.urls import reverse
 from approvals.models import Decision
 from gateway.models import AgentToken, AlwaysAllowRule
 from goals.models import Goal
-from tests.security.conftest import client_for
-from tests.security.test_access_matrix import ACCESS, http_routes
+from tests.factories import client_for
+from tests.support.access import ACCESS, http_routes
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 

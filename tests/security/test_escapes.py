@@ -20,7 +20,7 @@ from django.core.management import call_command
 
 from goals import sandbox
 from goals.models import AgentProfile, Goal, GoalStatus, StepStatus
-from tests.conftest import form_data, goal_git_dir, registered_repository, run_git
+from tests.factories import form_data, goal_git_dir, registered_repository, run_git
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

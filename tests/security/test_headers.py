@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from tests.security.conftest import client_for
+from tests.factories import client_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

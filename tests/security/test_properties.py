@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from goals.diffs import DiffError, parse_diff
 from goals.gates import SEVERITIES, Step, highest_severity, run_gates
 from goals.lint import BLOCKING, RISK_ORDER, Contract, EvidenceCheck, is_ready, lint
-from tests.goals.test_gates import contracts, evidence_results, git_like_diffs, histories, usages
+from tests.support.strategies import contracts, evidence_results, git_like_diffs, histories, usages
 
 PROPERTIES = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -146,7 +146,7 @@ LINT_KEYS = st.sampled_from(
 @given(st.one_of(JSON_VALUES, st.dictionaries(LINT_KEYS, JSON_VALUES, max_size=8)))
 def test_the_lint_api_answers_any_json_without_a_server_error(world, body):
     """/api/v1/goals/lint takes a signed-in session, which the OpenAPI fuzz (test_api_fuzz) does not have: here."""
-    from tests.security.conftest import client_for
+    from tests.factories import client_for
 
     response = client_for(world, "owner").post(reverse("api_lint_goal"), json.dumps(body), content_type="application/json")
     assert response.status_code in (200, 400), response.content[:300]

@@ -15,10 +15,8 @@ from approvals import push
 from approvals.models import PushSubscription
 from config.redact import REDACTED, RedactSecrets, redact
 from gateway.models import AgentToken
-from goals.models import Goal
-from tests.approvals.fake_push import FakePushService
-from tests.conftest import good_goal_fields
-from tests.security.conftest import client_for
+from tests.factories import client_for, make_goal
+from tests.support.fake_push import FakePushService
 
 LOGGERS = ("", "django", "django.request", "django.security", "django.db.backends", "axes", "urllib3", "approvals")
 
@@ -73,7 +71,7 @@ def test_no_secret_in_any_log_record(world, every_log_record, settings, tmp_path
     propose = reverse("api_propose_step", args=[world.goal.pk])
     body = json.dumps({"tool": "Bash", "input": {"command": "rm -rf build"}})
     assert agent.post(propose, body, content_type="application/json").status_code == 200
-    other = Goal.objects.create(owner=world.users["outsider"], **good_goal_fields(tmp_path))
+    other = make_goal(world.users["outsider"], tmp_path)
     secrets["another goal's token"] = foreign = AgentToken.issue(other, world.users["outsider"])[1]
     agent.defaults["HTTP_AUTHORIZATION"] = f"Bearer {foreign}"
     assert agent.get(reverse("api_goal", args=[world.goal.pk])).status_code == 403

@@ -1,18 +1,16 @@
 """A goal's viewers: chosen by the owner on the goal form; they see the goal and its requests, never decide."""
 
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from approvals.delivery import deciders_with_settings
 from approvals.live import audience
 from goals.models import Goal
-from tests.conftest import form_data, registered_repository
-from tests.security.conftest import client_for
+from tests.factories import client_for, form_data, make_user
 
 
-def test_the_owner_names_viewers_on_the_goal_form(world, git_repo):
-    watcher = get_user_model().objects.create_user("watcher")
-    data = form_data(registered_repository(git_repo, users=[world.users["owner"]]), viewers=[str(watcher.pk)], approvers=[str(world.users["approver"].pk)])
+def test_the_owner_names_viewers_on_the_goal_form(world):
+    watcher = make_user("watcher")
+    data = form_data(world.goal.repository, viewers=[str(watcher.pk)], approvers=[str(world.users["approver"].pk)])
     response = client_for(world, "owner").post(reverse("goals:create"), data)
     assert response.status_code == 302
     goal = Goal.objects.get(pk=response.headers["Location"].strip("/").split("/")[-1])
@@ -21,11 +19,9 @@ def test_the_owner_names_viewers_on_the_goal_form(world, git_repo):
     assert "Viewers" in page and "watcher" in page
 
 
-def test_a_person_is_an_approver_or_a_viewer_not_both(world, git_repo):
+def test_a_person_is_an_approver_or_a_viewer_not_both(world):
     both = str(world.users["approver"].pk)
-    response = client_for(world, "owner").post(reverse("goals:create"), form_data(
-        registered_repository(git_repo, users=[world.users["owner"]]), viewers=[both], approvers=[both]
-    ))
+    response = client_for(world, "owner").post(reverse("goals:create"), form_data(world.goal.repository, viewers=[both], approvers=[both]))
     assert response.status_code == 422
     assert "cannot be a viewer too" in response.content.decode()
 

@@ -16,9 +16,9 @@ from goals.agents.base import (
     inspect_patch,
     run_process,
 )
-from tests.conftest import run_git
-from tests.goals.agents.conftest import GREETING_PATCH, install_fake
-from tests.goals.agents.helpers import wait_until_gone
+from tests.factories import GREETING_PATCH, run_git
+from tests.support.fakes import install_fake
+from tests.support.processes import wait_until_gone
 
 NEW_FILE_PATCH = """\
 diff --git a/docs/notes.md b/docs/notes.md

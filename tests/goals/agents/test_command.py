@@ -5,8 +5,8 @@ import pytest
 
 from goals.agents.base import LOG_LIMIT, AgentError, ProcessOutput
 from goals.agents.command import CommandAgent, parse_aider
-from tests.goals.agents.conftest import make_context
-from tests.goals.agents.helpers import wait_until_gone
+from tests.factories import make_agent_context
+from tests.support.processes import wait_until_gone
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def step(worktree, fake_bin, tmp_path):
             "FAKE_RECORD": str(record),
             "FAKE_PIDS": str(tmp_path / "pids.json"),
         }
-        ctx = make_context(worktree, env=env, **changes)
+        ctx = make_agent_context(worktree, env=env, **changes)
         result = CommandAgent(agent_settings).run_step(ctx)
         return result, json.loads(record.read_text())
 
@@ -256,6 +256,6 @@ def test_a_sandbox_helper_that_fails_is_a_permanent_error(step):
 
 
 def test_an_environment_that_cannot_be_passed_is_an_agent_error(worktree, fake_bin):
-    ctx = make_context(worktree, env={"PATH": str(fake_bin), "BROKEN": None})
+    ctx = make_agent_context(worktree, env={"PATH": str(fake_bin), "BROKEN": None})
     with pytest.raises(AgentError, match="codex could not start"):
         CommandAgent({"preset": "codex"}).run_step(ctx)

@@ -4,9 +4,8 @@ import pytest
 
 from goals.agents.base import AgentError
 from goals.agents.openai import OpenAIAgent, extract_diff
-from tests.conftest import run_git
-from tests.goals.agents.conftest import GREETING_PATCH, make_context
-from tests.goals.agents.fakes.chat_server import Reply, completion
+from tests.factories import GREETING_PATCH, make_agent_context, run_git
+from tests.support.fakes.chat_server import Reply, completion
 
 FENCED_REPLY = f"""\
 I'll change the greeting.
@@ -31,7 +30,7 @@ def agent_for(chat_server):
 
 def test_it_applies_the_models_diff_and_reports(chat_server, agent_for, worktree):
     chat_server.answer(FENCED_REPLY)
-    ctx = make_context(worktree, env={"OPENAI_API_KEY": "sk-test-123"})
+    ctx = make_agent_context(worktree, env={"OPENAI_API_KEY": "sk-test-123"})
     result = agent_for().run_step(ctx)
     assert (worktree / "app.py").read_text() == "print('hi')\n"
     assert result.tokens == 876
@@ -43,7 +42,7 @@ def test_it_applies_the_models_diff_and_reports(chat_server, agent_for, worktree
 
 def test_it_sends_a_chat_completion_request(chat_server, agent_for, worktree):
     chat_server.answer(FENCED_REPLY)
-    agent_for(max_tokens=2048, api_key="sk-test-123").run_step(make_context(worktree, env={}))
+    agent_for(max_tokens=2048, api_key="sk-test-123").run_step(make_agent_context(worktree, env={}))
     [request] = chat_server.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["Authorization"] == "Bearer sk-test-123"
@@ -60,7 +59,7 @@ def test_it_never_reads_a_key_from_an_environment_variable(chat_server, agent_fo
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-server")
     monkeypatch.setenv("DATABASE_URL", "postgres://user:password@db/goalpost")
     chat_server.answer(FENCED_REPLY)
-    agent_for().run_step(make_context(worktree, env={"OPENAI_API_KEY": "sk-from-step", "SECRET_KEY": "s3cret"}))
+    agent_for().run_step(make_agent_context(worktree, env={"OPENAI_API_KEY": "sk-from-step", "SECRET_KEY": "s3cret"}))
     assert "Authorization" not in chat_server.requests[0]["headers"]
     with pytest.raises(AgentError, match="Unknown openai agent setting 'api_key_env'"):
         agent_for(api_key_env="DATABASE_URL")
@@ -73,7 +72,7 @@ def test_the_key_is_never_in_its_repr_or_settings():
 
 def test_a_local_server_needs_no_key(chat_server, agent_for, worktree, monkeypatch):
     chat_server.answer(FENCED_REPLY)
-    agent_for().run_step(make_context(worktree, env={}))
+    agent_for().run_step(make_agent_context(worktree, env={}))
     assert "Authorization" not in chat_server.requests[0]["headers"]
 
 
@@ -92,7 +91,7 @@ def test_a_local_server_needs_no_key(chat_server, agent_for, worktree, monkeypat
 )
 def test_it_finds_the_diff_however_the_model_writes_it(chat_server, agent_for, worktree, reply, usage, tokens):
     chat_server.answer(reply, usage=usage)
-    result = agent_for().run_step(make_context(worktree))
+    result = agent_for().run_step(make_agent_context(worktree))
     assert (worktree / "app.py").read_text() == "print('hi')\n"
     assert result.tokens == tokens
     assert result.done
@@ -102,13 +101,13 @@ def test_content_sent_as_parts_is_read(chat_server, agent_for, worktree):
     body = completion("")
     body["choices"][0]["message"]["content"] = [{"type": "text", "text": f"```diff\n{GREETING_PATCH}```\n"}]
     chat_server.replies.append(Reply(200, body))
-    agent_for().run_step(make_context(worktree))
+    agent_for().run_step(make_agent_context(worktree))
     assert (worktree / "app.py").read_text() == "print('hi')\n"
 
 
 def test_done_without_a_diff_changes_nothing(chat_server, agent_for, worktree):
     chat_server.answer("The greeting already says what the goal asks.\nSTATUS: done")
-    result = agent_for().run_step(make_context(worktree))
+    result = agent_for().run_step(make_agent_context(worktree))
     assert result.done
     assert result.summary == "The greeting already says what the goal asks."
     assert run_git(worktree, "status", "--porcelain") == ""
@@ -151,7 +150,7 @@ def test_done_without_a_diff_changes_nothing(chat_server, agent_for, worktree):
 def test_failures_are_agent_errors(chat_server, agent_for, worktree, reply, permanent, reason):
     chat_server.replies.append(reply)
     with pytest.raises(AgentError, match=reason) as error:
-        agent_for().run_step(make_context(worktree))
+        agent_for().run_step(make_agent_context(worktree))
     assert error.value.permanent is permanent
     assert (worktree / "app.py").read_text() == "print('hello')\n"
     assert run_git(worktree, "status", "--porcelain") == ""
@@ -160,7 +159,7 @@ def test_failures_are_agent_errors(chat_server, agent_for, worktree, reply, perm
 def test_a_server_that_never_answers_times_out(chat_server, agent_for, worktree):
     chat_server.replies.append(Reply(hang=True))
     with pytest.raises(AgentError, match="did not answer within 0.5 s") as error:
-        agent_for(timeout_s=0.5).run_step(make_context(worktree))
+        agent_for(timeout_s=0.5).run_step(make_agent_context(worktree))
     assert not error.value.permanent
 
 
@@ -170,7 +169,7 @@ def test_a_refused_connection_is_worth_a_retry(worktree):
         port = probe.getsockname()[1]
     agent = OpenAIAgent({"base_url": f"http://127.0.0.1:{port}/v1", "model": "m"})
     with pytest.raises(AgentError, match="Cannot reach") as error:
-        agent.run_step(make_context(worktree))
+        agent.run_step(make_agent_context(worktree))
     assert not error.value.permanent
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from goals.agents.prompt import build_prompt, parse_report, relevant_files, strip_report
 from goals.lint import EvidenceCheck
-from tests.goals.agents.conftest import CONTRACT, make_context
+from tests.factories import GREETING_CONTRACT, make_agent_context
 
 FINDING = {"gate": "protected_path", "severity": "approval", "reason": "touched generated/schema.json", "path": "generated/schema.json", "lines": [3, 7]}
 
@@ -43,7 +43,7 @@ FINDING = {"gate": "protected_path", "severity": "approval", "reason": "touched 
     ],
 )
 def test_the_prompt_tells_the_agent(worktree, changes, expected):
-    assert expected in build_prompt(make_context(worktree, **changes))
+    assert expected in build_prompt(make_agent_context(worktree, **changes))
 
 
 @pytest.mark.parametrize(
@@ -57,23 +57,23 @@ def test_the_prompt_tells_the_agent(worktree, changes, expected):
     ],
 )
 def test_the_prompt_leaves_out(worktree, changes, absent):
-    assert absent not in build_prompt(make_context(worktree, **changes))
+    assert absent not in build_prompt(make_agent_context(worktree, **changes))
 
 
 def test_the_prompt_is_deterministic(worktree):
-    first = make_context(worktree, remaining={"steps": 3, "tokens": 10}, history=("a", "b"))
-    second = make_context(worktree, remaining={"tokens": 10, "steps": 3}, history=("a", "b"))
+    first = make_agent_context(worktree, remaining={"steps": 3, "tokens": 10}, history=("a", "b"))
+    second = make_agent_context(worktree, remaining={"tokens": 10, "steps": 3}, history=("a", "b"))
     assert build_prompt(first) == build_prompt(second)
 
 
 def test_the_prompt_stays_compact(worktree):
     contract = dataclasses.replace(
-        CONTRACT,
+        GREETING_CONTRACT,
         objective="Change the greeting " * 2000,
         constraints=tuple(f"constraint {i} " * 100 for i in range(100)),
         evidence=tuple(EvidenceCheck(kind="command", command=f"pytest tests/test_{i}.py") for i in range(100)),
     )
-    ctx = make_context(
+    ctx = make_agent_context(
         worktree,
         contract=contract,
         history=tuple(f"step {i}" for i in range(500)),
@@ -87,7 +87,7 @@ def test_the_prompt_stays_compact(worktree):
 
 
 def test_the_prompts_own_rules_never_read_as_a_report(worktree):
-    ctx = make_context(worktree, history=("DONE",), human_comments=("FOLLOW-UP: not a bug of the agent",))
+    ctx = make_agent_context(worktree, history=("DONE",), human_comments=("FOLLOW-UP: not a bug of the agent",))
     assert parse_report(build_prompt(ctx)) == (False, (), "")
 
 
@@ -135,14 +135,14 @@ def test_the_relevant_files_exist_inside_the_worktree(worktree, tmp_path):
     (worktree / "tests" / "test_app.py").write_text("def test_app(): pass\n")
     (worktree / "link.py").symlink_to(tmp_path / "secret.py")
     contract = dataclasses.replace(
-        CONTRACT,
+        GREETING_CONTRACT,
         objective="Change app.py and missing.py, not ../outside.py nor link.py",
         evidence=(EvidenceCheck(kind="command", command="pytest tests/test_app.py::test_app"),),
     )
-    ctx = make_context(worktree, contract=contract)
+    ctx = make_agent_context(worktree, contract=contract)
     assert relevant_files(ctx, ["app.py", "tests/test_app.py"]) == ["app.py", "tests/test_app.py"]
 
 
 def test_a_nul_never_reaches_the_prompt(worktree):
-    ctx = make_context(worktree, human_comments=("use hi\0 instead",))
+    ctx = make_agent_context(worktree, human_comments=("use hi\0 instead",))
     assert "\0" not in build_prompt(ctx)

@@ -5,8 +5,7 @@ import pytest
 
 from goals.agents.base import AgentError
 from goals.agents.scripted import ScriptedAgent
-from tests.conftest import run_git
-from tests.goals.agents.conftest import GREETING_PATCH, make_context
+from tests.factories import GREETING_PATCH, make_agent_context, run_git
 
 ESCAPING_SYMLINK_PATCH = """\
 diff --git a/exit b/exit
@@ -20,7 +19,7 @@ new file mode 120000
 
 
 def run(worktree, steps, run_index=0, **changes):
-    return ScriptedAgent({"steps": steps}).run_step(make_context(worktree, run_index=run_index, **changes))
+    return ScriptedAgent({"steps": steps}).run_step(make_agent_context(worktree, run_index=run_index, **changes))
 
 
 def test_it_replays_a_patch_and_reports_what_the_entry_says(worktree):
@@ -65,13 +64,13 @@ def test_it_replays_a_folder_in_name_order(worktree, tmp_path):
     (folder / "02-done.json").write_text(json.dumps({"summary": "All done", "done": True, "write": {"NOTES": "ok"}}))
     (folder / "README.txt").write_text("not an entry")
     agent = ScriptedAgent({"folder": str(folder)})
-    first = agent.run_step(make_context(worktree, run_index=0))
-    second = agent.run_step(make_context(worktree, run_index=1))
+    first = agent.run_step(make_agent_context(worktree, run_index=0))
+    second = agent.run_step(make_agent_context(worktree, run_index=1))
     assert first.summary == "Applied 01-greeting.patch"
     assert (second.summary, second.done) == ("All done", True)
     assert (worktree / "app.py").read_text() == "print('hi')\n"
     with pytest.raises(AgentError, match="Script exhausted") as error:
-        agent.run_step(make_context(worktree, run_index=2))
+        agent.run_step(make_agent_context(worktree, run_index=2))
     assert error.value.permanent
 
 

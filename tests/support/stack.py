@@ -9,45 +9,23 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
-import pytest
 import redis
 from celery import Celery
 from django.test import Client
 
-from tests.conftest import run_git, subprocess_database_url
+from tests.factories import run_git, subprocess_database_url
+from tests.support.processes import ROOT, free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-
-PRODUCT = "def total(items):\n    return sum(items)\n"
 # Evidence that runs in milliseconds: the faults under test are the processes', not the checks'.
 QUICK_EVIDENCE = [{"kind": "command", "command": "true", "expect_exit": 0, "description": "exits 0"}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    """Poll until the predicate returns something true; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def redis_server_binary() -> str:
@@ -74,7 +52,7 @@ class PrivateRedis:
              "--save", "", "--appendonly", "no", "--dir", str(self.workdir), "--logfile", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        wait_for(self.answers, 10, f"the private Redis on port {self.port}")
+        wait_until(self.answers, 10, f"the private Redis on port {self.port}")
         return self
 
     def answers(self) -> bool:
@@ -160,7 +138,7 @@ class Stack:
                 return False
             return True
 
-        wait_for(listening, 30, f"daphne on port {port}")
+        wait_until(listening, 30, f"daphne on port {port}")
         return f"http://127.0.0.1:{port}"
 
     @staticmethod
@@ -181,17 +159,6 @@ class Stack:
                 process.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def collected_static(tmp_path_factory) -> Path:
-    """Static files collected once per test process, as `make run` does (daphne serves with DEBUG off)."""
-    static_root = tmp_path_factory.mktemp("static")
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=ROOT, env={**os.environ, "STATIC_ROOT": str(static_root)}, check=True,
-    )
-    return static_root
-
-
 def sender(redis_url: str) -> Celery:
     """A celery app of the test's own that only sends, to the stack's Redis (the project's app stays as it is)."""
     return Celery("goalpost-test-sender", broker=redis_url, set_as_current=False)
@@ -203,15 +170,6 @@ def queue_step(redis_url: str, queue: str, goal_id: int) -> None:
         app.send_task("goals.tasks.run_goal_step", args=(goal_id,), queue=queue)
     finally:
         app.close()
-
-
-def shop_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    (path / "shop.py").write_text(PRODUCT)
-    run_git(path, "init", "-q", "-b", "main")
-    run_git(path, "add", "-A")
-    run_git(path, "commit", "-q", "-m", "shop")
-    return path
 
 
 def step_writing(index: int, *, sleep: float = 0) -> dict:
@@ -239,10 +197,6 @@ def session_for(user) -> dict[str, str]:
     client = Client()
     client.force_login(user)
     return {"sessionid": client.cookies["sessionid"].value}
-
-
-def have_chromium() -> bool:
-    return Path(os.environ.get("GOALPOST_CHROMIUM", "/usr/bin/chromium")).exists() or bool(shutil.which("chromium"))
 
 
 class LiveSocket:
