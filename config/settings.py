@@ -106,7 +106,7 @@ INSTALLED_APPS = [
 # security and CSRF middleware by their dotted paths run in config/checks.py instead.
 MIDDLEWARE = [
     "config.middleware.SecurityMiddleware",
-    "servestatic.middleware.ServeStaticMiddleware",
+    "config.middleware.StaticFilesMiddleware",
     "config.middleware.SessionMiddleware",
     "config.middleware.CommonMiddleware",
     "config.middleware.CsrfViewMiddleware",
