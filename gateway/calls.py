@@ -599,7 +599,9 @@ def gate_inputs(goal: Goal, proposal: Proposal) -> tuple[gates.Step, gates.Histo
     )
     usage = judge.usage(goal)
     step = gates.Step(diff=proposal.diff, evidence=tuple(evidence_result(report) for report in latest))
-    cumulative = [_touched(path) for path in touched_since(goal, since) if path not in proposal.paths]
+    # A call that writes nothing adds nothing to the blast radius, whatever came before it.
+    touched = touched_since(goal, since) if proposal.paths else []
+    cumulative = [_touched(path) for path in touched if path not in proposal.paths]
     radius = gates.Step(diff=_parsed([*proposal.diff.files, *cumulative]))
     return step, history, usage, radius
 
@@ -607,8 +609,6 @@ def gate_inputs(goal: Goal, proposal: Proposal) -> tuple[gates.Step, gates.Histo
 def run_gates_for(goal: Goal, proposal: Proposal) -> list[gates.GateFinding]:
     """The judge's gates over one call; blast radius over the files touched since the last approval."""
     step, history, usage, radius = gate_inputs(goal, proposal)
-    if not proposal.paths:  # a call that writes nothing adds nothing to the blast radius, whatever came before
-        radius = gates.Step(diff=_parsed([]))
     file_head = partial(_file_head, Path(goal.repository.source))
     return judge.judge(goal, step, history=history, usage=usage, file_head=file_head, radius=radius)
 

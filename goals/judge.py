@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, loop_origin
@@ -51,8 +52,6 @@ def usage(goal: Goal) -> gates.Usage:
 
 def record_tokens(goal: Goal, tokens: int) -> int:
     """Count tokens an agent elsewhere reported; returns what agents reported in all. Progress, too."""
-    from django.db.models import F
-
     with transaction.atomic():
         Goal.objects.filter(pk=goal.pk).update(
             reported_tokens=F("reported_tokens") + max(0, int(tokens)), last_progress_at=timezone.now()
