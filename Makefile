@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	&& echo $$p && break; done)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test lint check clean soak
+.PHONY: run test lint check clean soak agents agents-check
 
 # The client distribution (clients/: goalpost-hook, the Codex bridge) after the server: `manage.py codex_bridge`
 # imports it. Server first, so that reinstalling an older Goalpost that owned `goalpost-hook` cannot remove it.
@@ -30,7 +30,12 @@ run: $(VENV)/.installed
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 
-test: $(VENV)/.dev-installed
+# The real agent clients the tests drive (Codex CLI, Claude Code), from npm at the versions pyproject.toml pins,
+# cached outside the clone: a second run installs nothing.
+agents: $(VENV)/.dev-installed
+	$(PY) -m tests.support.agent_clients install
+
+test: $(VENV)/.dev-installed agents
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
@@ -39,6 +44,11 @@ test: $(VENV)/.dev-installed
 # The long fault runs (minutes each; GOALPOST_SOAK_MINUTES sets the length): workers killed again and again.
 soak: $(VENV)/.dev-installed
 	$(PY) -m pytest -m soak -s -p no:randomly tests/faults
+
+# The real-agent tests against the newest Codex CLI and Claude Code on npm, to see before pinning them.
+agents-check: $(VENV)/.dev-installed
+	$(PY) -m tests.support.agent_clients install --latest
+	GOALPOST_AGENT_CLIENTS=latest $(PY) -m pytest -m real_agent -n auto --maxprocesses=4
 
 clean:
 	rm -rf $(VENV) var/staticfiles var/test-goalpost-*.sqlite3*

@@ -101,7 +101,10 @@ class AgentProfileAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ("name", "adapter", "enabled", "users", "groups")}),
         ("Command agents", {"fields": ("preset", "executable", "extra_args")}),
-        ("OpenAI-compatible agents", {"fields": ("base_url", "api_key", "clear_api_key", "api_key_env")}),
+        (
+            "Model API (OpenAI-compatible agents, Codex, Claude Code)",
+            {"fields": ("base_url", "api_key", "clear_api_key", "api_key_env")},
+        ),
         ("Models and options", {"fields": ("models", "options", "egress_hosts")}),
         ("Danger", {"fields": ("run_unsandboxed",)}),
     ]

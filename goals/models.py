@@ -34,6 +34,8 @@ AGENT_CHOICES = [
     ("openai", "OpenAI-compatible endpoint"),
 ]
 PRESET_CHOICES = [("codex", "Codex CLI"), ("claude", "Claude Code"), ("aider", "Aider"), ("custom", "Custom command")]
+# Command presets that take the profile's model provider (base URL and key): each is given them its own way.
+PROVIDER_PRESETS = frozenset({"codex", "claude"})
 FORGE_CHOICES = [("", "None"), ("github", "GitHub"), ("gitlab", "GitLab"), ("gitea", "Gitea")]
 # What staff may put in a profile's options, per adapter (the rest of the adapter's settings have fields).
 PROFILE_OPTIONS = {
@@ -295,7 +297,11 @@ class AgentProfile(models.Model):
     )
     # A CharField checked in clean(): staff may name a single-label host (a container's name), which URLField refuses.
     base_url = models.CharField(
-        "base URL", max_length=500, blank=True, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"
+        "base URL",
+        max_length=500,
+        blank=True,
+        help_text="The model API: an OpenAI-compatible endpoint (e.g. http://127.0.0.1:11434/v1); for Codex, a "
+        "Responses API base URL; for Claude Code, an Anthropic Messages API base URL (empty: the vendor's own).",
     )
     api_key = EncryptedTextField("API key", blank=True, help_text="Stored encrypted; never shown again.")
     api_key_env = models.CharField(
@@ -352,8 +358,11 @@ class AgentProfile(models.Model):
                 errors["base_url"] = "Use an http(s) URL, like http://127.0.0.1:11434/v1."
             if not self.models:
                 errors["models"] = "Name at least one model."
-        elif self.base_url or self.api_key or self.api_key_env:
-            errors["base_url"] = "Endpoint and key are for OpenAI-compatible agents only."
+        elif self.base_url and not _is_http_url(self.base_url):
+            errors["base_url"] = "Use an http(s) URL, like http://127.0.0.1:8080/v1."
+        if (self.base_url or self.api_key or self.api_key_env) and not self.takes_provider():
+            errors["base_url"] = "Endpoint and key are for OpenAI-compatible agents and the Codex and Claude Code " \
+                "presets."
         if self.api_key and self.api_key_env:
             errors["api_key_env"] = "Give the key or the variable's name, not both."
         if self.api_key_env and not _ENV_NAME.match(self.api_key_env):
@@ -382,6 +391,10 @@ class AgentProfile(models.Model):
             agents.get_agent(self.adapter, self.adapter_settings(None, api_key="checked"))
         except agents.AgentError as error:
             raise ValidationError({"options": error.message}) from error
+
+    def takes_provider(self) -> bool:
+        """Whether the adapter is given the profile's base URL and key."""
+        return self.adapter == "openai" or (self.adapter == "command" and self.preset in PROVIDER_PRESETS)
 
     def resolve_api_key(self) -> str:
         """The key the worker sends: the stored secret, else the staff-named variable's value. Never logged."""
@@ -417,6 +430,9 @@ class AgentProfile(models.Model):
             for key in ("command", "timeout_s"):
                 if key in options:
                     settings_[key] = options[key]
+            if self.preset in PROVIDER_PRESETS and (self.base_url or self.api_key or self.api_key_env):
+                key = self.resolve_api_key() if api_key is None else api_key
+                settings_["provider"] = {"base_url": self.base_url, "api_key": key}
             return settings_
         if self.adapter == "openai":
             settings_ = {"base_url": self.base_url, "model": model}

@@ -22,6 +22,7 @@ from tests.factories import (
     registered_repository,
     subprocess_database_url,
 )
+from tests.support import agent_clients
 from tests.support.fake_push import FakePushService
 from tests.support.fakes import CODEX_APP_SERVER
 from tests.support.processes import collect_static, running_daphne
@@ -270,3 +271,18 @@ def fake(settings):
 def fake_codex_app_server() -> Path:
     """The fake `codex app-server` (run it with this Python): the far edge of the Codex bridge's tests."""
     return CODEX_APP_SERVER
+
+
+# --- the real agent clients (tests/support/agent_clients.py) -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def codex_cli() -> Path:
+    """The real Codex CLI from npm, at the pinned version (the newest under `make agents-check`)."""
+    return agent_clients.executable("codex")
+
+
+@pytest.fixture(scope="session")
+def claude_cli() -> Path:
+    """The real Claude Code from npm, at the pinned version (the newest under `make agents-check`)."""
+    return agent_clients.executable("claude")

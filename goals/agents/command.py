@@ -2,7 +2,8 @@
 the step's prompt in the worktree, and reads what it reports.
 
 Settings: ``{"preset": "codex"|"claude"|"aider"|"custom", "executable": path, "args": [extra args],
-"command": [argv with "{prompt}"] (custom only), "timeout_s": seconds}``. The command runs in its own
+"command": [argv with "{prompt}"] (custom only), "timeout_s": seconds, "provider": {"base_url": url, "api_key":
+key} (codex and claude only: the profile's model API)}``. The command runs in its own
 process group (stopped as a whole on timeout), in ``ctx.env``, through ``ctx.wrap`` when a sandbox is given.
 """
 
@@ -356,11 +357,42 @@ def _string_list(value: object, what: str) -> list[str]:
     return list(value)
 
 
+@dataclass(frozen=True)
+class Provider:
+    """The profile's model API for a client that takes one: its base URL ("" for the vendor's own) and key."""
+
+    base_url: str = ""
+    api_key: str = ""
+
+    def __repr__(self) -> str:  # never the key, in a log or a traceback
+        return f"Provider(base_url={self.base_url!r}, api_key={'set' if self.api_key else 'unset'})"
+
+
+PROVIDER_PRESETS = frozenset({"codex", "claude"})
+
+
+def _provider(value: object, preset: str) -> Provider | None:
+    if value is None:
+        return None
+    if preset not in PROVIDER_PRESETS:
+        raise AgentError(f"Command agent: a model provider is for the {' and '.join(sorted(PROVIDER_PRESETS))} "
+                         "presets only.", permanent=True)
+    if not isinstance(value, dict) or set(value) - {"base_url", "api_key"}:
+        raise AgentError('Command agent: provider is {"base_url": url, "api_key": key}.', permanent=True)
+    base_url, api_key = value.get("base_url") or "", value.get("api_key") or ""
+    if not isinstance(base_url, str) or not isinstance(api_key, str):
+        raise AgentError("Command agent: the provider's base_url and api_key are strings.", permanent=True)
+    if base_url and not re.match(r"^https?://[^/\s]+", base_url):
+        raise AgentError(f"Command agent: the provider's base_url is not an http(s) URL: {base_url!r}.",
+                         permanent=True)
+    return Provider(base_url=base_url.rstrip("/"), api_key=api_key)
+
+
 class CommandAgent(Agent):
     """Runs a command-line agent with the step's prompt in the worktree and reads its report."""
 
     name = "command"
-    allowed_settings = frozenset({"preset", "executable", "args", "command", "timeout_s"})
+    allowed_settings = frozenset({"preset", "executable", "args", "command", "timeout_s", "provider"})
 
     def __init__(self, settings: dict):
         super().__init__(settings)
@@ -386,6 +418,7 @@ class CommandAgent(Agent):
         elif "command" in self.settings:
             raise AgentError('Command agent: "command" is for the custom preset only.', permanent=True)
         self.timeout_s = timeout_setting(self.settings, "command")
+        self.provider = _provider(self.settings.get("provider"), preset_name)
 
     def argv(self, prompt: str, files: list[str]) -> list[str]:
         """The command line for this step, before any sandbox wraps it."""

@@ -81,7 +81,9 @@ def test_a_script_is_for_scripted_profiles_only(client, owner, repository, make_
         pytest.param("scripted", {"preset": "codex"}, "preset", "command agents only", id="preset-on-scripted"),
         pytest.param("openai", {"models": ["m"]}, "base_url", "Name the endpoint", id="openai-without-endpoint"),
         pytest.param("openai", {"base_url": "http://llm:8000/v1"}, "models", "at least one model", id="openai-without-model"),
-        pytest.param("scripted", {"base_url": "http://llm:8000/v1"}, "base_url", "OpenAI-compatible agents only", id="endpoint-on-scripted"),
+        pytest.param("scripted", {"base_url": "http://llm:8000/v1"}, "base_url", "the Codex and Claude Code presets", id="endpoint-on-scripted"),
+        pytest.param("command", {"preset": "aider", "api_key": "k"}, "base_url", "the Codex and Claude Code presets", id="key-on-aider"),
+        pytest.param("command", {"preset": "codex", "base_url": "file:///etc/passwd"}, "base_url", "http(s) URL", id="codex-endpoint-not-http"),
         pytest.param("openai", {"base_url": "http://llm:8000/v1", "models": ["m"], "api_key": "k", "api_key_env": "K"}, "api_key_env", "not both", id="key-and-variable"),
         pytest.param("openai", {"base_url": "http://llm:8000/v1", "models": ["m"], "api_key_env": "MY KEY"}, "api_key_env", "environment variable name", id="bad-variable-name"),
         pytest.param("scripted", {"egress_hosts": ["pypi.org"]}, "egress_hosts", "is not host:port", id="egress-without-port"),
@@ -120,6 +122,26 @@ def test_a_command_profile_gives_its_preset_executable_args_and_the_chosen_model
         "preset": "codex", "executable": "/opt/codex/bin/codex", "args": ["--x", "--model", "b"], "timeout_s": 60
     }
     assert get_agent("command", profile.adapter_settings(goal_for(profile))).args == ["--x", "--model", "a"]
+
+
+@pytest.mark.parametrize("preset", ["codex", "claude"])
+def test_a_codex_or_claude_profile_gives_its_model_api_and_the_key_the_server_resolves(make_profile, monkeypatch, preset):
+    monkeypatch.setenv("MODEL_KEY", "sk-from-env")
+    profile = make_profile("command", preset=preset, base_url="http://127.0.0.1:8080/v1/", api_key_env="MODEL_KEY")
+    settings = profile.adapter_settings(goal_for(profile))
+    assert settings["provider"] == {"base_url": "http://127.0.0.1:8080/v1/", "api_key": "sk-from-env"}
+    agent = get_agent("command", settings)
+    assert (agent.provider.base_url, agent.provider.api_key) == ("http://127.0.0.1:8080/v1", "sk-from-env")
+    assert "sk-from-env" not in repr(agent.provider)
+    bare = make_profile("command", name="bare", preset=preset)
+    assert "provider" not in bare.adapter_settings(goal_for(bare))
+
+
+def test_a_model_api_is_refused_to_the_presets_that_take_none():
+    with pytest.raises(AgentError, match="for the claude and codex presets only"):
+        get_agent("command", {"preset": "aider", "provider": {"base_url": "http://x", "api_key": ""}})
+    with pytest.raises(AgentError, match="not an http"):
+        get_agent("command", {"preset": "codex", "provider": {"base_url": "ftp://x", "api_key": ""}})
 
 
 def test_a_model_the_profile_does_not_offer_is_a_permanent_error(make_profile):
