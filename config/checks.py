@@ -11,7 +11,6 @@ from django.core import checks
 from django.core.checks.security import base, csrf
 from django.middleware.csrf import CsrfViewMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.test.utils import override_settings
 from django.utils.module_loading import import_string
 
 CHECKED = (SecurityMiddleware, CsrfViewMiddleware)
@@ -47,6 +46,8 @@ def check_middleware_settings(app_configs, **kwargs) -> list[checks.CheckMessage
         for cls in CHECKED
         if dotted(cls) not in named
     ]
+    from django.test.utils import override_settings  # here: django.test is heavy, and every process loads this module
+
     with override_settings(MIDDLEWARE=named):
         messages += [message for check in SETTINGS_CHECKS for message in check(app_configs)]
     return messages

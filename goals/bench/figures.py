@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import re
+import resource
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -64,3 +66,15 @@ def select(names: list[str], only: str) -> list[str]:
     if unknown:
         raise ValueError(f"unknown measure(s): {', '.join(unknown)}; choose from {', '.join(names)}")
     return [name for name in names if name in wanted]
+
+
+def own_peak_rss_kb() -> int:
+    """This process's peak resident memory in kB: Linux's VmHWM, which starts again at an exec. Not getrusage's
+    ru_maxrss, which Linux keeps across the exec: a process started from a big one (the bench's) would report the
+    big one's size at the fork (131 MB at `python -c`'s first line here, whatever the process did next)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        status = ""
+    peak = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(peak.group(1)) if peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -555,8 +555,8 @@ def wait_for_waiters(server, count: int, timeout: float = 90.0) -> int:
 def worker_memory(run: Run) -> list[Figure]:
     """worker_peak_rss_*_mb: the worker's own peak memory (not the agent's, nor git's) over one step whose agent
     writes a 1 GB file, and over one whose diff is 50 MB, beside a one-line step for the baseline. Each step runs
-    in a process of its own, which reports its peak RSS. No target: they show that the worker's memory stays
-    bounded whatever the step does."""
+    in a process of its own, which reports its own peak RSS (`own_peak_rss_kb`). No target: they show that the worker's
+    memory stays bounded whatever the step does."""
     from goals.models import AgentProfile, Goal
 
     owner, repo = run.user("bench"), run.repo("memory")
@@ -565,7 +565,7 @@ def worker_memory(run: Run) -> list[Figure]:
         "1gb_file": "head -c 1073741824 /dev/urandom > big.bin",
         "50mb_diff": "python3 -c \"open('big.txt', 'w').write(('x' * 99 + '\\n') * 500_000)\"",
     }
-    report = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    report = "from goals.bench.figures import own_peak_rss_kb; print(own_peak_rss_kb())"
     env = {**run.env, "DJANGO_SETTINGS_MODULE": "config.settings", "GOALPOST_SANDBOX_FILE_SIZE_MB": "2048",
            "GOALPOST_SANDBOX_DISK_MB": "4096", "GOALPOST_SANDBOX_CPU_SECONDS": "600"}
     figures = []
