@@ -296,6 +296,9 @@ class Box:
     git_dir: Path | None = None  # bound read-only; GIT_DIR and GIT_WORK_TREE set inside
     read_only: tuple[Path, ...] = ()  # bound read-only, even under a hidden path (e.g. an object store)
     hide: tuple[Path, ...] = ()  # hidden besides VAR_DIR, /root, /run and GOALPOST_SANDBOX_HIDE
+    # Bound writable besides the worktree, even under a hidden path: the agent's own state (its CODEX_HOME),
+    # which must outlive the box and stay out of the worktree (and so out of the step's commit).
+    writable: tuple[Path, ...] = ()
 
 
 def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -588,6 +591,11 @@ class Session:
                 raise SandboxError(f"The sandbox user (uid {who.uid}) cannot reach {path}.")
         worktree = self.worktree
         ops.append((worktree, 2, [*_open_parents(worktree, through), "--bind", str(worktree), str(worktree)]))
+        for path in self.box.writable:
+            path = Path(path).resolve()
+            if not path.is_dir() or not reachable(path, who, through=through):
+                raise SandboxError(f"The sandbox user (uid {who.uid}) cannot reach {path}.")
+            ops.append((path, 2, [*_open_parents(path, through), "--bind", str(path), str(path)]))
         dot_git = self.worktree / ".git"
         if dot_git.exists() and not dot_git.is_symlink():
             ops.append((dot_git, 3, ["--ro-bind", str(dot_git), str(dot_git)]))
