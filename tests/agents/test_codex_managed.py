@@ -180,6 +180,16 @@ def test_codex_runs_without_its_own_sandbox_inside_goalposts(managed):
     goal, step, api = managed(fake.shell("touch made-by-codex.txt && id -u", call_id="call_id"), fake.message("Made it."))
     assert step.status == StepStatus.PASSED, step.error
     assert [f["path"] for f in step.files] == ["made-by-codex.txt"]
-    assert json.loads(api.requests[0].headers["x-codex-turn-metadata"])["sandbox_mode"] == "danger-full-access"
+    metadata = json.loads(api.requests[0].headers["x-codex-turn-metadata"])
+    assert (metadata["sandbox_mode"], metadata["sandbox"]) == ("danger-full-access", "none")
     uid = api.requests[-1].output_text("call_id").split("Output:")[-1].strip()
     assert uid == str(sandbox.identity().uid)  # Goalpost's box: its unprivileged user
+
+
+
+
+def test_codex_run_unsandboxed_by_staff_keeps_its_own_sandbox(managed):
+    goal, step, api = managed(fake.shell("true"), fake.message("Nothing to do."), run_unsandboxed=True)
+    metadata = json.loads(api.requests[0].headers["x-codex-turn-metadata"])
+    assert (metadata["sandbox_mode"], metadata["sandbox"]) == ("workspace-write", "seccomp")
+    assert step.status == StepStatus.PASSED, step.error
