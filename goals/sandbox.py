@@ -452,7 +452,7 @@ class Session:
             owner = (self.identity.uid, self.identity.gid) if self.identity.switched else None
             self._proxy = egress.Proxy(self.box.egress, box_dir / "egress.sock", owner=owner)
             self._proxy.start()
-        self._baseline, self._full_files = _walk(self.worktree, self.limits.file_size_mb * MB)
+        self._baseline, self._full_files = self._walk_writable()
         self._watcher = threading.Thread(target=self._watch, name="goalpost-sandbox-watcher", daemon=True)
         self._watcher.start()
 
@@ -671,7 +671,7 @@ class Session:
                     found.append(self._cpu_reason())
                 elif code == SIGXFSZ_EXIT and limits.file_size_mb:
                     found.append(self._file_size_reason())
-            used, full = _walk(self.worktree, limits.file_size_mb * MB)
+            used, full = self._walk_writable()
             if limits.disk_mb and used - self._baseline > limits.disk_mb * MB and self._count("disk", 1):
                 found.append(f"The step grew the worktree by more than {_size(limits.disk_mb)} and was stopped.")
             # A program that ignores SIGXFSZ (Python does) gets an error instead: its file stops at the limit.
@@ -681,6 +681,15 @@ class Session:
             self._reasons += found
         if found and kill:
             self._kill_box()
+
+    def _walk_writable(self) -> tuple[int, set[int]]:
+        """_walk over every folder the box may write (the worktree and the agent's home): the disk limit is
+        what the step may grow them by together."""
+        total, full = 0, set()
+        for folder in (self.worktree, *self.box.writable):
+            used, files = _walk(Path(folder), self.limits.file_size_mb * MB)
+            total, full = total + used, full | files
+        return total, full
 
     def _cpu_reason(self) -> str:
         return f"The step used more than {_duration(self.limits.cpu_seconds)} of CPU time and was stopped."
