@@ -434,6 +434,8 @@ def codex_config(provider: Provider) -> dict:
         "model_provider": CODEX_PROVIDER_ID,
         "check_for_update_on_startup": False,
         "analytics": {"enabled": False},
+        # Plugins sync from github.com and chatgpt.com at start: nothing a managed agent in a box may reach.
+        "features": {"plugins": False, "remote_plugin": False},
         "model_providers": {CODEX_PROVIDER_ID: settings},
     }
 

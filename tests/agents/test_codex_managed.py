@@ -73,6 +73,7 @@ def test_a_step_that_edits_a_file_passes_with_that_diff(managed):
     assert [f["path"] for f in step.files] == ["app.py"]
     assert step.summary == "Changed the greeting in app.py to hi."
     assert [r.body["model"] for r in api.requests] == [MODEL, MODEL]
+    assert "sandbox: refused" not in step.agent_log  # Codex reached for nothing but its model API
 
 
 def test_the_key_reaches_the_model_api_and_no_log_step_or_file(managed):
