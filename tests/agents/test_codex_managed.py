@@ -76,6 +76,17 @@ def test_a_step_that_edits_a_file_passes_with_that_diff(managed):
     assert "sandbox: refused" not in step.agent_log  # Codex reached for nothing but its model API
 
 
+def test_a_patch_given_to_the_shell_edits_the_file_too(managed):
+    # Without a model catalog naming its apply_patch tool (a model Codex 0.169.0 does not know), the model
+    # patches through the shell: Codex applies it itself and reports a file change all the same.
+    command = f"apply_patch <<'EOF'\n{GREETING}EOF"
+    goal, step, api = managed(fake.shell(command, call_id="call_patch"), fake.message("Changed the greeting."))
+    assert "Success. Updated the following files" in api.requests[-1].output_text("call_patch")
+    assert step.status == StepStatus.PASSED, step.error
+    assert "+print('hi')" in step.diff
+    assert "edited: " in step.agent_log and "app.py (update)" in step.agent_log
+
+
 def test_the_key_reaches_the_model_api_and_no_log_step_or_file(managed):
     goal, step, api = managed(fake.shell("env | sort"), fake.message("Looked around."))
     assert api.requests and all(r.headers["authorization"] == f"Bearer {KEY}" for r in api.requests)
