@@ -238,6 +238,9 @@ GOALPOST_SANDBOX_UID = env_int("GOALPOST_SANDBOX_UID", 10001)
 GOALPOST_SANDBOX_GID = env_int("GOALPOST_SANDBOX_GID", 10001)
 # Paths hidden inside the sandbox besides var/, /root, /run and the databases' files (comma-separated).
 GOALPOST_SANDBOX_HIDE = env_list("GOALPOST_SANDBOX_HIDE", "")
+# Folders the agent's box binds read-only even where they lie under a hidden path (comma-separated): an agent
+# CLI installed under /root, say. Install agents elsewhere (e.g. /opt) and this stays empty.
+GOALPOST_SANDBOX_READ_ONLY = env_list("GOALPOST_SANDBOX_READ_ONLY", "")
 # What one step (or one evidence run) may use; 0 turns a limit off.
 GOALPOST_SANDBOX_LIMITS = {
     "cpu_seconds": env_int("GOALPOST_SANDBOX_CPU_SECONDS", 600),

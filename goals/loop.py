@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import uuid
@@ -87,6 +88,24 @@ def workspace_for(goal: Goal) -> Workspace:
         mirror_dir=root.parent / "repos" / repository.mirror_name,
         owner=sandbox_owner(),
     )
+
+
+def agent_home(goal: Goal) -> Path:
+    """The goal's private folder for its agent's own state (Codex's CODEX_HOME, with the provider's config):
+    beside the worktrees, never inside one, owned by the sandbox user and closed to everyone else. The folder
+    above it is the worker's, so the agent can replace what is inside its home but never the home itself."""
+    root = worktree_root().parent / "agent-homes"
+    root.mkdir(mode=0o711, parents=True, exist_ok=True)
+    home = root / f"goal-{goal.pk}"
+    with contextlib.suppress(FileExistsError):
+        home.mkdir(mode=0o700)
+    if home.is_symlink() or not home.is_dir():
+        raise WorkspaceError(f"The agent's home {home} is not a folder.")
+    owner = sandbox_owner()
+    if owner is not None:
+        os.chown(home, *owner, follow_symlinks=False)
+    home.chmod(0o700)
+    return home
 
 
 def sandbox_owner() -> tuple[int, int] | None:
@@ -239,7 +258,9 @@ def _begin_step(goal: Goal, worker: str, parent_sha: str) -> Step | None:
         return None
 
 
-def _context(goal: Goal, step: Step, workspace: Workspace, box: sandbox.Session | None) -> agents.AgentContext:
+def _context(
+    goal: Goal, step: Step, workspace: Workspace, box: sandbox.Session | None, home: Path | None = None
+) -> agents.AgentContext:
     earlier = list(goal.steps.filter(number__lt=step.number).order_by("number"))
     previous = earlier[-1] if earlier else None
     usage = judge.usage(goal)
@@ -270,6 +291,7 @@ def _context(goal: Goal, step: Step, workspace: Workspace, box: sandbox.Session 
         wrap=box.wrap if box is not None else None,
         git=workspace.git_for_agents(),
         http=lambda: egress.requests_session(agent_egress(goal)),
+        home=home,
     )
 
 
@@ -290,11 +312,17 @@ def evidence_egress(goal: Goal) -> tuple[egress.Rule, ...]:
     return tuple(egress.Rule.parse(entry) for entry in goal.network_hosts)
 
 
-def box_for(goal: Goal, workspace: Workspace, rules: tuple[egress.Rule, ...] = ()) -> sandbox.Box:
-    """The sandbox of a step: the worktree writable, the goal's git directory and the mirror's objects
-    read-only, egress only to ``rules``, the limits from settings."""
+def box_for(
+    goal: Goal, workspace: Workspace, rules: tuple[egress.Rule, ...] = (), home: Path | None = None
+) -> sandbox.Box:
+    """The sandbox of a step: the worktree (and the agent's ``home``) writable, the goal's git directory and the
+    mirror's objects read-only, egress only to ``rules``, the limits from settings."""
     git_dir, objects = workspace.git_dirs()
-    return sandbox.Box(workspace.path, egress=rules, git_dir=git_dir, read_only=(objects,))
+    writable = (home,) if home is not None else ()
+    tools = tuple(Path(path) for path in getattr(settings, "GOALPOST_SANDBOX_READ_ONLY", ()) or ())
+    return sandbox.Box(
+        workspace.path, egress=rules, git_dir=git_dir, read_only=(objects, *tools), writable=writable
+    )
 
 
 @contextlib.contextmanager
@@ -311,14 +339,20 @@ def _boxed(goal: Goal, box: sandbox.Box, *, agent: bool = False) -> Iterator[san
 def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOutcome:
     failure: agents.AgentError | None = None
     try:
-        with _boxed(goal, box_for(goal, workspace, agent_egress(goal)), agent=True) as box:
-            context = _context(goal, step, workspace, box)
+        home = agent_home(goal)
+    except (WorkspaceError, OSError) as error:
+        _fail_step(step, workspace, f"The agent's home could not be set up: {error}", signature="agent home")
+        return _after_failed_step(goal, step)
+    try:
+        with _boxed(goal, box_for(goal, workspace, agent_egress(goal), home), agent=True) as box:
+            context = _context(goal, step, workspace, box, home)
             try:
                 agent = goal.build_agent()
                 result = agent.run_step(context)
             except agents.AgentError as error:
                 failure = error
             stopped = _stopped(box)
+            refused = list(box.refused) if box is not None else []
     except sandbox.SandboxError as error:
         _fail_step(step, workspace, f"The sandbox could not start: {error}", signature="sandbox")
         goal.set_status(GoalStatus.PAUSED, None, f"Paused: the sandbox could not start: {error}"[:500])
@@ -327,6 +361,7 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
         _fail_step(step, workspace, stopped, signature=f"limit: {_normalised(stopped)}")
         return _after_failed_step(goal, step)
     if failure is not None:
+        step.agent_log = "\n".join(f"sandbox: {line}" for line in refused[:20])
         _fail_step(step, workspace, str(failure), signature=f"agent: {_normalised(str(failure))}")
         if failure.permanent:
             goal.set_status(GoalStatus.FAILED, None, f"Failed: the agent cannot run: {failure}"[:500])
@@ -344,6 +379,12 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
         return _after_failed_step(goal, step)
 
     commit = workspace.commit_step(step.number, result.summary or "no summary")
+    key = goal.agent_profile.resolve_api_key()
+    if len(key) >= 8 and key in commit.diff:
+        # The agent sees the key (it calls the model API): writing it into the repository would publish it.
+        workspace.reset_to(step.parent_sha)
+        _fail_step(step, workspace, "The step wrote the profile's model API key into the repository: thrown away.")
+        return _after_failed_step(goal, step)
     try:
         parsed = parse_diff(commit.diff)
     except DiffError as error:
@@ -373,7 +414,9 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
     step.agent_done = result.done
     step.reported_bugs = list(result.reported_bugs)
     step.plan = result.plan
-    step.agent_log = result.log[-AGENT_LOG_CAP:]
+    # What the agent tried to reach beyond its egress rules is part of its record, whatever it says of it.
+    refusals = "".join(f"\nsandbox: {line}" for line in refused[:20])
+    step.agent_log = (result.log + refusals)[-AGENT_LOG_CAP:]
     step.commit_sha = commit.sha
     step.diff = commit.diff[:MAX_STORED_DIFF]
     step.diff_truncated = commit.truncated or len(commit.diff) > MAX_STORED_DIFF

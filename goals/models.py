@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from goals import agents, gates, lint
+from goals.agents.command import CODEX_DEFAULT_BASE_URL
 from goals.fields import EncryptedTextField
 
 RISK_CHOICES = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
@@ -396,6 +397,22 @@ class AgentProfile(models.Model):
         """Whether the adapter is given the profile's base URL and key."""
         return self.adapter == "openai" or (self.adapter == "command" and self.preset in PROVIDER_PRESETS)
 
+    def provider_host(self) -> str:
+        """Where the adapter's model API lives, as an egress entry ("host:port"), or "" when it takes none: the
+        base URL's host, or the vendor's own for a Codex profile that names only a key. The agent may always
+        reach it (Goal.egress), and nothing else unless staff list it."""
+        if not self.takes_provider() or not (self.base_url or self.api_key or self.api_key_env):
+            return ""
+        url = self.base_url or (CODEX_DEFAULT_BASE_URL if self.preset == "codex" else "")
+        if not url:
+            return ""
+        split = urlsplit(url)
+        if not split.hostname:
+            return ""
+        port = split.port or (443 if split.scheme == "https" else 80)
+        host = f"[{split.hostname}]" if ":" in split.hostname else split.hostname
+        return f"{host}:{port}"
+
     def resolve_api_key(self) -> str:
         """The key the worker sends: the stored secret, else the staff-named variable's value. Never logged."""
         if self.api_key:
@@ -683,9 +700,11 @@ class Goal(models.Model):
         return agents.get_agent(self.agent_profile.adapter, self.agent_profile.adapter_settings(self))
 
     def egress(self) -> list[tuple[str, bool]]:
-        """Where the agent and the checks may connect: ("host:port", private_ok). The profile's hosts are
-        staff-written (private ones allowed); the goal's own are owner-written, public only."""
-        staff = [(host, True) for host in self.agent_profile.egress_hosts]
+        """Where the agent and the checks may connect: ("host:port", private_ok). The profile's model API and
+        hosts are staff-written (private ones allowed); the goal's own are owner-written, public only."""
+        provider = self.agent_profile.provider_host()
+        hosts = [provider] if provider else []
+        staff = [(host, True) for host in dict.fromkeys([*hosts, *self.agent_profile.egress_hosts])]
         return staff + [(host, False) for host in self.network_hosts if (host, True) not in staff]
 
     def can_edit(self, user) -> bool:

@@ -296,6 +296,9 @@ class Box:
     git_dir: Path | None = None  # bound read-only; GIT_DIR and GIT_WORK_TREE set inside
     read_only: tuple[Path, ...] = ()  # bound read-only, even under a hidden path (e.g. an object store)
     hide: tuple[Path, ...] = ()  # hidden besides VAR_DIR, /root, /run and GOALPOST_SANDBOX_HIDE
+    # Bound writable besides the worktree, even under a hidden path: the agent's own state (its CODEX_HOME),
+    # which must outlive the box and stay out of the worktree (and so out of the step's commit).
+    writable: tuple[Path, ...] = ()
 
 
 def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -449,7 +452,7 @@ class Session:
             owner = (self.identity.uid, self.identity.gid) if self.identity.switched else None
             self._proxy = egress.Proxy(self.box.egress, box_dir / "egress.sock", owner=owner)
             self._proxy.start()
-        self._baseline, self._full_files = _walk(self.worktree, self.limits.file_size_mb * MB)
+        self._baseline, self._full_files = self._walk_writable()
         self._watcher = threading.Thread(target=self._watch, name="goalpost-sandbox-watcher", daemon=True)
         self._watcher.start()
 
@@ -588,6 +591,11 @@ class Session:
                 raise SandboxError(f"The sandbox user (uid {who.uid}) cannot reach {path}.")
         worktree = self.worktree
         ops.append((worktree, 2, [*_open_parents(worktree, through), "--bind", str(worktree), str(worktree)]))
+        for path in self.box.writable:
+            path = Path(path).resolve()
+            if not path.is_dir() or not reachable(path, who, through=through):
+                raise SandboxError(f"The sandbox user (uid {who.uid}) cannot reach {path}.")
+            ops.append((path, 2, [*_open_parents(path, through), "--bind", str(path), str(path)]))
         dot_git = self.worktree / ".git"
         if dot_git.exists() and not dot_git.is_symlink():
             ops.append((dot_git, 3, ["--ro-bind", str(dot_git), str(dot_git)]))
@@ -663,7 +671,7 @@ class Session:
                     found.append(self._cpu_reason())
                 elif code == SIGXFSZ_EXIT and limits.file_size_mb:
                     found.append(self._file_size_reason())
-            used, full = _walk(self.worktree, limits.file_size_mb * MB)
+            used, full = self._walk_writable()
             if limits.disk_mb and used - self._baseline > limits.disk_mb * MB and self._count("disk", 1):
                 found.append(f"The step grew the worktree by more than {_size(limits.disk_mb)} and was stopped.")
             # A program that ignores SIGXFSZ (Python does) gets an error instead: its file stops at the limit.
@@ -673,6 +681,15 @@ class Session:
             self._reasons += found
         if found and kill:
             self._kill_box()
+
+    def _walk_writable(self) -> tuple[int, set[int]]:
+        """_walk over every folder the box may write (the worktree and the agent's home): the disk limit is
+        what the step may grow them by together."""
+        total, full = 0, set()
+        for folder in (self.worktree, *self.box.writable):
+            used, files = _walk(Path(folder), self.limits.file_size_mb * MB)
+            total, full = total + used, full | files
+        return total, full
 
     def _cpu_reason(self) -> str:
         return f"The step used more than {_duration(self.limits.cpu_seconds)} of CPU time and was stopped."

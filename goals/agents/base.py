@@ -54,6 +54,9 @@ class AgentContext:
     # A requests.Session for the adapter's own HTTP calls that obeys the goal's egress rules; None: none allowed
     # beyond plain requests (tests of the adapter alone).
     http: Callable[[], object] | None = None
+    # The goal's own folder for the agent's state (Codex's CODEX_HOME): outside the worktree, so never committed;
+    # writable in the box, kept between steps, bound into no other goal's box. None: the adapter makes do.
+    home: Path | None = None
 
 
 @dataclass(frozen=True)

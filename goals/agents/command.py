@@ -9,13 +9,20 @@ process group (stopped as a whole on timeout), in ``ctx.env``, through ``ctx.wra
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import os
 import re
-from collections.abc import Callable
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomli_w
 
 from goals.agents.base import (
     Agent,
@@ -36,6 +43,7 @@ from goals.agents.base import (
 from goals.agents.prompt import build_prompt, last_paragraph, parse_report, relevant_files, strip_report
 
 PROMPT_PLACEHOLDER = "{prompt}"
+REDACTED = "[model API key]"
 TRANSCRIPT_OUTPUT_LIMIT = 2_000  # characters of one command's output kept in the codex transcript
 
 
@@ -79,7 +87,8 @@ def _codex_item_line(item: dict) -> str:
         return head + ("\n" + output if output else "")
     if kind == "file_change":
         changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
-        return "edited: " + ", ".join(f"{c.get('path')} ({c.get('kind')})" for c in changes)
+        verb = "failed to edit: " if item.get("status") == "failed" else "edited: "
+        return verb + ", ".join(f"{c.get('path')} ({c.get('kind')})" for c in changes)
     if kind == "mcp_tool_call":
         return f"tool: {item.get('server')}.{item.get('tool')} ({item.get('status')})"
     if kind == "web_search":
@@ -98,16 +107,31 @@ def _outside(paths: list[str], worktree: Path | None) -> list[str]:
     return [p for p in paths if not Path(os.path.realpath(worktree / p)).is_relative_to(worktree)]
 
 
+RECONNECTING = re.compile(r"^\s*Reconnecting\b", re.IGNORECASE)
+
+
+def _codex_usage_tokens(usage: dict) -> int:
+    """A turn's tokens, each counted once: Codex reports the Responses API's counts summed over the turn's
+    requests, where cached input is part of ``input_tokens`` and reasoning part of ``output_tokens``
+    (``cached_input_tokens``, ``cache_write_input_tokens`` and ``reasoning_output_tokens`` only break them down)."""
+    return _count(usage.get("input_tokens")) + _count(usage.get("output_tokens"))
+
+
 def parse_codex(output: ProcessOutput, worktree: Path | None = None) -> AgentResult:
     """Read `codex exec --json` output: the last agent message is the summary, input + output tokens of
-    every completed turn count, turn.failed and error events fail the step, and so does a file change
-    outside ``worktree``."""
+    every completed turn count (cached and reasoning tokens within them), turn.failed fails the step, and so
+    do an error event the run never got past, a file change Codex reports as failed, and a file change
+    outside ``worktree``.
+
+    Codex emits an ``error`` event each time it reconnects to its provider ("Reconnecting... 1/5 (…)"):
+    that is a retry, not a failure, and so is any error event a completed turn follows."""
     transcript: list[str] = []
     changed: list[str] = []
+    failed_changes: list[str] = []
     messages: list[str] = []
     skipped: list[str] = []
     tokens = turns = events = 0
-    failure = ""
+    failure = pending_error = ""
     for raw in output.stdout.splitlines():
         line = raw.strip()
         if not line:
@@ -126,21 +150,30 @@ def parse_codex(output: ProcessOutput, worktree: Path | None = None) -> AgentRes
             transcript.append(f"thread {event.get('thread_id', '')}")
         elif kind == "turn.completed":
             turns += 1
+            pending_error = ""
             usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
-            tokens += _count(usage.get("input_tokens")) + _count(usage.get("output_tokens"))
+            tokens += _codex_usage_tokens(usage)
         elif kind == "turn.failed":
             error = event.get("error") if isinstance(event.get("error"), dict) else {}
             failure = str(error.get("message") or "the turn failed")
         elif kind == "error":
-            failure = str(event.get("message") or "an error stopped the run")
+            message = str(event.get("message") or "an error stopped the run")
+            transcript.append(("retry: " if RECONNECTING.match(message) else "error: ") + one_line(message, 300))
+            if not RECONNECTING.match(message):
+                pending_error = message
         elif kind == "item.completed" and isinstance(event.get("item"), dict):
             item = event["item"]
             if item.get("type") == "agent_message" and isinstance(item.get("text"), str):
                 messages.append(item["text"])
             if item.get("type") == "file_change" and isinstance(item.get("changes"), list):
-                changed += [str(c["path"]) for c in item["changes"] if isinstance(c, dict) and c.get("path")]
+                paths = [str(c["path"]) for c in item["changes"] if isinstance(c, dict) and c.get("path")]
+                changed += paths
+                if item.get("status") == "failed":
+                    kinds = [f"{c.get('kind')} {c.get('path')}" for c in item["changes"] if isinstance(c, dict)]
+                    failed_changes.append(", ".join(kinds) or "no files named")
             transcript.append(_codex_item_line(item))
     log = _log("\n".join(transcript), output.stderr, dropped=output.dropped)
+    failure = failure or pending_error
     if failure:
         raise AgentError(f"codex failed: {one_line(failure, 240)}")
     if output.returncode != 0:
@@ -153,6 +186,8 @@ def parse_codex(output: ProcessOutput, worktree: Path | None = None) -> AgentRes
     outside = _outside(changed, worktree)
     if outside:
         raise AgentError(f"Refused: codex changed files outside the worktree: {', '.join(outside[:5])}")
+    if failed_changes:
+        raise AgentError(f"codex reported a failed file change: {one_line('; '.join(failed_changes), 240)}")
     done, bugs, plan = parse_report("\n\n".join(messages))
     summary = strip_report(messages[-1]) if messages else ""
     return AgentResult(
@@ -298,17 +333,25 @@ _CODEX_SANDBOX_FLAGS = ("--sandbox", "-s", "--full-auto", "--dangerously-bypass-
 _CLAUDE_PERMISSION_FLAGS = ("--permission-mode", "--dangerously-skip-permissions")
 
 
-def _codex_argv(executable: str, args: list[str], prompt: str, files: list[str]) -> list[str]:
-    sandbox = [] if _has_any(args, _CODEX_SANDBOX_FLAGS) else ["--sandbox", "workspace-write"]
-    return [executable, "exec", "--json", "--skip-git-repo-check", *sandbox, *args, prompt]
+def _codex_argv(executable: str, args: list[str], prompt: str, files: list[str], boxed: bool = False) -> list[str]:
+    # Inside Goalpost's box, Codex's own sandbox (bubblewrap, landlock, seccomp) cannot start, and the box is
+    # the boundary anyway; run unsandboxed by staff, Codex keeps its own (docs/agents.md, "Managed Codex").
+    if _has_any(args, _CODEX_SANDBOX_FLAGS):
+        sandbox = []
+    elif boxed:
+        sandbox = ["--dangerously-bypass-approvals-and-sandbox"]
+    else:
+        sandbox = ["--sandbox", "workspace-write"]
+    # --ephemeral: no session files piling up in the goal's CODEX_HOME; each step is one fresh `codex exec`.
+    return [executable, "exec", "--json", "--skip-git-repo-check", "--ephemeral", *sandbox, *args, prompt]
 
 
-def _claude_argv(executable: str, args: list[str], prompt: str, files: list[str]) -> list[str]:
+def _claude_argv(executable: str, args: list[str], prompt: str, files: list[str], boxed: bool = False) -> list[str]:
     permission = [] if _has_any(args, _CLAUDE_PERMISSION_FLAGS) else ["--permission-mode", "acceptEdits"]
     return [executable, "-p", prompt, "--output-format", "json", *permission, *args]
 
 
-def _aider_argv(executable: str, args: list[str], prompt: str, files: list[str]) -> list[str]:
+def _aider_argv(executable: str, args: list[str], prompt: str, files: list[str], boxed: bool = False) -> list[str]:
     # Aider must not commit (the loop commits), must not leave its history files in the worktree (the loop
     # would commit them) and must not update itself (--yes-always would say yes).
     quiet = [
@@ -338,7 +381,7 @@ class Preset:
     """How to call one command-line agent and how to read what it prints."""
 
     executable: str
-    argv: Callable[[str, list[str], str, list[str]], list[str]] | None
+    argv: Callable[[str, list[str], str, list[str], bool], list[str]] | None
     parse: Callable[[ProcessOutput, Path], AgentResult]
     wants_files: bool = False  # aider edits only the files it is given
 
@@ -369,6 +412,57 @@ class Provider:
 
 
 PROVIDER_PRESETS = frozenset({"codex", "claude"})
+
+# --- managed Codex: the provider as Codex's config, in a CODEX_HOME of the goal's own ----------------------
+
+CODEX_PROVIDER_ID = "goalpost"
+CODEX_KEY_VARIABLE = "GOALPOST_MODEL_API_KEY"  # named by env_key in config.toml; the key itself is never written
+CODEX_DEFAULT_BASE_URL = "https://api.openai.com/v1"  # the profile gave a key and no base URL
+
+
+def codex_config(provider: Provider) -> dict:
+    """What Goalpost writes as config.toml in Codex's home: the profile's model API as the model provider
+    Codex uses (Responses API, the key read from CODEX_KEY_VARIABLE), and nothing that reaches out elsewhere."""
+    settings: dict = {
+        "name": "Goalpost profile",
+        "base_url": provider.base_url or CODEX_DEFAULT_BASE_URL,
+        "wire_api": "responses",
+    }
+    if provider.api_key:
+        settings["env_key"] = CODEX_KEY_VARIABLE
+    return {
+        "model_provider": CODEX_PROVIDER_ID,
+        "check_for_update_on_startup": False,
+        "analytics": {"enabled": False},
+        # Plugins sync from github.com and chatgpt.com at start: nothing a managed agent in a box may reach.
+        "features": {"plugins": False, "remote_plugin": False},
+        "model_providers": {CODEX_PROVIDER_ID: settings},
+    }
+
+
+def write_codex_home(home: Path, provider: Provider) -> None:
+    """Write config.toml into ``home`` as its owner's file, mode 0600.
+
+    The agent may have written anything in its home during an earlier step (a link to /etc/shadow where
+    config.toml was, a folder): whatever is there is removed without being followed, and the file is created
+    anew, never opened through a link."""
+    folder = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(folder)
+        name = "config.toml"
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+                shutil.rmtree(name, dir_fd=folder)
+            else:
+                os.unlink(name, dir_fd=folder)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        descriptor = os.open(name, flags, 0o600, dir_fd=folder)
+        with os.fdopen(descriptor, "wb") as handle:
+            if os.geteuid() == 0:
+                os.fchown(handle.fileno(), info.st_uid, info.st_gid)
+            handle.write(tomli_w.dumps(codex_config(provider)).encode())
+    finally:
+        os.close(folder)
 
 
 def _provider(value: object, preset: str) -> Provider | None:
@@ -420,30 +514,55 @@ class CommandAgent(Agent):
         self.timeout_s = timeout_setting(self.settings, "command")
         self.provider = _provider(self.settings.get("provider"), preset_name)
 
-    def argv(self, prompt: str, files: list[str]) -> list[str]:
-        """The command line for this step, before any sandbox wraps it."""
+    def argv(self, prompt: str, files: list[str], *, boxed: bool = False) -> list[str]:
+        """The command line for this step, before any sandbox wraps it (``boxed``: one will)."""
         if self.preset.argv is None:
             argv = [part.replace(PROMPT_PLACEHOLDER, prompt) for part in self.command]
             if self.executable:
                 argv[0] = self.executable
             return [*argv, *self.args]
-        return self.preset.argv(self.executable, self.args, prompt, files)
+        return self.preset.argv(self.executable, self.args, prompt, files, boxed)
 
     def run_step(self, ctx: AgentContext) -> AgentResult:
         """Run the agent in the worktree, stop it at the timeout, and read what it reported."""
         worktree = worktree_of(ctx)
         files = relevant_files(ctx, tracked_files(worktree, ctx.git)) if self.preset.wants_files else []
-        output = run_process(
-            self.argv(build_prompt(ctx), files),
-            cwd=worktree,
-            env=ctx.env,
-            timeout_s=effective_timeout(self.timeout_s, ctx),
-            wrap=ctx.wrap,
-            label=self.preset_name if self.preset_name != "custom" else "the command",
-        )
+        with self._environment(ctx) as env:
+            output = run_process(
+                self.argv(build_prompt(ctx), files, boxed=ctx.wrap is not None),
+                cwd=worktree,
+                env=env,
+                timeout_s=effective_timeout(self.timeout_s, ctx),
+                wrap=ctx.wrap,
+                label=self.preset_name if self.preset_name != "custom" else "the command",
+            )
+        key = self.provider.api_key if self.provider is not None else ""
+        if key:  # the agent can print its environment: its output goes to the step's log, never the key
+            output = dataclasses.replace(
+                output, stdout=output.stdout.replace(key, REDACTED), stderr=output.stderr.replace(key, REDACTED)
+            )
         try:
             result = self.preset.parse(output, worktree)
         finally:
             # Even a failed run must not leave a way out of the worktree for the next step.
             check_confinement(worktree, ctx.git)
         return result
+
+    @contextlib.contextmanager
+    def _environment(self, ctx: AgentContext) -> Iterator[dict | None]:
+        """The step's environment: ctx.env, plus for Codex with a provider its CODEX_HOME (the goal's agent
+        home, or a folder of this run's own) holding the provider's config, and the key in its variable."""
+        if self.preset_name != "codex" or self.provider is None:
+            yield ctx.env
+            return
+        with contextlib.ExitStack() as stack:
+            home = ctx.home
+            if home is None:
+                home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="goalpost-codex-home-")))
+            write_codex_home(home, self.provider)
+            env = dict(ctx.env if ctx.env is not None else os.environ)
+            env["CODEX_HOME"] = str(home)
+            env.pop(CODEX_KEY_VARIABLE, None)
+            if self.provider.api_key:
+                env[CODEX_KEY_VARIABLE] = self.provider.api_key
+            yield env

@@ -288,3 +288,21 @@ def test_a_goal_whose_owner_lost_the_profile_or_repository_cannot_build_its_agen
     goal.repository.users.clear()
     with pytest.raises(AgentError, match="repository .* is no longer offered"):
         goal.build_agent()
+
+
+@pytest.mark.parametrize(
+    "fields, first",
+    [
+        pytest.param({"preset": "codex", "base_url": "http://127.0.0.1:8080/v1", "api_key": "k"}, ("127.0.0.1:8080", True), id="codex-local"),
+        pytest.param({"preset": "codex", "base_url": "https://llm.example.com/v1"}, ("llm.example.com:443", True), id="codex-https"),
+        pytest.param({"preset": "codex", "api_key": "k"}, ("api.openai.com:443", True), id="codex-key-only-is-openais"),
+        pytest.param({"preset": "codex", "base_url": "http://[::1]:9000/v1"}, ("[::1]:9000", True), id="codex-ipv6"),
+        pytest.param({"preset": "codex"}, ("pypi.org:443", True), id="codex-without-a-provider"),
+        pytest.param({"preset": "aider"}, ("pypi.org:443", True), id="no-provider-preset"),
+    ],
+)
+def test_the_agent_may_reach_its_profiles_model_api(make_profile, fields, first):
+    profile = make_profile("command", egress_hosts=["pypi.org:443"], **fields)
+    egress = Goal(agent_profile=profile).egress()
+    assert egress[0] == first
+    assert ("pypi.org:443", True) in egress and len(egress) == len(set(egress))

@@ -506,3 +506,18 @@ def test_scrubbed_env_keeps_only_harmless_variables(monkeypatch, variable, kept)
 def test_scrubbed_env_adds_the_extra_variables_last():
     env = scrubbed_env({"HOME": "/tmp/home", "GOALPOST_STEP": "3"})
     assert (env["HOME"], env["GOALPOST_STEP"]) == ("/tmp/home", "3")
+
+
+def test_the_agents_home_is_writable_inside_and_counts_towards_the_disk_limit(server):
+    home = server.var / "agent-homes" / "goal-1"
+    home.mkdir(parents=True)
+    give_to_sandbox_user(home)
+    box = server.box(limits=small(disk_mb=2), writable=(home,))
+    wrote = run_in(box, ["bash", "-c", f"echo state > {home}/state.txt && ls {server.var}"], timeout=30)
+    assert wrote.returncode == 0, wrote.stderr
+    assert (home / "state.txt").read_text() == "state\n"
+    assert "agent-homes" in wrote.stdout and "secret_key" not in wrote.stdout  # the rest of var/ stays hidden
+    script = f"for i in $(seq 100); do head -c 500000 /dev/zero > {home}/f$i; sleep 0.05; done"
+    filled = run_in(box, ["bash", "-c", script], timeout=30)
+    assert filled.exceeded == "The step grew the worktree by more than 2 MB and was stopped."
+    assert len(list(home.glob("f*"))) < 100

@@ -1,10 +1,19 @@
 import json
 import os
+import re
+import tomllib
 
 import pytest
 
 from goals.agents.base import LOG_LIMIT, AgentError, ProcessOutput
-from goals.agents.command import CommandAgent, parse_aider
+from goals.agents.command import (
+    CODEX_KEY_VARIABLE,
+    CommandAgent,
+    Provider,
+    parse_aider,
+    parse_codex,
+    write_codex_home,
+)
 from tests.factories import make_agent_context
 from tests.support.processes import wait_until_gone
 
@@ -28,42 +37,106 @@ def step(worktree, fake_bin, tmp_path):
     return run_step
 
 
-def test_codex_edits_the_worktree_and_reports(step, worktree):
-    result, call = step({"preset": "codex"})
-    assert (worktree / "app.py").read_text() == "print('hi')\n"
-    assert result.summary == "Changed the greeting in app.py to hi; `python app.py` prints hi."
-    assert result.tokens == 24763 + 122
-    assert result.done
-    assert result.reported_bugs == ("the logger drops non-ASCII characters",)
-    assert call["cwd"] == str(worktree)
-    assert "$ bash -lc 'cat app.py' (exit 0, completed)" in result.log
-    assert f"edited: {worktree}/app.py (update)" in result.log
-    assert "warning: skipped a line that is not a JSON event: WARNING: proceeding" in result.log
+# Codex's happy paths run the real client: tests/agents/test_codex_managed.py. The fake codex here plays only
+# what the real one cannot be made to print: malformed, huge or hostile output.
+
+CODEX_ARGV_CASES = [
+    pytest.param([], True, ["--dangerously-bypass-approvals-and-sandbox"], id="in-goalposts-box-codexs-own-is-off"),
+    pytest.param([], False, ["--sandbox", "workspace-write"], id="unsandboxed-codex-keeps-its-own"),
+    pytest.param(["--sandbox", "read-only"], True, ["--sandbox", "read-only"], id="staffs-flag-in-the-box"),
+    pytest.param(["--full-auto"], False, ["--full-auto"], id="staffs-flag-unsandboxed"),
+]
 
 
-def test_codex_is_called_with_json_events_in_a_workspace_sandbox(step):
-    _, call = step({"preset": "codex", "args": ["--model", "gpt-5-codex"]})
-    argv = call["argv"][1:]
-    assert argv[:6] == ["exec", "--json", "--skip-git-repo-check", "--sandbox", "workspace-write", "--model"]
-    assert argv[-1].startswith("You are working on one step of a goal")
-    assert "Objective: Change the greeting printed by app.py from hello to hi" in argv[-1]
+@pytest.mark.parametrize("args, boxed, expected", CODEX_ARGV_CASES)
+def test_codex_argv_chooses_which_sandbox_isolates(args, boxed, expected):
+    argv = CommandAgent({"preset": "codex", "args": args}).argv("the prompt", [], boxed=boxed)
+    assert argv[:5] == ["codex", "exec", "--json", "--skip-git-repo-check", "--ephemeral"]
+    assert argv[5:-1] == expected
+    assert argv[-1] == "the prompt"
 
 
-def test_codex_sandbox_flags_given_in_args_replace_the_default(step):
-    _, call = step({"preset": "codex", "args": ["--sandbox", "danger-full-access"]})
-    assert call["argv"][1:6] == ["exec", "--json", "--skip-git-repo-check", "--sandbox", "danger-full-access"]
+def test_codex_gets_the_provider_in_its_home_and_the_key_in_a_variable(step, tmp_path):
+    home = tmp_path / "agent-home"
+    home.mkdir()
+    provider = {"base_url": "http://10.0.0.5:8080/v1", "api_key": "sk-never-written-1234"}
+    _, call = step({"preset": "codex", "provider": provider}, home=home)
+    assert {"CODEX_HOME", CODEX_KEY_VARIABLE} <= set(call["env"])
+    config = tomllib.loads((home / "config.toml").read_text())
+    assert config["model_provider"] == "goalpost"
+    assert config["model_providers"]["goalpost"] == {
+        "name": "Goalpost profile", "base_url": "http://10.0.0.5:8080/v1", "wire_api": "responses",
+        "env_key": CODEX_KEY_VARIABLE,
+    }
+    assert "sk-never-written" not in (home / "config.toml").read_text()
+    assert (home / "config.toml").stat().st_mode & 0o777 == 0o600
 
 
-def test_codex_tokens_add_up_over_turns(step):
-    result, _ = step({"preset": "codex"}, "two_turns")
-    assert result.tokens == 24763 + 122 + 1000 + 50
-    assert result.summary == "Also tidied the docstring."
-    assert result.done  # said in the first turn's message
+@pytest.mark.parametrize("planted", ["symlink", "folder"])
+def test_a_config_the_agent_planted_in_its_home_is_replaced_never_followed(tmp_path, planted):
+    home, victim = tmp_path / "home", tmp_path / "victim.txt"
+    home.mkdir()
+    victim.write_text("precious\n")
+    if planted == "symlink":
+        (home / "config.toml").symlink_to(victim)
+    else:
+        (home / "config.toml").mkdir()
+        (home / "config.toml" / "inner").symlink_to(victim)
+    write_codex_home(home, Provider("http://127.0.0.1:9/v1", "k"))
+    assert victim.read_text() == "precious\n"
+    assert not (home / "config.toml").is_symlink() and (home / "config.toml").is_file()
+    assert "127.0.0.1:9" in (home / "config.toml").read_text()
+
+
+def _codex_output(*events: dict, returncode: int = 0) -> ProcessOutput:
+    return ProcessOutput(returncode, "\n".join(json.dumps(event) for event in events), "")
+
+
+# Events as codex 0.169.0 printed them against tests/support/fakes/responses_api.py.
+_STARTED = {"type": "turn.started"}
+_USAGE = {"input_tokens": 3000, "cached_input_tokens": 2300, "cache_write_input_tokens": 0, "output_tokens": 300,
+          "reasoning_output_tokens": 130}
+_DONE = {"type": "turn.completed", "usage": _USAGE}
+_MESSAGE = {"type": "item.completed", "item": {"id": "item_1", "type": "agent_message", "text": "Changed it."}}
+_RECONNECT = {"type": "error", "message": "Reconnecting... 1/5 (stream disconnected before completion: stream closed "
+              "before response.completed)"}
+_FAILED_ADD = {"type": "item.completed", "item": {"id": "item_0", "type": "file_change", "status": "failed",
+               "changes": [{"path": "/w/app.py/notes.txt", "kind": "add"}]}}
+
+
+@pytest.mark.parametrize(
+    "events, tokens",
+    [
+        pytest.param([_STARTED, _MESSAGE, _DONE], 3300, id="cached-and-reasoning-counted-once"),
+        pytest.param([_STARTED, _RECONNECT, _MESSAGE, _DONE], 3300, id="a-reconnect-is-a-retry"),
+        pytest.param([_STARTED, {"type": "error", "message": "stream error"}, _MESSAGE, _DONE], 3300,
+                     id="an-error-a-completed-turn-follows"),
+    ],
+)
+def test_codex_runs_that_completed_pass(events, tokens):
+    result = parse_codex(_codex_output(*events))
+    assert result.tokens == tokens and result.summary == "Changed it."
+
+
+@pytest.mark.parametrize(
+    "events, reason",
+    [
+        pytest.param([_STARTED, _FAILED_ADD, _MESSAGE, _DONE], "codex reported a failed file change: add /w/app.py/notes.txt",
+                     id="a-failed-file-change"),
+        pytest.param([_STARTED, _RECONNECT, {"type": "error", "message": "We're out of capacity."}],
+                     "codex failed: We're out of capacity.", id="an-error-never-got-past"),
+        pytest.param([_STARTED, _RECONNECT, {"type": "turn.failed", "error": {"message": "exceeded retry limit"}}],
+                     "codex failed: exceeded retry limit", id="retries-ran-out"),
+    ],
+)
+def test_codex_runs_that_did_not_complete_fail(events, reason):
+    with pytest.raises(AgentError, match=re.escape(reason)):
+        parse_codex(_codex_output(*events))
 
 
 def test_codex_huge_output_is_capped(step):
     result, _ = step({"preset": "codex"}, "huge")
-    assert result.tokens == 24763 + 122
+    assert result.tokens == 24763 + 122  # input (cached within it) + output
     assert result.summary.startswith("Changed the greeting")
     assert len(result.log) <= LOG_LIMIT + 100
 

@@ -1,4 +1,8 @@
-"""A fake `codex exec --json`: prints the JSONL events Codex CLI prints, and edits app.py."""
+"""A fake `codex exec --json`, for what the real Codex cannot be made to print: malformed, huge or hostile output
+(garbage lines, a failed turn without a model behind it, a hang, an edit outside the worktree, a planted symlink).
+
+Codex working as it should is tested with the real CLI against tests/support/fakes/responses_api.py
+(tests/agents/test_codex_managed.py); this fake's events only follow the shape of the real ones."""
 
 import os
 import sys
