@@ -281,8 +281,18 @@ def _step_timeout(goal: Goal, usage: gates.Usage) -> float:
 
 def agent_egress(goal: Goal) -> tuple[egress.Rule, ...]:
     """Where the goal's agent may connect, through the sandbox's proxy: its profile's hosts (staff-written, so
-    private addresses may be named) and the goal's own (public only)."""
-    return tuple(egress.Rule.parse(entry, private_ok=private_ok) for entry, private_ok in goal.egress())
+    private addresses may be named), the host of its model API's base URL (staff-written too), and the goal's
+    own (public only)."""
+    rules = [egress.Rule.parse(entry, private_ok=private_ok) for entry, private_ok in goal.egress()]
+    model_api = goal.agent_profile.model_api_host()
+    if model_api and not any(rule.matches(*_host_port(model_api)) for rule in rules):
+        rules.append(egress.Rule.parse(model_api, private_ok=True))
+    return tuple(rules)
+
+
+def _host_port(entry: str) -> tuple[str, int]:
+    host, _, port = entry.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def evidence_egress(goal: Goal) -> tuple[egress.Rule, ...]:
@@ -343,6 +353,12 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
         _fail_step(step, workspace, f"The agent wrote outside the worktree: {', '.join(escapes[:5])}")
         return _after_failed_step(goal, step)
 
+    key = goal.agent_profile.resolve_api_key() if goal.agent_profile.takes_provider() else ""
+    if key and key in workspace.pending_diff():
+        # The agent holds the key to reach its model API; a hostile one must not publish it through the branch.
+        _fail_step(step, workspace, "Refused: the step's changes contain the agent profile's API key.",
+                   signature="the profile's API key in the changes")
+        return _after_failed_step(goal, step)
     commit = workspace.commit_step(step.number, result.summary or "no summary")
     try:
         parsed = parse_diff(commit.diff)

@@ -396,6 +396,20 @@ class AgentProfile(models.Model):
         """Whether the adapter is given the profile's base URL and key."""
         return self.adapter == "openai" or (self.adapter == "command" and self.preset in PROVIDER_PRESETS)
 
+    def model_api_host(self) -> str:
+        """The "host:port" of the base URL this profile's agent talks to ("" for none or the vendor's own,
+        which staff allow in egress_hosts themselves)."""
+        if not self.base_url or not self.takes_provider():
+            return ""
+        url = urlsplit(self.base_url)
+        try:
+            port = url.port or (443 if url.scheme == "https" else 80)
+        except ValueError:
+            return ""
+        if not url.hostname:
+            return ""
+        return f"[{url.hostname}]:{port}" if ":" in url.hostname else f"{url.hostname}:{port}"
+
     def resolve_api_key(self) -> str:
         """The key the worker sends: the stored secret, else the staff-named variable's value. Never logged."""
         if self.api_key:

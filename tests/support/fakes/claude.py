@@ -1,4 +1,6 @@
-"""A fake `claude -p … --output-format json`: prints Claude Code's one result object, and edits app.py."""
+"""A fake `claude -p … --output-format json` for malformed and odd output only (garbage, a hang, a non-zero exit,
+results the real client seldom gives): it prints one result object and edits app.py. A working Claude Code is the
+real one from npm against tests/support/fakes/anthropic_api.py (tests/agents/test_claude_managed.py)."""
 
 import json
 import sys
