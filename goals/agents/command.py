@@ -188,8 +188,10 @@ def _claude_result(stdout: str) -> dict | None:
 # What to do about a failure Claude Code reports, by what its message or HTTP status says.
 _CLAUDE_AUTH = re.compile(r"not logged in|/login|invalid api key|authentication|x-api-key|api key", re.IGNORECASE)
 _CLAUDE_API_ERROR = re.compile(r"^\s*(API Error|Not logged in|Invalid API key)", re.IGNORECASE)
-_CLAUDE_UNREACHABLE = re.compile(r"unable to connect|connection ?refused|ECONNREFUSED|fetch failed|timed? ?out",
-                                 re.IGNORECASE)
+# The last is the sandbox's egress proxy answering 502 for a host that does not answer.
+_CLAUDE_UNREACHABLE = re.compile(
+    r"unable to connect|connection ?refused|ECONNREFUSED|fetch failed|timed? ?out|could not connect", re.IGNORECASE
+)
 
 
 def _claude_advice(reason: str, status: object) -> str:

@@ -59,7 +59,10 @@ def worktrees(settings, tmp_path):
 def claude_goal(owner, repo: Path, executable: Path, **profile) -> Goal:
     """A running goal whose agent is the claude preset with ``profile``'s settings (the README's fields)."""
     agent = AgentProfile.objects.create(
-        name=f"Claude Code {uuid.uuid4().hex[:6]}", adapter="command", preset="claude", executable=str(executable),
+        name=f"Claude Code {uuid.uuid4().hex[:6]}",
+        adapter="command",
+        preset="claude",
+        executable=str(executable),
         **profile,
     )
     agent.full_clean()
@@ -90,8 +93,10 @@ def test_a_step_that_writes_a_file_passes_with_the_real_diff(owner, git_repo, cl
     path = str(worktree_of(goal) / "hello.txt")
     api.script(
         Turn([text("Writing it."), tool_use("Write", {"file_path": path, "content": "hello\n"})], Usage(30, 7, 11, 13)),
-        Turn([tool_use("Bash", {"command": "echo from-bash >> hello.txt", "description": "Append a line"})],
-             Usage(40, 5, 0, 50)),
+        Turn(
+            [tool_use("Bash", {"command": "echo from-bash >> hello.txt", "description": "Append a line"})],
+            Usage(40, 5, 0, 50),
+        ),
         # The agent's account claims another file; the step shows what the worktree really holds.
         Turn([text("Created hello.txt and notes.md.\nSTATUS: done")], Usage(50, 9, 0, 60)),
     )
@@ -131,11 +136,15 @@ def test_the_key_reaches_the_api_and_is_stored_nowhere(owner, git_repo, claude_i
 @pytest.mark.parametrize(
     "leak",
     [
-        pytest.param(lambda path: tool_use("Bash", {"command": "env > env.txt", "description": "Save the env"}),
-                     id="the-environment-dumped-by-a-command"),
+        pytest.param(
+            lambda path: tool_use("Bash", {"command": "env > env.txt", "description": "Save the env"}),
+            id="the-environment-dumped-by-a-command",
+        ),
         # A model API may echo the key back; the model then writes it down.
-        pytest.param(lambda path: tool_use("Write", {"file_path": path, "content": f"key={KEY}\n"}),
-                     id="the-key-written-by-the-model"),
+        pytest.param(
+            lambda path: tool_use("Write", {"file_path": path, "content": f"key={KEY}\n"}),
+            id="the-key-written-by-the-model",
+        ),
     ],
 )
 def test_a_step_that_puts_the_key_into_the_worktree_is_refused(owner, git_repo, claude_in_reach, api, leak):
@@ -151,9 +160,7 @@ def test_a_step_that_puts_the_key_into_the_worktree_is_refused(owner, git_repo, 
     assert not step.commit_sha  # nothing of it was committed
 
 
-def test_the_readme_setup_without_a_key_is_a_failed_step_that_says_what_to_do(
-    owner, git_repo, claude_in_reach, api
-):
+def test_the_readme_setup_without_a_key_is_a_failed_step_that_says_what_to_do(owner, git_repo, claude_in_reach, api):
     goal = claude_goal(owner, git_repo, claude_in_reach, base_url=api.base_url)
 
     step = run_one_step(goal)
@@ -167,12 +174,18 @@ def test_the_readme_setup_without_a_key_is_a_failed_step_that_says_what_to_do(
 @pytest.mark.parametrize(
     ("answer", "message", "advice"),
     [
-        pytest.param(error(401, "authentication_error", "invalid x-api-key"), "Invalid API key",
-                     "set the profile's API key", id="401"),
-        pytest.param(error(500, "api_error", "Internal server error"), "API Error: 500",
-                     "failed on its side", id="500"),
-        pytest.param(error(529, "overloaded_error", "Overloaded"), "529 Overloaded",
-                     "failed on its side", id="overloaded"),
+        pytest.param(
+            error(401, "authentication_error", "invalid x-api-key"),
+            "Invalid API key",
+            "set the profile's API key",
+            id="401",
+        ),
+        pytest.param(
+            error(500, "api_error", "Internal server error"), "API Error: 500", "failed on its side", id="500"
+        ),
+        pytest.param(
+            error(529, "overloaded_error", "Overloaded"), "529 Overloaded", "failed on its side", id="overloaded"
+        ),
     ],
 )
 def test_an_api_error_is_a_failed_step_with_the_clients_message(
@@ -204,8 +217,17 @@ def test_egress_goes_to_the_profiles_model_api_only(owner, git_repo, claude_in_r
 def test_the_sandbox_the_step_ran_in_is_claudes_only_boundary(owner, git_repo, claude_in_reach, api):
     goal = claude_goal(owner, git_repo, claude_in_reach, base_url=api.base_url, api_key=KEY)
     api.script(
-        Turn([tool_use("Bash", {"command": "id -u > who.txt; cat /etc/shadow >> who.txt 2>&1; echo $HOME >> who.txt",
-                                "description": "x"})]),
+        Turn(
+            [
+                tool_use(
+                    "Bash",
+                    {
+                        "command": "id -u > who.txt; cat /etc/shadow >> who.txt 2>&1; echo $HOME >> who.txt",
+                        "description": "x",
+                    },
+                )
+            ]
+        ),
         Turn([text("Done.")]),
     )
 
@@ -218,6 +240,32 @@ def test_the_sandbox_the_step_ran_in_is_claudes_only_boundary(owner, git_repo, c
 
 
 def test_the_real_client_is_what_the_profile_runs(claude_in_reach):
-    done = subprocess.run([str(claude_in_reach), "--version"], capture_output=True, text=True, timeout=60,
-                          check=False)
+    done = subprocess.run([str(claude_in_reach), "--version"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and "Claude Code" in done.stdout
+
+
+def test_the_key_may_come_from_a_variable_of_the_workers_environment(
+    owner, git_repo, claude_in_reach, api, monkeypatch
+):
+    monkeypatch.setenv("GOALPOST_TEST_ANTHROPIC_KEY", KEY)
+    goal = claude_goal(
+        owner, git_repo, claude_in_reach, base_url=api.base_url, api_key_env="GOALPOST_TEST_ANTHROPIC_KEY"
+    )
+    api.script(Turn([text("Nothing to change.\nSTATUS: done")]))
+
+    step = run_one_step(goal)
+
+    assert step.status != StepStatus.FAILED, step.error
+    assert [r["headers"].get("x-api-key") for r in api.agent_requests()] == [KEY]
+
+
+def test_a_model_api_that_is_down_is_a_failed_step_that_names_the_base_url(owner, git_repo, claude_in_reach):
+    with FakeAnthropicAPI() as stopped:
+        base_url = stopped.base_url
+    goal = claude_goal(owner, git_repo, claude_in_reach, base_url=base_url, api_key=KEY)
+
+    step = run_one_step(goal)
+
+    assert step.status == StepStatus.FAILED
+    assert step.error.startswith(f"claude failed (API status 502): API Error: 502 could not connect to {base_url[7:]}")
+    assert "what to do: check the profile's base URL" in step.error
