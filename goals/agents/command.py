@@ -363,12 +363,11 @@ def _claude_argv(executable: str, args: list[str], prompt: str, files: list[str]
     return [executable, "-p", prompt, "--output-format", "json", *permission, *args]
 
 
-def _claude_env(provider: Provider | None, env: dict[str, str]) -> dict[str, str]:
+def _claude_env(provider: Provider | None, env: dict[str, str], config_dir: str) -> dict[str, str]:
     """Claude Code's variables: the profile's model API (ANTHROPIC_BASE_URL; the key as ANTHROPIC_API_KEY,
-    which `claude -p` uses without any login, where a missing one is "Not logged in"), its config in the
-    step's private HOME (never the worktree), and CLAUDE_ENV."""
-    home = env.get("HOME") or "/tmp"  # noqa: S108
-    extra = {**CLAUDE_ENV, "CLAUDE_CONFIG_DIR": f"{home.rstrip('/')}/.claude"}
+    which `claude -p` uses without any login, where a missing one is "Not logged in"), its config dir (never
+    the worktree), and CLAUDE_ENV."""
+    extra = {**CLAUDE_ENV, "CLAUDE_CONFIG_DIR": config_dir}
     if provider is not None and provider.base_url:
         extra["ANTHROPIC_BASE_URL"] = provider.base_url
     if provider is not None and provider.api_key:
@@ -409,7 +408,7 @@ class Preset:
     argv: Callable[[str, list[str], str, list[str]], list[str]] | None
     parse: Callable[[ProcessOutput, Path], AgentResult]
     wants_files: bool = False  # aider edits only the files it is given
-    env: Callable[[Provider | None, dict[str, str]], dict[str, str]] | None = None  # the client's own variables
+    env: Callable[[Provider | None, dict[str, str], str], dict[str, str]] | None = None  # the client's variables
 
 
 PRESETS = {
@@ -504,7 +503,8 @@ class CommandAgent(Agent):
         files = relevant_files(ctx, tracked_files(worktree, ctx.git)) if self.preset.wants_files else []
         env = dict(ctx.env) if ctx.env is not None else None
         if self.preset.env is not None:
-            env = {**(env if env is not None else os.environ), **self.preset.env(self.provider, env or {})}
+            base = env if env is not None else dict(os.environ)
+            env = {**base, **self.preset.env(self.provider, base, self.config_dir(ctx, base))}
         output = run_process(
             self.argv(build_prompt(ctx), files),
             cwd=worktree,
@@ -521,6 +521,17 @@ class CommandAgent(Agent):
             # Even a failed run must not leave a way out of the worktree for the next step.
             check_confinement(worktree, ctx.git)
         return replace(result, summary=self._redacted(result.summary), log=self._redacted(result.log))
+
+    @staticmethod
+    def config_dir(ctx: AgentContext, env: dict[str, str]) -> str:
+        """Where the client keeps its config and sessions, outside the worktree: in the sandbox, its private
+        HOME (a fresh tmpfs each step); unsandboxed, a folder of the goal's own beside its worktree."""
+        if ctx.wrap is not None:
+            return f"{(env.get('HOME') or '/tmp').rstrip('/')}/.claude"  # noqa: S108
+        worktree = worktree_of(ctx)
+        folder = worktree.parent / f".{worktree.name}.claude"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return str(folder)
 
     def _redacted(self, text: str) -> str:
         """``text`` without the profile's key: what the client printed is stored and shown on the goal page."""

@@ -269,3 +269,18 @@ def test_a_model_api_that_is_down_is_a_failed_step_that_names_the_base_url(owner
     assert step.status == StepStatus.FAILED
     assert step.error.startswith(f"claude failed (API status 502): API Error: 502 could not connect to {base_url[7:]}")
     assert "what to do: check the profile's base URL" in step.error
+
+
+def test_unsandboxed_its_config_is_the_goals_own_and_outside_the_worktree(owner, git_repo, claude_in_reach, api):
+    goal = claude_goal(owner, git_repo, claude_in_reach, base_url=api.base_url, api_key=KEY, run_unsandboxed=True)
+    api.script(
+        Turn([tool_use("Bash", {"command": "echo $CLAUDE_CONFIG_DIR > where.txt", "description": "x"})]),
+        Turn([text("Done.")]),
+    )
+
+    step = run_one_step(goal)
+
+    config = worktree_of(goal).parent / f".goal-{goal.pk}.claude"
+    assert step.status != StepStatus.FAILED, step.error
+    assert f"+{config}" in step.diff and [f["path"] for f in step.files] == ["where.txt"]
+    assert any(config.rglob("*.jsonl"))  # its session was kept there
