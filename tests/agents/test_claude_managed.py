@@ -112,6 +112,7 @@ def test_a_step_that_writes_a_file_passes_with_the_real_diff(owner, git_repo, cl
     assert set(api.declared_tool("Write")["input_schema"]["required"]) == {"file_path", "content"}
     assert {r["headers"].get("x-api-key") for r in api.agent_requests()} == {KEY}
     assert len(api.agent_requests()) == 3
+    assert len(api.requests) == 3  # no telemetry, update check or start-up probe: the model API's turns only
 
 
 def test_the_key_reaches_the_api_and_is_stored_nowhere(owner, git_repo, claude_in_reach, api):
@@ -179,6 +180,12 @@ def test_the_readme_setup_without_a_key_is_a_failed_step_that_says_what_to_do(ow
             "Invalid API key",
             "set the profile's API key",
             id="401",
+        ),
+        pytest.param(
+            error(429, "rate_limit_error", "Number of requests has exceeded your rate limit"),
+            "429",
+            "limiting requests",
+            id="429",
         ),
         pytest.param(
             error(500, "api_error", "Internal server error"), "API Error: 500", "failed on its side", id="500"

@@ -62,3 +62,12 @@ def test_an_error_answer_reaches_the_client_as_its_message(claude_cli, tmp_path)
     assert (done.returncode, result["is_error"], result["subtype"]) == (1, True, "success")
     assert (result["api_error_status"], result["result"]) == (401, "Invalid API key · Fix external API key")
     assert len(api.requests) == 1
+
+
+def test_an_error_event_in_the_stream_is_retried_like_the_api_asks(claude_cli, tmp_path):
+    with FakeAnthropicAPI() as api:
+        api.script(error(200, "overloaded_error", "Overloaded", in_stream=True), Turn([text("Second time lucky.")]))
+        done, result = run_claude(claude_cli, api, tmp_path, tmp_path, ANTHROPIC_API_KEY="sk-ant-fake-key")
+
+    assert (done.returncode, result["is_error"], result["result"]) == (0, False, "Second time lucky.")
+    assert len(api.agent_requests()) == 2

@@ -117,6 +117,8 @@ def test_claude_permission_args_replace_the_default(step):
         pytest.param("is_error", r"claude failed: API Error: 529 Overloaded — what to do: the model API failed",
                      id="is-error"),
         pytest.param("max_turns", r"claude failed \(error_max_turns\)", id="out-of-turns"),
+        pytest.param("error_text_as_success", r"claude failed: Not logged in · Please run /login — what to do: set the "
+                     r"profile's API key", id="the-clients-error-as-a-successful-result"),
         pytest.param("during_execution", r"claude failed \(error_during_execution\)", id="error-during-execution"),
         pytest.param("garbage", "claude printed no JSON result .*: Welcome to Claude Code", id="garbage-output"),
         pytest.param("exit_nonzero", "claude exited with status 1: Invalid API key", id="a-non-zero-exit"),
