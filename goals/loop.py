@@ -284,15 +284,13 @@ def agent_egress(goal: Goal) -> tuple[egress.Rule, ...]:
     private addresses may be named), the host of its model API's base URL (staff-written too), and the goal's
     own (public only)."""
     rules = [egress.Rule.parse(entry, private_ok=private_ok) for entry, private_ok in goal.egress()]
-    model_api = goal.agent_profile.model_api_host()
-    if model_api and not any(rule.matches(*_host_port(model_api)) for rule in rules):
-        rules.append(egress.Rule.parse(model_api, private_ok=True))
+    try:
+        model_api = egress.Rule.parse(goal.agent_profile.model_api_host(), private_ok=True)
+    except ValueError:  # no base URL, or none a rule can name: staff list its host in egress_hosts themselves
+        return tuple(rules)
+    if not any(rule.matches(model_api.host, model_api.port) for rule in rules):
+        rules.append(model_api)
     return tuple(rules)
-
-
-def _host_port(entry: str) -> tuple[str, int]:
-    host, _, port = entry.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def evidence_egress(goal: Goal) -> tuple[egress.Rule, ...]:
