@@ -302,8 +302,8 @@ def _step_timeout(goal: Goal, usage: gates.Usage) -> float:
 
 
 def agent_egress(goal: Goal) -> tuple[egress.Rule, ...]:
-    """Where the goal's agent may connect, through the sandbox's proxy: its profile's hosts (staff-written, so
-    private addresses may be named) and the goal's own (public only)."""
+    """Where the goal's agent may connect, through the sandbox's proxy: its profile's model API and hosts
+    (staff-written, so private addresses may be named) and the goal's own (public only)."""
     return tuple(egress.Rule.parse(entry, private_ok=private_ok) for entry, private_ok in goal.egress())
 
 
@@ -378,13 +378,13 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
         _fail_step(step, workspace, f"The agent wrote outside the worktree: {', '.join(escapes[:5])}")
         return _after_failed_step(goal, step)
 
-    commit = workspace.commit_step(step.number, result.summary or "no summary")
-    key = goal.agent_profile.resolve_api_key()
-    if len(key) >= 8 and key in commit.diff:
-        # The agent sees the key (it calls the model API): writing it into the repository would publish it.
-        workspace.reset_to(step.parent_sha)
-        _fail_step(step, workspace, "The step wrote the profile's model API key into the repository: thrown away.")
+    key = goal.agent_profile.resolve_api_key() if goal.agent_profile.takes_provider() else ""
+    if len(key) >= 8 and key in workspace.pending_diff():
+        # The agent holds the key to reach its model API; a hostile one must not publish it through the branch.
+        _fail_step(step, workspace, "Refused: the step's changes contain the agent profile's API key (its model "
+                   "API key): thrown away.", signature="the profile's API key in the changes")
         return _after_failed_step(goal, step)
+    commit = workspace.commit_step(step.number, result.summary or "no summary")
     try:
         parsed = parse_diff(commit.diff)
     except DiffError as error:

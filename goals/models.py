@@ -409,7 +409,10 @@ class AgentProfile(models.Model):
         split = urlsplit(url)
         if not split.hostname:
             return ""
-        port = split.port or (443 if split.scheme == "https" else 80)
+        try:
+            port = split.port or (443 if split.scheme == "https" else 80)
+        except ValueError:  # a port out of range: no host to allow
+            return ""
         host = f"[{split.hostname}]" if ":" in split.hostname else split.hostname
         return f"{host}:{port}"
 

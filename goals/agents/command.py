@@ -19,7 +19,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import tomli_w
@@ -220,9 +220,35 @@ def _claude_result(stdout: str) -> dict | None:
     return None
 
 
+# What to do about a failure Claude Code reports, by what its message or HTTP status says.
+_CLAUDE_AUTH = re.compile(r"not logged in|/login|invalid api key|authentication|x-api-key|api key", re.IGNORECASE)
+_CLAUDE_API_ERROR = re.compile(r"^\s*(API Error|Not logged in|Invalid API key)", re.IGNORECASE)
+# The last is the sandbox's egress proxy answering 502 for a host that does not answer.
+_CLAUDE_UNREACHABLE = re.compile(
+    r"unable to connect|connection ?refused|ECONNREFUSED|fetch failed|timed? ?out|could not connect", re.IGNORECASE
+)
+
+
+def _claude_advice(reason: str, status: object) -> str:
+    if status in (401, 403) or _CLAUDE_AUTH.search(reason):
+        return ("set the profile's API key (or its API key variable, set in the worker's environment) for the "
+                "model API at its base URL")
+    if _CLAUDE_UNREACHABLE.search(reason):
+        return "check the profile's base URL: the model API did not answer (is it running, and is its host allowed?)"
+    if status == 429 or "rate" in reason.lower():
+        return "the model API is limiting requests: wait, or raise the key's limits"
+    if isinstance(status, int) and status >= 500 or "overloaded" in reason.lower():
+        return "the model API failed on its side; the step is tried again, and if it persists check the server"
+    return ""
+
+
 def parse_claude(output: ProcessOutput) -> AgentResult:
-    """Read Claude Code's JSON result: the result text is the summary; input, output and cache-creation
-    tokens count; is_error or an error subtype fails the step."""
+    """Read Claude Code's JSON result: the result text is the summary; input, output, cache-creation and
+    cache-read tokens count once each (the result's usage; modelUsage and iterations repeat them).
+
+    A failure fails the step with the client's own message and what to do about it: is_error (which Claude Code
+    sets beside "subtype": "success" for "Not logged in" and API errors), an error subtype, a non-zero exit,
+    or a result whose text is the client's error ("Not logged in · Please run /login", "API Error: …")."""
     data = _claude_result(output.stdout)
     if data is None:
         if output.returncode != 0:
@@ -231,13 +257,22 @@ def parse_claude(output: ProcessOutput) -> AgentResult:
         raise AgentError(f"claude printed no JSON result (is it `--output-format json`?): {start}")
     subtype = str(data.get("subtype") or "")
     text = data.get("result") if isinstance(data.get("result"), str) else ""
-    if data.get("is_error") or subtype not in ("", "success") or output.returncode != 0:
+    failed = data.get("is_error") or subtype not in ("", "success") or output.returncode != 0
+    if failed or _CLAUDE_API_ERROR.match(text):
         errors = data.get("errors") if isinstance(data.get("errors"), list) else []
         reason = text or "; ".join(map(str, errors)) or f"exit status {output.returncode}"
-        raise AgentError(f"claude stopped ({subtype or 'error'}): {one_line(reason, 240)}")
+        status = data.get("api_error_status")
+        advice = _claude_advice(reason, status)
+        # "success" beside is_error is Claude Code's way of saying the run ended normally; it is no success here.
+        where = [subtype] if subtype not in ("", "success") else []
+        where += [f"API status {status}"] if isinstance(status, int) and not isinstance(status, bool) else []
+        label = f"claude failed ({', '.join(where)})" if where else "claude failed"
+        message = f"{label}: {one_line(reason, 240)}"
+        raise AgentError(f"{message} — what to do: {advice}." if advice else message)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     tokens = sum(
-        _count(usage.get(key)) for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens")
+        _count(usage.get(key))
+        for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
     cost = data.get("total_cost_usd", data.get("cost_usd"))
     cost = float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
@@ -330,7 +365,27 @@ def parse_custom(output: ProcessOutput) -> AgentResult:
 
 # Flags that already choose what the agent may do: then the preset adds none of its own.
 _CODEX_SANDBOX_FLAGS = ("--sandbox", "-s", "--full-auto", "--dangerously-bypass-approvals-and-sandbox")
-_CLAUDE_PERMISSION_FLAGS = ("--permission-mode", "--dangerously-skip-permissions")
+_CLAUDE_PERMISSION_FLAGS = (
+    "--permission-mode",
+    "--dangerously-skip-permissions",
+    "--allowedTools",
+    "--allowed-tools",
+)
+# The tools Claude Code may use without asking (`claude -p` has nobody to ask): reading, editing and running
+# commands in the worktree. Goalpost's sandbox is the boundary; web tools, agents and MCP stay refused.
+CLAUDE_ALLOWED_TOOLS = "Bash,Edit,MultiEdit,Write,NotebookEdit,Read,Glob,Grep,LS,TodoWrite"
+# The environment every managed Claude Code gets (docs/agents.md, "Managed Claude Code"): no traffic but the model
+# API's (no telemetry, update checks, error reports or the start-up reachability probe), and two retries of a
+# failing API call instead of ten over three minutes: the loop retries a failed step itself. Not
+# CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: it turns on Claude Code's own command sandbox, which inside ours leaves empty
+# placeholder files (.env, package.json, yarn.lock…) in the worktree; our sandbox is the one boundary.
+CLAUDE_ENV = {
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "CLAUDE_CODE_MAX_RETRIES": "2",
+}
 
 
 def _codex_argv(executable: str, args: list[str], prompt: str, files: list[str], boxed: bool = False) -> list[str]:
@@ -347,8 +402,20 @@ def _codex_argv(executable: str, args: list[str], prompt: str, files: list[str],
 
 
 def _claude_argv(executable: str, args: list[str], prompt: str, files: list[str], boxed: bool = False) -> list[str]:
-    permission = [] if _has_any(args, _CLAUDE_PERMISSION_FLAGS) else ["--permission-mode", "acceptEdits"]
+    permission = [] if _has_any(args, _CLAUDE_PERMISSION_FLAGS) else ["--allowedTools", CLAUDE_ALLOWED_TOOLS]
     return [executable, "-p", prompt, "--output-format", "json", *permission, *args]
+
+
+def _claude_env(provider: Provider | None, env: dict[str, str], config_dir: str) -> dict[str, str]:
+    """Claude Code's variables: the profile's model API (ANTHROPIC_BASE_URL; the key as ANTHROPIC_API_KEY,
+    which `claude -p` uses without any login, where a missing one is "Not logged in"), its config dir (never
+    the worktree), and CLAUDE_ENV."""
+    extra = {**CLAUDE_ENV, "CLAUDE_CONFIG_DIR": config_dir}
+    if provider is not None and provider.base_url:
+        extra["ANTHROPIC_BASE_URL"] = provider.base_url
+    if provider is not None and provider.api_key:
+        extra["ANTHROPIC_API_KEY"] = provider.api_key
+    return extra
 
 
 def _aider_argv(executable: str, args: list[str], prompt: str, files: list[str], boxed: bool = False) -> list[str]:
@@ -384,11 +451,12 @@ class Preset:
     argv: Callable[[str, list[str], str, list[str], bool], list[str]] | None
     parse: Callable[[ProcessOutput, Path], AgentResult]
     wants_files: bool = False  # aider edits only the files it is given
+    env: Callable[[Provider | None, dict[str, str], str], dict[str, str]] | None = None  # the client's variables
 
 
 PRESETS = {
     "codex": Preset("codex", _codex_argv, parse_codex),
-    "claude": Preset("claude", _claude_argv, lambda output, worktree: parse_claude(output)),
+    "claude": Preset("claude", _claude_argv, lambda output, worktree: parse_claude(output), env=_claude_env),
     "aider": Preset("aider", _aider_argv, lambda output, worktree: parse_aider(output), wants_files=True),
     "custom": Preset("", None, lambda output, worktree: parse_custom(output)),
 }
@@ -543,15 +611,22 @@ class CommandAgent(Agent):
             )
         try:
             result = self.preset.parse(output, worktree)
+        except AgentError as error:
+            raise AgentError(self._redacted(error.message), permanent=error.permanent) from None
         finally:
             # Even a failed run must not leave a way out of the worktree for the next step.
             check_confinement(worktree, ctx.git)
-        return result
+        return replace(result, summary=self._redacted(result.summary), log=self._redacted(result.log))
 
     @contextlib.contextmanager
     def _environment(self, ctx: AgentContext) -> Iterator[dict | None]:
-        """The step's environment: ctx.env, plus for Codex with a provider its CODEX_HOME (the goal's agent
-        home, or a folder of this run's own) holding the provider's config, and the key in its variable."""
+        """The step's environment: ctx.env, plus for Claude Code its variables (the preset's env), for Codex with a
+        provider its CODEX_HOME (the goal's agent home, or a folder of this run's own) holding the provider's
+        config, and the key in its variable."""
+        if self.preset.env is not None:
+            base = dict(ctx.env if ctx.env is not None else os.environ)
+            yield {**base, **self.preset.env(self.provider, base, self.config_dir(ctx, base))}
+            return
         if self.preset_name != "codex" or self.provider is None:
             yield ctx.env
             return
@@ -566,3 +641,19 @@ class CommandAgent(Agent):
             if self.provider.api_key:
                 env[CODEX_KEY_VARIABLE] = self.provider.api_key
             yield env
+
+    @staticmethod
+    def config_dir(ctx: AgentContext, env: dict[str, str]) -> str:
+        """Where the client keeps its config and sessions, outside the worktree: in the sandbox, its private
+        HOME (a fresh tmpfs each step); unsandboxed, a folder of the goal's own beside its worktree."""
+        if ctx.wrap is not None:
+            return f"{(env.get('HOME') or '/tmp').rstrip('/')}/.claude"  # noqa: S108
+        worktree = worktree_of(ctx)
+        folder = worktree.parent / f".{worktree.name}.claude"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return str(folder)
+
+    def _redacted(self, text: str) -> str:
+        """``text`` without the profile's key: what the client printed is stored and shown on the goal page."""
+        key = self.provider.api_key if self.provider is not None else ""
+        return text.replace(key, "[the profile's API key]") if key and text else text

@@ -164,18 +164,19 @@ def test_claude_edits_the_worktree_and_reports(step, worktree):
     result, call = step({"preset": "claude"})
     assert (worktree / "app.py").read_text() == "print('hi')\n"
     assert result.summary == "Changed the greeting in app.py to hi."
-    assert result.tokens == 12 + 234 + 3456
+    assert result.tokens == 12 + 234 + 3456 + 7890  # input, output, cache creation and cache read, once each
     assert result.cost_usd == pytest.approx(0.0421)
     assert result.done
     assert result.reported_bugs == ("README still says hello",)
     argv = call["argv"][1:]
     assert argv[0] == "-p" and argv[1].startswith("You are working on one step")
-    assert argv[2:] == ["--output-format", "json", "--permission-mode", "acceptEdits"]
+    assert argv[2:] == ["--output-format", "json", "--allowedTools", "Bash,Edit,MultiEdit,Write,NotebookEdit,Read,"
+                        "Glob,Grep,LS,TodoWrite"]
 
 
 def test_claude_verbose_output_is_read_too(step):
     result, _ = step({"preset": "claude"}, "verbose")
-    assert result.tokens == 3702
+    assert result.tokens == 11592
 
 
 def test_claude_permission_args_replace_the_default(step):
@@ -186,9 +187,12 @@ def test_claude_permission_args_replace_the_default(step):
 @pytest.mark.parametrize(
     "scenario, reason",
     [
-        pytest.param("is_error", r"claude stopped \(success\): API Error: 529 Overloaded", id="is-error"),
-        pytest.param("max_turns", r"claude stopped \(error_max_turns\)", id="out-of-turns"),
-        pytest.param("during_execution", r"claude stopped \(error_during_execution\)", id="error-during-execution"),
+        pytest.param("is_error", r"claude failed: API Error: 529 Overloaded — what to do: the model API failed",
+                     id="is-error"),
+        pytest.param("max_turns", r"claude failed \(error_max_turns\)", id="out-of-turns"),
+        pytest.param("error_text_as_success", r"claude failed: Not logged in · Please run /login — what to do: set the "
+                     r"profile's API key", id="the-clients-error-as-a-successful-result"),
+        pytest.param("during_execution", r"claude failed \(error_during_execution\)", id="error-during-execution"),
         pytest.param("garbage", "claude printed no JSON result .*: Welcome to Claude Code", id="garbage-output"),
         pytest.param("exit_nonzero", "claude exited with status 1: Invalid API key", id="a-non-zero-exit"),
     ],

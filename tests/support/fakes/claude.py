@@ -1,4 +1,6 @@
-"""A fake `claude -p … --output-format json`: prints Claude Code's one result object, and edits app.py."""
+"""A fake `claude -p … --output-format json` for malformed and odd output only (garbage, a hang, a non-zero exit,
+results the real client seldom gives): it prints one result object and edits app.py. A working Claude Code is the
+real one from npm against tests/support/fakes/anthropic_api.py (tests/agents/test_claude_managed.py)."""
 
 import json
 import sys
@@ -43,6 +45,9 @@ def main() -> int:
     if mode == "is_error":
         print(json.dumps({**RESULT, "is_error": True, "result": "API Error: 529 Overloaded"}))
         return 1
+    if mode == "error_text_as_success":  # the client's error as the result, is_error unset
+        print(json.dumps({**RESULT, "is_error": False, "result": "Not logged in · Please run /login"}))
+        return 0
     if mode == "max_turns":
         print(json.dumps({**RESULT, "subtype": "error_max_turns", "is_error": False, "result": None}))
         return 0
