@@ -161,7 +161,10 @@ def judge_changes(goal: Goal, changes: Changes, token: AgentToken | None = None)
         Goal.objects.select_for_update().filter(pk=goal.pk).first()
         goal.refresh_from_db()
         earlier = goal.gateway_calls.filter(call_key=key, verdict=DENY, request__isnull=False).first()
-        if earlier is not None and earlier.request.status != RequestStatus.APPROVED:
+        # The same diff again: the same answer while its request is open or the goal stays stopped. Once a person
+        # resumed the goal without accepting the changes, changes still there stop it again.
+        unaccepted = earlier is not None and earlier.request.status != RequestStatus.APPROVED
+        if unaccepted and (earlier.request.is_pending or goal.status not in STOPPABLE):
             return ChangesOutcome(DENY, True, earlier.reason, tuple(earlier.findings), files, earlier.request)
         proposal = Proposal(action="write", diff=parsed, diff_text=changes.diff)
         findings = calls.run_gates_for(goal, proposal)
@@ -185,7 +188,8 @@ def judge_changes(goal: Goal, changes: Changes, token: AgentToken | None = None)
             return _stop(goal, token, call, key, changes, proposal, stops, as_dicts, hashes)
         refusal = calls.goal_state_refusal(goal)
         reason = "The real changes break no rule." if refusal is None else refusal[0]
-        _record(goal, token, call, key, files, ALLOW, reason, as_dicts)
+        if not goal.gateway_calls.filter(call_key=key, verdict=ALLOW).exists():  # once per diff
+            _record(goal, token, call, key, files, ALLOW, reason, as_dicts)
         judge.record_paths(goal, files)
     return ChangesOutcome(ALLOW, bool(refusal and refusal[1]), reason, as_dicts, files)
 

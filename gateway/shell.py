@@ -105,7 +105,13 @@ _WRITING_CODE = re.compile(
     re.IGNORECASE,
 )
 _GLOB = re.compile(r"[*?\[]")
-_REDIRECT_WRITES = (">", ">>", ">|", "&>", "&>>", ">&")
+_REDIRECT_WRITES = (">", ">>", ">|", "&>", "&>>", ">&", "<>")
+# Options that name the file a command writes its output to.
+OUTPUT_OPTIONS = {
+    "curl": ("-o", "--output"),
+    "wget": ("-O", "--output-document"),
+    "sort": ("-o", "--output"),
+}
 
 
 @dataclass(frozen=True)
@@ -492,6 +498,17 @@ def _argv(argv: list[str | None], walk: _Walk, cwd: str | None, depth: int) -> s
                 walk.cannot("dd with an operand named by an expansion")
             elif word.startswith("of="):
                 _write(word[3:], walk, cwd, "dd")
+        return cwd
+    if name in OUTPUT_OPTIONS:
+        options = OUTPUT_OPTIONS[name]
+        for index, word in enumerate(args):
+            if word in options and index + 1 < len(args):
+                _write(args[index + 1], walk, cwd, name)
+            elif word is not None and word.startswith(tuple(f"{option}=" for option in options if "--" in option)):
+                _write(word.split("=", 1)[1], walk, cwd, name)
+        return cwd
+    if name in ("awk", "gawk") and any(word == "inplace" or (word or "").endswith("inplace") for word in args):
+        walk.cannot(f"{name} -i inplace writes the files it reads")
         return cwd
     if name in ("patch",):
         walk.cannot("patch writes the files its diff names")

@@ -130,6 +130,30 @@ def test_stop_on_the_stop_request_keeps_the_goal_paused(client, running, secret,
     assert ApprovalRequest.objects.get(pk=answer["request"]["id"]).status == RequestStatus.REJECTED
 
 
+def test_changes_still_there_after_a_person_resumed_without_accepting_them_stop_the_goal_again(
+    client, running, secret, git_repo, owner
+):
+    write_protected(git_repo)
+    diff = real_diff(git_repo)
+    first = post(client, running.pk, secret, diff, git_repo).json()
+    ApprovalRequest.objects.get(pk=first["request"]["id"]).decide(owner, "reject")
+    assert post(client, running.pk, secret, diff, git_repo).json()["request"]["id"] == first["request"]["id"]
+    running.refresh_from_db()
+    running.set_status(GoalStatus.RUNNING, owner, "Resumed on its page.")
+    again = post(client, running.pk, secret, diff, git_repo).json()
+    assert again["verdict"] == "deny" and again["request"]["id"] != first["request"]["id"]
+    running.refresh_from_db()
+    assert running.status == GoalStatus.PAUSED
+
+
+def test_the_same_allowed_diff_is_recorded_once(client, running, secret, git_repo):
+    (git_repo / "app.py").write_text("print('bye')\n")
+    diff = real_diff(git_repo)
+    for _ in range(3):
+        assert post(client, running.pk, secret, diff, git_repo).json()["verdict"] == "allow"
+    assert GatewayCall.objects.count() == 1
+
+
 def test_a_lock_file_changed_for_real_stops_too(client, running, secret, git_repo):
     (git_repo / "package-lock.json").write_text("{}\n")
     answer = post(client, running.pk, secret, real_diff(git_repo), git_repo).json()

@@ -56,6 +56,8 @@ from gateway.models import AlwaysAllowRule, RuleKind
         pytest.param("echo x >& f; cat f &> g; exec > log", ["f", "g", "log"], id="every-redirection-form"),
         pytest.param("echo x >&2 2>&1", [], id="fd-duplication-writes-no-file"),
         pytest.param("chmod +x run.sh", ["run.sh"], id="chmod-mode-is-no-path"),
+        pytest.param("curl -sSL -o .env https://x; wget -O out http://y", [".env", "out"], id="download-to-a-file"),
+        pytest.param("sort -o sorted.txt a --output=b", ["sorted.txt", "b"], id="sort-output"),
         pytest.param("ls | xargs grep x", [], id="xargs-of-a-reader"),
         pytest.param("python -c 'print(1)'", [], id="inline-code-that-only-prints"),
         pytest.param("bash script.sh", [], id="a-script-file-writes-nothing-visible"),
@@ -90,6 +92,8 @@ def test_the_parser_names_what_every_form_writes(command, written):
         pytest.param("find . -exec rm {} +", "find", id="find-exec-rm"),
         pytest.param("patch -p1 < x.diff", "patch", id="patch"),
         pytest.param("tar xf a.tar", "tar", id="tar-extract"),
+        pytest.param("gawk -i inplace '{print}' f", "inplace", id="awk-in-place"),
+        pytest.param("exec 3<> fd.txt", "not valid shell syntax", id="read-write-redirection-tree-sitter-cannot-read"),
         pytest.param(
             functools.reduce(lambda c, _: "bash -c " + shlex.quote(c), range(12), "touch x"),
             "deeply",
