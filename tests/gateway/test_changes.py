@@ -51,6 +51,25 @@ def test_an_allowed_real_change_counts_its_files(client, running, secret, git_re
     assert GatewayCall.objects.get().paths == answer["files"]
 
 
+def test_every_form_of_a_real_git_diff_is_read(client, running, secret, git_repo):
+    """Renames (with spaces and non-ASCII names, which git quotes), binary files, mode changes, deletions and new
+    files, as `git add -N` and `git diff HEAD` write them."""
+    (git_repo / "old name.txt").write_text("a\n")
+    (git_repo / "gone.txt").write_text("bye\n")
+    (git_repo / "run.sh").write_text("echo\n")
+    run_git(git_repo, "add", "-A")
+    run_git(git_repo, "commit", "-q", "-m", "more")
+    run_git(git_repo, "mv", "old name.txt", "new näme.txt")
+    (git_repo / "gone.txt").unlink()
+    (git_repo / "run.sh").chmod(0o755)
+    (git_repo / "blob.bin").write_bytes(b"\x00\x01\x02")
+    answer = post(client, running.pk, secret, real_diff(git_repo), git_repo).json()
+    assert answer["verdict"] == "allow"
+    assert sorted(answer["files"]) == ["blob.bin", "gone.txt", "new näme.txt", "run.sh"]
+    write_protected(git_repo)
+    assert post(client, running.pk, secret, real_diff(git_repo), git_repo).json()["verdict"] == "deny"
+
+
 def test_nothing_changed_is_allowed(client, running, secret, git_repo):
     answer = post(client, running.pk, secret, "", git_repo).json()
     assert answer["verdict"] == "allow" and answer["files"] == []
