@@ -1,10 +1,15 @@
 """POST /api/v1/goals/{id}/changes: the working tree's real diff, judged after the fact. A protected path changed
 by a command that was allowed stops the goal, opens a stop request with the diff, buzzes the phone, tells the agent."""
 
+import posixpath
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, RequestStatus
 from gateway import calls as gateway
+from gateway import changes
 from gateway.calls import ToolCall
 from gateway.models import AgentToken, GatewayCall
 from goals.models import GoalStatus
@@ -205,6 +210,24 @@ def test_a_hostile_diff_is_refused_whole(client, running, secret, git_repo, diff
     response = post(client, running.pk, secret, diff, git_repo)
     assert response.status_code == 400 and error in response.json()["error"]
     assert not GatewayCall.objects.exists() and not ApprovalRequest.objects.exists()
+
+
+SEGMENTS = st.sampled_from(["a", "..", ".", ".git", ".GIT", "secrets", "~", "", "x y", "ä", "..a", ".gitignore"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SEGMENTS, min_size=1, max_size=5), st.booleans())
+def test_a_path_a_diff_names_is_judged_only_inside_the_repository(segments, absolute):
+    path = ("/" if absolute else "") + "/".join(segments)
+    try:
+        parsed = changes.read_diff(HEADER.format(p=path))
+    except changes.BadChanges:
+        return
+    for file in parsed.files:
+        parts = file.path.split("/")
+        assert not file.path.startswith(("/", "~")) and ".." not in parts
+        assert ".git" not in [part.lower() for part in parts]
+        assert posixpath.normpath(file.path).split("/")[0] != ".."
 
 
 @pytest.mark.parametrize(
