@@ -1,9 +1,10 @@
 """The agent gateway: a tool call proposed by an agent running elsewhere → the managed loop's gates → a verdict.
 
 A tool call is judged like a step of the loop, by the same `goals.gates.run_gates`: the files it writes become
-a diff (built from the tool input and the file as it is in the goal's repository), the checks the agent reported
-since the last approval become the step's evidence and history, and what the goal used so far its usage. Blast
-radius counts the files touched since the last approval, not only this call's.
+a diff (built from the tool input and the file as it is in the goal's repository; a shell command's files are read
+by a real shell parser, gateway/shell.py, and a command it cannot read asks on a goal with protected paths), the
+checks the agent reported since the last approval become the step's evidence and history, and what the goal used
+so far its usage. Blast radius counts the files touched since the last approval, not only this call's.
 
 The verdict is `allow` (no gate asks), `deny` (a gate says stop: a protected path, a budget used up; or the goal
 is not running, or the call writes outside the goal's repository) or `ask`: an approval request is opened for
@@ -15,11 +16,11 @@ turn an `ask` into an `allow`; they never lift a `deny`.
 from __future__ import annotations
 
 import difflib
+import glob
 import hashlib
 import json
 import logging
 import os
-import posixpath
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from approvals.models import AGENT_LABELS, ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
+from gateway import shell
 from gateway.models import AgentReport, AgentToken, GatewayCall, GatewayVerdict, RuleKind
 from goals import gates, judge
 from goals.diffs import DiffError, DiffStats, FileDiff, ParsedDiff, classify_path, parse_diff
@@ -107,6 +109,7 @@ class Proposal:
     diff: ParsedDiff = field(default_factory=lambda: ParsedDiff(files=(), stats=DiffStats.of(())))
     diff_text: str = ""
     outside: tuple[str, ...] = ()  # paths a file tool writes outside the repository
+    unreadable: str = ""  # why a shell command could not be read in full ("" when it could)
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -219,76 +222,20 @@ def read_repo_text(repo: Path, path: str) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-_REDIRECTIONS = {">", ">>", ">|", "&>", "&>>"}
-_OPERATORS = set(";&|()<>")
-_WRITES_ALL_ARGS = {"rm", "rmdir", "unlink", "touch", "truncate", "mkdir", "tee", "shred", "mv"}
-_WRITES_LAST_ARG = {"cp", "install", "ln", "rsync", "scp"}
-_WRITES_AFTER_FIRST = {"chmod", "chown", "chgrp"}
-_IN_PLACE = {"sed", "perl"}
-_WRAPPERS = {"sudo", "command", "env", "nohup", "time", "xargs", "exec"}
-
-
-def _segment_writes(words: list[str]) -> list[str]:
-    while words and ("=" in words[0] and not words[0].startswith("=") or words[0] in _WRAPPERS):
-        words = words[1:]
-    if not words:
-        return []
-    name, rest = posixpath.basename(words[0]), words[1:]
-    if name == "git" and rest and rest[0] in ("rm", "mv"):
-        name, rest = rest[0], rest[1:]
-    args = [word for word in rest if not word.startswith("-")]
-    if name in _WRITES_ALL_ARGS:
-        return args
-    if name in _WRITES_LAST_ARG:
-        return args[-1:]
-    if name in _WRITES_AFTER_FIRST:
-        return args[1:]
-    if name in _IN_PLACE and any(word.startswith(("-i", "--in-place")) or word == "-pi" for word in rest):
-        return args[1:]
-    if name == "dd":
-        return [word[3:] for word in rest if word.startswith("of=")]
-    return []
-
-
 def command_writes(command: str) -> list[str]:
-    """The paths a shell command visibly writes: redirection targets and the files of rm, mv, cp, tee, sed -i…
-
-    A best effort over the command's words (a script can write anything); quiet by design: reading is never
-    counted, and anything it cannot parse counts as writing nothing.
-    """
-    try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        tokens = list(lexer)
-    except ValueError:
-        return []
-    written: list[str] = []
-    segment: list[str] = []
-    skip_next = target_next = False
-    for token in tokens:
-        if skip_next or target_next:
-            if target_next:
-                written.append(token)
-            skip_next = target_next = False
-            continue
-        if token in _REDIRECTIONS or token in (">&", "<", "<<", "<<<", "<&"):
-            if segment and segment[-1].isdigit():
-                segment.pop()  # the file descriptor of `2>`
-            target_next, skip_next = token in _REDIRECTIONS, token not in _REDIRECTIONS
-            continue
-        if set(token) <= _OPERATORS:
-            written += _segment_writes(segment)
-            segment = []
-            continue
-        segment.append(token)
-    written += _segment_writes(segment)
-    return [path for path in dict.fromkeys(written) if path and path != "-" and not path.startswith("/dev/")]
+    """The paths a shell command visibly writes (gateway/shell.py parses it with tree-sitter-bash)."""
+    return shell.command_writes(command)
 
 
 def _expand_directories(paths: list[str], repo: Path) -> list[str]:
-    """A directory a command writes (`rm -rf build/`) stands for the files in it, up to a bound."""
+    """A directory a command writes (`rm -rf build/`) stands for the files in it, and a glob (`rm *.log`) for
+    the files it matches, up to a bound; a pattern that matches nothing stays a pattern for the gates."""
     expanded: list[str] = []
     for path in paths:
+        if shell.has_glob(path):
+            matches = sorted(glob.glob(path, root_dir=repo))[:MAX_DIRECTORY_FILES]
+            expanded += [Path(match).as_posix() for match in matches] or [path]
+            continue
         directory = repo / path
         if not directory.is_dir():
             expanded.append(path)
@@ -304,20 +251,10 @@ def _expand_directories(paths: list[str], repo: Path) -> list[str]:
 
 
 def _shell_command(tool_input: dict) -> str:
+    """The command as a script: a string as it is; argv (Codex) as its `bash -lc` script, else its words quoted."""
     command = tool_input.get("command")
-    if isinstance(command, list) and all(isinstance(word, str) for word in command):
-        # Codex passes argv; `bash -lc "…"` is the script itself.
-        if (
-            len(command) == 3
-            and posixpath.basename(command[0]) in ("bash", "sh", "zsh")
-            and command[1]
-            in (
-                "-c",
-                "-lc",
-            )
-        ):
-            return command[2]
-        return shlex.join(command)
+    if isinstance(command, list) and command and all(isinstance(word, str) for word in command):
+        return shell.argv_script(command) or shlex.join(command)
     if isinstance(command, str) and command.strip():
         return command
     raise BadToolCall("A shell tool call needs `command` (a string or a list of words).")
@@ -440,9 +377,10 @@ def describe(call: ToolCall, repo: Path, read_text: Callable[[str], str | None] 
         return Proposal(action="read")
     if tool in SHELL_TOOLS:
         command = _shell_command(tool_input)
-        paths = [path for raw in command_writes(command) if (path := repo_relative(raw, call.cwd, repo))]
+        reading = shell.read_command(command)
+        paths = [path for raw in reading.writes if (path := repo_relative(raw, call.cwd, repo))]
         touched = [_touched(path) for path in dict.fromkeys(_expand_directories(paths, repo))]
-        return Proposal(action="command", command=command, diff=_parsed(touched))
+        return Proposal(action="command", command=command, diff=_parsed(touched), unreadable=reading.unreadable)
     if tool in FILE_TOOLS:
         raw = _text(tool_input.get("file_path")) or _text(tool_input.get("notebook_path"))
         if not raw:
@@ -499,12 +437,7 @@ def call_key(call: ToolCall, repo: Path) -> str:
 
 def _simple_command(command: str) -> list[str] | None:
     """The words of a command with no shell operators, expansions or redirections; None for anything else."""
-    if any(char in command for char in ";&|<>`$()\n\\*?{}[]"):
-        return None
-    try:
-        return shlex.split(command)
-    except ValueError:
-        return None
+    return shell.simple_words(command)
 
 
 def rule_allows(kind: str, value: str, proposal: Proposal) -> bool:
@@ -606,11 +539,29 @@ def gate_inputs(goal: Goal, proposal: Proposal) -> tuple[gates.Step, gates.Histo
     return step, history, usage, radius
 
 
+def unreadable_findings(goal: Goal, proposal: Proposal) -> list[gates.GateFinding]:
+    """A command the parser cannot read, on a goal with protected paths, asks a person: it might write one.
+
+    Without protected paths it goes on as any command does (its real diff is still judged after the fact).
+    """
+    if not proposal.unreadable or not goal.contract().protected_paths:
+        return []
+    return [
+        gates.GateFinding(
+            gate="protected_path",
+            severity=gates.APPROVAL,
+            reason=f"Cannot tell which files the command writes ({proposal.unreadable})"[: gates.REASON_LIMIT],
+            data={"why": "unreadable", "unreadable": proposal.unreadable},
+        )
+    ]
+
+
 def run_gates_for(goal: Goal, proposal: Proposal) -> list[gates.GateFinding]:
     """The judge's gates over one call; blast radius over the files touched since the last approval."""
     step, history, usage, radius = gate_inputs(goal, proposal)
     file_head = partial(_file_head, Path(goal.repository.source))
-    return judge.judge(goal, step, history=history, usage=usage, file_head=file_head, radius=radius)
+    extra = unreadable_findings(goal, proposal)
+    return judge.judge(goal, step, history=history, usage=usage, file_head=file_head, radius=radius, extra=extra)
 
 
 def _file_head(repo: Path, path: str) -> str:
@@ -692,9 +643,10 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
         recorded = _record_call(goal, token, call, key, proposal, ALLOW, "No gate fired.", as_dicts, summary=summary)
         judge.record_paths(goal, proposal.paths)
         return Outcome(ALLOW, "No gate fired.", recorded, findings=as_dicts)
-    rule = next(
-        (rule for rule in goal.always_allow_rules.active() if rule_allows(rule.kind, rule.value, proposal)), None
-    )
+    # An always-allow rule never covers a command that may write a protected path (`git checkout main`).
+    unreadable = any(finding.data.get("why") == "unreadable" for finding in asking)
+    rules = () if unreadable else goal.always_allow_rules.active()
+    rule = next((rule for rule in rules if rule_allows(rule.kind, rule.value, proposal)), None)
     if rule is not None:
         reason = f"Always allowed by the goal's rule: {rule}."
         recorded = _record_call(goal, token, call, key, proposal, ALLOW, reason, as_dicts, summary=summary)

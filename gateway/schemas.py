@@ -17,6 +17,7 @@ OUTPUT_TAIL_KEPT = 20_000
 FAILING_TESTS_KEPT = 200
 FAILING_TEST_CHARS = 500
 DATE_TIME = {"json_schema_extra": {"format": "date-time"}}
+EXAMPLE_DIFF = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-print('hello')\n+print('hi')\n"
 
 
 def _tail(text: str | None) -> str | None:
@@ -84,6 +85,25 @@ class RuleInput(Body):
     value: str = Field(..., max_length=1000, description="1 to 500 characters once its spaces are tidied.")
 
 
+class Changes(Body):
+    """The real change after a tool call: the working tree's diff against the last approved state."""
+
+    diff: str = Field(
+        ...,
+        description=(
+            "`git diff` of the working tree against the last approved state, new files included (as git shows them "
+            "with --no-index or after `git add -N`); empty when nothing changed. Paths are relative to the "
+            "repository: absolute paths, `..` and `.git/` are refused. At most the API's 1 MB body."
+        ),
+        examples=[EXAMPLE_DIFF],
+    )
+    source: str = Field(..., min_length=1, max_length=200, examples=["claude-code", "codex"])
+    cwd: str = Field(..., min_length=1, max_length=4000, description="The repository's working tree (absolute).")
+    session_id: str | None = Field(None, max_length=200)
+    tool_use_id: str | None = Field(None, max_length=200)
+    tool: str | None = Field(None, max_length=200, description="The tool whose call produced the change, e.g. Bash.")
+
+
 class ClaudeHookInput(Body):
     """Claude Code's hook input, as its HTTP hook posts it (fields of other events are ignored)."""
 
@@ -124,6 +144,15 @@ class StepVerdict(Schema):
     request: RequestRef | None
     joined: bool
     stop: bool
+
+
+class ChangesVerdict(Schema):
+    verdict: Literal["allow", "deny"]
+    stop: bool = Field(..., description="The goal is stopped (or not running): the agent should stop.")
+    reason: str
+    findings: list[Finding]
+    files: list[str] = Field(..., description="The files the diff changes.")
+    request: RequestRef | None = Field(..., description="The stop request a deny opened (or the one it joined).")
 
 
 class Decision(Schema):

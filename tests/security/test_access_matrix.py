@@ -68,7 +68,7 @@ CASES = [
 
 def send(client: Client, method: str, url: str, call: Call, world: World):
     if call.json is not None:
-        return client.generic(method, url, data=json.dumps(call.json), content_type="application/json")
+        return client.generic(method, url, data=json.dumps(call.body(world)), content_type="application/json")
     data = call.data(world) if call.data else {}
     if method == "GET":
         return client.get(url, data)

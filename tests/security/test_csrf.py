@@ -31,6 +31,7 @@ CSRF_EXEMPT = {
     "api_propose_step": 401,
     "api_report_evidence": 401,
     "api_report_usage": 401,
+    "api_report_changes": 401,
     "api_heartbeat": 401,
     "api_request_decision": 401,
     # Claude Code's hook answers every refusal 200 (a deny, or here, on a Notification, a message for the person):
@@ -68,7 +69,7 @@ def test_a_post_without_the_csrf_token_is_refused(world, key, method):
     client = client_for(world, "owner", csrf=False)
     before = state(world)
     if call.json is not None:
-        response = client.generic(method, url, data=json.dumps(call.json), content_type="application/json")
+        response = client.generic(method, url, data=json.dumps(call.body(world)), content_type="application/json")
     elif method == "POST":
         response = client.post(url, call.data(world) if call.data else {})
     else:

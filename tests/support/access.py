@@ -36,9 +36,12 @@ class Call:
     expect: dict[str, object]
     kwargs: Callable[[World], dict] = lambda w: {}
     data: Callable[[World], dict] | None = None
-    json: object = None
+    json: object = None  # the JSON body, or a function of the world that gives it
     query: str = ""
     after: Callable[[World, str], None] | None = field(default=None, compare=False)
+
+    def body(self, world: World) -> object:
+        return self.json(world) if callable(self.json) else self.json
 
 
 def goal(w: World) -> dict:
@@ -156,6 +159,13 @@ ACCESS: dict[str, dict[str, Call]] = {
         )
     },
     "api_report_usage": {"POST": Call(AGENT_ONLY, kwargs=goal_id, json={"tokens": 10})},
+    "api_report_changes": {
+        "POST": Call(
+            AGENT_ONLY,
+            kwargs=goal_id,
+            json=lambda w: {"diff": "", "source": "codex", "cwd": w.goal.repository.source},
+        )
+    },
     "api_heartbeat": {"POST": Call(AGENT_ONLY, kwargs=goal_id)},
     # Rules: the agent and the goal's people read them; only the owner, signed in, changes them.
     "api_rules": {
