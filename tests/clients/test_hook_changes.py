@@ -6,57 +6,21 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.factories import make_git_repo, pre_tool_use, run_git
+from tests.support.changes_contract import ChangesFront
 from tests.support.processes import free_port
 
 HOOK = Path(sys.executable).parent / "goalpost-hook"
-PROTECTED = "secrets/"
-
-
-class ChangesContract(BaseHTTPRequestHandler):
-    """Answers `/changes` as the contract says: a change under secrets/ is a deny that stops the goal."""
-
-    received: list[tuple[str, dict, dict]]
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.received.append((self.path, dict(self.headers), body))
-        files = sorted({line[6:] for line in body["diff"].splitlines() if line.startswith("+++ b/")})
-        protected = [path for path in files if path.startswith(PROTECTED)]
-        answer = {
-            "verdict": "deny" if protected else "allow",
-            "stop": bool(protected),
-            "reason": f"Protected path changed: {protected[0]}. The goal is paused." if protected else "No gate fired.",
-            "findings": [],
-            "files": files,
-            "request": {"id": 7, "status": "pending", "decision_url": "/api/v1/requests/7/decision"} if protected else None,
-        }
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
 def goalpost():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ChangesContract)
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with ChangesFront() as front:
+        yield front
 
 
 @pytest.fixture
@@ -84,7 +48,7 @@ def post_tool_use(repo, tool_name, tool_input, tool_response=None) -> dict:
 @pytest.fixture
 def env(goalpost, tmp_path):
     return {
-        "GOALPOST_URL": f"http://127.0.0.1:{goalpost.server_port}",
+        "GOALPOST_URL": goalpost.url,
         "GOALPOST_TOKEN": "gp_test",
         "GOALPOST_GOAL": "12",
         "GOALPOST_STATE_DIR": str(tmp_path / "state"),
