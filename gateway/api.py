@@ -584,6 +584,18 @@ def record_hook_event(token: AgentToken, event: str, body: dict) -> None:
     goal.record("agent", text[:500], event=event, session_id=session[:200], notification_type=kind[:50])
 
 
+def stopped(reason: str) -> dict:
+    """Claude Code stops (`continue: false`, the person reads `stopReason`) and the model is told why."""
+    return {"continue": False, "stopReason": f"Goalpost: {reason}", "decision": "block", "reason": reason}
+
+
+def after_the_call(token: AgentToken, hook: schemas.ClaudeHookInput) -> dict:
+    """PostToolUse, as an HTTP hook posts it: the server sees the tool's input, never the agent's working tree."""
+    goal = Goal.objects.get(pk=token.goal_id)
+    outcome = gateway.after_the_call(goal, token, tool_call_from(hook.tool_name, hook.tool_input, hook, agent="claude"))
+    return stopped(outcome.reason) if outcome is not None else {}
+
+
 def stop_answer(token: AgentToken, hook: schemas.ClaudeHookInput) -> dict:
     """Claude Code's Stop: a block sends it back to work with the failing evidence; otherwise why it may stop."""
     goal = Goal.objects.get(pk=token.goal_id)
@@ -636,6 +648,8 @@ async def claude_hook(
     if event in TIMELINE_EVENTS:
         await in_worker_thread(record_hook_event)(token, event, hook.model_dump())
         return {}
+    if event == "PostToolUse":
+        return await in_worker_thread(after_the_call)(token, hook) if hook.tool_name else {}
     if event != "PreToolUse":
         return {}
     if not hook.tool_name or not hook.tool_name.strip():

@@ -1118,3 +1118,57 @@ def finish_on_done(sender, request: ApprovalRequest, decision, **kwargs) -> None
             "Done: the owner confirmed what the agent elsewhere reported.",
             only_from=(GoalStatus.RUNNING, GoalStatus.STALLED),
         )
+
+
+# --- after the call: what an HTTP hook can still see ----------------------------------------------------------
+
+
+def after_the_call(goal: Goal, token: AgentToken | None, call: ToolCall) -> Outcome | None:
+    """A tool call that already ran, judged again from its input (Claude Code's HTTP PostToolUse hook): the files
+    a write, an edit or a patch names, and those a command visibly writes. What a command changed out of sight
+    (a script, a build) is not in the input: only the command hook, which reads the working tree, sees that.
+    A gate that says stop (a protected path) pauses the goal, opens a request for the owner, and stops the agent;
+    None when there is nothing to say."""
+    if goal.status != GoalStatus.RUNNING:
+        return None
+    repo = Path(goal.repository.source)
+    try:
+        proposal = describe(call, repo, read_text=lambda path: None)
+    except BadToolCall:
+        return None
+    if not proposal.paths:
+        return None
+    touched = replace(proposal, diff=_parsed([_touched(path) for path in proposal.paths]))
+    findings = run_gates_for(goal, touched)
+    stops = [finding for finding in findings if finding.severity == gates.STOP and finding.gate != "budget"]
+    if not stops:
+        return None
+    reason = "; ".join(finding.reason for finding in stops)
+    summary = f"{_summary(call, proposal, token)}. It ran, and changed what it must not: {reason}"
+    with transaction.atomic():
+        request = judge.open_request(
+            goal,
+            stops,
+            kind=RequestKind.STEP,
+            summary=summary,
+            details={
+                "agent": call.agent,
+                "agent_name": token.name if token else "",
+                "tool": call.tool,
+                "tool_use_id": call.tool_use_id,
+                "command": proposal.command,
+                "paths": list(proposal.paths),
+                "cwd": call.cwd,
+                "session_id": call.session_id,
+                "after_the_fact": True,
+            },
+            origin=RequestOrigin.GATEWAY,
+            evidence=reported_checks(goal),
+        )
+        goal.set_status(GoalStatus.PAUSED, None, f"Paused: {reason} (after the call, request #{request.pk})."[:500])
+        # Its own key: a retry of the same call must not join this request, and this one must not join the first.
+        key = hashlib.sha256(f"after:{call_key(call, repo)}".encode()).hexdigest()
+        as_dicts = tuple(finding.as_dict() for finding in stops)
+        recorded = _record_call(goal, token, call, key, proposal, DENY, reason, as_dicts, request, summary)
+    reason = f"{reason}. The goal is paused; request #{request.pk} is open for the owner."
+    return Outcome(DENY, reason, recorded, request, as_dicts, stop=True)
