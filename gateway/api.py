@@ -648,7 +648,7 @@ async def claude_hook(
     if event in TIMELINE_EVENTS:
         await in_worker_thread(record_hook_event)(token, event, hook.model_dump())
         return {}
-    if event == "PostToolUse":
+    if event in ("PostToolUse", "PostToolUseFailure"):  # a call that failed may have written too
         return await in_worker_thread(after_the_call)(token, hook) if hook.tool_name else {}
     if event != "PreToolUse":
         return {}

@@ -10,14 +10,14 @@ exit code 2 and a message that says why (a token Goalpost refuses comes back as 
 the other events (Notification, Stop…), a failure is exit code 1: a non-blocking error that Claude Code shows,
 since blocking a Stop would keep the agent running.
 
-On PostToolUse it checks what really changed, after the fact: the working tree's diff against the baseline
-(worktree.py: read without running anything the repository configures), posted to
-`$GOALPOST_URL/api/v1/goals/$GOALPOST_GOAL/changes`. When Goalpost denies it (a protected path changed by a
-command that was allowed), Claude Code is stopped (`continue: false`) and the model told why (`decision: "block"`).
-It fails closed there too: a change it cannot read or report stops Claude Code, since the tool already ran.
-The baseline is the commit checked out when the hook first ran for the goal in that repository (kept in
-GOALPOST_STATE_DIR, by default ~/.local/state/goalpost, outside the repository), or GOALPOST_BASE: a commit
-the agent makes later still shows in the diff.
+On PostToolUse (and PostToolUseFailure: a command that failed may have written too) it checks what really
+changed, after the fact: the working tree's diff against the baseline (worktree.py: read without running anything
+the repository configures), posted to `$GOALPOST_URL/api/v1/goals/$GOALPOST_GOAL/changes`. When Goalpost denies
+it (a protected path changed by a command that was allowed), Claude Code is stopped (`continue: false`) and the
+model told why (`decision: "block"`). It fails closed there too: a change it cannot read or report stops Claude
+Code, since the tool already ran. The baseline is the commit checked out when the hook first ran for the goal in
+that repository (kept in GOALPOST_STATE_DIR, by default ~/.local/state/goalpost, outside the repository), or
+GOALPOST_BASE: a commit the agent makes later still shows in the diff.
 
 Environment: GOALPOST_URL (e.g. http://127.0.0.1:8000), GOALPOST_TOKEN (the goal's agent token), GOALPOST_GOAL
 (the goal's id, for PostToolUse), optionally GOALPOST_WAIT (seconds the server waits for the phone, default
@@ -47,6 +47,9 @@ MAX_INPUT_BYTES = 4 * 1024 * 1024
 MAX_BODY_BYTES = 1024 * 1024  # the API's limit
 CHANGES_TIMEOUT_S = 30.0
 SOURCE = "claude-code"
+# A tool call that failed (a command exiting non-zero) may have written files too: Claude Code then sends
+# PostToolUseFailure instead of PostToolUse.
+AFTER_THE_CALL = ("PostToolUse", "PostToolUseFailure")
 
 
 class HookFailure(Exception):
@@ -203,7 +206,7 @@ def run(stdin: bytes, env: dict[str, str]) -> tuple[int, str, str]:
     if not base or not token:
         missing = " and ".join(name for name, value in (("GOALPOST_URL", base), ("GOALPOST_TOKEN", token)) if not value)
         return failure_code, "", f"goalpost-hook: set {missing}; blocked to be safe.\n"
-    if event == "PostToolUse":
+    if event in AFTER_THE_CALL:
         try:
             answer = report_change(hook_input, env)
         except (HookFailure, ValueError) as failure:

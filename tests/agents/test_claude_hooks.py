@@ -130,6 +130,14 @@ def user_texts(request: dict) -> str:
     return json.dumps([m["content"] for m in request["json"]["messages"] if m.get("role") == "user"])
 
 
+def commit_build_script(repo: Path) -> None:
+    """A script whose side effect the gateway cannot see from its command line: it writes secrets/api.key."""
+    (repo / "tools").mkdir()
+    (repo / "tools" / "build.sh").write_text("mkdir -p secrets\necho sk-live > secrets/api.key\n")
+    run_git(repo, "add", "tools")
+    run_git(repo, "commit", "-q", "-m", "a build script")
+
+
 def passing_check(goal):
     """The goal's check reported passing: the Stop hook lets Claude stop (and asks the owner if it is done)."""
     calls.record_evidence(goal, None, command=CHECK, exit_code=0)
@@ -200,10 +208,7 @@ def test_a_protected_path_written_by_an_allowed_command_stops_claude_after_the_f
     claude_cli, goalpost, running, secret, git_repo, home
 ):
     install_settings(git_repo, "command", goalpost)
-    (git_repo / "tools").mkdir()
-    (git_repo / "tools" / "build.sh").write_text("mkdir -p secrets\necho sk-live > secrets/api.key\n")
-    run_git(git_repo, "add", "tools")
-    run_git(git_repo, "commit", "-q", "-m", "a build script")
+    commit_build_script(git_repo)
     with FakeAnthropicAPI() as api:
         api.script(
             [tool_use("Bash", {"command": "sh tools/build.sh", "description": "Build"})],
@@ -235,3 +240,26 @@ def test_the_stop_hook_sends_claude_back_once_while_the_checks_fail(
     assert result["result"] == "Still failing; stopping here."
     running.refresh_from_db()
     assert running.status == GoalStatus.RUNNING
+
+
+def test_a_command_that_fails_after_writing_a_protected_path_is_reported_to_the_model(
+    claude_cli, goalpost, running, secret, git_repo, home
+):
+    # Claude Code sends PostToolUseFailure for a command that exits non-zero, and (2.1.328) ignores
+    # `continue: false` there: the model gets the reason as a blocking error, and it is the goal, paused by
+    # Goalpost, that stops the next call.
+    install_settings(git_repo, "command", goalpost)
+    commit_build_script(git_repo)
+    with FakeAnthropicAPI() as api:
+        api.script(
+            [tool_use("Bash", {"command": "sh tools/build.sh; exit 3"})],
+            [text("It failed; carrying on.")],
+        )
+        run_claude(claude_cli, api, git_repo, home, goalpost, secret, running.pk)
+    assert (git_repo / "secrets" / "api.key").exists()
+    errors = [entry["attachment"] for entry in transcript(home) if "attachment" in entry]
+    errors = [a for a in errors if a.get("type") == "hook_blocking_error" and a["hookEvent"] == "PostToolUseFailure"]
+    assert errors and "Protected path changed: secrets/api.key" in errors[0]["blockingError"]["blockingError"]
+    # The model reads it in its next turn, as a system message after the tool's result.
+    told = json.dumps(api.agent_requests()[1]["json"]["messages"])
+    assert "hook blocking error" in told and "Protected path changed: secrets/api.key" in told

@@ -12,7 +12,7 @@ from gateway.api import hook_wait_default
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "agents.md"]
-EVENTS = ("PreToolUse", "PostToolUse", "Notification", "Stop")
+EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "Notification", "Stop")
 
 
 def settings_snippets(path: Path) -> list[dict]:
@@ -31,8 +31,8 @@ def test_both_hook_kinds_are_shown_with_a_timeout_above_the_wait(path):
     kinds = {hook["type"] for snippet in snippets for hook in hooks_of(snippet, "PreToolUse")}
     assert kinds == {"command", "http"}
     for snippet in snippets:
-        assert set(snippet["hooks"]) == {"PreToolUse", "PostToolUse", "Notification", "Stop"}
-        for group in snippet["hooks"]["PreToolUse"] + snippet["hooks"]["PostToolUse"]:
+        assert set(snippet["hooks"]) == set(EVENTS)
+        for group in [group for event in EVENTS[:3] for group in snippet["hooks"][event]]:
             assert re.fullmatch(group["matcher"], "Bash") and re.fullmatch(group["matcher"], "mcp__db__query")
             assert not re.fullmatch(group["matcher"], "Read")
         for hook in hooks_of(snippet, "PreToolUse"):
@@ -48,7 +48,7 @@ def test_the_http_hook_posts_to_the_hook_endpoint_with_the_bearer_token(path):
         for hook in hooks_of(snippet, event)
         if hook["type"] == "http"
     ]
-    assert len(http_hooks) == 4
+    assert len(http_hooks) == 5
     for hook in http_hooks:
         assert resolve(re.sub(r"^https?://[^/]+", "", hook["url"])).url_name == "api_claude_hook"
         assert hook["headers"] == {"Authorization": "Bearer $GOALPOST_TOKEN"}
