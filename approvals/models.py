@@ -21,6 +21,8 @@ class RequestKind(models.TextChoices):
     STALL = "stall", "Stall"
     DONE = "done", "Done"
     FOLLOW_UP = "follow_up", "Follow-up"
+    # The real changes of an agent elsewhere broke a rule (a protected path): its goal is stopped.
+    STOP = "stop", "Stop"
 
 
 class RequestOrigin(models.TextChoices):

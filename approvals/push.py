@@ -52,6 +52,7 @@ REQUEST_LABELS = {
     RequestKind.STALL: "Stalled",
     RequestKind.DONE: "Done? Your final word",
     RequestKind.FOLLOW_UP: "Follow-up to approve",
+    RequestKind.STOP: "Stopped: see what changed",
 }
 
 

@@ -35,7 +35,7 @@ from ninja.security.base import AuthBase
 
 from config.api import SignedIn, json_object, refusals
 from gateway import calls as gateway
-from gateway import schemas
+from gateway import changes, schemas
 from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings, RuleKind, TokenRefused, WhenUnanswered
 from goals.models import Goal
 
@@ -171,6 +171,36 @@ def propose_step(request: HttpRequest, goal_id: int, proposal: schemas.StepPropo
     try:
         outcome = gateway.propose(request.auth.goal, call, request.auth)
     except gateway.BadToolCall as error:
+        raise HttpError(400, str(error)) from error
+    return outcome.as_dict()
+
+
+@router.post(
+    "/goals/{int:goal_id}/changes",
+    auth=agent_token,
+    response={200: schemas.ChangesVerdict, **refusals(400, 401, 403, 404, 413)},
+    url_name="api_report_changes",
+    operation_id="reportChanges",
+    summary="Report what really changed after a tool call: the working tree's diff, judged by the gates",
+    description=(
+        "`deny` with `stop: true`: a gate says stop on the real diff (a protected path, a lock or generated file, "
+        "a budget used up); the goal is paused as the phone's Stop does, and a stop request with the diff opens "
+        "for its people (`request`). The same diff posted again joins that request. `allow`: the files count in "
+        "the goal's usage; `stop` is true when the goal is not running."
+    ),
+)
+def report_changes(request: HttpRequest, goal_id: int, body: schemas.Changes) -> dict:
+    reported = changes.Changes(
+        diff=body.diff,
+        source=body.source,
+        cwd=body.cwd,
+        session_id=body.session_id or "",
+        tool_use_id=body.tool_use_id or "",
+        tool=body.tool or "",
+    )
+    try:
+        outcome = changes.judge_changes(request.auth.goal, reported, request.auth)
+    except changes.BadChanges as error:
         raise HttpError(400, str(error)) from error
     return outcome.as_dict()
 
@@ -592,8 +622,11 @@ def stopped(reason: str) -> dict:
 def after_the_call(token: AgentToken, hook: schemas.ClaudeHookInput) -> dict:
     """PostToolUse, as an HTTP hook posts it: the server sees the tool's input, never the agent's working tree."""
     goal = Goal.objects.get(pk=token.goal_id)
-    outcome = gateway.after_the_call(goal, token, tool_call_from(hook.tool_name, hook.tool_input, hook, agent="claude"))
-    return stopped(outcome.reason) if outcome is not None else {}
+    call = tool_call_from(hook.tool_name, hook.tool_input, hook, agent="claude")
+    outcome = changes.judge_tool_input(goal, token, call)
+    if outcome is not None and (outcome.verdict == gateway.DENY or outcome.stop):
+        return stopped(outcome.reason)
+    return {}
 
 
 def stop_answer(token: AgentToken, hook: schemas.ClaudeHookInput) -> dict:

@@ -15,11 +15,11 @@ turn an `ask` into an `allow`; they never lift a `deny`.
 from __future__ import annotations
 
 import difflib
+import glob
 import hashlib
 import json
 import logging
 import os
-import posixpath
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +33,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from approvals.models import AGENT_LABELS, ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
+from gateway import shell
 from gateway.models import AgentReport, AgentToken, GatewayCall, GatewayVerdict, RuleKind
 from goals import gates, judge
 from goals.diffs import DiffError, DiffStats, FileDiff, ParsedDiff, classify_path, parse_diff
@@ -107,6 +108,7 @@ class Proposal:
     diff: ParsedDiff = field(default_factory=lambda: ParsedDiff(files=(), stats=DiffStats.of(())))
     diff_text: str = ""
     outside: tuple[str, ...] = ()  # paths a file tool writes outside the repository
+    unreadable: str = ""  # why a shell command could not be read in full ("" when it could)
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -219,76 +221,20 @@ def read_repo_text(repo: Path, path: str) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-_REDIRECTIONS = {">", ">>", ">|", "&>", "&>>"}
-_OPERATORS = set(";&|()<>")
-_WRITES_ALL_ARGS = {"rm", "rmdir", "unlink", "touch", "truncate", "mkdir", "tee", "shred", "mv"}
-_WRITES_LAST_ARG = {"cp", "install", "ln", "rsync", "scp"}
-_WRITES_AFTER_FIRST = {"chmod", "chown", "chgrp"}
-_IN_PLACE = {"sed", "perl"}
-_WRAPPERS = {"sudo", "command", "env", "nohup", "time", "xargs", "exec"}
-
-
-def _segment_writes(words: list[str]) -> list[str]:
-    while words and ("=" in words[0] and not words[0].startswith("=") or words[0] in _WRAPPERS):
-        words = words[1:]
-    if not words:
-        return []
-    name, rest = posixpath.basename(words[0]), words[1:]
-    if name == "git" and rest and rest[0] in ("rm", "mv"):
-        name, rest = rest[0], rest[1:]
-    args = [word for word in rest if not word.startswith("-")]
-    if name in _WRITES_ALL_ARGS:
-        return args
-    if name in _WRITES_LAST_ARG:
-        return args[-1:]
-    if name in _WRITES_AFTER_FIRST:
-        return args[1:]
-    if name in _IN_PLACE and any(word.startswith(("-i", "--in-place")) or word == "-pi" for word in rest):
-        return args[1:]
-    if name == "dd":
-        return [word[3:] for word in rest if word.startswith("of=")]
-    return []
-
-
 def command_writes(command: str) -> list[str]:
-    """The paths a shell command visibly writes: redirection targets and the files of rm, mv, cp, tee, sed -i…
-
-    A best effort over the command's words (a script can write anything); quiet by design: reading is never
-    counted, and anything it cannot parse counts as writing nothing.
-    """
-    try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        tokens = list(lexer)
-    except ValueError:
-        return []
-    written: list[str] = []
-    segment: list[str] = []
-    skip_next = target_next = False
-    for token in tokens:
-        if skip_next or target_next:
-            if target_next:
-                written.append(token)
-            skip_next = target_next = False
-            continue
-        if token in _REDIRECTIONS or token in (">&", "<", "<<", "<<<", "<&"):
-            if segment and segment[-1].isdigit():
-                segment.pop()  # the file descriptor of `2>`
-            target_next, skip_next = token in _REDIRECTIONS, token not in _REDIRECTIONS
-            continue
-        if set(token) <= _OPERATORS:
-            written += _segment_writes(segment)
-            segment = []
-            continue
-        segment.append(token)
-    written += _segment_writes(segment)
-    return [path for path in dict.fromkeys(written) if path and path != "-" and not path.startswith("/dev/")]
+    """The paths a shell command visibly writes (gateway/shell.py parses it with tree-sitter-bash)."""
+    return shell.command_writes(command)
 
 
 def _expand_directories(paths: list[str], repo: Path) -> list[str]:
-    """A directory a command writes (`rm -rf build/`) stands for the files in it, up to a bound."""
+    """A directory a command writes (`rm -rf build/`) stands for the files in it, and a glob (`rm *.log`) for
+    the files it matches, up to a bound; a pattern that matches nothing stays a pattern for the gates."""
     expanded: list[str] = []
     for path in paths:
+        if shell.has_glob(path):
+            matches = sorted(glob.glob(path, root_dir=repo))[:MAX_DIRECTORY_FILES]
+            expanded += [Path(match).as_posix() for match in matches] or [path]
+            continue
         directory = repo / path
         if not directory.is_dir():
             expanded.append(path)
@@ -304,20 +250,10 @@ def _expand_directories(paths: list[str], repo: Path) -> list[str]:
 
 
 def _shell_command(tool_input: dict) -> str:
+    """The command as a script: a string as it is; argv (Codex) as its `bash -lc` script, else its words quoted."""
     command = tool_input.get("command")
-    if isinstance(command, list) and all(isinstance(word, str) for word in command):
-        # Codex passes argv; `bash -lc "…"` is the script itself.
-        if (
-            len(command) == 3
-            and posixpath.basename(command[0]) in ("bash", "sh", "zsh")
-            and command[1]
-            in (
-                "-c",
-                "-lc",
-            )
-        ):
-            return command[2]
-        return shlex.join(command)
+    if isinstance(command, list) and command and all(isinstance(word, str) for word in command):
+        return shell.argv_script(command) or shlex.join(command)
     if isinstance(command, str) and command.strip():
         return command
     raise BadToolCall("A shell tool call needs `command` (a string or a list of words).")
@@ -440,9 +376,10 @@ def describe(call: ToolCall, repo: Path, read_text: Callable[[str], str | None] 
         return Proposal(action="read")
     if tool in SHELL_TOOLS:
         command = _shell_command(tool_input)
-        paths = [path for raw in command_writes(command) if (path := repo_relative(raw, call.cwd, repo))]
+        reading = shell.read_command(command)
+        paths = [path for raw in reading.writes if (path := repo_relative(raw, call.cwd, repo))]
         touched = [_touched(path) for path in dict.fromkeys(_expand_directories(paths, repo))]
-        return Proposal(action="command", command=command, diff=_parsed(touched))
+        return Proposal(action="command", command=command, diff=_parsed(touched), unreadable=reading.unreadable)
     if tool in FILE_TOOLS:
         raw = _text(tool_input.get("file_path")) or _text(tool_input.get("notebook_path"))
         if not raw:
@@ -499,12 +436,7 @@ def call_key(call: ToolCall, repo: Path) -> str:
 
 def _simple_command(command: str) -> list[str] | None:
     """The words of a command with no shell operators, expansions or redirections; None for anything else."""
-    if any(char in command for char in ";&|<>`$()\n\\*?{}[]"):
-        return None
-    try:
-        return shlex.split(command)
-    except ValueError:
-        return None
+    return shell.simple_words(command)
 
 
 def rule_allows(kind: str, value: str, proposal: Proposal) -> bool:
@@ -606,11 +538,29 @@ def gate_inputs(goal: Goal, proposal: Proposal) -> tuple[gates.Step, gates.Histo
     return step, history, usage, radius
 
 
+def unreadable_findings(goal: Goal, proposal: Proposal) -> list[gates.GateFinding]:
+    """A command the parser cannot read, on a goal with protected paths, asks a person: it might write one.
+
+    Without protected paths it goes on as any command does (its real diff is still judged after the fact).
+    """
+    if not proposal.unreadable or not goal.contract().protected_paths:
+        return []
+    return [
+        gates.GateFinding(
+            gate="protected_path",
+            severity=gates.APPROVAL,
+            reason=f"Cannot tell which files the command writes ({proposal.unreadable})"[: gates.REASON_LIMIT],
+            data={"why": "unreadable", "unreadable": proposal.unreadable},
+        )
+    ]
+
+
 def run_gates_for(goal: Goal, proposal: Proposal) -> list[gates.GateFinding]:
     """The judge's gates over one call; blast radius over the files touched since the last approval."""
     step, history, usage, radius = gate_inputs(goal, proposal)
     file_head = partial(_file_head, Path(goal.repository.source))
-    return judge.judge(goal, step, history=history, usage=usage, file_head=file_head, radius=radius)
+    extra = unreadable_findings(goal, proposal)
+    return judge.judge(goal, step, history=history, usage=usage, file_head=file_head, radius=radius, extra=extra)
 
 
 def _file_head(repo: Path, path: str) -> str:
@@ -692,9 +642,10 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
         recorded = _record_call(goal, token, call, key, proposal, ALLOW, "No gate fired.", as_dicts, summary=summary)
         judge.record_paths(goal, proposal.paths)
         return Outcome(ALLOW, "No gate fired.", recorded, findings=as_dicts)
-    rule = next(
-        (rule for rule in goal.always_allow_rules.active() if rule_allows(rule.kind, rule.value, proposal)), None
-    )
+    # An always-allow rule never covers a command that may write a protected path (`git checkout main`).
+    unreadable = any(finding.data.get("why") == "unreadable" for finding in asking)
+    rules = () if unreadable else goal.always_allow_rules.active()
+    rule = next((rule for rule in rules if rule_allows(rule.kind, rule.value, proposal)), None)
     if rule is not None:
         reason = f"Always allowed by the goal's rule: {rule}."
         recorded = _record_call(goal, token, call, key, proposal, ALLOW, reason, as_dicts, summary=summary)
@@ -1103,7 +1054,9 @@ def answer_stop(goal: Goal, token: AgentToken | None, *, stop_hook_active: bool,
     reason = (
         f"Goalpost: the goal is not done yet. Objective: {' '.join(goal.objective.split())[:300]}\n"
         "Not done because:\n- " + "\n- ".join(failing) + f"\nBudget left: {budget_left(goal)}.\n"
-        "Keep working: fix what fails, run the checks again and report them, then stop."
+        "Keep working: fix what fails, run the checks again and report each one to Goalpost (POST "
+        f"$GOALPOST_URL/api/v1/goals/{goal.pk}/evidence with `Authorization: Bearer $GOALPOST_TOKEN` and "
+        '{"command": …, "exit_code": …, "output_tail": …}), then stop.'
     )
     return StopAnswer(True, reason)
 
@@ -1119,56 +1072,3 @@ def finish_on_done(sender, request: ApprovalRequest, decision, **kwargs) -> None
             only_from=(GoalStatus.RUNNING, GoalStatus.STALLED),
         )
 
-
-# --- after the call: what an HTTP hook can still see ----------------------------------------------------------
-
-
-def after_the_call(goal: Goal, token: AgentToken | None, call: ToolCall) -> Outcome | None:
-    """A tool call that already ran, judged again from its input (Claude Code's HTTP PostToolUse hook): the files
-    a write, an edit or a patch names, and those a command visibly writes. What a command changed out of sight
-    (a script, a build) is not in the input: only the command hook, which reads the working tree, sees that.
-    A gate that says stop (a protected path) pauses the goal, opens a request for the owner, and stops the agent;
-    None when there is nothing to say."""
-    if goal.status != GoalStatus.RUNNING:
-        return None
-    repo = Path(goal.repository.source)
-    try:
-        proposal = describe(call, repo, read_text=lambda path: None)
-    except BadToolCall:
-        return None
-    if not proposal.paths:
-        return None
-    touched = replace(proposal, diff=_parsed([_touched(path) for path in proposal.paths]))
-    findings = run_gates_for(goal, touched)
-    stops = [finding for finding in findings if finding.severity == gates.STOP and finding.gate != "budget"]
-    if not stops:
-        return None
-    reason = "; ".join(finding.reason for finding in stops)
-    summary = f"{_summary(call, proposal, token)}. It ran, and changed what it must not: {reason}"
-    with transaction.atomic():
-        request = judge.open_request(
-            goal,
-            stops,
-            kind=RequestKind.STEP,
-            summary=summary,
-            details={
-                "agent": call.agent,
-                "agent_name": token.name if token else "",
-                "tool": call.tool,
-                "tool_use_id": call.tool_use_id,
-                "command": proposal.command,
-                "paths": list(proposal.paths),
-                "cwd": call.cwd,
-                "session_id": call.session_id,
-                "after_the_fact": True,
-            },
-            origin=RequestOrigin.GATEWAY,
-            evidence=reported_checks(goal),
-        )
-        goal.set_status(GoalStatus.PAUSED, None, f"Paused: {reason} (after the call, request #{request.pk})."[:500])
-        # Its own key: a retry of the same call must not join this request, and this one must not join the first.
-        key = hashlib.sha256(f"after:{call_key(call, repo)}".encode()).hexdigest()
-        as_dicts = tuple(finding.as_dict() for finding in stops)
-        recorded = _record_call(goal, token, call, key, proposal, DENY, reason, as_dicts, request, summary)
-    reason = f"{reason}. The goal is paused; request #{request.pk} is open for the owner."
-    return Outcome(DENY, reason, recorded, request, as_dicts, stop=True)

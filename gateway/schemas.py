@@ -84,6 +84,24 @@ class RuleInput(Body):
     value: str = Field(..., max_length=1000, description="1 to 500 characters once its spaces are tidied.")
 
 
+class Changes(Body):
+    """The real change after a tool call: the working tree's diff against the last approved state."""
+
+    diff: str = Field(
+        ...,
+        description=(
+            "`git diff` of the working tree against the last approved state, new files included (as git shows them "
+            "with --no-index or after `git add -N`); empty when nothing changed. Paths are relative to the "
+            "repository: absolute paths, `..` and `.git/` are refused. At most the API's 1 MB body."
+        ),
+    )
+    source: str = Field(..., min_length=1, max_length=200, examples=["claude-code", "codex"])
+    cwd: str = Field(..., min_length=1, max_length=4000, description="The repository's working tree (absolute).")
+    session_id: str | None = Field(None, max_length=200)
+    tool_use_id: str | None = Field(None, max_length=200)
+    tool: str | None = Field(None, max_length=200, description="The tool whose call produced the change, e.g. Bash.")
+
+
 class ClaudeHookInput(Body):
     """Claude Code's hook input, as its HTTP hook posts it (fields of other events are ignored)."""
 
@@ -128,6 +146,15 @@ class StepVerdict(Schema):
     request: RequestRef | None
     joined: bool
     stop: bool
+
+
+class ChangesVerdict(Schema):
+    verdict: Literal["allow", "deny"]
+    stop: bool = Field(..., description="The goal is stopped (or not running): the agent should stop.")
+    reason: str
+    findings: list[Finding]
+    files: list[str] = Field(..., description="The files the diff changes.")
+    request: RequestRef | None = Field(..., description="The stop request a deny opened (or the one it joined).")
 
 
 class Decision(Schema):

@@ -446,13 +446,21 @@ def _conclude(goal: Goal, step: Step, findings: list[gates.GateFinding], result)
             return StepOutcome(goal.pk, GoalStatus.WAITING, step.number, request)
         _finish(step, StepStatus.PASSED)
         goal.record("step", f"Step {step.number}: {step.summary}"[:500], step=step.number)
-        if result.done and step.evidence and step.passed_evidence:
-            summary = f"The agent says the goal is done; every check passed. {step.evidence_summary}"[:500]
+        if _said_done(step):
             request = judge.open_request(
-                goal, (), kind=RequestKind.DONE, summary=summary, step_number=step.number
+                goal, (), kind=RequestKind.DONE, summary=_done_summary(step), step_number=step.number
             )
             return StepOutcome(goal.pk, GoalStatus.WAITING, step.number, request)
     return StepOutcome(goal.pk, "continue", step.number)
+
+
+def _said_done(step: Step) -> bool:
+    """The agent said the goal is done on this step, and every check passed: the done review comes next."""
+    return bool(step.agent_done and step.evidence and step.passed_evidence)
+
+
+def _done_summary(step: Step) -> str:
+    return f"The agent says the goal is done; every check passed. {step.evidence_summary}"[:500]
 
 
 def _request_summary(step: Step, findings: list[gates.GateFinding]) -> str:
@@ -543,6 +551,7 @@ def apply_decision(request: ApprovalRequest, verdict: str) -> bool:
     step = goal.steps.filter(number=request.step_number).first() if request.step_number else None
     approved = verdict in (Verdict.APPROVE, Verdict.EXTEND)
     with transaction.atomic(savepoint=False):  # inside the decision's transaction: no savepoint round trips
+        approved_now = step is not None and step.status == StepStatus.WAITING and approved
         if step is not None and step.status == StepStatus.WAITING:
             step.status = StepStatus.APPROVED if approved else StepStatus.REJECTED
             step.save(update_fields=["status"])
@@ -552,6 +561,11 @@ def apply_decision(request: ApprovalRequest, verdict: str) -> bool:
             goal.set_status(
                 GoalStatus.DONE, None, "Done: the final word was yes. The branch is ready to merge."
             )
+            return False
+        if approved_now and request.kind != RequestKind.DONE and _said_done(step):
+            # The step that said done needed a review first (every step of a high-risk goal does): now that it
+            # is approved, the done review comes next, instead of another step with nothing left to do.
+            judge.open_request(goal, (), kind=RequestKind.DONE, summary=_done_summary(step), step_number=step.number)
             return False
         if request.kind in (RequestKind.BUDGET, RequestKind.STALL) and not approved:
             goal.set_status(GoalStatus.PAUSED, None, "Paused: the budget or stall request was declined.")

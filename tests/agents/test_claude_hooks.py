@@ -4,10 +4,7 @@ the goal's git repository, against a live daphne; only the model API is a fake (
 What a person relies on: an allowed write goes through, a protected path is denied and the model is told why, an
 ask waits for the phone's decision and goes on, Goalpost down blocks the call (the command hook), a protected path
 written by a command that was allowed stops Claude Code after the fact, and the Stop hook sends Claude back to
-work once while the goal's checks fail.
-
-Until the gateway serves `/api/v1/goals/{goal}/changes`, a stand-in answers that one path by the shared contract
-(tests/support/changes_contract.py) and forwards everything else to daphne."""
+work once while the goal's checks fail."""
 
 from __future__ import annotations
 
@@ -19,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from approvals.models import ApprovalRequest, RequestStatus
+from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from gateway import calls
 from gateway.models import AgentToken
 from goals.models import GoalStatus
 from tests.factories import run_git
-from tests.support.changes_contract import ChangesFront, changes_served
 from tests.support.claude_hooks import documented_settings
 from tests.support.fakes.anthropic_api import FakeAnthropicAPI, text, tool_use
 from tests.support.processes import free_port, wait_until
@@ -48,12 +44,8 @@ def secret(running):
 
 @pytest.fixture
 def goalpost(live_url):
-    """Goalpost's URL for the hooks: daphne, behind the /changes stand-in until the gateway serves it."""
-    if changes_served():
-        yield live_url
-        return
-    with ChangesFront(live_url) as front:
-        yield front.url
+    """Goalpost's URL for the hooks: a real daphne on the test database."""
+    return live_url
 
 
 @pytest.fixture
@@ -220,7 +212,13 @@ def test_a_protected_path_written_by_an_allowed_command_stops_claude_after_the_f
     assert len(api.agent_requests()) == 1, "Claude Code went on after the stop"
     stops = [entry["attachment"] for entry in transcript(home) if "attachment" in entry]
     stops = [a for a in stops if a.get("type") == "hook_stopped_continuation" and a.get("hookEvent") == "PostToolUse"]
-    assert stops and stops[0]["message"].startswith("Goalpost: Protected path changed: secrets/api.key"), stops
+    assert stops and "Protected path changed: secrets/api.key" in stops[0]["message"], stops
+    # The goal is stopped as the phone's Stop stops it, and its people have a stop request with the real diff.
+    running.refresh_from_db()
+    assert running.status == GoalStatus.PAUSED
+    request = ApprovalRequest.objects.get(goal=running, kind=RequestKind.STOP)
+    assert request.status == RequestStatus.PENDING and f"#{request.pk}" in stops[0]["message"]
+    assert "+sk-live" in request.diff and request.details["tool"] == "Bash"
 
 
 @pytest.mark.parametrize("kind", ["command", "http"])
@@ -263,3 +261,6 @@ def test_a_command_that_fails_after_writing_a_protected_path_is_reported_to_the_
     # The model reads it in its next turn, as a system message after the tool's result.
     told = json.dumps(api.agent_requests()[1]["json"]["messages"])
     assert "hook blocking error" in told and "Protected path changed: secrets/api.key" in told
+    running.refresh_from_db()
+    assert running.status == GoalStatus.PAUSED
+    assert ApprovalRequest.objects.filter(goal=running, kind=RequestKind.STOP, status=RequestStatus.PENDING).exists()

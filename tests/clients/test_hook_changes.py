@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import make_git_repo, pre_tool_use, run_git
-from tests.support.changes_contract import ChangesFront
+from tests.support.changes_contract import ChangesContract
 from tests.support.processes import free_port
 
 HOOK = Path(sys.executable).parent / "goalpost-hook"
@@ -19,7 +19,7 @@ HOOK = Path(sys.executable).parent / "goalpost-hook"
 
 @pytest.fixture
 def goalpost():
-    with ChangesFront() as front:
+    with ChangesContract() as front:
         yield front
 
 

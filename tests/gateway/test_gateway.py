@@ -23,7 +23,7 @@ from goals.models import GoalStatus
         pytest.param("make 2> err.log", ["err.log"], id="stderr-redirection-drops-the-fd"),
         pytest.param("rm -rf build/ && ls", ["build/"], id="rm-then-another-command"),
         pytest.param("mv a.py b.py", ["a.py", "b.py"], id="mv-writes-both"),
-        pytest.param("cp a.py dest/", ["dest/"], id="cp-writes-the-target"),
+        pytest.param("cp a.py dest/", ["dest/a.py"], id="cp-into-a-directory-writes-the-file-there"),
         pytest.param("sed -i 's/a/b/' app.py", ["app.py"], id="sed-in-place"),
         pytest.param("sed 's/a/b/' app.py", [], id="sed-to-stdout"),
         pytest.param("cat a | tee b.log", ["b.log"], id="tee"),

@@ -1,13 +1,14 @@
 """Claude Code's PostToolUse, as the HTTP hook posts it: the server sees only the tool's input, so it judges the
 files a write, an edit or a visible shell redirection names. A protected path that got through anyway (a call
 the PreToolUse hook never saw, a person who said yes at Claude Code's own prompt) pauses the goal, opens a request
-for the owner, buzzes the phone and stops Claude Code with the reason. A script's side effects stay unseen here:
+for the owner (the stop request of gateway/changes.py, as for a real diff), buzzes the phone and stops Claude Code
+with the reason. A script's side effects stay unseen here:
 the command hook (tests/clients/test_hook_changes.py) reads the working tree instead."""
 
 import pytest
 
-from approvals.models import ApprovalRequest, RequestStatus
-from gateway import calls
+from approvals.models import ApprovalRequest, RequestKind, RequestStatus
+from gateway import calls, changes
 from gateway.models import AgentToken
 from goals.models import GoalStatus
 from tests.factories import pre_tool_use
@@ -43,12 +44,12 @@ def test_a_protected_path_it_can_see_stops_claude_and_pauses_the_goal(
     answer = post_tool_use(client, token[1], git_repo, tool_name, tool_input)
     assert answer["continue"] is False and answer["decision"] == "block"
     assert "Protected path changed: secrets/api.key" in answer["reason"]
-    assert answer["stopReason"].startswith("Goalpost: Protected path changed")
+    assert answer["stopReason"].startswith("Goalpost: Stop: Protected path changed")
     running.refresh_from_db()
     assert running.status == GoalStatus.PAUSED
     request = ApprovalRequest.objects.get(goal=running)
-    assert request.status == RequestStatus.PENDING and request.from_gateway
-    assert request.details["after_the_fact"] is True and request.details["paths"] == ["secrets/api.key"]
+    assert request.status == RequestStatus.PENDING and request.from_gateway and request.kind == RequestKind.STOP
+    assert request.details["paths"] == ["secrets/api.key"] and request.details["tool"] == tool_name
     assert f"request #{request.pk}" in answer["reason"]
 
 
@@ -64,16 +65,18 @@ def test_a_scripts_side_effects_go_unseen_over_http(client, running, token, git_
     assert post_tool_use(client, token[1], git_repo, "Bash", {"command": "sh build.sh"}) == {}
 
 
-def test_a_goal_that_does_not_run_is_left_alone(client, running, token, git_repo):
+def test_a_goal_that_does_not_run_stops_claude_and_opens_nothing(client, running, token, git_repo):
     running.status = GoalStatus.PAUSED
     running.save()
-    assert post_tool_use(client, token[1], git_repo, "Write", {"file_path": "secrets/k", "content": "x"}) == {}
+    answer = post_tool_use(client, token[1], git_repo, "Write", {"file_path": "notes.md", "content": "x"})
+    assert answer["continue"] is False and "paused" in answer["reason"]
+    assert not ApprovalRequest.objects.exists()
 
 
 def test_the_owners_phone_is_buzzed(running, token, git_repo, fake, eager, django_capture_on_commit_callbacks):
     phone = fake.subscribe(running.owner)
     call = calls.ToolCall(tool="Write", input={"file_path": "secrets/k", "content": "x"}, cwd=str(git_repo))
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = calls.after_the_call(running, token[0], call)
+        outcome = changes.judge_tool_input(running, token[0], call)
     assert outcome.stop and outcome.request is not None
     assert phone.endpoint in fake.endpoints()

@@ -143,6 +143,33 @@ def test_a_git_directory_planted_by_the_agent_fails_the_step_and_never_runs(owne
     assert not (loop.workspace_for(goal).path / "sub").exists()
 
 
+def test_on_a_high_risk_goal_approving_the_step_that_said_done_opens_the_done_review(owner, shop_repo, eager):
+    """Every step of a high-risk goal is reviewed, the last one too: its approval must lead to the done review,
+    never to another step (the agent's "done" was lost, and the goal ran on with nothing left to do)."""
+    goal = make_scripted_goal(owner, shop_repo, [DONE, GOOD_STEP], risk="high", rollback_note="git revert")
+    step_request = step_once(goal).request
+    assert step_request.kind == "step" and "risk" in step_request.gates
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        step_request.decide(owner, "approve")
+    goal.refresh_from_db()
+    done = ApprovalRequest.objects.get(goal=goal, status=RequestStatus.PENDING)
+    assert (done.kind, done.step_number, done.origin) == ("done", 1, RequestOrigin.LOOP)
+    assert goal.status == GoalStatus.WAITING and goal.steps.count() == 1
+    assert step_once(goal).status == "idle"  # no step runs while the done review waits
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        done.decide(owner, "approve")
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.DONE
+
+
+def test_a_rejected_step_that_said_done_opens_no_done_review(owner, shop_repo):
+    goal = make_scripted_goal(owner, shop_repo, [DONE, GOOD_STEP], risk="high", rollback_note="git revert")
+    step_once(goal).request.decide(owner, "reject")
+    goal.refresh_from_db()
+    assert not ApprovalRequest.objects.filter(goal=goal, kind="done").exists()
+    assert goal.status == GoalStatus.RUNNING
+
+
 def test_rejecting_done_keeps_the_work_and_goes_on(owner, shop_repo):
     goal = make_scripted_goal(owner, shop_repo, [DONE, GOOD_STEP])
     step_once(goal).request.decide(owner, "reject", comment="also handle negative totals")

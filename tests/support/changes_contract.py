@@ -1,31 +1,17 @@
-"""A stand-in for `POST /api/v1/goals/{goal}/changes` (the shared contract: judging what really changed), for the
-client side's tests while the gateway's own endpoint is being built: a protected path under `secrets/` in the
-diff is a deny that stops. ``ChangesFront`` forwards every other request to a live Goalpost, so the real Claude
-Code can run against daphne for everything else. Once the gateway serves /changes, `changes_served()` is true
-and tests go to daphne directly."""
+"""A stand-in for `POST /api/v1/goals/{goal}/changes` that answers by the shared contract (judging what really
+changed): a path under `secrets/` in the diff is a deny that stops. The client side's unit tests post to it and
+read what was posted; the real endpoint (gateway/changes.py) has tests of its own, and the real Claude Code runs
+against it in tests/agents/test_claude_hooks.py."""
 
 from __future__ import annotations
 
 import json
 import threading
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from goals.diffs import parse_diff
 
 PROTECTED_PREFIX = "secrets/"
-
-
-def changes_served() -> bool:
-    """Whether Goalpost itself answers /changes (the gateway's endpoint has landed)."""
-    from django.urls import Resolver404, resolve
-
-    try:
-        resolve("/api/v1/goals/1/changes")
-    except Resolver404:
-        return False
-    return True
 
 
 def contract_answer(body: dict) -> dict:
@@ -42,47 +28,29 @@ def contract_answer(body: dict) -> dict:
     }
 
 
-class ChangesFront:
-    """127.0.0.1:<free port>: answers /changes by the contract, forwards the rest to `upstream` (or 502)."""
+class ChangesContract:
+    """127.0.0.1:<free port>: answers /changes by the contract and keeps what it received; anything else 404."""
 
-    def __init__(self, upstream: str | None = None):
-        self.upstream = upstream.rstrip("/") if upstream else None
+    def __init__(self) -> None:
         self.received: list[tuple[str, dict, dict]] = []
         front = self
 
         class Handler(BaseHTTPRequestHandler):
-            def _send(self, status: int, data: bytes, content_type: str = "application/json") -> None:
+            def _send(self, status: int, data: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _forward(self, body: bytes | None) -> None:
-                if front.upstream is None:
-                    self._send(502, b'{"error": "no upstream"}')
-                    return
-                headers = {key: value for key, value in self.headers.items() if key.lower() not in ("host",)}
-                url = front.upstream + self.path  # http://127.0.0.1:… only: the test's own daphne
-                request = urllib.request.Request(url, data=body, method=self.command, headers=headers)  # noqa: S310
-                try:
-                    with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310
-                        status, data, kind = response.status, response.read(), response.headers["Content-Type"]
-                except urllib.error.HTTPError as error:
-                    status, data, kind = error.code, error.read(), error.headers["Content-Type"]
-                self._send(status, data, kind or "application/json")
-
-            def do_GET(self) -> None:
-                self._forward(None)
-
             def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path.split("?")[0].endswith("/changes"):
-                    body = json.loads(data)
-                    front.received.append((self.path, dict(self.headers), body))
-                    self._send(200, json.dumps(contract_answer(body)).encode())
+                if not self.path.split("?")[0].endswith("/changes"):
+                    self._send(404, b'{"error": "Not found."}')
                     return
-                self._forward(data)
+                body = json.loads(data)
+                front.received.append((self.path, dict(self.headers), body))
+                self._send(200, json.dumps(contract_answer(body)).encode())
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -95,7 +63,7 @@ class ChangesFront:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def __enter__(self) -> ChangesFront:
+    def __enter__(self) -> ChangesContract:
         self.thread.start()
         return self
 
