@@ -1,9 +1,10 @@
 """The agent gateway: a tool call proposed by an agent running elsewhere → the managed loop's gates → a verdict.
 
 A tool call is judged like a step of the loop, by the same `goals.gates.run_gates`: the files it writes become
-a diff (built from the tool input and the file as it is in the goal's repository), the checks the agent reported
-since the last approval become the step's evidence and history, and what the goal used so far its usage. Blast
-radius counts the files touched since the last approval, not only this call's.
+a diff (built from the tool input and the file as it is in the goal's repository; a shell command's files are read
+by a real shell parser, gateway/shell.py, and a command it cannot read asks on a goal with protected paths), the
+checks the agent reported since the last approval become the step's evidence and history, and what the goal used
+so far its usage. Blast radius counts the files touched since the last approval, not only this call's.
 
 The verdict is `allow` (no gate asks), `deny` (a gate says stop: a protected path, a budget used up; or the goal
 is not running, or the call writes outside the goal's repository) or `ask`: an approval request is opened for

@@ -17,6 +17,7 @@ OUTPUT_TAIL_KEPT = 20_000
 FAILING_TESTS_KEPT = 200
 FAILING_TEST_CHARS = 500
 DATE_TIME = {"json_schema_extra": {"format": "date-time"}}
+EXAMPLE_DIFF = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-print('hello')\n+print('hi')\n"
 
 
 def _tail(text: str | None) -> str | None:
@@ -94,6 +95,7 @@ class Changes(Body):
             "with --no-index or after `git add -N`); empty when nothing changed. Paths are relative to the "
             "repository: absolute paths, `..` and `.git/` are refused. At most the API's 1 MB body."
         ),
+        examples=[EXAMPLE_DIFF],
     )
     source: str = Field(..., min_length=1, max_length=200, examples=["claude-code", "codex"])
     cwd: str = Field(..., min_length=1, max_length=4000, description="The repository's working tree (absolute).")

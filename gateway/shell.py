@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -123,12 +124,25 @@ class Reading:
         return not self.unreadable
 
 
-@lru_cache(maxsize=1)
-def _parser():
-    import tree_sitter_bash
-    from tree_sitter import Language, Parser
+_local = threading.local()
 
-    return Parser(Language(tree_sitter_bash.language()))
+
+@lru_cache(maxsize=1)
+def _language():
+    import tree_sitter_bash
+    from tree_sitter import Language
+
+    return Language(tree_sitter_bash.language())
+
+
+def _parser():
+    """One parser per thread: a tree-sitter Parser is not safe to share (the waits judge calls in worker threads)."""
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        from tree_sitter import Parser
+
+        parser = _local.parser = Parser(_language())
+    return parser
 
 
 _NON_ASCII = re.compile(rb"[\x80-\xff]")

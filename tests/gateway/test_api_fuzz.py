@@ -46,7 +46,7 @@ def target(server_url, transactional_db, tmp_path):
     secret = AgentToken.issue(goal, owner)[1]
     decided = ApprovalRequest.open(goal, "step", summary="decided already")
     decided.decide(owner, "approve")
-    return {"url": server_url, "secret": secret, "goal": goal.pk, "request": decided.pk}
+    return {"url": server_url, "secret": secret, "goal": goal.pk, "request": decided.pk, "repo": str(repo)}
 
 
 def aimed(case, target) -> None:
@@ -59,6 +59,8 @@ def aimed(case, target) -> None:
             case.path_parameters["goal_id"] = target["goal"]
         if "request_id" in (case.path_parameters or {}):
             case.path_parameters["request_id"] = target["request"]
+    if case.operation.path.endswith("/changes") and isinstance(case.body, dict) and seed % 3:
+        case.body["cwd"] = target["repo"]  # past the cwd check, into the diff's
     if case.query and "wait" in case.query:
         case.query["wait"] = 0
     elif case.operation.path == "/hooks/claude":

@@ -88,7 +88,9 @@ def test_the_stop_request_page_shows_the_real_diff(client, running, secret, git_
     client.force_login(owner)
     page = client.get(f"/approvals/{answer['request']['id']}/")
     assert page.status_code == 200
-    assert "secrets/key" in page.content.decode() and "Stop" in page.content.decode()
+    html = page.content.decode()
+    assert "Stopped: what Claude Code changed" in html and "Approve accepts these changes and resumes it" in html
+    assert "secrets/key" in html and "stolen" in html  # the real diff, rendered on the page
 
 
 def test_the_same_diff_posted_again_opens_no_second_request(client, running, secret, git_repo):

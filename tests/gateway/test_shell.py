@@ -3,6 +3,7 @@ commands a protected goal must ask about because nobody can read what they write
 
 import functools
 import shlex
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -164,6 +165,24 @@ def test_a_write_is_found_through_any_prefix_and_wrapping(writer, prefix, wrap):
 def test_any_text_is_read_or_said_unreadable_never_a_crash(command):
     reading = shell.read_command(command)
     assert isinstance(reading.writes, tuple) and isinstance(reading.unreadable, str)
+
+
+def test_threads_parsing_at_once_each_get_their_own_answer():
+    """The waits judge calls in worker threads: a parser shared between them would mix (or crash) their trees."""
+    wrong: list = []
+
+    def parse_many(number: int) -> None:
+        for index in range(300):
+            reading = shell.read_command(f"cd sub{number} && echo {index} > f{index} && bash -lc 'rm x{index}'")
+            if reading.writes != (f"sub{number}/f{index}", f"sub{number}/x{index}"):
+                wrong.append(reading)
+
+    threads = [threading.Thread(target=parse_many, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
 
 
 # --- on a goal with protected paths: denied, or asked when unreadable --------------------------------------------
