@@ -154,6 +154,9 @@ def test_an_allowed_write_goes_through_and_a_protected_one_is_denied_with_the_re
     said = tool_results(api)
     assert any("Protected path changed: secrets/api.key" in text for text in said), said
     assert result["result"] == "Wrote what I could."
+    # Its check passes as last reported: at its stop, "done" goes to the owner's phone and Claude may stop.
+    done_request = ApprovalRequest.objects.get(goal=running, kind=RequestKind.DONE)
+    assert done_request.status == RequestStatus.PENDING and len(api.agent_requests()) == 3
 
 
 def test_an_ask_waits_for_the_phone_and_then_goes_on(claude_cli, goalpost, running, secret, git_repo, home):
