@@ -614,6 +614,33 @@ def record_hook_event(token: AgentToken, event: str, body: dict) -> None:
     goal.record("agent", text[:500], event=event, session_id=session[:200], notification_type=kind[:50])
 
 
+def stopped(reason: str) -> dict:
+    """Claude Code stops (`continue: false`, the person reads `stopReason`) and the model is told why."""
+    return {"continue": False, "stopReason": f"Goalpost: {reason}", "decision": "block", "reason": reason}
+
+
+def after_the_call(token: AgentToken, hook: schemas.ClaudeHookInput) -> dict:
+    """PostToolUse, as an HTTP hook posts it: the server sees the tool's input, never the agent's working tree."""
+    goal = Goal.objects.get(pk=token.goal_id)
+    call = tool_call_from(hook.tool_name, hook.tool_input, hook, agent="claude")
+    outcome = changes.judge_tool_input(goal, token, call)
+    if outcome is not None and (outcome.verdict == gateway.DENY or outcome.stop):
+        return stopped(outcome.reason)
+    return {}
+
+
+def stop_answer(token: AgentToken, hook: schemas.ClaudeHookInput) -> dict:
+    """Claude Code's Stop: a block sends it back to work with the failing evidence; otherwise why it may stop."""
+    goal = Goal.objects.get(pk=token.goal_id)
+    answer = gateway.answer_stop(
+        goal, token, stop_hook_active=bool(hook.stop_hook_active), session_id=hook.session_id or ""
+    )
+    goal.record("agent", f"Goalpost {'sent it back to work' if answer.block else 'let it stop'}: {answer.reason}"[:500])
+    if answer.block:
+        return {"decision": "block", "reason": answer.reason}
+    return {"systemMessage": f"Goalpost: {answer.reason}"}
+
+
 @router.post(
     "/hooks/claude",
     auth=waiting_agent_token,
@@ -628,8 +655,11 @@ def record_hook_event(token: AgentToken, event: str, body: dict) -> None:
         "phone (default 55 s, `wait` to change it) and answers allow or deny from the decision; without an answer "
         "in time it denies, saying the request is still open on the phone (or answers `ask` where the goal falls "
         "back to Claude Code's own prompt), and the same call retried joins that request. A call that does not fit "
-        "the goal's state (paused, cwd elsewhere) is a deny. `Notification`, `Stop`, `SubagentStop`, "
-        "`SessionStart` and `SessionEnd` go on the goal's timeline and answer `{}`; other events answer `{}`. "
+        "the goal's state (paused, cwd elsewhere) is a deny. `Stop` keeps the agent going while the goal runs and "
+        "is not done: `decision: \"block\"` with the failing checks and the budget left (never when "
+        "`stop_hook_active` is true); once every check passes it opens a done request for the owner and lets it "
+        "stop. `Notification`, `Stop`, `SubagentStop`, `SessionStart` and `SessionEnd` go on the goal's "
+        "timeline; the others answer `{}`. "
         "Every refusal is a 200 too, since Claude Code lets the call through on any other answer: a missing, "
         "wrong or revoked token, or a body too large, malformed or not a hook input, is a deny that says why "
         "(a `systemMessage` on the events that have nothing to deny)."
@@ -645,9 +675,14 @@ async def claude_hook(
 ) -> dict:
     token = request.auth
     event = hook.hook_event_name
+    if event == "Stop":
+        await in_worker_thread(record_hook_event)(token, event, hook.model_dump())
+        return await in_worker_thread(stop_answer)(token, hook)
     if event in TIMELINE_EVENTS:
         await in_worker_thread(record_hook_event)(token, event, hook.model_dump())
         return {}
+    if event in ("PostToolUse", "PostToolUseFailure"):  # a call that failed may have written too
+        return await in_worker_thread(after_the_call)(token, hook) if hook.tool_name else {}
     if event != "PreToolUse":
         return {}
     if not hook.tool_name or not hook.tool_name.strip():

@@ -928,3 +928,148 @@ def record_usage(goal: Goal, token: AgentToken | None, tokens: int) -> int:
 def heartbeat(goal: Goal) -> None:
     """The agent is alive and working: the stall detector counts from now."""
     judge.progress(goal)
+
+
+# --- the Stop hook: an agent elsewhere keeps going until its goal is done ---------------------------------------
+
+MAX_STOP_OUTPUT = 1_500  # the end of a failing check's output, in the reason that sends the agent back to work
+
+
+@dataclass(frozen=True)
+class StopAnswer:
+    """What Goalpost says when an agent elsewhere wants to stop: `block` sends it back to work with `reason`."""
+
+    block: bool
+    reason: str
+    request: ApprovalRequest | None = None
+
+
+def contract_checks(goal: Goal) -> list[dict]:
+    """The goal's command checks (its evidence): what has to pass before the goal can be done."""
+    return [check for check in goal.evidence if isinstance(check, dict) and check.get("kind") == "command"]
+
+
+def last_reports(goal: Goal, commands: list[str]) -> dict[str, AgentReport]:
+    """The agent's latest report for each of these commands (a check it never reported is missing)."""
+    latest: dict[str, AgentReport] = {}
+    for report in goal.agent_reports.filter(command__in=commands, passed__isnull=False).order_by("-created_at", "-id"):
+        latest.setdefault(report.command, report)
+    return latest
+
+
+def failing_evidence(goal: Goal) -> list[str]:
+    """One line per check of the goal that has not passed yet: never reported, or failing as last reported."""
+    checks = contract_checks(goal)
+    reports = last_reports(goal, [check.get("command", "") for check in checks])
+    lines = []
+    for check in checks:
+        command = check.get("command", "")
+        report = reports.get(command)
+        if report is None:
+            lines.append(f"`{command}` has not been reported yet: run it and report its result.")
+        elif not report.passed:
+            what = "timed out" if report.timed_out else f"exited {report.exit_code} (expected {report.expected_exit})"
+            line = f"`{command}` {what}"
+            if report.failing_tests:
+                line += f"; failing: {', '.join(report.failing_tests[:10])}"
+            tail = report.output_tail[-MAX_STOP_OUTPUT:].strip()
+            lines.append(f"{line}; its output ended:\n{tail}" if tail else line)
+    return lines
+
+
+def budget_left(goal: Goal) -> str:
+    """The goal's bounded budgets and what is left of each, e.g. "tokens 38,000 of 50,000; minutes 41 of 60"."""
+    usage = goal.usage()
+    used = {
+        "steps": usage.steps,
+        "tokens": usage.tokens,
+        "minutes": usage.minutes,
+        "approvals": usage.approvals,
+        "retries": usage.retries,
+        "files_total": usage.files_total,
+    }
+    parts = [
+        f"{max(0, allowed - used[name]):,.0f} of {allowed:,} {gates.BUDGET_LABELS.get(name, name)}"
+        for name, allowed in goal.budgets.items()
+        if allowed and name in used
+    ]
+    return "; ".join(parts) or "no budget is bounded"
+
+
+def _rejected_done(goal: Goal) -> ApprovalRequest | None:
+    """The agent's last done request, when the owner said no and the agent reported no check since."""
+    last = goal.approval_requests.from_gateway().filter(kind=RequestKind.DONE).order_by("-id").first()
+    if last is None or last.status != RequestStatus.REJECTED:
+        return None
+    if goal.agent_reports.filter(passed__isnull=False, created_at__gt=last.decided_at or last.created_at).exists():
+        return None
+    return last
+
+
+def _pending_done_request(goal: Goal) -> ApprovalRequest | None:
+    return (
+        goal.approval_requests.from_gateway()
+        .filter(kind=RequestKind.DONE, status=RequestStatus.PENDING)
+        .order_by("-id")
+        .first()
+    )
+
+
+def answer_stop(goal: Goal, token: AgentToken | None, *, stop_hook_active: bool, session_id: str = "") -> StopAnswer:
+    """Whether an agent elsewhere may stop now (Claude Code's Stop hook).
+
+    It may when the goal does not run (done, paused, stopped…), when a budget is used up, when a done request
+    is open for the owner, or when it was already sent back once in this turn (`stop_hook_active`: never a
+    loop). When every check of the goal passes as last reported, "done" is the owner's word: a done request
+    opens for the phone, and the agent may stop. Otherwise it is sent back to work with the failing evidence
+    and the budget left.
+    """
+    if goal.status != GoalStatus.RUNNING:
+        refusal = goal_state_refusal(goal)
+        return StopAnswer(False, refusal[0] if refusal else f"The goal is {goal.get_status_display().lower()}.")
+    exhausted = goal.exhausted_budget()
+    if exhausted is not None:
+        return StopAnswer(False, exhausted.reason)
+    pending = _pending_done_request(goal)
+    if pending is not None:
+        return StopAnswer(False, f"Done request #{pending.pk} waits for the owner on the phone.", pending)
+    failing = failing_evidence(goal)
+    rejected = _rejected_done(goal) if not failing else None
+    if rejected is not None:
+        said = rejected.decisions.exclude(comment="").order_by("-id").values_list("comment", flat=True).first()
+        failing = [f"the owner answered done request #{rejected.pk}: not done yet" + (f": {said}" if said else ".")]
+    if not failing:
+        with transaction.atomic():
+            request = judge.open_request(
+                goal,
+                (),
+                kind=RequestKind.DONE,
+                summary="The agent says the goal is done; every check it reported passed."[:500],
+                details={"agent": "claude", "agent_name": token.name if token else "", "session_id": session_id},
+                origin=RequestOrigin.GATEWAY,
+                evidence=reported_checks(goal),
+            )
+        return StopAnswer(False, f"Every check passes: done request #{request.pk} asks the owner to confirm.", request)
+    if stop_hook_active:
+        return StopAnswer(False, "Already sent back to work once in this turn; the goal is not done yet.")
+    reason = (
+        f"Goalpost: the goal is not done yet. Objective: {' '.join(goal.objective.split())[:300]}\n"
+        "Not done because:\n- " + "\n- ".join(failing) + f"\nBudget left: {budget_left(goal)}.\n"
+        "Keep working: fix what fails, run the checks again and report each one to Goalpost (POST "
+        f"$GOALPOST_URL/api/v1/goals/{goal.pk}/evidence with `Authorization: Bearer $GOALPOST_TOKEN` and "
+        '{"command": …, "exit_code": …, "output_tail": …}), then stop.'
+    )
+    return StopAnswer(True, reason)
+
+
+def finish_on_done(sender, request: ApprovalRequest, decision, **kwargs) -> None:
+    """The owner approved an agent's done request: the goal is done (the managed loop does this for its own)."""
+    if request.from_gateway and request.kind == RequestKind.DONE and decision.verdict == Verdict.APPROVE:
+        goal = Goal.objects.get(pk=request.goal_id)
+        goal.set_status(
+            GoalStatus.DONE,
+            None,
+            "Done: the owner confirmed what the agent elsewhere reported.",
+            only_from=(GoalStatus.RUNNING, GoalStatus.STALLED),
+        )
+

@@ -277,3 +277,31 @@ def resume_after_accepted_stop(sender, request: ApprovalRequest, decision, **kwa
             "Running again: the stop request was approved, its changes accepted.",
             only_from=(GoalStatus.PAUSED,),
         )
+
+
+def judge_tool_input(goal: Goal, token: AgentToken | None, call: calls.ToolCall) -> ChangesOutcome | None:
+    """A tool call that already ran, judged from its input alone (Claude Code's HTTP PostToolUse hook, which
+    cannot see the agent's working tree): the files a write, an edit or a patch names and those a command
+    visibly writes, as a real change. What a command changed out of sight (a script, a build) is not in the
+    input: only the command hook, which reads the working tree, reports that. None when the input names no file
+    (or cannot be read: the PreToolUse hook already refused it)."""
+    repo = Path(goal.repository.source)
+    try:
+        proposal = calls.describe(call, repo, read_text=lambda path: None)
+    except calls.BadToolCall:
+        return None
+    if not proposal.paths or proposal.outside:
+        return None
+    diff = proposal.diff_text or "".join(calls.unified_file_diff(path, "", "") for path in proposal.paths)
+    changes = Changes(
+        diff=diff,
+        source="claude-code",
+        cwd=call.cwd,
+        session_id=call.session_id,
+        tool_use_id=call.tool_use_id,
+        tool=call.tool,
+    )
+    try:
+        return judge_changes(goal, changes, token)
+    except BadChanges:
+        return None

@@ -115,6 +115,10 @@ class ClaudeHookInput(Body):
     tool_use_id: str | None = Field(None, max_length=200)
     message: str | None = Field(None, description="Notification: what Claude Code says.")
     notification_type: str | None = Field(None, max_length=50)
+    stop_hook_active: bool | None = Field(
+        None, description="Stop: true when a Stop hook already sent the agent back to work in this turn."
+    )
+    tool_response: dict | list | str | None = Field(None, description="PostToolUse: what the tool answered.")
 
 
 # --- answers --------------------------------------------------------------------------------------------------
@@ -235,10 +239,13 @@ class HookDecision(Schema):
 
 
 class ClaudeHookOutput(Schema):
-    """PreToolUse: the decision (and `continue: false` when the agent must stop). Other events: `{}`, or a
-    `systemMessage` for the person when Goalpost refuses the token."""
+    """PreToolUse: the decision (and `continue: false` when the agent must stop). Stop: `decision: "block"` with
+    the `reason` that sends the agent back to work, or a `systemMessage` saying why it may stop. Other events:
+    `{}`, or a `systemMessage` for the person when Goalpost refuses the token."""
 
     hookSpecificOutput: HookDecision | None = None
+    decision: Literal["block"] | None = None
+    reason: str | None = None
     continue_: bool | None = Field(None, alias="continue")
     stopReason: str | None = None
     systemMessage: str | None = None

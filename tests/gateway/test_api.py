@@ -100,7 +100,9 @@ def test_a_token_cannot_decide_there_is_no_endpoint_for_it(client, running, secr
 
 def test_agent_token_command_prints_the_token_as_the_last_word(running, capsys, client, git_repo):
     call_command("agent_token", str(running.pk), "--name", "ci", "--days", "7")
-    secret = capsys.readouterr().out.strip().splitlines()[-1].split()[-1].split("=")[-1]
+    lines = capsys.readouterr().out.strip().splitlines()
+    secret = lines[-1].split()[-1].split("=")[-1]
+    assert lines[-2] == f"export GOALPOST_GOAL={running.pk}"  # goalpost-hook's PostToolUse posts to this goal
     token = AgentToken.objects.get()
     assert (token.name, token.goal_id) == ("ci", running.pk)
     assert timedelta(days=6) < token.expires_at - timezone.now() <= timedelta(days=7)

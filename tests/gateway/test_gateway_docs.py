@@ -12,6 +12,7 @@ from gateway.api import hook_wait_default
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "agents.md"]
+EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "Notification", "Stop")
 
 
 def settings_snippets(path: Path) -> list[dict]:
@@ -25,12 +26,13 @@ def hooks_of(snippet: dict, event: str) -> list[dict]:
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda path: path.name)
 def test_both_hook_kinds_are_shown_with_a_timeout_above_the_wait(path):
+    # tests/agents/test_claude_hooks.py runs the real Claude Code with these very snippets.
     snippets = settings_snippets(path)
     kinds = {hook["type"] for snippet in snippets for hook in hooks_of(snippet, "PreToolUse")}
     assert kinds == {"command", "http"}
     for snippet in snippets:
-        assert set(snippet["hooks"]) == {"PreToolUse", "Notification", "Stop"}
-        for group in snippet["hooks"]["PreToolUse"]:
+        assert set(snippet["hooks"]) == set(EVENTS)
+        for group in [group for event in EVENTS[:3] for group in snippet["hooks"][event]]:
             assert re.fullmatch(group["matcher"], "Bash") and re.fullmatch(group["matcher"], "mcp__db__query")
             assert not re.fullmatch(group["matcher"], "Read")
         for hook in hooks_of(snippet, "PreToolUse"):
@@ -42,11 +44,11 @@ def test_the_http_hook_posts_to_the_hook_endpoint_with_the_bearer_token(path):
     http_hooks = [
         hook
         for snippet in settings_snippets(path)
-        for event in ("PreToolUse", "Notification", "Stop")
+        for event in EVENTS
         for hook in hooks_of(snippet, event)
         if hook["type"] == "http"
     ]
-    assert len(http_hooks) == 3
+    assert len(http_hooks) == 5
     for hook in http_hooks:
         assert resolve(re.sub(r"^https?://[^/]+", "", hook["url"])).url_name == "api_claude_hook"
         assert hook["headers"] == {"Authorization": "Bearer $GOALPOST_TOKEN"}
@@ -58,7 +60,7 @@ def test_the_command_hook_runs_the_installed_console_script(path):
     commands = {
         hook["command"]
         for snippet in settings_snippets(path)
-        for event in ("PreToolUse", "Notification", "Stop")
+        for event in EVENTS
         for hook in hooks_of(snippet, event)
         if hook["type"] == "command"
     }

@@ -31,5 +31,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Agent token “{token.name}” for goal {goal.pk} ({goal.title}), {expiry}.\n"
             "It proposes steps and reads decisions for this goal only. It is shown once: keep it secret.\n"
+            f"export GOALPOST_GOAL={goal.pk}\n"
             f"export GOALPOST_TOKEN={secret}"
         )
