@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -60,6 +61,7 @@ CONTINUATION_WAIT_S = 20.0  # how long an active Codex goal may sit between turn
 CHANGES_MAX_BYTES = 900_000  # the API refuses bodies over 1 MB (413): whole files beyond this are left out
 # Goalpost's goal states in which an agent may go on working.
 WORKING = ("running", "waiting", "stalled")
+SHELLS = ("bash", "sh", "zsh")
 # Codex's own goal states that end its work without a done claim.
 CODEX_GOAL_STOPPED = ("paused", "blocked", "usageLimited", "budgetLimited")
 # Git run by the bridge on a tree the agent wrote: these settings come from the command line, never the
@@ -167,6 +169,23 @@ def remaining_tokens(goal: dict) -> int | None:
         return None
     used = (goal.get("used") or {}).get("tokens") or 0
     return max(1, budget - int(used))
+
+
+def shell_body(command: object) -> str:
+    """The command a shell runs, unwrapped from `/bin/bash -lc '…'` (how app-server v2 sends it, one string) or
+    its list form, with its spaces tidied; "" for what is neither a string nor a list of strings."""
+    if isinstance(command, str):
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return " ".join(command.split())
+    elif isinstance(command, list) and all(isinstance(word, str) for word in command):
+        words = command
+    else:
+        return ""
+    if len(words) == 3 and os.path.basename(words[0]) in SHELLS and words[1] in ("-c", "-lc"):
+        return " ".join(words[2].split())
+    return " ".join(" ".join(words).split()) if isinstance(command, list) else " ".join(command.split())
 
 
 def out_of_budget(goal: dict) -> str:
@@ -480,19 +499,17 @@ class CodexBridge:
                 self.turn_ended.set()
 
     def report_check(self, item: dict) -> None:
-        command = item.get("command") or ""
-        if isinstance(command, list):
-            command = " ".join(str(word) for word in command)
-        exit_code = item.get("exitCode")
-        checks = [check for check in self.evidence_commands if check and check in str(command)]
-        if not isinstance(exit_code, int) or not checks:
+        """A command that is exactly one of the goal's checks (unwrapped from the shell Codex runs it in) is
+        reported as that check; a command that merely mentions one (`echo 'pytest'`) proves nothing."""
+        command, exit_code = shell_body(item.get("command")), item.get("exitCode")
+        check = next((check for check in self.evidence_commands if " ".join(check.split()) == command), None)
+        if not isinstance(exit_code, int) or check is None:
             return
-        for check in checks:
-            self.checks[check] = exit_code == self.expected_exit.get(check, 0)
+        self.checks[check] = exit_code == self.expected_exit.get(check, 0)
         try:
-            self.client.evidence(str(command), exit_code, str(item.get("aggregatedOutput") or ""))
+            self.client.evidence(check, exit_code, str(item.get("aggregatedOutput") or ""))
         except GatewayError as error:
-            self.log(f"could not report the check {command!r}: {error}")
+            self.log(f"could not report the check {check!r}: {error}")
 
     def judge_working_tree(self, params: dict, item: dict, tool: str) -> None:
         """After a command or a file change: the tree's real diff, whatever the approval thought it would do."""
