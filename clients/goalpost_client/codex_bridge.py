@@ -479,8 +479,8 @@ class CodexBridge:
             self.judge_working_tree(params, item, "apply_patch")
         elif method == "item/completed" and item.get("type") == "agentMessage":
             self.last_message = str(item.get("text") or "")
-        elif method == "turn/diff/updated":
-            self.judge_changes(str(params.get("diff") or ""), str(params.get("threadId") or ""), "", "")
+        elif method == "turn/diff/updated" and isinstance(params.get("diff"), str):
+            self.judge_changes(params["diff"], str(params.get("threadId") or ""), "", "")
         elif method == "thread/tokenUsage/updated":
             self.report_usage(params)
         elif method == "thread/goal/updated":
