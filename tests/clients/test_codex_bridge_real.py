@@ -14,7 +14,7 @@ from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from gateway.models import AgentReport, AgentToken, GatewayCall
 from goals.models import GoalStatus
 from tests.support import agent_clients
-from tests.support.codex_home import CODEX_KEY_VARIABLE, codex_home
+from tests.support.codex_home import codex_home
 from tests.support.fakes.responses_api import ResponsesAPI, function_call, message, shell
 from tests.support.processes import wait_until
 
@@ -34,9 +34,8 @@ def goal(running):
 
 def start_bridge(live_url, goal, repo, codex_cli, api: ResponsesAPI, home: Path, *extra) -> subprocess.Popen:
     secret = AgentToken.issue(goal, name="codex bridge")[1]
-    env = agent_clients.node_env(
-        {**os.environ, "CODEX_HOME": str(codex_home(home, api.base_url)), CODEX_KEY_VARIABLE: "sk-local-fake"}
-    )
+    home, key_variable = codex_home(home, api.base_url)
+    env = agent_clients.node_env({**os.environ, "CODEX_HOME": str(home), key_variable: "sk-local-fake"})
     argv = [sys.executable, "-m", "goalpost_client.codex_bridge", "--url", live_url, "--token", secret]
     argv += ["--goal", str(goal.pk), "--cwd", str(repo), *extra, "--", str(codex_cli), "app-server"]
     return subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -89,6 +88,21 @@ def test_two_turns_then_the_done_review_then_done(live_url, goal, owner, git_rep
     assert GatewayCall.objects.filter(goal=goal, verdict="allow").count() == 2
 
 
+def test_the_documented_config_is_what_codex_reads(codex_cli, tmp_path):
+    """docs/agents.md's config.toml, with Codex's strict config check: every setting in it is one Codex knows."""
+    with ResponsesAPI() as api:
+        home, key_variable = codex_home(tmp_path / "codex-home", api.base_url)
+        env = agent_clients.node_env({**os.environ, "CODEX_HOME": str(home), key_variable: "sk-local-fake"})
+        shown = subprocess.run(
+            [str(codex_cli), "app-server", "--strict-config", "--print-startup-config"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert shown.returncode == 0, shown.stderr
+
+
 def test_a_rejected_done_review_starts_a_turn_with_what_is_missing(
     live_url, goal, owner, git_repo, codex_cli, tmp_path
 ):
@@ -124,9 +138,7 @@ def test_a_rejected_done_review_starts_a_turn_with_what_is_missing(
     strict=True,
     reason="POST /api/v1/goals/{id}/changes is the gateway helper's (hGate): not on /work/main yet",
 )
-def test_an_approved_command_that_writes_a_protected_path_stops_the_goal(
-    live_url, goal, git_repo, codex_cli, tmp_path
-):
+def test_an_approved_command_that_writes_a_protected_path_stops_the_goal(live_url, goal, git_repo, codex_cli, tmp_path):
     sneaky = "python3 -c \"import os; os.makedirs('sec' + 'rets', exist_ok=True); open('sec' + 'rets/key', 'w')\""
     with ResponsesAPI(shell(sneaky), message("Wrote it."), message("Going on.")) as api:
         bridge = start_bridge(live_url, goal, git_repo, codex_cli, api, tmp_path / "codex-home")
