@@ -58,7 +58,8 @@ DECISION_WAIT_S = 25
 RESPONSE_TIMEOUT_S = 120.0
 OUTPUT_TAIL = 4000
 CONTINUATION_WAIT_S = 20.0  # how long an active Codex goal may sit between turns before the bridge decides
-CHANGES_MAX_BYTES = 900_000  # the API refuses bodies over 1 MB (413): whole files beyond this are left out
+CHANGES_MAX_BYTES = 800_000  # the API refuses bodies over 1 MB (413): past this, files go without their content
+FILE_READ_MAX_BYTES = 5_000_000
 # Goalpost's goal states in which an agent may go on working.
 WORKING = ("running", "waiting", "stalled")
 SHELLS = ("bash", "sh", "zsh")
@@ -245,12 +246,39 @@ def _file_diff(path: str, old: bytes | None, new: bytes | None) -> str:
     return header + "".join(line if line.endswith("\n") else line + no_newline for line in lines)
 
 
+def _stub_diff(path: str, old_exists: bool, new_exists: bool) -> str:
+    """A file's change without its content: the path still reaches the gates when the diff is too big."""
+    return _file_diff(path, b"\0" if old_exists else None, b"\0" if new_exists else None)
+
+
+def _read_new(file: Path) -> bytes | None:
+    """The file as it is now: a link's target (never followed), a regular file's bytes, else None (gone, or a
+    directory, a FIFO: nothing to read without blocking)."""
+    if file.is_symlink():
+        return os.readlink(file).encode(errors="surrogateescape")
+    if not file.is_file():
+        return None
+    return None if file.stat().st_size > FILE_READ_MAX_BYTES else file.read_bytes()
+
+
+def _big_file_id(file: Path) -> str | None:
+    """The blob id of a regular file too big to hold in memory, read in chunks; None for anything else."""
+    if file.is_symlink() or not file.is_file() or file.stat().st_size <= FILE_READ_MAX_BYTES:
+        return None
+    digest = hashlib.sha1(b"blob %d\0" % file.stat().st_size, usedforsecurity=False)
+    with open(file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def working_tree_diff(repo: str, base: str) -> str:
     """The working tree against commit `base`, new files included, as a git diff.
 
     Git only lists (the base's tree, the untracked files) and reads objects; the comparison and the diff are made
     here, since `git diff` on a tree the agent wrote would run the clean filters and diff drivers its config names.
-    Links are compared as their targets and never followed."""
+    Links are compared as their targets and never followed. Past the API's size limit a file's change is shown
+    without its content, so every changed path still reaches the gates (a big file first hides nothing)."""
     root = Path(repo)
     tracked: dict[str, str] = {}
     for entry in _git(repo, "ls-tree", "-r", "-z", base).split(b"\0"):
@@ -266,22 +294,28 @@ def working_tree_diff(repo: str, base: str) -> str:
     ]
     parts, size = [], 0
     for path in sorted({*tracked, *untracked}):
-        file = root / path
-        try:
-            new = os.readlink(file).encode() if file.is_symlink() else file.read_bytes() if file.is_file() else None
-        except OSError:
-            new = None
         old_id = tracked.get(path)
+        try:
+            big_id = _big_file_id(root / path)
+            new = _read_new(root / path)
+        except OSError:
+            big_id = new = None
+        if big_id is not None:  # too big to read: a change shown without its content
+            if big_id != old_id:
+                parts.append(_stub_diff(path, old_id is not None, True))
+            continue
+        if old_id is None and new is None:
+            continue
         if old_id is not None and new is not None and _blob_id(new) == old_id:
             continue
-        old = _git(repo, "cat-file", "blob", old_id) if old_id else None
-        if old is None and new is None:
-            continue
-        part = _file_diff(path, old, new)
-        if size + len(part) > CHANGES_MAX_BYTES:
-            break
+        part = ""
+        if size < CHANGES_MAX_BYTES:
+            old = _git(repo, "cat-file", "blob", old_id) if old_id else None
+            part = _file_diff(path, old, new)
+        if not part or size + len(json.dumps(part)) > CHANGES_MAX_BYTES:
+            part = _stub_diff(path, old_id is not None, new is not None)
         parts.append(part)
-        size += len(part)
+        size += len(json.dumps(part))
     return "".join(parts)
 
 

@@ -278,3 +278,15 @@ def test_reading_the_diff_runs_nothing_the_agent_planted_in_git_config(tmp_path)
     diff = working_tree_diff(str(repo), base)
     assert "b/new.txt" in diff and "b/.gitattributes" in diff
     assert not pwned.exists()
+
+
+def test_a_big_file_first_does_not_hide_a_protected_path_behind_the_size_limit(tmp_path):
+    repo = make_git_repo(tmp_path / "repo")
+    base = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (repo / "aaa.txt").write_text("x\n" * 600_000)  # 1.2 MB of diff, sorted before secrets/
+    (repo / "secrets").mkdir()
+    (repo / "secrets" / "key").write_text("k\n")
+    diff = working_tree_diff(str(repo), base)
+    assert len(json.dumps(diff)) < 1_000_000
+    assert "diff --git a/aaa.txt b/aaa.txt" in diff
+    assert "diff --git a/secrets/key b/secrets/key\nnew file mode 100644\n" in diff
