@@ -3,12 +3,14 @@ model is a local fake of the Responses API scripted to call tools, through a liv
 until the owner's done review, what a command really wrote judged after the fact, and the command form app-server
 v2 sends (`/bin/bash -lc '…'`, one string) judged like any command."""
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from django.urls import Resolver404, resolve
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from gateway.models import AgentReport, AgentToken, GatewayCall
@@ -21,6 +23,17 @@ from tests.support.processes import wait_until
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_agent]
 
 CHECK = "test -f hello.txt"
+
+
+def serves(path: str) -> bool:
+    """Whether the API has this route yet (the parts other helpers build land separately)."""
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
 GOAL_CONTINUATION = '<codex_internal_context source="goal">'
 
 
@@ -85,7 +98,8 @@ def test_two_turns_then_the_done_review_then_done(live_url, goal, owner, git_rep
     first_prompt = str(turns[0].body["input"])
     assert goal.title in first_prompt and CHECK in first_prompt  # the contract is the first turn's prompt
     assert GOAL_CONTINUATION in str(turns[2].body["input"])  # the second turn is Codex's own continuation
-    assert GatewayCall.objects.filter(goal=goal, verdict="allow").count() == 2
+    assert GatewayCall.objects.filter(goal=goal).count() >= 2  # each command went through the gates first
+    assert not GatewayCall.objects.filter(goal=goal).exclude(verdict="allow").exists()
 
 
 def test_the_documented_config_is_what_codex_reads(codex_cli, tmp_path):
@@ -110,21 +124,21 @@ def test_a_rejected_done_review_starts_a_turn_with_what_is_missing(
         shell(CHECK),  # fails: there is no hello.txt yet
         function_call("update_goal", {"status": "complete"}),
         message("Done, I think."),
+        # The check failed, so the bridge starts another turn itself (without troubling the owner).
+        shell("echo hello > hello.txt"),
+        shell(CHECK),
+        function_call("update_goal", {"status": "complete"}),
+        message("Done now."),
+        # The owner says no: the bridge starts a turn with the comment.
+        message("Added."),
+        function_call("update_goal", {"status": "complete"}),
+        message("Done."),
     ) as api:
         bridge = start_bridge(live_url, goal, git_repo, codex_cli, api, tmp_path / "codex-home")
-        # The check failed, so the bridge starts another turn itself (without troubling the owner).
-        wait_until(lambda: len(api.requests) >= 4 or bridge.poll() is not None, 90)
-        api.script(
-            shell("echo hello > hello.txt"),
-            shell(CHECK),
-            function_call("update_goal", {"status": "complete"}),
-            message("Done now."),
-        )
         review = wait_until(lambda: pending_done_review(goal), 90)
         review.decide(owner, "reject", comment="Say hello in the README too.")
-        wait_until(lambda: any("Say hello in the README too." in str(r.body) for r in api.requests), 90)
-        api.script(message("Added."), function_call("update_goal", {"status": "complete"}), message("Done."))
         second = wait_until(lambda: pending_done_review(goal), 90)
+        assert any("Say hello in the README too." in str(request.body) for request in api.requests)
         second.decide(owner, "approve")
         finish(bridge)
     texts = [str(request.body.get("input")) for request in api.requests if request.path.endswith("/responses")]
@@ -135,12 +149,16 @@ def test_a_rejected_done_review_starts_a_turn_with_what_is_missing(
 
 
 @pytest.mark.xfail(
+    not serves("/api/v1/goals/1/changes"),
     strict=True,
-    reason="POST /api/v1/goals/{id}/changes is the gateway helper's (hGate): not on /work/main yet",
+    reason="POST /api/v1/goals/{id}/changes is the gateway helper's (hGate): not merged yet",
 )
 def test_an_approved_command_that_writes_a_protected_path_stops_the_goal(live_url, goal, git_repo, codex_cli, tmp_path):
-    sneaky = "python3 -c \"import os; os.makedirs('sec' + 'rets', exist_ok=True); open('sec' + 'rets/key', 'w')\""
-    with ResponsesAPI(shell(sneaky), message("Wrote it."), message("Going on.")) as api:
+    # The repository's own script writes the protected path: the command's words name none, so it is allowed.
+    (git_repo / "gen.py").write_text("import os\nos.makedirs('secrets', exist_ok=True)\nopen('secrets/key', 'w')\n")
+    subprocess.run(["git", "-C", str(git_repo), "add", "gen.py"], check=True)
+    subprocess.run(["git", "-C", str(git_repo), "commit", "-qm", "gen"], check=True)
+    with ResponsesAPI(shell("python3 gen.py"), message("Generated."), message("Going on.")) as api:
         bridge = start_bridge(live_url, goal, git_repo, codex_cli, api, tmp_path / "codex-home")
         err = finish(bridge, timeout=90)
     assert (git_repo / "secrets" / "key").exists()  # the command was allowed: its words name no protected path
@@ -152,8 +170,9 @@ def test_an_approved_command_that_writes_a_protected_path_stops_the_goal(live_ur
 
 
 @pytest.mark.xfail(
+    importlib.util.find_spec("gateway.shell") is None,
     strict=True,
-    reason="the gateway reads `/bin/bash -lc '…'` as one word; its shell parsing is the gateway helper's (hGate)",
+    reason="the gateway reads `/bin/bash -lc '…'` as one word; its shell parser (gateway/shell.py) is hGate's",
 )
 def test_the_command_form_app_server_sends_for_a_protected_path_is_refused(
     live_url, goal, git_repo, codex_cli, tmp_path
