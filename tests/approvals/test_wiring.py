@@ -20,6 +20,7 @@ def test_a_settled_request_reaches_the_loop_first_then_live_pages_then_phones_th
         "approvals.live.decision_made",
         "approvals.delivery.revoke_on_decision",
         "gateway.calls.count_approved",
+        "gateway.calls.finish_done_review",
         "gateway.calls.decision_made",
     ]
     assert uids(signals.request_expired) == [
