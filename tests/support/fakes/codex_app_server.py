@@ -77,6 +77,9 @@ def answer_request(message: dict) -> None:
         state["interrupted"] = True
         send({"id": request_id, "result": {}})
     elif method == "turn/start":
+        # Notices the bridge has no use for come first, as with the real server.
+        send({"method": "warning", "params": {"threadId": THREAD, "message": "Model metadata not found."}})
+        send({"method": "thread/status/changed", "params": {"threadId": THREAD, "status": {"type": "active"}}})
         state["turn"] += 1
         state["interrupted"] = False
         turn = {"id": turn_id(), "status": "inProgress", "items": []}
@@ -114,12 +117,24 @@ def play(step: dict, number: int) -> str | None:
     if kind == "command":
         item = {"type": "commandExecution", "id": item_id, "command": step["command"], "cwd": step["cwd"]}
         send({"method": "item/started", "params": {**scope, "item": {**item, "status": "inProgress"}}})
-        params = {**scope, "command": step["command"], "cwd": step["cwd"], "commandActions": []}
+        # As 0.169.0 sends it: the kind, when it started, the decisions it offers, an execpolicy amendment.
+        params = {
+            **scope,
+            "kind": "command",
+            "startedAtMs": 1796431504954,
+            "environmentId": "local",
+            "command": step["command"],
+            "cwd": step["cwd"],
+            "commandActions": [{"type": "unknown", "command": step["command"]}],
+            "proposedExecpolicyAmendment": None,
+            "availableDecisions": ["accept", "cancel"],
+        }
         send({"id": request_id, "method": "item/commandExecution/requestApproval", "params": params})
     elif kind == "fileChange":
         item = {"type": "fileChange", "id": item_id, "changes": step["changes"], "status": "inProgress"}
         send({"method": "item/started", "params": {**scope, "item": item}})
-        send({"id": request_id, "method": "item/fileChange/requestApproval", "params": {**scope, "reason": None}})
+        params = {**scope, "startedAtMs": 1796431799330, "reason": None, "grantRoot": None}
+        send({"id": request_id, "method": "item/fileChange/requestApproval", "params": params})
     elif kind == "execCommand":
         params = {"conversationId": THREAD, "callId": f"call_{number}", "command": step["command"], "cwd": step["cwd"]}
         send({"id": request_id, "method": "execCommandApproval", "params": {**params, "parsedCmd": []}})
