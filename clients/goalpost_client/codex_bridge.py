@@ -349,6 +349,7 @@ class CodexBridge:
         self.turns = 0
         self.turn_ended = threading.Event()
         self.turn_ended_at = 0.0
+        self.turn_end_checked = False
         self.last_total_tokens = 0
         self.last_heartbeat = 0.0
         self.evidence_commands: list[str] = []
@@ -525,6 +526,7 @@ class CodexBridge:
             self.turn_id = str(turn.get("id") or self.turn_id)
             self.turn_ended.clear()
             self.turn_ended_at = 0.0
+            self.turn_end_checked = False
         elif method == "turn/completed":
             turn = params.get("turn") if isinstance(params.get("turn"), dict) else {}
             if turn.get("id") in (None, self.turn_id) or not self.turn_id:
@@ -660,7 +662,14 @@ class CodexBridge:
             self.done = True
             return
         if self.goals_supported and self.codex_goal_status == "active" and not self.continuation_overdue():
-            return  # Codex starts its next turn by itself
+            # Codex starts its next turn by itself: unless the goal stopped or ran out meanwhile.
+            if not self.turn_end_checked:
+                self.turn_end_checked = True
+                goal = self.client.goal()
+                refusal = self.refusal(goal)
+                if refusal:
+                    self.halt(refusal)
+            return
         self.between_turns()
 
     def continuation_overdue(self) -> bool:
@@ -674,13 +683,9 @@ class CodexBridge:
         self.turn_ended.clear()
         self.turn_ended_at = 0.0
         goal = self.client.goal()
-        status = str(goal.get("status") or "")
-        if status not in WORKING:
-            self.halt(f"the goal is {status or 'gone'}")
-            return
-        spent = out_of_budget(goal)
-        if spent:
-            self.halt(spent)
+        refusal = self.refusal(goal)
+        if refusal:
+            self.halt(refusal)
             return
         if self.goals_supported and self.codex_goal_status in CODEX_GOAL_STOPPED:
             self.halt(f"Codex's goal is {self.codex_goal_status}")
@@ -690,6 +695,14 @@ class CodexBridge:
             self.continue_goal(goal, failing)
             return
         self.ask_for_done_review(goal)
+
+    @staticmethod
+    def refusal(goal: dict) -> str:
+        """Why the goal takes no more turns ("" when it does): it stopped, or a budget is used up."""
+        status = str(goal.get("status") or "")
+        if status not in WORKING:
+            return f"the goal is {status or 'gone'}"
+        return out_of_budget(goal)
 
     def failing_checks(self) -> list[str]:
         """The goal's checks that failed the last time Codex ran them, or that it never ran."""
@@ -722,7 +735,8 @@ class CodexBridge:
     def continue_goal(self, goal: dict, failing: list[str], review: str = "") -> None:
         self.log(f"turn {self.turns + 1}: the goal is not done yet")
         self.start_turn(next_turn_prompt(goal, failing, review))
-        if self.goals_supported:
+        if self.goals_supported and not self.turn_ended.is_set():
+            # Active again, so Codex goes on after this turn; a turn that already ended needs no goal to go on.
             self.set_goal(goal, status="active")
 
     def halt(self, reason: str) -> None:

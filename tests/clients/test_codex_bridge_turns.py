@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
-from goalpost_client.codex_bridge import CodexBridge, shell_body, working_tree_diff
+from goalpost_client.codex_bridge import CONTINUATION_WAIT_S, CodexBridge, shell_body, working_tree_diff
 from tests.factories import make_git_repo
 from tests.support.fakes import CODEX_APP_SERVER
 
@@ -128,7 +129,8 @@ def test_failing_checks_start_another_turn_saying_what_still_fails(tmp_path):
 
 def test_a_rejected_review_starts_a_turn_with_the_reviewers_comment(tmp_path):
     goalpost = StubGoalpost(decisions=("pending", "rejected", "approved"))
-    turns = [[check(0), {"kind": "complete"}], [{"kind": "complete"}]]
+    # The second turn ends before the bridge sets Codex's goal active again: Codex then goes on by itself.
+    turns = [[check(0), {"kind": "complete"}], [], [{"kind": "complete"}]]
     code, _, received = run_bridge(tmp_path, goalpost, turns)
     starts = methods(received, "turn/start")
     assert code == 0 and len(starts) == 2
@@ -156,6 +158,15 @@ def test_between_turns_a_goal_that_stopped_or_ran_out_ends_the_run(tmp_path, stu
     code, bridge, received = run_bridge(tmp_path, stub, [[check(1), {"kind": "complete"}]])
     assert code == 0 and bridge.exit_reason == reason
     assert len(methods(received, "turn/start")) == 1 and not stub.named("claim_done")
+    assert methods(received, "thread/goal/set")[-1]["params"]["status"] == "paused"
+
+
+def test_a_goal_paused_while_codex_keeps_going_on_its_own_ends_the_run_at_the_turns_end(tmp_path):
+    goalpost = StubGoalpost(status="paused")
+    started = time.monotonic()
+    code, bridge, received = run_bridge(tmp_path, goalpost, [[check(1)]])  # Codex's goal stays active
+    assert code == 0 and bridge.exit_reason == "the goal is paused"
+    assert time.monotonic() - started < CONTINUATION_WAIT_S  # at once, not after waiting for a continuation
     assert methods(received, "thread/goal/set")[-1]["params"]["status"] == "paused"
 
 

@@ -10,8 +10,9 @@ Each turn/start plays the next turn of FAKE_CODEX_SCENARIO (a JSON list of steps
 `item/commandExecution/requestApproval`, `item/fileChange/requestApproval`, or the older ones), the client's
 answer, item/completed, token usage ({"kind": "tokens"}), a diff ({"kind": "diff", "diff": …}), a line that is
 not JSON ({"kind": "garbage"}), an agent message ({"kind": "message", "text": …}); then, as Codex does when the
-model calls update_goal, its goal turns `complete` ({"kind": "complete"}), and turn/completed. Everything it
-received is appended to FAKE_CODEX_LOG, one JSON message a line.
+model calls update_goal, its goal turns `complete` ({"kind": "complete"}), and turn/completed. A goal set
+`active` on an idle thread starts the next scripted turn by itself, as Codex does. Everything it received is
+appended to FAKE_CODEX_LOG, one JSON message a line.
 """
 
 import json
@@ -73,6 +74,8 @@ def answer_request(message: dict) -> None:
         state["goal"].update({key: value for key, value in params.items() if key != "threadId"})
         send({"id": request_id, "result": {"goal": state["goal"]}})
         send({"method": "thread/goal/updated", "params": {"threadId": THREAD, "turnId": None, "goal": state["goal"]}})
+        if params.get("status") == "active" and state["turn"] and not state.get("in_turn"):
+            continue_goal()  # as Codex does: a goal made active on an idle thread starts a turn
     elif method == "turn/interrupt":
         state["interrupted"] = True
         send({"id": request_id, "result": {}})
@@ -88,6 +91,15 @@ def answer_request(message: dict) -> None:
         play_turn()
     elif request_id is not None:
         send({"id": request_id, "error": {"code": -32601, "message": "Method not found"}})
+
+
+def continue_goal() -> None:
+    """Codex's own continuation turn (no turn/start): the next scripted turn."""
+    state["turn"] += 1
+    state["interrupted"] = False
+    turn = {"id": turn_id(), "status": "inProgress", "items": []}
+    send({"method": "turn/started", "params": {"threadId": THREAD, "turn": turn}})
+    play_turn()
 
 
 def answer_of(request_id: int) -> dict:
@@ -166,6 +178,14 @@ def play(step: dict, number: int) -> str | None:
 
 
 def play_turn() -> None:
+    state["in_turn"] = True
+    try:
+        play_scripted_turn()
+    finally:
+        state["in_turn"] = False
+
+
+def play_scripted_turn() -> None:
     scripted = turns()
     steps = scripted[state["turn"] - 1] if state["turn"] <= len(scripted) else []
     total = state.setdefault("tokens", 0)
