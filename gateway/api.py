@@ -281,6 +281,25 @@ def heartbeat(request: HttpRequest, goal_id: int) -> dict:
     return {"goal": goal.pk, "status": goal.status, "stop": stop, "reason": reason}
 
 
+@router.post(
+    "/goals/{int:goal_id}/done",
+    auth=agent_token,
+    response={200: schemas.DoneReview, **refusals(400, 401, 403, 404, 413)},
+    url_name="api_claim_done",
+    operation_id="claimDone",
+    summary="The agent says the goal is done: open the done review (the owner's final word)",
+    description=(
+        "Opens a done request for the goal's people, with the checks the agent reported; wait for it at "
+        "`request.decision_url`. Approved: the goal is done. Rejected: the comment says what is still missing; keep "
+        "working. A claim while a done review is open joins it. `deny` (with `stop`) when the goal is not running."
+    ),
+)
+def claim_done(request: HttpRequest, goal_id: int, claim: schemas.DoneClaim) -> dict:
+    outcome = gateway.claim_done(request.auth.goal, request.auth, claim.summary.strip() or claim.summary)
+    answer = outcome.as_dict()
+    return {key: answer[key] for key in ("verdict", "reason", "request", "joined", "stop")}
+
+
 # --- always-allow rules: agents read them, the owner (signed in) changes them ---------------------------------
 
 may_read_rules = [

@@ -16,7 +16,7 @@ class GatewayConfig(AppConfig):
 
         signals.decision_made.connect(calls.count_approved_call, dispatch_uid="gateway.calls.count_approved")
         signals.decision_made.connect(changes.resume_after_accepted_stop, dispatch_uid="gateway.changes.accepted")
-        signals.decision_made.connect(calls.finish_on_done, dispatch_uid="gateway.calls.finish_on_done")
+        signals.decision_made.connect(calls.finish_done_review, dispatch_uid="gateway.calls.finish_done_review")
         signals.decision_made.connect(calls.announce_settled, dispatch_uid="gateway.calls.decision_made")
         signals.request_expired.connect(calls.announce_settled, dispatch_uid="gateway.calls.request_expired")
         signals.request_superseded.connect(calls.announce_settled, dispatch_uid="gateway.calls.request_superseded")

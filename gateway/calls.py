@@ -73,6 +73,8 @@ MAX_INPUT_DETAIL = 4_000  # an MCP tool's input, as JSON, kept on the approval r
 MAX_DIRECTORY_FILES = 200
 REPORTED_CHECKS = 5  # a request keeps the last checks the agent reported before it asked
 MAX_REPORTED_OUTPUT = 4_000  # a directory a command writes counts as its files, this many at most
+# A done review approved makes the goal done from any state in which it still works.
+DONE_FROM = (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED)
 STOP_STATUSES = {
     GoalStatus.DRAFT: "The goal is a draft: mark it ready and start it on its page first.",
     GoalStatus.READY: "The goal has not started: start it on its page first.",
@@ -865,6 +867,47 @@ def count_approved_call(sender, request: ApprovalRequest, **kwargs) -> None:
         judge.record_paths(request.goal, [str(path) for path in paths or () if isinstance(path, str)])
 
 
+def claim_done(goal: Goal, token: AgentToken | None, summary: str) -> Outcome:
+    """The agent says the goal is done: open the done review, the owner's final word (or join the one open).
+
+    Only a person makes a goal done: the agent's word opens the request and nothing else. Its page carries the
+    checks the agent reported, so the owner sees what is still failing before saying yes."""
+    judge.progress(goal)
+    refusal = goal_state_refusal(goal)
+    if refusal is not None:
+        reason, stop = refusal
+        return Outcome(DENY, reason, stop=stop)
+    open_review = (
+        goal.approval_requests.pending()
+        .filter(kind=RequestKind.DONE, origin=RequestOrigin.GATEWAY)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if open_review is not None:
+        reason = f"The done review is open already (request #{open_review.pk}): wait for it."
+        return Outcome(ASK, reason, request=open_review, joined=True)
+    agent = token.name if token else "The agent"
+    request = judge.open_request(
+        goal,
+        (),
+        kind=RequestKind.DONE,
+        summary=f"{agent} says the goal is done: {summary}"[:500],
+        details={"agent_name": token.name if token else "", "summary": summary},
+        origin=RequestOrigin.GATEWAY,
+        evidence=reported_checks(goal),
+    )
+    reason = f"Waiting for the owner's final word on the phone (request #{request.pk})."
+    return Outcome(ASK, reason, request=request)
+
+
+def finish_done_review(sender, request: ApprovalRequest, decision, **kwargs) -> None:
+    """A done review an agent asked for, approved: the goal is done (the managed loop does this for its own)."""
+    if request.from_gateway and request.kind == RequestKind.DONE and request.status == RequestStatus.APPROVED:
+        Goal.objects.get(pk=request.goal_id).set_status(
+            GoalStatus.DONE, None, "Done: the final word was yes.", only_from=DONE_FROM
+        )
+
+
 # --- what agents report -------------------------------------------------------------------------------------
 
 
@@ -1060,16 +1103,3 @@ def answer_stop(goal: Goal, token: AgentToken | None, *, stop_hook_active: bool,
         '{"command": …, "exit_code": …, "output_tail": …}), then stop.'
     )
     return StopAnswer(True, reason)
-
-
-def finish_on_done(sender, request: ApprovalRequest, decision, **kwargs) -> None:
-    """The owner approved an agent's done request: the goal is done (the managed loop does this for its own)."""
-    if request.from_gateway and request.kind == RequestKind.DONE and decision.verdict == Verdict.APPROVE:
-        goal = Goal.objects.get(pk=request.goal_id)
-        goal.set_status(
-            GoalStatus.DONE,
-            None,
-            "Done: the owner confirmed what the agent elsewhere reported.",
-            only_from=(GoalStatus.RUNNING, GoalStatus.STALLED),
-        )
-

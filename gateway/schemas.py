@@ -76,6 +76,14 @@ class Usage(Body):
     tokens: int = Field(..., ge=0, le=TOKENS_MAX, description="Tokens used since the last report.")
 
 
+class DoneClaim(Body):
+    """The agent says the goal is done, and in a few words what it did."""
+
+    summary: str = Field(
+        ..., min_length=1, max_length=4000, description="What the agent did and why it believes the goal is met."
+    )
+
+
 class RuleInput(Body):
     """`command_prefix`: a plain command (no shell operators) starting with these words is allowed where a gate
     would ask. `path`: a file change whose every path matches this glob is allowed where a gate would ask. A rule
@@ -157,6 +165,14 @@ class ChangesVerdict(Schema):
     findings: list[Finding]
     files: list[str] = Field(..., description="The files the diff changes.")
     request: RequestRef | None = Field(..., description="The stop request a deny opened (or the one it joined).")
+
+
+class DoneReview(Schema):
+    verdict: Literal["deny", "ask"] = Field(..., description="`ask`: the done review is open; `deny`: not now.")
+    reason: str
+    request: RequestRef | None
+    joined: bool = Field(..., description="The done review was open already: this claim joined it.")
+    stop: bool
 
 
 class Decision(Schema):

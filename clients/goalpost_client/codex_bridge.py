@@ -1,17 +1,29 @@
 """The Codex bridge: runs `codex app-server` for a goal and answers its approval requests through Goalpost.
 
-Codex's app-server speaks JSON-RPC 2.0 over stdio, one JSON message a line (without the `"jsonrpc"` member). The
-bridge starts a thread in the goal's repository, sets the goal's objective and remaining token budget with
-`thread/goal/set` (a server without it answers "method not found", which is fine), starts one turn, and answers
-every approval request the server sends, through the gateway's gates and, where they ask, the phone:
+Codex's app-server speaks JSON-RPC 2.0 over stdio, one JSON message a line (without the `"jsonrpc"` member). Turn by
+turn (checked against the real Codex CLI 0.169.0, docs/agents.md section 3):
 
-- `item/commandExecution/requestApproval` and `item/fileChange/requestApproval` (the changes come with the
-  item's `item/started`): `{"decision": "accept" | "decline" | "cancel"}`;
-- the older `execCommandApproval` and `applyPatchApproval`: `{"decision": "approved" | "denied" | "abort"}`.
+1. `initialize`, `initialized`, `thread/start` in the goal's repository (approvalPolicy `untrusted`), then
+   `turn/start` with the goal's contract, then `thread/goal/set` with the objective and the remaining token budget.
+   While its thread goal is active Codex starts the next turn by itself after each one (a server without goals
+   answers "method not found": the bridge starts the turns then).
+2. Every approval request goes through the gateway's gates and, where they ask, the phone:
+   `item/commandExecution/requestApproval` and `item/fileChange/requestApproval` (the changes come with the item's
+   `item/started`): `{"decision": "accept" | "decline" | "cancel"}`; the older `execCommandApproval` and
+   `applyPatchApproval`: `{"decision": "approved" | "denied" | "abort"}`. Allowed → accept; denied → decline; a
+   person who chose "stop", or a goal that no longer runs → cancel. Goalpost unreachable → decline (fail closed).
+3. After the fact: what really changed goes to `POST /goals/{id}/changes` — the diff of `turn/diff/updated`, and,
+   since Codex 0.169.0 sent none for the changes we saw (a command's writes never reach it), the working tree's own
+   diff against the commit the bridge started from, read after each command or file change completes. An answer
+   with `stop` interrupts the turn (`turn/interrupt`), pauses Codex's goal and ends the run with the reason.
+4. When a turn ends the bridge reads the goal: not running, or out of budget → Codex's goal is paused and the run
+   ends. When Codex says it is done (its goal turns `complete`; without goals, a turn that ends) and the goal's
+   checks it ran pass, the bridge asks for the done review (`POST /goals/{id}/done`) and waits for the owner:
+   yes → the goal is done and the run ends; no → a new turn says what is still missing (the reviewer's comment,
+   the checks still failing, the budget left) and Codex's goal is active again. Checks still failing when Codex
+   stops → a new turn with them, without troubling the owner.
 
-Allowed → accept / approved; denied → decline / denied; a person who chose "stop", or a goal that no longer
-runs → cancel / abort (the turn ends). Goalpost unreachable → decline: the bridge fails closed. The goal's checks
-that Codex runs are reported as evidence, token usage as usage, and any activity as a heartbeat.
+The goal's checks that Codex runs are reported as evidence, token usage as usage, any activity as a heartbeat.
 
 Standard library only (goalpost-client: it may run on another machine than Goalpost):
 `goalpost-codex-bridge --url URL --token TOKEN --goal ID [--prompt TEXT] [-- codex app-server]` (or
@@ -22,9 +34,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import hashlib
 import json
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -33,6 +48,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 METHOD_NOT_FOUND = -32601
 V2_DECISIONS = {"allow": "accept", "deny": "decline", "stop": "cancel"}
@@ -41,6 +57,17 @@ HEARTBEAT_EVERY_S = 60.0
 DECISION_WAIT_S = 25
 RESPONSE_TIMEOUT_S = 120.0
 OUTPUT_TAIL = 4000
+CONTINUATION_WAIT_S = 20.0  # how long an active Codex goal may sit between turns before the bridge decides
+CHANGES_MAX_BYTES = 800_000  # the API refuses bodies over 1 MB (413): past this, files go without their content
+FILE_READ_MAX_BYTES = 5_000_000
+# Goalpost's goal states in which an agent may go on working.
+WORKING = ("running", "waiting", "stalled")
+SHELLS = ("bash", "sh", "zsh")
+# Codex's own goal states that end its work without a done claim.
+CODEX_GOAL_STOPPED = ("paused", "blocked", "usageLimited", "budgetLimited")
+# Git run by the bridge on a tree the agent wrote: these settings come from the command line, never the
+# repository's config, so an fsmonitor, a pager or a hook the agent planted does not run.
+SAFE_GIT = ["git", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false", "-c", "core.hooksPath=/dev/null"]
 
 
 class GatewayError(Exception):
@@ -94,6 +121,21 @@ class GatewayClient:
         }
         return self.call("POST", f"/goals/{self.goal_id}/steps", body)
 
+    def changes(self, diff: str, cwd: str, session_id: str = "", tool_use_id: str = "", tool: str = "") -> dict:
+        """What really changed (the shared `/changes` contract): the gates judge the real diff."""
+        body = {"diff": diff, "source": "codex", "cwd": cwd}
+        body.update(
+            {
+                key: value
+                for key, value in (("session_id", session_id), ("tool_use_id", tool_use_id), ("tool", tool))
+                if value
+            }
+        )
+        return self.call("POST", f"/goals/{self.goal_id}/changes", body)
+
+    def claim_done(self, summary: str) -> dict:
+        return self.call("POST", f"/goals/{self.goal_id}/done", {"summary": summary[:4000] or "Done."})
+
     def decision(self, request_id: int, wait: float = DECISION_WAIT_S) -> dict:
         return self.call("GET", f"/requests/{request_id}/decision", params={"wait": wait})
 
@@ -130,8 +172,156 @@ def remaining_tokens(goal: dict) -> int | None:
     return max(1, budget - int(used))
 
 
+def shell_body(command: object) -> str:
+    """The command a shell runs, unwrapped from `/bin/bash -lc '…'` (how app-server v2 sends it, one string) or
+    its list form, with its spaces tidied; "" for what is neither a string nor a list of strings."""
+    if isinstance(command, str):
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return " ".join(command.split())
+    elif isinstance(command, list) and all(isinstance(word, str) for word in command):
+        words = command
+    else:
+        return ""
+    if len(words) == 3 and os.path.basename(words[0]) in SHELLS and words[1] in ("-c", "-lc"):
+        return " ".join(words[2].split())
+    return " ".join(" ".join(words).split()) if isinstance(command, list) else " ".join(command.split())
+
+
+def out_of_budget(goal: dict) -> str:
+    """Which of the goal's budgets is used up ("" when none is): the bridge starts no turn beyond it."""
+    budgets, used = goal.get("budgets") or {}, goal.get("used") or {}
+    for name in ("tokens", "steps", "minutes"):
+        limit, spent = budgets.get(name), used.get(name)
+        if isinstance(limit, (int, float)) and limit > 0 and isinstance(spent, (int, float)) and spent >= limit:
+            return f"the {name} budget is used up ({spent} of {limit})"
+    return ""
+
+
+def next_turn_prompt(goal: dict, failing: list[str], review: str = "") -> str:
+    """A turn after the first: what is still missing, and the budget left."""
+    lines = ["The goal is not done yet."]
+    if review:
+        lines += ["", f"The done review said no: {review}"]
+    if failing:
+        lines += ["", "Checks still failing (or not run yet):", *[f"- `{command}`" for command in failing]]
+    left = remaining_tokens(goal)
+    if left is not None:
+        lines += ["", f"Token budget left: {left}."]
+    lines += ["", "Keep working toward the goal; say so when it is done.", "", prompt_for(goal)]
+    return "\n".join(lines)
+
+
+# --- the working tree's real diff, without running anything the agent planted ---------------------------------
+
+
+def _git(repo: str, *args: str) -> bytes:
+    return subprocess.run(
+        [*SAFE_GIT, "-C", repo, *args], capture_output=True, check=True, timeout=60, stdin=subprocess.DEVNULL
+    ).stdout
+
+
+def _blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def _file_diff(path: str, old: bytes | None, new: bytes | None) -> str:
+    header = f"diff --git a/{path} b/{path}\n"
+    if old is None:
+        header += "new file mode 100644\n"
+    elif new is None:
+        header += "deleted file mode 100644\n"
+    if b"\0" in (old or b"") or b"\0" in (new or b""):
+        return (
+            header + f"Binary files {'a/' + path if old is not None else '/dev/null'} and "
+            f"{'b/' + path if new is not None else '/dev/null'} differ\n"
+        )
+    before = (old or b"").decode(errors="replace").splitlines(keepends=True)
+    after = (new or b"").decode(errors="replace").splitlines(keepends=True)
+    lines = difflib.unified_diff(
+        before, after, "a/" + path if old is not None else "/dev/null", "b/" + path if new is not None else "/dev/null"
+    )
+    no_newline = "\n\\ No newline at end of file\n"
+    return header + "".join(line if line.endswith("\n") else line + no_newline for line in lines)
+
+
+def _stub_diff(path: str, old_exists: bool, new_exists: bool) -> str:
+    """A file's change without its content: the path still reaches the gates when the diff is too big."""
+    return _file_diff(path, b"\0" if old_exists else None, b"\0" if new_exists else None)
+
+
+def _read_new(file: Path) -> bytes | None:
+    """The file as it is now: a link's target (never followed), a regular file's bytes, else None (gone, or a
+    directory, a FIFO: nothing to read without blocking)."""
+    if file.is_symlink():
+        return os.readlink(file).encode(errors="surrogateescape")
+    if not file.is_file():
+        return None
+    return None if file.stat().st_size > FILE_READ_MAX_BYTES else file.read_bytes()
+
+
+def _big_file_id(file: Path) -> str | None:
+    """The blob id of a regular file too big to hold in memory, read in chunks; None for anything else."""
+    if file.is_symlink() or not file.is_file() or file.stat().st_size <= FILE_READ_MAX_BYTES:
+        return None
+    digest = hashlib.sha1(b"blob %d\0" % file.stat().st_size, usedforsecurity=False)
+    with open(file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def working_tree_diff(repo: str, base: str) -> str:
+    """The working tree against commit `base`, new files included, as a git diff.
+
+    Git only lists (the base's tree, the untracked files) and reads objects; the comparison and the diff are made
+    here, since `git diff` on a tree the agent wrote would run the clean filters and diff drivers its config names.
+    Links are compared as their targets and never followed. Past the API's size limit a file's change is shown
+    without its content, so every changed path still reaches the gates (a big file first hides nothing)."""
+    root = Path(repo)
+    tracked: dict[str, str] = {}
+    for entry in _git(repo, "ls-tree", "-r", "-z", base).split(b"\0"):
+        if entry:
+            meta, _, name = entry.partition(b"\t")
+            mode, kind, object_id = meta.split()
+            if kind == b"blob":
+                tracked[name.decode(errors="surrogateescape")] = object_id.decode()
+    untracked = [
+        name.decode(errors="surrogateescape")
+        for name in _git(repo, "ls-files", "-z", "--others", "--exclude-standard").split(b"\0")
+        if name
+    ]
+    parts, size = [], 0
+    for path in sorted({*tracked, *untracked}):
+        old_id = tracked.get(path)
+        try:
+            big_id = _big_file_id(root / path)
+            new = _read_new(root / path)
+        except OSError:
+            big_id = new = None
+        if big_id is not None:  # too big to read: a change shown without its content
+            if big_id != old_id:
+                parts.append(_stub_diff(path, old_id is not None, True))
+            continue
+        if old_id is None and new is None:
+            continue
+        if old_id is not None and new is not None and _blob_id(new) == old_id:
+            continue
+        part = ""
+        if size < CHANGES_MAX_BYTES:
+            old = _git(repo, "cat-file", "blob", old_id) if old_id else None
+            part = _file_diff(path, old, new)
+        if not part or size + len(json.dumps(part)) > CHANGES_MAX_BYTES:
+            part = _stub_diff(path, old_id is not None, new is not None)
+        parts.append(part)
+        size += len(json.dumps(part))
+    return "".join(parts)
+
+
 class CodexBridge:
-    """One `codex app-server` child, one thread, one turn; approvals answered through the gateway."""
+    """One `codex app-server` child and one thread, its turns kept going until the goal's done review says yes;
+    approvals answered through the gateway, what really changed judged after the fact."""
 
     def __init__(
         self,
@@ -142,9 +332,11 @@ class CodexBridge:
         prompt: str | None = None,
         approval_policy: str = "untrusted",
         log: Callable[[str], None] | None = None,
+        env: dict | None = None,
+        one_turn: bool = False,
     ):
-        self.argv, self.client, self.cwd = argv, client, cwd
-        self.prompt, self.approval_policy = prompt, approval_policy
+        self.argv, self.client, self.cwd, self.env = argv, client, cwd, env
+        self.prompt, self.approval_policy, self.one_turn = prompt, approval_policy, one_turn
         self.log = log or (lambda line: print(f"[goalpost-codex] {line}", file=sys.stderr, flush=True))
         self.process: subprocess.Popen | None = None
         self.write_lock = threading.Lock()
@@ -153,18 +345,31 @@ class CodexBridge:
         self.next_id = 0
         self.file_changes: dict[str, list] = {}
         self.thread_id = ""
-        self.turn_id = ""
+        self.turn_id = ""  # the turn in progress ("" between turns)
+        self.turns = 0
+        self.turn_ended = threading.Event()
+        self.turn_ended_at = 0.0
+        self.turn_end_checked = False
         self.last_total_tokens = 0
         self.last_heartbeat = 0.0
         self.evidence_commands: list[str] = []
+        self.expected_exit: dict[str, int] = {}
+        self.checks: dict[str, bool] = {}  # the goal's checks Codex ran: passed or not, the last time
+        self.goals_supported = False
+        self.codex_goal_status = ""
+        self.last_message = ""
+        self.base = ""  # the commit the working tree is compared with
+        self.posted_diff = ""
         self.stopping = threading.Event()
+        self.stop_reason = ""
         self.exit_reason = ""
+        self.done = False
 
     # --- the child and its messages ---
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            self.argv, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+            self.argv, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=self.env
         )
         threading.Thread(target=self._read, name="codex-reader", daemon=True).start()
 
@@ -223,12 +428,16 @@ class CodexBridge:
             if box is not None:
                 box.put(message)
             return
-        method, params = message.get("method"), message.get("params") or {}
+        method, params = message.get("method"), message.get("params")
+        params = params if isinstance(params, dict) else {}
         if "id" in message:
             # A server request: answer it on its own thread, since the phone may take a while.
             threading.Thread(target=self.answer, args=(message["id"], method, params), daemon=True).start()
         else:
-            self.notice(method, params)
+            try:
+                self.notice(method, params)
+            except (AttributeError, TypeError, ValueError, KeyError) as error:  # a malformed notice is skipped
+                self.log(f"ignored a malformed {method}: {error}")
 
     # --- approvals ---
 
@@ -275,16 +484,22 @@ class CodexBridge:
                 if answer.get("status") != "pending":
                     outcome, stop = answer.get("decision") or "deny", bool(answer.get("stop"))
                     verdict = answer
-        except (GatewayError, KeyError, TypeError, ValueError) as error:
+        except (GatewayError, KeyError, TypeError, ValueError, AttributeError) as error:
             self.log(f"{tool}: {error}; declined (fail closed)")
             return decisions["deny"]
         if outcome == "ask":  # the bridge is stopping
             return decisions["stop"]
         self.log(f"{tool}: {outcome} — {verdict.get('reason', '')}")
         if stop:
-            self.exit_reason = verdict.get("reason", "")
+            self.request_stop(str(verdict.get("reason", "") or "Goalpost said stop."))
             return decisions["stop"]
         return decisions["allow"] if outcome == "allow" else decisions["deny"]
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the run at the next chance (the main loop interrupts the turn and pauses Codex's goal)."""
+        if not self.stop_reason:
+            self.stop_reason = reason
+        self.stopping.set()
 
     # --- notifications ---
 
@@ -294,24 +509,68 @@ class CodexBridge:
             self.file_changes[str(item.get("id"))] = item.get("changes") or []
         elif method == "item/completed" and item.get("type") == "commandExecution":
             self.report_check(item)
+            self.judge_working_tree(params, item, "Bash")
+        elif method == "item/completed" and item.get("type") == "fileChange":
+            self.judge_working_tree(params, item, "apply_patch")
+        elif method == "item/completed" and item.get("type") == "agentMessage":
+            self.last_message = str(item.get("text") or "")
+        elif method == "turn/diff/updated" and isinstance(params.get("diff"), str):
+            self.judge_changes(params["diff"], str(params.get("threadId") or ""), "", "")
         elif method == "thread/tokenUsage/updated":
             self.report_usage(params)
+        elif method == "thread/goal/updated":
+            goal = params.get("goal") if isinstance(params.get("goal"), dict) else {}
+            self.codex_goal_status = str(goal.get("status") or self.codex_goal_status)
+        elif method == "turn/started":
+            turn = params.get("turn") if isinstance(params.get("turn"), dict) else {}
+            self.turn_id = str(turn.get("id") or self.turn_id)
+            self.turn_ended.clear()
+            self.turn_ended_at = 0.0
+            self.turn_end_checked = False
         elif method == "turn/completed":
             turn = params.get("turn") if isinstance(params.get("turn"), dict) else {}
-            if not self.turn_id or turn.get("id") in (None, self.turn_id):
-                self.stopping.set()
+            if turn.get("id") in (None, self.turn_id) or not self.turn_id:
+                self.turn_id = ""
+                self.turns += 1
+                self.turn_ended.set()
 
     def report_check(self, item: dict) -> None:
-        command = item.get("command") or ""
-        if isinstance(command, list):
-            command = " ".join(str(word) for word in command)
-        exit_code = item.get("exitCode")
-        if not isinstance(exit_code, int) or not any(check and check in command for check in self.evidence_commands):
+        """A command that is exactly one of the goal's checks (unwrapped from the shell Codex runs it in) is
+        reported as that check; a command that merely mentions one (`echo 'pytest'`) proves nothing."""
+        command, exit_code = shell_body(item.get("command")), item.get("exitCode")
+        check = next((check for check in self.evidence_commands if " ".join(check.split()) == command), None)
+        if not isinstance(exit_code, int) or check is None:
+            return
+        self.checks[check] = exit_code == self.expected_exit.get(check, 0)
+        try:
+            self.client.evidence(check, exit_code, str(item.get("aggregatedOutput") or ""))
+        except GatewayError as error:
+            self.log(f"could not report the check {check!r}: {error}")
+
+    def judge_working_tree(self, params: dict, item: dict, tool: str) -> None:
+        """After a command or a file change: the tree's real diff, whatever the approval thought it would do."""
+        if not self.base:
             return
         try:
-            self.client.evidence(command, exit_code, str(item.get("aggregatedOutput") or ""))
+            diff = working_tree_diff(self.cwd, self.base)
+        except (OSError, subprocess.SubprocessError, ValueError) as error:
+            self.log(f"could not read the working tree's diff: {error}")
+            return
+        self.judge_changes(diff, str(params.get("threadId") or ""), str(item.get("id") or ""), tool)
+
+    def judge_changes(self, diff: str, session: str, item_id: str, tool: str) -> None:
+        if not diff.strip() or diff == self.posted_diff:
+            return
+        self.posted_diff = diff
+        try:
+            verdict = self.client.changes(diff, self.cwd, session, item_id, tool)
         except GatewayError as error:
-            self.log(f"could not report the check {command!r}: {error}")
+            self.log(f"could not have the changes judged: {error}")
+            return
+        if verdict.get("stop") or verdict.get("verdict") == "deny":
+            self.log(f"changes: {verdict.get('verdict')} — {verdict.get('reason', '')}")
+        if verdict.get("stop"):
+            self.request_stop(str(verdict.get("reason") or "Goalpost stopped the goal for what changed."))
 
     def report_usage(self, params: dict) -> None:
         usage = params.get("tokenUsage") if isinstance(params.get("tokenUsage"), dict) else {}
@@ -343,6 +602,12 @@ class CodexBridge:
             for check in goal.get("evidence") or []
             if isinstance(check, dict) and check.get("command")
         ]
+        self.expected_exit = {
+            str(check["command"]): check.get("expect_exit") if isinstance(check.get("expect_exit"), int) else 0
+            for check in goal.get("evidence") or []
+            if isinstance(check, dict) and check.get("command")
+        }
+        self.base = self.starting_commit()
         self.start()
         try:
             self.request(
@@ -354,15 +619,14 @@ class CodexBridge:
             self.thread_id = str(((started.get("result") or {}).get("thread") or {}).get("id") or "")
             if not self.thread_id:
                 raise ConnectionError(f"thread/start failed: {started.get('error')}")
+            self.start_turn(self.prompt or prompt_for(goal))
             self.set_goal(goal)
-            text = self.prompt or prompt_for(goal)
-            turn = self.request("turn/start", {"threadId": self.thread_id, "input": [{"type": "text", "text": text}]})
-            self.turn_id = str(((turn.get("result") or {}).get("turn") or {}).get("id") or "")
-            if turn.get("error"):
-                raise ConnectionError(f"turn/start failed: {turn['error']}")
-            while not self.stopping.is_set():
+            while not self.done:
                 if not self.pump(timeout=1.0):
+                    if not self.done and not self.stop_reason:
+                        self.exit_reason = "codex app-server exited"
                     break
+                self.step()
         except (ConnectionError, TimeoutError, GatewayError) as error:
             self.log(str(error))
             return 1
@@ -373,15 +637,135 @@ class CodexBridge:
             self.log(f"stopped: {self.exit_reason}")
         return 0
 
-    def set_goal(self, goal: dict) -> None:
+    def starting_commit(self) -> str:
+        try:
+            return _git(self.cwd, "rev-parse", "--verify", "HEAD^{commit}").decode().strip()
+        except (OSError, subprocess.SubprocessError) as error:
+            self.log(f"no commit to compare the working tree with ({error}): only turn/diff/updated is judged")
+            return ""
+
+    def start_turn(self, text: str) -> None:
+        turn = self.request("turn/start", {"threadId": self.thread_id, "input": [{"type": "text", "text": text}]})
+        if turn.get("error"):
+            raise ConnectionError(f"turn/start failed: {turn['error']}")
+        self.turn_id = str(((turn.get("result") or {}).get("turn") or {}).get("id") or "")
+        self.turn_ended.clear()
+
+    def step(self) -> None:
+        """What to do after the messages so far: stop, wait, or (between turns) ask for the review or go on."""
+        if self.stop_reason:
+            self.halt(self.stop_reason)
+            return
+        if self.turn_id or not self.turn_ended.is_set():
+            return  # a turn is in progress
+        if self.one_turn:
+            self.done = True
+            return
+        if self.goals_supported and self.codex_goal_status == "active" and not self.continuation_overdue():
+            # Codex starts its next turn by itself: unless the goal stopped or ran out meanwhile.
+            if not self.turn_end_checked:
+                self.turn_end_checked = True
+                goal = self.client.goal()
+                refusal = self.refusal(goal)
+                if refusal:
+                    self.halt(refusal)
+            return
+        self.between_turns()
+
+    def continuation_overdue(self) -> bool:
+        """Codex's goal is active yet no turn followed (an interrupted turn, say): the bridge decides instead."""
+        if not self.turn_ended_at:
+            self.turn_ended_at = time.monotonic()
+        return time.monotonic() - self.turn_ended_at > CONTINUATION_WAIT_S
+
+    def between_turns(self) -> None:
+        """A turn ended and Codex will not start another on its own: decide, from the goal, what comes next."""
+        self.turn_ended.clear()
+        self.turn_ended_at = 0.0
+        goal = self.client.goal()
+        refusal = self.refusal(goal)
+        if refusal:
+            self.halt(refusal)
+            return
+        if self.goals_supported and self.codex_goal_status in CODEX_GOAL_STOPPED:
+            self.halt(f"Codex's goal is {self.codex_goal_status}")
+            return
+        failing = self.failing_checks()
+        if failing:
+            self.continue_goal(goal, failing)
+            return
+        self.ask_for_done_review(goal)
+
+    @staticmethod
+    def refusal(goal: dict) -> str:
+        """Why the goal takes no more turns ("" when it does): it stopped, or a budget is used up."""
+        status = str(goal.get("status") or "")
+        if status not in WORKING:
+            return f"the goal is {status or 'gone'}"
+        return out_of_budget(goal)
+
+    def failing_checks(self) -> list[str]:
+        """The goal's checks that failed the last time Codex ran them, or that it never ran."""
+        return [check for check in self.evidence_commands if not self.checks.get(check)]
+
+    def ask_for_done_review(self, goal: dict) -> None:
+        claim = self.client.claim_done(self.last_message or "Codex says the goal is done.")
+        request = claim.get("request") or {}
+        if claim.get("verdict") != "ask" or not request.get("id"):
+            self.halt(str(claim.get("reason") or "Goalpost refused the done review."))
+            return
+        self.log(f"done review: {claim.get('reason', '')}")
+        while True:
+            answer = self.client.decision(int(request["id"]))
+            if answer.get("status") != "pending":
+                break
+            while self.pump(timeout=0):  # keep up with Codex meanwhile
+                if self.messages.empty():
+                    break
+        if answer.get("status") == "approved":
+            self.log(f"done: {answer.get('reason', '')}")
+            self.exit_reason, self.done = "", True
+            return
+        if answer.get("stop"):
+            self.halt(str(answer.get("reason") or "stopped on the phone"))
+            return
+        review = str(answer.get("comment") or answer.get("reason") or "")
+        self.continue_goal(self.client.goal(), self.failing_checks(), review)
+
+    def continue_goal(self, goal: dict, failing: list[str], review: str = "") -> None:
+        self.log(f"turn {self.turns + 1}: the goal is not done yet")
+        self.start_turn(next_turn_prompt(goal, failing, review))
+        if self.goals_supported and not self.turn_ended.is_set():
+            # Active again, so Codex goes on after this turn; a turn that already ended needs no goal to go on.
+            self.set_goal(goal, status="active")
+
+    def halt(self, reason: str) -> None:
+        """End the run: interrupt the turn in progress and pause Codex's goal so it starts no other."""
+        self.done = True
+        self.exit_reason = reason
+        if self.turn_id:
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                self.request("turn/interrupt", {"threadId": self.thread_id, "turnId": self.turn_id}, timeout=30)
+        if self.goals_supported:
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                self.request("thread/goal/set", {"threadId": self.thread_id, "status": "paused"}, timeout=30)
+
+    def set_goal(self, goal: dict, status: str | None = None) -> None:
         params = {"threadId": self.thread_id, "objective": str(goal.get("objective") or goal.get("title") or "")}
         budget = remaining_tokens(goal)
         if budget is not None:
             params["tokenBudget"] = budget
+        if status:
+            params["status"] = status
         answer = self.request("thread/goal/set", params)
         error = answer.get("error")
-        if error and error.get("code") != METHOD_NOT_FOUND:
-            self.log(f"thread/goal/set failed: {error.get('message')}")
+        if error:
+            if error.get("code") != METHOD_NOT_FOUND:
+                self.log(f"thread/goal/set failed: {error.get('message')}")
+            return
+        self.goals_supported = True
+        result_goal = (answer.get("result") or {}).get("goal") or {}
+        self.codex_goal_status = str(result_goal.get("status") or "active")
 
     def close(self) -> None:
         process = self.process
@@ -413,6 +797,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cwd", default=os.getcwd(), help="where Codex works: the goal's repository")
     parser.add_argument("--prompt", default=None, help="the turn's instruction (default: from the goal)")
     parser.add_argument("--approval-policy", default="untrusted", help="Codex's approvalPolicy (default untrusted)")
+    parser.add_argument(
+        "--one-turn", action="store_true", help="one turn, then stop (no done review): to try the gates by hand"
+    )
     options = parser.parse_args(args)
     if not options.url or not options.token:
         parser.error("set --url and --token (or GOALPOST_URL and GOALPOST_TOKEN)")
@@ -421,7 +808,12 @@ def main(argv: list[str] | None = None) -> int:
     except GatewayError as error:
         parser.error(str(error))
     bridge = CodexBridge(
-        command, client, cwd=options.cwd, prompt=options.prompt, approval_policy=options.approval_policy
+        command,
+        client,
+        cwd=options.cwd,
+        prompt=options.prompt,
+        approval_policy=options.approval_policy,
+        one_turn=options.one_turn,
     )
     try:
         return bridge.run()

@@ -34,6 +34,7 @@ def test_the_management_command_mints_a_token_for_the_run_and_revokes_it(
             str(running.pk),
             "--url",
             live_url,
+            "--one-turn",
             "--",
             sys.executable,
             str(fake_codex_app_server),

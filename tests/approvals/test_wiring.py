@@ -21,7 +21,7 @@ def test_a_settled_request_reaches_the_loop_first_then_live_pages_then_phones_th
         "approvals.delivery.revoke_on_decision",
         "gateway.calls.count_approved",
         "gateway.changes.accepted",
-        "gateway.calls.finish_on_done",
+        "gateway.calls.finish_done_review",
         "gateway.calls.decision_made",
     ]
     assert uids(signals.request_expired) == [

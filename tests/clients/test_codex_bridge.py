@@ -19,7 +19,7 @@ from tests.support.processes import wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False) -> subprocess.Popen:
+def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False, one_turn=True) -> subprocess.Popen:
     secret = AgentToken.issue(goal, name="codex")[1]
     env = {
         **os.environ,
@@ -38,7 +38,7 @@ def start_bridge(live_url, goal, repo, scenario, log: Path, *, no_goals=False) -
         "--goal",
         str(goal.pk),
     ]
-    argv += ["--cwd", str(repo), "--", sys.executable, str(CODEX_APP_SERVER)]
+    argv += ["--cwd", str(repo), *(["--one-turn"] if one_turn else []), "--", sys.executable, str(CODEX_APP_SERVER)]
     return subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -76,7 +76,7 @@ def test_gates_answer_v2_and_older_approval_requests(live_url, running, git_repo
 def test_the_goal_and_its_token_budget_go_to_thread_goal_set(live_url, running, git_repo, tmp_path):
     log = tmp_path / "received.jsonl"
     finish(start_bridge(live_url, running, git_repo, [], log))
-    [goal_set] = [m for m in received(log) if m.get("method") == "thread/goal/set"]
+    [goal_set, *_] = [m for m in received(log) if m.get("method") == "thread/goal/set"]
     assert goal_set["params"] == {
         "threadId": "thr_fake_1",
         "objective": running.objective,

@@ -378,7 +378,7 @@ def test_the_openapi_document_is_generated_valid_and_served_without_login(client
 def test_every_operation_documents_its_answer_and_the_errors_it_gives(client):
     document = client.get("/api/v1/openapi.json").json()
     operations = [op for path, item in document["paths"].items() if path != "/openapi.json" for op in item.values()]
-    assert len(operations) == 12
+    assert len(operations) == 13
     for operation in operations:
         codes = set(operation["responses"])
         assert codes & {"200", "201"}, operation["operationId"]

@@ -33,6 +33,7 @@ CSRF_EXEMPT = {
     "api_report_usage": 401,
     "api_report_changes": 401,
     "api_heartbeat": 401,
+    "api_claim_done": 401,
     "api_request_decision": 401,
     # Claude Code's hook answers every refusal 200 (a deny, or here, on a Notification, a message for the person):
     # Claude Code lets a tool call through on anything else.

@@ -167,6 +167,7 @@ ACCESS: dict[str, dict[str, Call]] = {
         )
     },
     "api_heartbeat": {"POST": Call(AGENT_ONLY, kwargs=goal_id)},
+    "api_claim_done": {"POST": Call(AGENT_ONLY, kwargs=goal_id, json={"summary": "done"})},
     # Rules: the agent and the goal's people read them; only the owner, signed in, changes them.
     "api_rules": {
         "GET": Call(row(401, 404, 200, 200, 200, 200), kwargs=goal_id),

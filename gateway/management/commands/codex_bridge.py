@@ -32,8 +32,9 @@ class Command(BaseCommand):
         parser.add_argument("--cwd", default="", help="where Codex works (default: the goal's repository)")
         parser.add_argument("--prompt", default=None, help="the turn's instruction (default: from the goal)")
         parser.add_argument("--approval-policy", default="untrusted", help="Codex's approvalPolicy")
+        parser.add_argument("--one-turn", action="store_true", help="one turn, then stop (no done review)")
 
-    def handle(self, *args, goal_id: int, url: str, token: str, cwd: str, prompt, approval_policy, **options):
+    def handle(self, *args, goal_id: int, url: str, token: str, cwd: str, prompt, approval_policy, one_turn, **options):
         goal = Goal.objects.filter(pk=goal_id).first()
         if goal is None:
             raise CommandError(f"No goal {goal_id}.")
@@ -52,6 +53,7 @@ class Command(BaseCommand):
                 cwd=cwd or goal.repository.source,
                 prompt=prompt,
                 approval_policy=approval_policy,
+                one_turn=one_turn,
                 log=lambda line: self.stderr.write(f"[goalpost-codex] {line}"),
             )
             code = bridge.run()
