@@ -194,7 +194,12 @@ def parse_diff(text: str | bytes) -> ParsedDiff:
     binary files with or without ``GIT binary patch``, missing final newlines, CRLF content) as well
     as plain ``diff -u`` output. Bytes are decoded as UTF-8 with undecodable bytes replaced by U+FFFD,
     so line texts stay readable and safe to store. Prose before, between or after the files (a
-    ``git format-patch`` mail, an LLM's answer around a fenced diff) is ignored.
+    ``git format-patch`` mail, an LLM's answer around a fenced diff) is ignored. A file git only renamed
+    (similarity 100%, so no "Binary files" line) is binary when its name says so (``.png``, ``.zip``...).
+
+    A combined merge diff (``diff --cc``) and a log of several commits (``git log -p``, a ``git
+    format-patch`` series) are refused with a :class:`DiffError` that says which, since unidiff would
+    read the first as empty changes and the second as one change naming the same file twice.
 
     An empty or blank text is an empty step: a ParsedDiff without files. Anything else that is not a
     well-formed diff raises :class:`DiffError`, never another exception.
@@ -210,11 +215,46 @@ def parse_diff(text: str | bytes) -> ParsedDiff:
 
     # Split exactly as unidiff would (on "\n" only), so its 1-based diff line numbers index this list.
     lines = list(io.StringIO(text))
+    _refuse_what_unidiff_misreads(lines)
     patch_set = _run_unidiff(lines)
     if not patch_set:
         raise DiffError("not a unified diff")
     files = tuple(_convert_file(patched, lines) for patched in patch_set)
     return ParsedDiff(files=files, stats=DiffStats.of(files))
+
+
+# Headers only count at the start of a line: a hunk's content lines start with " ", "+" or "-", so a diff of a
+# file that contains these texts never matches them.
+_COMBINED_HEADER = re.compile(r"diff --(?:cc|combined) |@@@+ ")
+# `git log` starts each commit with "commit <sha>" followed by "Merge:" or "Author:"; `git format-patch` each
+# mail with "From <sha> Mon Sep 17 00:00:00 2001" (a fixed date, so a mail's own "From:" line never matches).
+_LOG_COMMIT = re.compile(r"commit [0-9a-f]{7,64}\b")
+_LOG_COMMIT_NEXT = re.compile(r"(?:Merge|Author): ")
+_MAIL_COMMIT = re.compile(r"From [0-9a-f]{40,64} Mon Sep 17 00:00:00 2001$")
+
+
+def _refuse_what_unidiff_misreads(lines: list[str]) -> None:
+    """Raise DiffError for the inputs unidiff reads wrong without a word.
+
+    A combined merge diff (``diff --cc``, ``diff --combined``, ``@@@`` hunks) has one column per parent:
+    unidiff takes its files for empty changes. A log of several commits (``git log -p``, ``git format-patch``
+    of a range) names a file once per commit: its sum is no change anyone made in one step.
+    """
+    commits: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        if _COMBINED_HEADER.match(line):
+            raise DiffError(
+                f"a combined merge diff (`{_shorten(line, 40)}` at line {number}) cannot be read: "
+                "send the diff of the merge against one parent (git diff PARENT MERGE)"
+            )
+        is_log_commit = _LOG_COMMIT.match(line) and number < len(lines) and _LOG_COMMIT_NEXT.match(lines[number])
+        if is_log_commit or _MAIL_COMMIT.match(line.rstrip("\r\n")):
+            commits.append(number)
+            if len(commits) > 1:
+                raise DiffError(
+                    f"a log of several commits (commit headers at lines {commits[0]} and {number}) cannot be "
+                    "read as one change: send one diff (git diff FIRST^ LAST)"
+                )
 
 
 class _CountingLines:
@@ -311,7 +351,7 @@ def _convert_file(patched: PatchedFile, lines: list[str]) -> FileDiff:
         path=path,
         old_path=old_path,
         change=change,
-        binary=bool(patched.is_binary_file),
+        binary=bool(patched.is_binary_file) or _renamed_binary(extended, hunks, old_path, path),
         added=sum(hunk.added for hunk in hunks),
         removed=sum(hunk.removed for hunk in hunks),
         hunks=hunks,
@@ -321,7 +361,27 @@ def _convert_file(patched: PatchedFile, lines: list[str]) -> FileDiff:
     )
 
 
-_EXTENDED_HEADER_KEYS = ("rename from", "rename to", "copy from", "copy to")
+_EXTENDED_HEADER_KEYS = ("rename from", "rename to", "copy from", "copy to", "similarity index")
+
+# Suffixes of files that are binary whatever their content: git says nothing of the content of a file it only
+# renamed (no "Binary files" line), so the name is all there is to go on.
+_BINARY_SUFFIXES = frozenset(
+    {
+        ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".icns", ".webp", ".tif", ".tiff", ".psd", ".pdf",
+        ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".rar", ".jar", ".war", ".whl", ".egg",
+        ".so", ".dylib", ".dll", ".exe", ".bin", ".o", ".a", ".lib", ".class", ".pyc", ".pyo", ".wasm",
+        ".woff", ".woff2", ".ttf", ".otf", ".eot", ".mp3", ".mp4", ".m4a", ".wav", ".ogg", ".flac", ".mov",
+        ".avi", ".webm", ".mkv", ".sqlite", ".sqlite3", ".db", ".parquet", ".npy", ".npz", ".pkl", ".pickle",
+        ".lockb", ".dat",
+    }
+)  # fmt: skip
+
+
+def _renamed_binary(extended: dict[str, str], hunks: tuple, old_path: str | None, path: str | None) -> bool:
+    """Whether a file git only renamed or copied (similarity 100%, no content shown) is a binary file."""
+    if old_path is None or hunks or extended.get("similarity index", "").strip() != "100%":
+        return False
+    return any(_suffix(name.rsplit("/", 1)[-1]) in _BINARY_SUFFIXES for name in (old_path, path or ""))
 
 
 def _extended_header(patched: PatchedFile) -> dict[str, str]:
