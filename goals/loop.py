@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
 from goals import agents, egress, evidence, gates, judge, sandbox
-from goals.diffs import DiffError, parse_diff
+from goals.diffs import DiffError, DiffStats, FileDiff, ParsedDiff, classify_path, parse_diff
 from goals.models import (
     KEPT_STEP_STATUSES,
     Goal,
@@ -385,11 +385,12 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
                    "API key): thrown away.", signature="the profile's API key in the changes")
         return _after_failed_step(goal, step)
     commit = workspace.commit_step(step.number, result.summary or "no summary")
+    unreadable: list[gates.GateFinding] = []
     try:
         parsed = parse_diff(commit.diff)
     except DiffError as error:
         log.warning("goal %s step %s: unreadable diff: %s", goal.pk, step.number, error)
-        parsed = parse_diff("")
+        parsed, unreadable = _paths_only(commit.paths), [_unreadable_diff(error)]
     with _boxed(goal, box_for(goal, workspace, evidence_egress(goal))) as box:
         runs = evidence.run_checks(goal.evidence, workspace.path, session=box, timeout_s=_evidence_timeout())
     history = goal.step_history(step.number)
@@ -404,7 +405,7 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
         history=history,
         usage=judge.usage_with(goal, tokens=result.tokens, paths=(f.path for f in parsed.files), history=history),
         file_head=lambda path: _file_head(workspace.path, path),
-        extra=_too_large(commit),
+        extra=_too_large(commit) + unreadable,
     )
     signature = gates.failure_signature(run.to_gate() for run in runs) or ""
 
@@ -450,6 +451,41 @@ def _too_large(commit) -> list[gates.GateFinding]:
             data={"files": len(commit.paths), "diff_bytes": commit.diff_bytes},
         )
     ]
+
+
+def _unreadable_diff(error: DiffError) -> gates.GateFinding:
+    """A diff the gates cannot read is judged by a person: no gate may pass what it did not see."""
+    return gates.GateFinding(
+        gate="blast_radius",
+        severity=gates.APPROVAL,
+        reason=_shorten(f"A person reviews this step: its diff is unreadable ({error})", gates.REASON_LIMIT),
+        kind="step",
+        data={"diff_error": str(error)[:500]},
+    )
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _paths_only(paths: tuple[str, ...]) -> ParsedDiff:
+    """The step's changed files known by name only (from git), so path rules still apply to an unreadable diff."""
+    files = tuple(
+        FileDiff(
+            path=path,
+            old_path=None,
+            change="modified",
+            binary=False,
+            added=0,
+            removed=0,
+            hunks=(),
+            old_mode=None,
+            new_mode=None,
+            category=classify_path(path),
+        )
+        for path in paths
+    )
+    return ParsedDiff(files=files, stats=DiffStats.of(files))
 
 
 def _evidence_timeout() -> float:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestOrigin, RequestStatus
 from goals import loop
+from goals.diffs import DiffError, parse_diff
 from goals.models import AgentProfile, Goal, GoalStatus, Step, StepStatus
 from tests.factories import (
     GOOD_STEP,
@@ -302,3 +303,26 @@ def test_stall_detection_marks_a_quiet_running_goal(owner, shop_repo, settings):
     assert goal.status == GoalStatus.STALLED
     stall = ApprovalRequest.objects.get(goal=goal)
     assert stall.kind == "stall" and stall.origin == RequestOrigin.STALL
+
+
+def test_a_step_whose_diff_the_parser_refuses_asks_a_person_with_the_reason(owner, shop_repo, monkeypatch):
+    """The worker's own diff is never a merge or a log, so the refusal is forced at the parser: no gate may pass a
+    change it could not read, and the loop goes on to ask instead of crashing."""
+    refusal = "a combined merge diff (`diff --cc shop.py` at line 1) cannot be read"
+
+    def refuse(text):
+        if text:
+            raise DiffError(refusal)
+        return parse_diff(text)
+
+    monkeypatch.setattr(loop, "parse_diff", refuse)
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
+    outcome = step_once(goal)
+    assert outcome.status == GoalStatus.WAITING and "blast_radius" in outcome.request.gates
+    step = goal.steps.get()
+    assert step.status == StepStatus.WAITING
+    (finding,) = [f for f in step.findings if f["data"].get("diff_error")]
+    assert finding["severity"] == "approval" and "unreadable" in finding["reason"]
+    assert finding["data"]["diff_error"] == refusal
+    # The gates still saw which files changed, by name.
+    assert step.diff_stats["files"] == 2 and {f["path"] for f in step.files} == {"shop.py", "tests/test_shop.py"}
