@@ -251,6 +251,19 @@ def test_a_diff_that_cannot_be_read_is_shown_raw(as_owner, goal):
     assert "@@ not a diff &lt;b&gt;" in html
 
 
+def test_a_log_of_several_commits_is_shown_raw_with_the_parsers_reason(as_owner, goal, git_repo):
+    commit_diff(git_repo, {"app.py": "print('one')\n"})
+    commit_diff(git_repo, {"app.py": "print('two')\n"})
+    log = run_git(git_repo, "log", "-p", "-2")
+    step = make_step(goal, 1)
+    Step.objects.filter(pk=step.pk).update(diff=log)
+    approval = open_request(goal, step=step, findings=[])
+    html = page(as_owner, approval)
+    assert "The diff could not be read: a log of several commits" in html
+    assert "+print(&#x27;two&#x27;)" in html
+    assert as_owner.get(f"/approvals/{approval.pk}/files/0/").status_code == 404
+
+
 # --- deciding ----------------------------------------------------------------------------------------------
 
 
