@@ -229,6 +229,22 @@ def test_unreadable_diff_exits_2(tmp_path, make_diff, message):
     assert error.value.returncode == 2
 
 
+def test_a_log_of_several_commits_exits_2_saying_so(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for text in ("one\n", "two\n"):
+        write_files(repo, {"shop/invoices.py": text})
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", text.strip())
+    log = write(tmp_path / "log.patch", git(repo, "log", "-p", "-2"))
+
+    with pytest.raises(CommandError, match="cannot parse diff .*: a log of several commits") as error:
+        call_command("gates", "--diff", str(log))
+
+    assert error.value.returncode == 2
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
