@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from unidiff import Hunk as UnidiffHunk
@@ -187,7 +187,7 @@ def _count(number: int, singular: str, plural: str) -> str:
 # --- parsing -------------------------------------------------------------------------------------------
 
 
-def parse_diff(text: str | bytes) -> ParsedDiff:
+def parse_diff(text: str | bytes, is_binary: Callable[[str], bool] | None = None) -> ParsedDiff:
     """Parse a unified diff into files and hunks.
 
     Accepts git's output in all its forms (renames, copies, mode changes, new and deleted files,
@@ -195,7 +195,8 @@ def parse_diff(text: str | bytes) -> ParsedDiff:
     as plain ``diff -u`` output. Bytes are decoded as UTF-8 with undecodable bytes replaced by U+FFFD,
     so line texts stay readable and safe to store. Prose before, between or after the files (a
     ``git format-patch`` mail, an LLM's answer around a fenced diff) is ignored. A file git only renamed
-    (similarity 100%, so no "Binary files" line) is binary when its name says so (``.png``, ``.zip``...).
+    (similarity 100%, so no "Binary files" line) is binary when its name says so (``.png``, ``.zip``...)
+    or, for other names, when ``is_binary(path)`` says so: a caller that holds the repository can look.
 
     A combined merge diff (``diff --cc``) and a log of several commits (``git log -p``, a ``git
     format-patch`` series) are refused with a :class:`DiffError` that says which, since unidiff would
@@ -219,7 +220,7 @@ def parse_diff(text: str | bytes) -> ParsedDiff:
     patch_set = _run_unidiff(lines)
     if not patch_set:
         raise DiffError("not a unified diff")
-    files = tuple(_convert_file(patched, lines) for patched in patch_set)
+    files = tuple(_convert_file(patched, lines, is_binary) for patched in patch_set)
     return ParsedDiff(files=files, stats=DiffStats.of(files))
 
 
@@ -318,7 +319,7 @@ def _shorten(message: str, limit: int = 80) -> str:
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
-def _convert_file(patched: PatchedFile, lines: list[str]) -> FileDiff:
+def _convert_file(patched: PatchedFile, lines: list[str], is_binary: Callable[[str], bool] | None) -> FileDiff:
     extended = _extended_header(patched)
     source = _clean_path(patched.source_file)
     target = _clean_path(patched.target_file)
@@ -351,7 +352,7 @@ def _convert_file(patched: PatchedFile, lines: list[str]) -> FileDiff:
         path=path,
         old_path=old_path,
         change=change,
-        binary=bool(patched.is_binary_file) or _renamed_binary(extended, hunks, old_path, path),
+        binary=bool(patched.is_binary_file) or _renamed_binary(extended, hunks, old_path, path, is_binary),
         added=sum(hunk.added for hunk in hunks),
         removed=sum(hunk.removed for hunk in hunks),
         hunks=hunks,
@@ -377,11 +378,19 @@ _BINARY_SUFFIXES = frozenset(
 )  # fmt: skip
 
 
-def _renamed_binary(extended: dict[str, str], hunks: tuple, old_path: str | None, path: str | None) -> bool:
+def _renamed_binary(
+    extended: dict[str, str],
+    hunks: tuple,
+    old_path: str | None,
+    path: str,
+    is_binary: Callable[[str], bool] | None,
+) -> bool:
     """Whether a file git only renamed or copied (similarity 100%, no content shown) is a binary file."""
     if old_path is None or hunks or extended.get("similarity index", "").strip() != "100%":
         return False
-    return any(_suffix(name.rsplit("/", 1)[-1]) in _BINARY_SUFFIXES for name in (old_path, path or ""))
+    if any(_suffix(name.rsplit("/", 1)[-1]) in _BINARY_SUFFIXES for name in (old_path, path)):
+        return True
+    return bool(is_binary and is_binary(path))
 
 
 def _extended_header(patched: PatchedFile) -> dict[str, str]:

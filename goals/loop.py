@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -387,7 +388,7 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
     commit = workspace.commit_step(step.number, result.summary or "no summary")
     unreadable: list[gates.GateFinding] = []
     try:
-        parsed = parse_diff(commit.diff)
+        parsed = parse_diff(commit.diff, is_binary=partial(_holds_nul, workspace.path))
     except DiffError as error:
         log.warning("goal %s step %s: unreadable diff: %s", goal.pk, step.number, error)
         parsed, unreadable = _paths_only(commit.paths), [_unreadable_diff(error)]
@@ -490,6 +491,15 @@ def _paths_only(paths: tuple[str, ...]) -> ParsedDiff:
 
 def _evidence_timeout() -> float:
     return float(getattr(settings, "GOALPOST_EVIDENCE_TIMEOUT_S", 600))
+
+
+def _holds_nul(worktree: Path, path: str) -> bool:
+    """Git's own test for a binary file: a NUL byte in its first 8000 bytes (a file git only renamed shows none)."""
+    target = (worktree / path).resolve()
+    if not target.is_relative_to(worktree.resolve()) or not target.is_file():
+        return False
+    with target.open("rb") as handle:
+        return b"\0" in handle.read(8000)
 
 
 def _file_head(worktree: Path, path: str, limit: int = 2048) -> str:

@@ -274,3 +274,26 @@ def test_a_binary_file_renamed_and_changed_is_binary(history: History) -> None:
 def test_a_text_file_only_renamed_stays_text(history: History) -> None:
     (file,) = parse_diff(history.text_rename).files
     assert (file.path, file.old_path, file.change, file.binary) == ("docs.txt", "notes.txt", "renamed", False)
+
+
+RENAMED_BLOB = "diff --git a/data/blob b/data/moved\nsimilarity index 100%\nrename from data/blob\nrename to data/moved\n"
+
+
+@pytest.mark.parametrize(
+    ("is_binary", "binary"),
+    [
+        pytest.param(None, False, id="no-probe-unknown-suffix-is-text"),
+        pytest.param(lambda path: path == "data/moved", True, id="probe-says-binary"),
+        pytest.param(lambda path: False, False, id="probe-says-text"),
+    ],
+)
+def test_a_caller_that_holds_the_repository_settles_a_rename_the_name_does_not(is_binary, binary) -> None:
+    (file,) = parse_diff(RENAMED_BLOB, is_binary=is_binary).files
+    assert (file.path, file.old_path, file.binary) == ("data/moved", "data/blob", binary)
+
+
+def test_the_probe_is_asked_only_about_pure_renames(history: History) -> None:
+    asked: list[str] = []
+    parse_diff(history.merge_against_parent, is_binary=lambda path: asked.append(path) or True)
+    parse_diff(history.rename_with_change, is_binary=lambda path: asked.append(path) or True)
+    assert asked == []

@@ -310,10 +310,10 @@ def test_a_step_whose_diff_the_parser_refuses_asks_a_person_with_the_reason(owne
     change it could not read, and the loop goes on to ask instead of crashing."""
     refusal = "a combined merge diff (`diff --cc shop.py` at line 1) cannot be read"
 
-    def refuse(text):
+    def refuse(text, **options):
         if text:
             raise DiffError(refusal)
-        return parse_diff(text)
+        return parse_diff(text, **options)
 
     monkeypatch.setattr(loop, "parse_diff", refuse)
     goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
@@ -326,3 +326,38 @@ def test_a_step_whose_diff_the_parser_refuses_asks_a_person_with_the_reason(owne
     assert finding["data"]["diff_error"] == refusal
     # The gates still saw which files changed, by name.
     assert step.diff_stats["files"] == 2 and {f["path"] for f in step.files} == {"shop.py", "tests/test_shop.py"}
+
+
+def test_a_binary_file_the_agent_only_renamed_is_recorded_as_binary(owner, shop_repo):
+    """git prints no "Binary files" line for a 100% rename, and the name (no suffix) says nothing: the loop looks."""
+    (shop_repo / "data").mkdir()
+    (shop_repo / "data" / "blob").write_bytes(b"\x00\x01\x02" * 100)
+    run_git(shop_repo, "add", "-A")
+    run_git(shop_repo, "commit", "-q", "-m", "data")
+    rename = "diff --git a/data/blob b/data/moved\nsimilarity index 100%\nrename from data/blob\nrename to data/moved\n"
+    goal = make_scripted_goal(owner, shop_repo, [{"summary": "move the blob", "patch": rename}])
+    step_once(goal)
+    step = goal.steps.get()
+    assert "similarity index 100%" in step.diff and "Binary files" not in step.diff
+    (moved,) = step.files
+    assert (moved["path"], moved["old_path"], moved["change"], moved["binary"]) == (
+        "data/moved",
+        "data/blob",
+        "renamed",
+        True,
+    )
+    assert step.diff_stats["binary"] == 1
+
+
+def test_the_binary_probe_reads_nothing_outside_the_worktree(tmp_path):
+    """The agent owns the worktree: a renamed symlink to a file outside must not make the worker read that file."""
+    worktree, outside = tmp_path / "worktree", tmp_path / "outside.bin"
+    worktree.mkdir()
+    outside.write_bytes(b"\x00secret")
+    (worktree / "inside.bin").write_bytes(b"\x00")
+    (worktree / "link").symlink_to(outside)
+    (worktree / "folder").mkdir()
+    assert loop._holds_nul(worktree, "inside.bin")
+    assert not loop._holds_nul(worktree, "link")
+    assert not loop._holds_nul(worktree, "../outside.bin")
+    assert not loop._holds_nul(worktree, "folder")
