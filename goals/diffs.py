@@ -221,6 +221,7 @@ def parse_diff(text: str | bytes, is_binary: Callable[[str], bool] | None = None
     if not patch_set:
         raise DiffError("not a unified diff")
     files = tuple(_convert_file(patched, lines, is_binary) for patched in patch_set)
+    _refuse_a_file_named_twice(files)
     return ParsedDiff(files=files, stats=DiffStats.of(files))
 
 
@@ -256,6 +257,21 @@ def _refuse_what_unidiff_misreads(lines: list[str]) -> None:
                     f"a log of several commits (commit headers at lines {commits[0]} and {number}) cannot be "
                     "read as one change: send one diff (git diff FIRST^ LAST)"
                 )
+
+
+def _refuse_a_file_named_twice(files: tuple[FileDiff, ...]) -> None:
+    """One diff names a file once, but for git's type change (a file becoming a symlink): deleted, then added.
+    A file named twice otherwise comes from a log of several commits (``git log -p --format=``), or from an agent
+    splitting one change to read as two."""
+    changes: dict[str, list[str]] = {}
+    for file in files:
+        changes.setdefault(file.path, []).append(file.change)
+    for path, kinds in changes.items():
+        if len(kinds) > 1 and sorted(kinds) != ["added", "deleted"]:
+            raise DiffError(
+                f"the diff names {_shorten(path, 120)} {len(kinds)} times ({', '.join(kinds)}), as a log of "
+                "several commits does: send one diff (git diff FIRST^ LAST)"
+            )
 
 
 class _CountingLines:

@@ -297,3 +297,46 @@ def test_the_probe_is_asked_only_about_pure_renames(history: History) -> None:
     parse_diff(history.merge_against_parent, is_binary=lambda path: asked.append(path) or True)
     parse_diff(history.rename_with_change, is_binary=lambda path: asked.append(path) or True)
     assert asked == []
+
+
+# --- a file named twice ------------------------------------------------------------------------------------------
+
+
+def test_it_refuses_a_log_without_commit_headers(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for text in ("one\n", "two\n", "three\n"):
+        (repo / "app.py").write_text(text)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", text.strip())
+    log = git(repo, "log", "-p", "--format=", "-2")
+    assert "commit " not in log and log.count("diff --git a/app.py b/app.py") == 2
+    with pytest.raises(DiffError, match="names app.py 2 times"):
+        parse_diff(log)
+
+
+def test_a_file_that_becomes_a_symlink_is_read(tmp_path: Path) -> None:
+    """git writes a type change as the file deleted, then added: the one file a diff may name twice."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "config.py").write_text("DEBUG = False\n")
+    (repo / "settings.py").write_text("DEBUG = True\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    (repo / "config.py").unlink()
+    (repo / "config.py").symlink_to("settings.py")
+    git(repo, "add", "-A")
+    parsed = parse_diff(git(repo, "diff", "--cached"))
+    assert [(file.path, file.change) for file in parsed.files] == [("config.py", "deleted"), ("config.py", "added")]
+    assert parsed.files[1].new_mode == "120000"
+
+
+def test_it_refuses_one_change_split_in_two_sections() -> None:
+    """A hostile agent shows a test file's added line in one section and hides its removed assert in another."""
+    text = _file("tests/test_app.py", "@@ -1 +1,2 @@\n assert total() == 5\n+assert total()\n") + _file(
+        "tests/test_app.py", "@@ -1 +0,0 @@\n-assert total() == 5\n"
+    )
+    with pytest.raises(DiffError, match="names tests/test_app.py 2 times"):
+        parse_diff(text)
