@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from goals import gates, lint
-from goals.diffs import DiffError, parse_diff
+from goals.diffs import HEAD_LINES, DiffError, parse_diff
 
 DIFF_GATES = ("blast_radius", "protected_path", "tests_without_code", "tests_weakened")
 # The linter measured on its objective rules only: the rest (evidence, budgets, constraints) is the form's job.
@@ -33,6 +33,7 @@ _SHA = re.compile(r"[0-9a-f]{40}")
 _REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SYNTHETIC_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 GIT_TIMEOUT = 60
+HEAD_BYTES = 8_192
 
 
 class LabelError(ValueError):
@@ -61,6 +62,12 @@ class DiffLabel:
     @property
     def cache_name(self) -> str:
         return f"{self.repo.replace('/', '+')}+{self.key}.diff"
+
+    @property
+    def heads_name(self) -> str:
+        """Beside the diff: the first lines of each changed file at the commit, what ``file_head`` gives the
+        loop from its worktree (a generated-file marker sits on line 1, rarely inside a hunk)."""
+        return f"{self.repo.replace('/', '+')}+{self.key}.heads.json"
 
 
 @dataclass(frozen=True)
@@ -196,6 +203,26 @@ def commit_diff(git_dir: Path, sha: str) -> bytes:
     return subprocess.run(command, capture_output=True, check=True, timeout=GIT_TIMEOUT).stdout
 
 
+def file_heads(git_dir: Path, sha: str, diff: bytes) -> dict[str, str]:
+    """The first lines of every file the diff leaves in place, read from the commit's tree (never a worktree)."""
+    heads = {}
+    try:
+        parsed = parse_diff(diff)
+    except DiffError:
+        return heads
+    for file in parsed.files:
+        if file.change == "deleted" or file.binary or not file.path:
+            continue
+        command = ["git", "--git-dir", str(git_dir), "cat-file", "blob", f"{sha}:{file.path}"]
+        try:
+            blob = subprocess.run(command, capture_output=True, check=True, timeout=GIT_TIMEOUT).stdout
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            continue
+        text = blob[:HEAD_BYTES].decode("utf-8", errors="replace")
+        heads[file.path] = "\n".join(text.splitlines()[:HEAD_LINES])
+    return heads
+
+
 @dataclass
 class Rebuilt:
     written: list[str] = field(default_factory=list)
@@ -203,8 +230,20 @@ class Rebuilt:
     missing: list[tuple[str, str]] = field(default_factory=list)  # (cache name, why)
 
 
+def load_heads(path: Path) -> dict[str, str] | None:
+    """The file heads saved beside a rebuilt diff, None when absent or unreadable (then: the diff alone)."""
+    try:
+        heads = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(heads, dict):
+        return None
+    return {str(key): value for key, value in heads.items() if isinstance(value, str)}
+
+
 def rebuild(labels: Sequence[DiffLabel], mirrors: Path, cache: Path, force: bool = False) -> Rebuilt:
-    """Write each labelled commit's diff into ``cache``; say which could not be rebuilt and why."""
+    """Write each labelled commit's diff (and its files' heads) into ``cache``; say which could not be rebuilt
+    and why."""
     cache.mkdir(parents=True, exist_ok=True)
     result = Rebuilt()
     for label in labels:
@@ -226,6 +265,8 @@ def rebuild(labels: Sequence[DiffLabel], mirrors: Path, cache: Path, force: bool
             result.missing.append((label.cache_name, "git diff took too long"))
             continue
         target.write_bytes(diff)
+        heads = file_heads(git_dir, label.key, diff)
+        (cache / label.heads_name).write_text(json.dumps(heads, ensure_ascii=False), encoding="utf-8")
         result.written.append(label.cache_name)
     return result
 
@@ -292,18 +333,20 @@ class Outcome:
         return [gate for gate in DIFF_GATES if self.actual[gate] != self.label.expected[gate]]
 
 
-def gate_verdicts(diff: bytes | str) -> dict[str, bool]:
-    """Which diff gates ask a person about this diff, with a default contract (five files a step) and no
-    repository to read file heads from: the diff alone, as the ``gates`` command judges it without ``--repo``."""
-    findings = gates.run_gates(lint.Contract(), gates.Step(diff=parse_diff(diff)))
+def gate_verdicts(diff: bytes | str, heads: dict[str, str] | None = None) -> dict[str, bool]:
+    """Which diff gates ask a person about this diff, with a default contract (five files a step). ``heads``
+    (path → first lines) stands in for the loop's worktree; without it the gates judge from the diff alone,
+    as the ``gates`` command does without ``--repo``."""
+    file_head = None if heads is None else (lambda path: heads.get(path, ""))
+    findings = gates.run_gates(lint.Contract(), gates.Step(diff=parse_diff(diff)), file_head=file_head)
     fired = {finding.gate for finding in findings if finding.severity in FIRING}
     return {gate: gate in fired for gate in DIFF_GATES}
 
 
-def judge_diff(label: DiffLabel, diff: bytes | str) -> Outcome:
+def judge_diff(label: DiffLabel, diff: bytes | str, heads: dict[str, str] | None = None) -> Outcome:
     """A diff the parser refuses is recorded as an error and counted as silence from every gate."""
     try:
-        return Outcome(label, gate_verdicts(diff))
+        return Outcome(label, gate_verdicts(diff, heads))
     except DiffError as error:
         return Outcome(label, dict.fromkeys(DIFF_GATES, False), error=f"diff refused: {error}")
 

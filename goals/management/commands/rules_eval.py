@@ -3,7 +3,9 @@
 Three sets, reported apart: real commits (rebuilt by `rules_corpus rebuild` into var/rules-corpus/; the whole set
 and its held-out third), the synthetic diffs in docs/rules/synthetic/, and the goal statements for the linter. The
 gates run exactly as the loop runs them (parse_diff, then gates.run_gates); a positive is a gate asking a person
-(approval or stop), or the linter's objective rules blocking. Measures only: it never fails on a low figure.
+(approval or stop), or the linter's objective rules blocking. Real commits are judged with their files' first
+lines as the loop reads them from its worktree (saved by the rebuild); synthetic diffs from the diff alone.
+Measures only: it never fails on a low figure.
 """
 
 import json
@@ -42,7 +44,8 @@ class Command(BaseCommand):
         for label in commits:
             path = cache / label.cache_name
             if path.is_file():
-                real.append(corpus.judge_diff(label, path.read_bytes()))
+                heads = corpus.load_heads(cache / label.heads_name)
+                real.append(corpus.judge_diff(label, path.read_bytes(), heads))
             else:
                 absent.append(label.cache_name)
         made = [corpus.judge_diff(label, path.read_bytes()) for label, path in synthetic]
