@@ -61,16 +61,8 @@ class RepositoryForm(WriteOnlySecretForm):
     class Meta:
         model = Repository
         fields = [
-            "name",
-            "source",
-            "default_branch",
-            "enabled",
-            "users",
-            "groups",
-            "forge",
-            "forge_url",
-            "forge_project",
-            "forge_token",
+            "name", "source", "default_branch", "enabled", "users", "groups",
+            "forge", "forge_url", "forge_project", "forge_token",
         ]
 
 
@@ -81,21 +73,8 @@ class AgentProfileForm(WriteOnlySecretForm):
     class Meta:
         model = AgentProfile
         fields = [
-            "name",
-            "adapter",
-            "enabled",
-            "users",
-            "groups",
-            "preset",
-            "executable",
-            "extra_args",
-            "base_url",
-            "api_key",
-            "api_key_env",
-            "models",
-            "options",
-            "egress_hosts",
-            "run_unsandboxed",
+            "name", "adapter", "enabled", "users", "groups", "preset", "executable", "extra_args",
+            "base_url", "api_key", "api_key_env", "models", "options", "egress_hosts", "run_unsandboxed",
         ]
 
 

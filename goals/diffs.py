@@ -251,7 +251,9 @@ def _explain(error: UnidiffParseError, patch_set: PatchSet, lines: list[str], li
         if message.startswith("Hunk diff line expected"):
             # The line that stopped the hunk is not part of it, and may itself be the next "@@" line.
             header_line = _hunk_header_line(lines, line_number - 1)
-            return DiffError(f"truncated hunk in {path} at line {header_line}: line {line_number} is not a diff line")
+            return DiffError(
+                f"truncated hunk in {path} at line {header_line}: line {line_number} is not a diff line"
+            )
         header_line = _hunk_header_line(lines, line_number)
         if "longer" in message:
             return DiffError(f"hunk in {path} at line {header_line} has more lines than its header says")
@@ -489,7 +491,9 @@ _LOCK_FILES = frozenset(
     }
 )
 _GENERATED_DIRS = frozenset({"dist", "build", "vendor", "node_modules", "__generated__"})
-_GENERATED_FILE = re.compile(r".*_pb2(?:_grpc)?\.pyi?|.*\.pb\.go|.*\.generated\..+|.*\.g\.dart|.*\.min\.(?:js|css)")
+_GENERATED_FILE = re.compile(
+    r".*_pb2(?:_grpc)?\.pyi?|.*\.pb\.go|.*\.generated\..+|.*\.g\.dart|.*\.min\.(?:js|css)"
+)
 _DOCS_DIRS = frozenset({"docs", "doc"})
 _DOCS_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc"})
 _DOCS_STEMS = frozenset(

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 def _derive(key: str) -> Fernet:
     # Any string (an env value or the generated var/field_key) becomes a Fernet key through HKDF.
-    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"goalpost encrypted field").derive(key.encode())
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"goalpost encrypted field").derive(
+        key.encode()
+    )
     return Fernet(base64.urlsafe_b64encode(raw))
 
 

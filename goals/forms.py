@@ -61,7 +61,9 @@ class StringListField(forms.Field):
         for number, row in enumerate(rows, start=1):
             if len(row) > MAX_ROW_LENGTH:
                 noun = self.noun.capitalize()
-                raise ValidationError(f"{noun} {number} is {len(row)} characters long: keep it under {MAX_ROW_LENGTH}.")
+                raise ValidationError(
+                    f"{noun} {number} is {len(row)} characters long: keep it under {MAX_ROW_LENGTH}."
+                )
         return rows
 
     def prepare_value(self, value):
@@ -111,7 +113,9 @@ class EvidenceField(forms.Field):
             elif row.get("kind") == "manual":
                 rows.append({"kind": "manual", "text": row.get("description", ""), "exit": ""})
             else:
-                rows.append({"kind": "command", "text": row.get("command", ""), "exit": row.get("expect_exit", 0)})
+                rows.append(
+                    {"kind": "command", "text": row.get("command", ""), "exit": row.get("expect_exit", 0)}
+                )
         return rows
 
 
@@ -137,7 +141,9 @@ def parse_evidence_rows(rows) -> tuple[list[dict], list[str]]:
             else:
                 checks.append({"kind": "command", "command": text, "expect_exit": 0, "description": ""})
         else:
-            checks.append({"kind": "command", "command": text, "expect_exit": int(raw_exit), "description": ""})
+            checks.append(
+                {"kind": "command", "command": text, "expect_exit": int(raw_exit), "description": ""}
+            )
     if len(checks) > MAX_ROWS:
         errors.append(f"At most {MAX_ROWS} checks.")
     return checks, errors
@@ -195,7 +201,9 @@ class GoalForm(forms.ModelForm):
     budget_minutes = budget_field("minutes", "Wall-clock minutes")
     budget_steps = budget_field("steps", "Steps")
     budget_tokens = budget_field("tokens", "Tokens")
-    budget_files_per_step = budget_field("files_per_step", "Files per step", "More files in one step asks for a plan.")
+    budget_files_per_step = budget_field(
+        "files_per_step", "Files per step", "More files in one step asks for a plan."
+    )
     budget_files_total = budget_field("files_total", "Files in total")
     budget_approvals = budget_field("approvals", "Approvals")
     budget_retries = budget_field("retries", "Retries of the same failure")
@@ -279,7 +287,9 @@ class GoalForm(forms.ModelForm):
         self.fields["approvers"].queryset = (
             get_user_model().objects.filter(is_active=True).exclude(pk=owner.pk).order_by("username")
         )
-        self.fields["approvers"].help_text = "Two or more approvers put high-risk steps under the two-person rule."
+        self.fields[
+            "approvers"
+        ].help_text = "Two or more approvers put high-risk steps under the two-person rule."
         self.fields["viewers"].queryset = self.fields["approvers"].queryset
         self.fields["repository"].queryset = Repository.objects.usable_by(owner)
         self.fields["repository"].label_from_instance = _repository_label

@@ -213,7 +213,9 @@ def matches_glob(path: str, pattern: str) -> bool:
         return False
     directories = path.split("/")[:-1]
     candidates = [path] + ["/".join(directories[: depth + 1]) for depth in range(len(directories))]
-    return any(fnmatchcase(candidate, variant) for variant in _glob_variants(pattern) for candidate in candidates)
+    return any(
+        fnmatchcase(candidate, variant) for variant in _glob_variants(pattern) for candidate in candidates
+    )
 
 
 def _file_paths(file: FileDiff) -> tuple[str, ...]:
@@ -374,7 +376,9 @@ _STRICT_FAMILIES = {
         r"|ElementsMatch|Len|Same|NotEqual)\b"
         r"|\bassert_equal\b|\bassertEquals\b|\.to\s+eq\b|(?<![!<>=])!=(?!=)|!==",
     ),
-    "strict": re.compile(r"\.(?:toStrictEqual|strictEqual|deepStrictEqual)\s*\(|===|!==|\bassertIs\b|\.Exactly\b"),
+    "strict": re.compile(
+        r"\.(?:toStrictEqual|strictEqual|deepStrictEqual)\s*\(|===|!==|\bassertIs\b|\.Exactly\b"
+    ),
     "exception type": re.compile(
         r"\b(?:raises|assertRaises|assertRaisesRegex)\s*\(\s*(?!(?:Base)?Exception\b)[A-Za-z_]"
         r"|\.toThrow(?:Error)?\s*\(\s*[^)\s]|\b(?:assert|require)\.(?:ErrorIs|ErrorAs|EqualError|ErrorContains)\b"
@@ -513,7 +517,9 @@ def _test_changes(files: Sequence[FileDiff]) -> list[_TestChanges]:
     )
     unmatched_removed, unmatched_added = Counter(moved), Counter(moved)
     for entry in changes:
-        entry.removed = [line for line in entry.removed if not _take(unmatched_removed, _layout_free(line.text))]
+        entry.removed = [
+            line for line in entry.removed if not _take(unmatched_removed, _layout_free(line.text))
+        ]
         entry.added = [line for line in entry.added if not _take(unmatched_added, _layout_free(line.text))]
         entry.removed = [line for line in entry.removed if line.text.strip()]
         entry.added = [line for line in entry.added if line.text.strip()]
@@ -544,7 +550,9 @@ def _most_similar(text: str, candidates: list[_Line]) -> tuple[_Line | None, flo
     return best, best_ratio
 
 
-def _pair_replacements(removed: list[_Line], added: list[_Line]) -> tuple[list[tuple[_Line, _Line]], list[_Line]]:
+def _pair_replacements(
+    removed: list[_Line], added: list[_Line]
+) -> tuple[list[tuple[_Line, _Line]], list[_Line]]:
     """Pair each removed check with the added check that most likely replaced it: the most similar one
     in the same block of changes, else a close one elsewhere in the file (an unrelated new check
     elsewhere does not make up for a removed one). Returns the pairs and the removed checks left
@@ -626,7 +634,12 @@ def _protected_path(inputs: _Inputs) -> list[GateFinding]:
     for file in inputs.step.diff.files:
         shown = _one_line(file.path, 100)
         matched = next(
-            ((path, pattern) for path in _file_paths(file) for pattern in patterns if matches_glob(path, pattern)),
+            (
+                (path, pattern)
+                for path in _file_paths(file)
+                for pattern in patterns
+                if matches_glob(path, pattern)
+            ),
             None,
         )
         if matched:
@@ -635,7 +648,8 @@ def _protected_path(inputs: _Inputs) -> list[GateFinding]:
                 GateFinding(
                     gate="protected_path",
                     severity=STOP,
-                    reason=f"Protected path changed: {_one_line(path, 100)} (matches {_one_line(pattern, 60)})",
+                    reason=f"Protected path changed: {_one_line(path, 100)} "
+                    f"(matches {_one_line(pattern, 60)})",
                     path=file.path,
                     data={"why": "protected", "pattern": pattern},
                 )

@@ -529,7 +529,9 @@ def _names_a_specific_test(objective: str) -> bool:
 
 def has_measurable_target(objective: str) -> bool:
     """True when the objective names a number to hit, a test or command to pass, or a concrete end state."""
-    return bool(_NUMBER_TARGET.search(objective) or _names_a_specific_test(objective) or _END_STATE.search(objective))
+    return bool(
+        _NUMBER_TARGET.search(objective) or _names_a_specific_test(objective) or _END_STATE.search(objective)
+    )
 
 
 def _is_too_wide(objective: str) -> str:
@@ -668,9 +670,12 @@ def _evidence_findings(evidence: tuple[EvidenceCheck, ...]) -> list[Finding]:
         else:
             message = "Add evidence: a command the agent can run to prove the objective, like a named test."
         findings.append(Finding("evidence_missing", BLOCKING, message))
-    every_command_is_generic = bool(runnable) and all(_is_generic_command(check.command) for check in runnable)
+    every_command_is_generic = bool(runnable) and all(
+        _is_generic_command(check.command) for check in runnable
+    )
     generic_prose = any(
-        not check.runnable and _GENERIC_TEST_PROSE.match(check.description or check.command) for check in evidence
+        not check.runnable and _GENERIC_TEST_PROSE.match(check.description or check.command)
+        for check in evidence
     )
     if every_command_is_generic or generic_prose:
         findings.append(

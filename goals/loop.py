@@ -191,7 +191,9 @@ def run_step(goal_id: int, worker: str = "", enqueued_at: datetime | None = None
 
 def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
     if goal.require_sandbox and not sandbox.sandbox_available():
-        goal.set_status(GoalStatus.PAUSED, None, f"Paused: this goal requires a sandbox ({sandbox.sandbox_reason()}).")
+        goal.set_status(
+            GoalStatus.PAUSED, None, f"Paused: this goal requires a sandbox ({sandbox.sandbox_reason()})."
+        )
         return StepOutcome(goal.pk, GoalStatus.PAUSED)
     exhausted = goal.exhausted_budget()
     if exhausted is not None:
@@ -237,7 +239,9 @@ def _begin_step(goal: Goal, worker: str, parent_sha: str) -> Step | None:
         interrupted.attempts += 1
         interrupted.worker, interrupted.started_at, interrupted.parent_sha = worker, now, parent_sha
         interrupted.save(update_fields=["attempts", "worker", "started_at", "parent_sha"])
-        goal.record("step", f"Step {interrupted.number} restarted: its worker was lost.", step=interrupted.number)
+        goal.record(
+            "step", f"Step {interrupted.number} restarted: its worker was lost.", step=interrupted.number
+        )
         return interrupted
     number = (goal.steps.aggregate(n=Max("number"))["n"] or 0) + 1
     try:
@@ -276,7 +280,8 @@ def _context(
         run_index=step.run_index,
         worktree=workspace.path,
         history=tuple(
-            f"Step {s.number} ({s.get_status_display().lower()}): {s.summary or s.error}"[:300] for s in earlier
+            f"Step {s.number} ({s.get_status_display().lower()}): {s.summary or s.error}"[:300]
+            for s in earlier
         ),
         last_findings=tuple(previous.findings) if previous else (),
         human_comments=tuple(latest_human_comments(goal)),
@@ -315,7 +320,9 @@ def box_for(
     git_dir, objects = workspace.git_dirs()
     writable = (home,) if home is not None else ()
     tools = tuple(Path(path) for path in getattr(settings, "GOALPOST_SANDBOX_READ_ONLY", ()) or ())
-    return sandbox.Box(workspace.path, egress=rules, git_dir=git_dir, read_only=(objects, *tools), writable=writable)
+    return sandbox.Box(
+        workspace.path, egress=rules, git_dir=git_dir, read_only=(objects, *tools), writable=writable
+    )
 
 
 @contextlib.contextmanager
@@ -374,12 +381,8 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
     key = goal.agent_profile.resolve_api_key() if goal.agent_profile.takes_provider() else ""
     if len(key) >= 8 and key in workspace.pending_diff():
         # The agent holds the key to reach its model API; a hostile one must not publish it through the branch.
-        _fail_step(
-            step,
-            workspace,
-            "Refused: the step's changes contain the agent profile's API key (its model API key): thrown away.",
-            signature="the profile's API key in the changes",
-        )
+        _fail_step(step, workspace, "Refused: the step's changes contain the agent profile's API key (its model "
+                   "API key): thrown away.", signature="the profile's API key in the changes")
         return _after_failed_step(goal, step)
     commit = workspace.commit_step(step.number, result.summary or "no summary")
     try:
@@ -574,7 +577,9 @@ def latest_human_comments(goal: Goal) -> list[str]:
     for decision in request.decisions.order_by("created_at"):
         if decision.comment:
             verb = "approved" if decision.verdict in (Verdict.APPROVE, Verdict.EXTEND) else "rejected"
-            comments.append(f"The human {verb} step {request.step_number or ''}: {decision.comment}".replace("  ", " "))
+            comments.append(
+                f"The human {verb} step {request.step_number or ''}: {decision.comment}".replace("  ", " ")
+            )
     if request.status == RequestStatus.EXPIRED:
         comments.append("Nobody answered the last request in time: it was denied. Try another way.")
     return comments
@@ -596,7 +601,9 @@ def apply_decision(request: ApprovalRequest, verdict: str) -> bool:
         if verdict == Verdict.STOP or goal.status in FINAL_STATUSES:
             return False
         if request.kind == RequestKind.DONE and approved:
-            goal.set_status(GoalStatus.DONE, None, "Done: the final word was yes. The branch is ready to merge.")
+            goal.set_status(
+                GoalStatus.DONE, None, "Done: the final word was yes. The branch is ready to merge."
+            )
             return False
         if approved_now and request.kind != RequestKind.DONE and _said_done(step):
             # The step that said done needed a review first (every step of a high-risk goal does): now that it
@@ -653,7 +660,9 @@ def apply_expiry(request: ApprovalRequest, rule: str) -> bool:
     """An unanswered request was denied; True when the goal should step again."""
     goal = Goal.objects.get(pk=request.goal_id)
     if request.step_number:
-        goal.steps.filter(number=request.step_number, status=StepStatus.WAITING).update(status=StepStatus.REJECTED)
+        goal.steps.filter(number=request.step_number, status=StepStatus.WAITING).update(
+            status=StepStatus.REJECTED
+        )
     if rule == OnTimeout.DENY_AND_CONTINUE and request.kind not in (RequestKind.BUDGET, RequestKind.STALL):
         return goal.set_status(
             GoalStatus.RUNNING,
@@ -672,7 +681,9 @@ def start(goal: Goal, actor) -> None:
     if goal.status != GoalStatus.READY:
         raise ControlRefused("Only a ready goal can start: fix its checklist and mark it ready first.")
     if goal.require_sandbox and not sandbox.sandbox_available():
-        raise ControlRefused(f"This goal requires a sandbox, and this server has none: {sandbox.sandbox_reason()}.")
+        raise ControlRefused(
+            f"This goal requires a sandbox, and this server has none: {sandbox.sandbox_reason()}."
+        )
     goal.set_status(GoalStatus.RUNNING, actor, "Started.", only_from=(GoalStatus.READY,))
 
 
@@ -737,14 +748,18 @@ def detect_stalls(now=None) -> list[tuple[int, str]]:
     # Waiting past the SLA: remind the person (the open request stays as it is), once per goal and sweep
     # however many of an agent's parallel tool calls wait.
     reminded_goals: set[int] = set()
-    for request in ApprovalRequest.objects.pending().filter(created_at__lt=now - stall_after()).select_related("goal"):
+    for request in (
+        ApprovalRequest.objects.pending().filter(created_at__lt=now - stall_after()).select_related("goal")
+    ):
         if not request.details.get("reminded"):
             request.details = {**request.details, "reminded": now.isoformat()}
             request.save(update_fields=["details"])
             if request.goal_id in reminded_goals:
                 continue
             reminded_goals.add(request.goal_id)
-            reason = f"A {request.get_kind_display().lower()} request has waited {_ago(now - request.created_at)}."
+            reason = (
+                f"A {request.get_kind_display().lower()} request has waited {_ago(now - request.created_at)}."
+            )
             request.goal.record("stall", reason, request=request.pk)
             found.append((request.goal_id, reason))
             goal_signals.goal_stalled.send(Goal, goal=request.goal, reason=reason)
@@ -763,7 +778,9 @@ def _stall(goal: Goal, reason: str) -> None:
     from goals import signals as goal_signals
 
     with transaction.atomic():
-        if not goal.set_status(GoalStatus.STALLED, None, f"Stalled: {reason}", only_from=(GoalStatus.RUNNING,)):
+        if not goal.set_status(
+            GoalStatus.STALLED, None, f"Stalled: {reason}", only_from=(GoalStatus.RUNNING,)
+        ):
             return
         ApprovalRequest.open(
             goal, RequestKind.STALL, summary=reason, details={"reason": reason}, origin=RequestOrigin.STALL

@@ -51,6 +51,7 @@ SERVER_PATH_KEYS = frozenset({"patch_file", "folder"})
 BUDGET_FIELDS = {name: f"budget_{name}" for name in lint.BUDGET_NAMES}
 
 
+
 # --- repositories and agent profiles: registered by staff, picked by owners -----------------------------------
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -122,9 +123,7 @@ def check_remote_source(source: str) -> str:
         user = (split.username or "") if split is not None else ""
         as_option = host.startswith("-") or user.startswith("-")  # ssh would read it as an option
         if split is None or split.scheme not in ("https", "ssh") or not host or as_option:
-            raise ValidationError(
-                {"source": "Only https:// and ssh:// URLs are accepted (not file://, git://, http://)."}
-            )
+            raise ValidationError({"source": "Only https:// and ssh:// URLs are accepted (not file://, git://, http://)."})
         if split.password:  # it would show on every goal page: a token belongs in forge_token, encrypted
             raise ValidationError({"source": "Leave the password or token out of the URL: set the forge token."})
         return source
@@ -319,7 +318,7 @@ class AgentProfile(models.Model):
     options = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Adapter options: timeout_s; temperature, max_tokens (openai); command (the custom argv, with "
+        help_text='Adapter options: timeout_s; temperature, max_tokens (openai); command (the custom argv, with '
         '"{prompt}"); folder (scripted).',
     )
     run_unsandboxed = models.BooleanField(
@@ -363,9 +362,8 @@ class AgentProfile(models.Model):
         elif self.base_url and not _is_http_url(self.base_url):
             errors["base_url"] = "Use an http(s) URL, like http://127.0.0.1:8080/v1."
         if (self.base_url or self.api_key or self.api_key_env) and not self.takes_provider():
-            errors["base_url"] = (
-                "Endpoint and key are for OpenAI-compatible agents and the Codex and Claude Code presets."
-            )
+            errors["base_url"] = "Endpoint and key are for OpenAI-compatible agents and the Codex and Claude Code " \
+                "presets."
         if self.api_key and self.api_key_env:
             errors["api_key_env"] = "Give the key or the variable's name, not both."
         if self.api_key_env and not _ENV_NAME.match(self.api_key_env):
@@ -579,7 +577,9 @@ class Goal(models.Model):
         help_text="The repeated-failure gate asks a human when one failure occurs this many times.",
     )
 
-    protected_paths = models.JSONField(default=list, blank=True, help_text="Glob patterns the agent must not edit.")
+    protected_paths = models.JSONField(
+        default=list, blank=True, help_text="Glob patterns the agent must not edit."
+    )
     scope_paths = models.JSONField(
         default=list,
         blank=True,
@@ -620,7 +620,9 @@ class Goal(models.Model):
         related_name="goals_to_watch",
         help_text="People who see the goal, its requests and its timeline, but decide nothing and get no push.",
     )
-    status = models.CharField(max_length=20, choices=GoalStatus.choices, default=GoalStatus.DRAFT, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=GoalStatus.choices, default=GoalStatus.DRAFT, db_index=True
+    )
 
     require_sandbox = models.BooleanField(
         default=False, help_text="Refuse to start unless the agent can run in a bubblewrap sandbox."
@@ -717,7 +719,9 @@ class Goal(models.Model):
             return False
         return user.pk == self.owner_id or self.approvers.filter(pk=user.pk).exists()
 
-    def set_status(self, status: str, actor=None, reason: str = "", *, only_from: tuple[str, ...] = ()) -> bool:
+    def set_status(
+        self, status: str, actor=None, reason: str = "", *, only_from: tuple[str, ...] = ()
+    ) -> bool:
         """Move to `status` (only from the given states, when named), writing the trail; True if it moved."""
         goals = Goal.objects.filter(pk=self.pk)
         if only_from:
@@ -822,7 +826,9 @@ class Step(models.Model):
     attempts = models.PositiveSmallIntegerField(
         default=1, help_text="Runs of this step (a worker lost mid-step reruns it)."
     )
-    run_index = models.PositiveIntegerField(default=0, help_text="How many agent runs the goal had before this one.")
+    run_index = models.PositiveIntegerField(
+        default=0, help_text="How many agent runs the goal had before this one."
+    )
 
     summary = models.TextField(blank=True)
     tokens = models.PositiveBigIntegerField(default=0)

@@ -31,7 +31,10 @@ def goal_list(request: HttpRequest) -> HttpResponse:
         status = ""
     goals = visible.filter(status=status) if status else visible
     counts = dict(
-        Goal.objects.filter(pk__in=visible.values("pk")).values_list("status").annotate(n=Count("id")).order_by()
+        Goal.objects.filter(pk__in=visible.values("pk"))
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     tabs = [{"value": "", "label": "All", "count": sum(counts.values())}] + [
         {"value": value, "label": label, "count": counts.get(value, 0)}
@@ -177,7 +180,9 @@ def _live_context(goal: Goal, user) -> dict:
             touched |= {f.get("path") for f in step.files}
             kept_files = len(touched)
         elapsed = (
-            (step.finished_at - goal.started_at).total_seconds() / 60 if step.finished_at and goal.started_at else 0
+            (step.finished_at - goal.started_at).total_seconds() / 60
+            if step.finished_at and goal.started_at
+            else 0
         )
         rows.append({"tokens": step.tokens, "minutes": elapsed, "files": kept_files})
     can_control = goal.can_edit(user)
@@ -203,7 +208,8 @@ def _live_context(goal: Goal, user) -> dict:
         "live": goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
         "controls": {
             "start": can_control and goal.status == GoalStatus.READY,
-            "pause": can_control and goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
+            "pause": can_control
+            and goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
             "resume": can_control and goal.status in (GoalStatus.PAUSED, GoalStatus.STALLED),
             "cancel": can_control and goal.status not in loop.FINAL_STATUSES,
         },
@@ -284,9 +290,13 @@ def new_row(request: HttpRequest, field: str) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     """Database, Redis and the newest worker heartbeat: 200 when all are up, 503 otherwise."""
     checks = {"database": _check_database(), "redis": _check_redis()}
-    checks["worker"] = _check_worker() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
+    checks["worker"] = (
+        _check_worker() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
+    )
     healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503
+    )
 
 
 def _check_database() -> dict:

@@ -395,16 +395,8 @@ class Mirror:
                 target.rename(self.path)
             return
         run_git(
-            [
-                f"--git-dir={self.path}",
-                "fetch",
-                "--quiet",
-                "--prune",
-                *extra,
-                "--",
-                self.source,
-                "+refs/heads/*:refs/heads/*",
-            ],
+            [f"--git-dir={self.path}", "fetch", "--quiet", "--prune", *extra, "--", self.source,
+             "+refs/heads/*:refs/heads/*"],
             timeout=FETCH_TIMEOUT_S,
         )
 

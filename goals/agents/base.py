@@ -291,7 +291,9 @@ def _restore(worktree: Path, saved: dict[str, bytes | None], runner=None) -> Non
     git(worktree, "reset", "-q", "--", *saved, runner=runner)
 
 
-def apply_patch(worktree: Path, patch: str | bytes, runner: GitRunner | None = None) -> list[str]:
+def apply_patch(
+    worktree: Path, patch: str | bytes, runner: GitRunner | None = None
+) -> list[str]:
     """Apply a unified diff with ``git apply`` (checked first, then a three-way merge as a fallback) and
     return the paths it touched. Binary patches and paths outside the worktree are refused; a patch that
     does not apply leaves the worktree as it was."""

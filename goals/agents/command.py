@@ -212,7 +212,9 @@ def _claude_result(stdout: str) -> dict | None:
         except ValueError:
             continue
         if isinstance(data, list):  # --verbose prints every message; the result comes last
-            data = next((d for d in reversed(data) if isinstance(d, dict) and d.get("type") == "result"), None)
+            data = next(
+                (d for d in reversed(data) if isinstance(d, dict) and d.get("type") == "result"), None
+            )
         if isinstance(data, dict) and data.get("type") == "result":
             return data
     return None
@@ -229,10 +231,8 @@ _CLAUDE_UNREACHABLE = re.compile(
 
 def _claude_advice(reason: str, status: object) -> str:
     if status in (401, 403) or _CLAUDE_AUTH.search(reason):
-        return (
-            "set the profile's API key (or its API key variable, set in the worker's environment) for the "
-            "model API at its base URL"
-        )
+        return ("set the profile's API key (or its API key variable, set in the worker's environment) for the "
+                "model API at its base URL")
     if _CLAUDE_UNREACHABLE.search(reason):
         return "check the profile's base URL: the model API did not answer (is it running, and is its host allowed?)"
     if status == 429 or "rate" in reason.lower():
@@ -537,17 +537,16 @@ def _provider(value: object, preset: str) -> Provider | None:
     if value is None:
         return None
     if preset not in PROVIDER_PRESETS:
-        raise AgentError(
-            f"Command agent: a model provider is for the {' and '.join(sorted(PROVIDER_PRESETS))} presets only.",
-            permanent=True,
-        )
+        raise AgentError(f"Command agent: a model provider is for the {' and '.join(sorted(PROVIDER_PRESETS))} "
+                         "presets only.", permanent=True)
     if not isinstance(value, dict) or set(value) - {"base_url", "api_key"}:
         raise AgentError('Command agent: provider is {"base_url": url, "api_key": key}.', permanent=True)
     base_url, api_key = value.get("base_url") or "", value.get("api_key") or ""
     if not isinstance(base_url, str) or not isinstance(api_key, str):
         raise AgentError("Command agent: the provider's base_url and api_key are strings.", permanent=True)
     if base_url and not re.match(r"^https?://[^/\s]+", base_url):
-        raise AgentError(f"Command agent: the provider's base_url is not an http(s) URL: {base_url!r}.", permanent=True)
+        raise AgentError(f"Command agent: the provider's base_url is not an http(s) URL: {base_url!r}.",
+                         permanent=True)
     return Provider(base_url=base_url.rstrip("/"), api_key=api_key)
 
 

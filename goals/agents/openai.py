@@ -64,7 +64,9 @@ def extract_diff(reply: str) -> tuple[str, str]:
     """The unified diff in a model's reply (its ```diff fences, else a bare diff) and the reply's prose."""
     bodies = [(match, _dedent(match.group(3), match.group(1))) for match in _FENCED.finditer(reply)]
     blocks = [
-        (match, body) for match, body in bodies if match.group(2).lower() in DIFF_LANGUAGES or _DIFF_START.search(body)
+        (match, body)
+        for match, body in bodies
+        if match.group(2).lower() in DIFF_LANGUAGES or _DIFF_START.search(body)
     ]
     if blocks:
         diff = "".join(body for _, body in blocks)
@@ -156,7 +158,9 @@ class OpenAIAgent(Agent):
     """Asks an OpenAI-compatible chat-completions endpoint for a diff and applies it to the worktree."""
 
     name = "openai"
-    allowed_settings = frozenset({"base_url", "model", "api_key", "temperature", "max_tokens", "timeout_s"})
+    allowed_settings = frozenset(
+        {"base_url", "model", "api_key", "temperature", "max_tokens", "timeout_s"}
+    )
 
     def __init__(self, settings: dict):
         super().__init__(settings)
@@ -218,7 +222,9 @@ class OpenAIAgent(Agent):
         except requests.Timeout as error:
             raise AgentError(f"{self.base_url} did not answer within {timeout:g} s.") from error
         except requests.ConnectionError as error:
-            raise AgentError(f"Cannot reach {self.base_url}: the connection was refused or dropped.") from error
+            raise AgentError(
+                f"Cannot reach {self.base_url}: the connection was refused or dropped."
+            ) from error
         except requests.RequestException as error:
             raise AgentError(f"The request to {self.base_url} failed: {one_line(error, 200)}") from error
         status = response.status_code

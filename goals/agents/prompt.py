@@ -60,7 +60,9 @@ def _amount(value: object) -> str:
 def _remaining(remaining: dict) -> str:
     names = [name for name in BUDGET_NAMES if name in remaining]
     names += sorted((str(name) for name in remaining if name not in BUDGET_NAMES), key=str)
-    parts = [f"{_amount(remaining[name])} {BUDGET_LABELS.get(name, name.replace('_', ' '))}" for name in names]
+    parts = [
+        f"{_amount(remaining[name])} {BUDGET_LABELS.get(name, name.replace('_', ' '))}" for name in names
+    ]
     return ", ".join(parts)
 
 

@@ -86,7 +86,9 @@ def _load_folder(folder: Path) -> list[dict]:
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, ValueError) as error:
-                raise AgentError(f"Script file {path.name} is not valid JSON: {error}", permanent=True) from error
+                raise AgentError(
+                    f"Script file {path.name} is not valid JSON: {error}", permanent=True
+                ) from error
             entries.append(_check_entry(entry, f"file {path.name}", folder))
     return entries
 

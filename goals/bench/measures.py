@@ -86,16 +86,9 @@ def bench_profile():
 def goal_fields(owner, repo: Path, title: str, **extra) -> dict:
     from goals.models import GoalStatus
 
-    return {
-        "owner": owner,
-        "title": title,
-        "objective": "Add modules under pkg/ and wide/",
-        "repository": bench_repository(repo, owner),
-        "agent_profile": bench_profile(),
-        "constraints": ["Keep it small"],
-        "status": GoalStatus.RUNNING,
-        **extra,
-    }
+    return {"owner": owner, "title": title, "objective": "Add modules under pkg/ and wide/",
+            "repository": bench_repository(repo, owner), "agent_profile": bench_profile(),
+            "constraints": ["Keep it small"], "status": GoalStatus.RUNNING, **extra}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, pause: float = 0.002) -> bool:
@@ -120,9 +113,8 @@ def goal_throughput(run: Run) -> list[Figure]:
     script = [{"summary": f"Add module {n}", "write": {f"pkg/mod{n}.py": f"VALUE = {n}\n"}} for n in range(steps_n)]
     script.append(WIDE)
     goals = [
-        Goal.objects.create(
-            **goal_fields(owner, repo, f"Bench goal {i}", agent_script=script, budget_steps=steps_n + 5)
-        )
+        Goal.objects.create(**goal_fields(owner, repo, f"Bench goal {i}", agent_script=script,
+                                          budget_steps=steps_n + 5))
         for i in range(goals_n)
     ]
     workers = run.workers()
@@ -131,20 +123,14 @@ def goal_throughput(run: Run) -> list[Figure]:
         for goal in goals:
             enqueue_step(goal.pk)
     pks = [g.pk for g in goals]
-    wait_until(
-        lambda: not Goal.objects.filter(pk__in=pks, status=GoalStatus.RUNNING).exists(),
-        120 if run.quick else 600,
-        pause=0.05,
-    )
+    wait_until(lambda: not Goal.objects.filter(pk__in=pks, status=GoalStatus.RUNNING).exists(),
+               120 if run.quick else 600, pause=0.05)
     elapsed = time.monotonic() - started
     expected = goals_n * (steps_n + 1)
     done = Step.objects.filter(goal__in=goals).count()
     gitdirs = run.scratch / "gitdirs"
-    commits = sum(
-        len(run_git(gitdirs / f"goal-{pk}.git", "rev-list", f"goalpost/{pk}", "^main").split())
-        for pk in pks
-        if Step.objects.filter(goal_id=pk).exists()
-    )
+    commits = sum(len(run_git(gitdirs / f"goal-{pk}.git", "rev-list", f"goalpost/{pk}", "^main").split())
+                  for pk in pks if Step.objects.filter(goal_id=pk).exists())
     return [
         Figure("goals_concurrent_steps_per_s", done / elapsed, "steps/s", note=f"{goals_n} goals, 2 processes"),
         Figure("lost_steps", max(0, expected - done), "steps", "== 0"),
@@ -164,12 +150,9 @@ def decision_resume(run: Run) -> list[Figure]:
 
     samples_n = 15 if run.quick else 60
     owner, repo = run.user("bench"), run.repo("resume")
-    goals = [
-        Goal.objects.create(
-            **goal_fields(owner, repo, f"Resume goal {i}", agent_script=[WIDE, {**WIDE, "summary": "Again"}])
-        )
-        for i in range(samples_n)
-    ]
+    goals = [Goal.objects.create(**goal_fields(owner, repo, f"Resume goal {i}",
+                                               agent_script=[WIDE, {**WIDE, "summary": "Again"}]))
+             for i in range(samples_n)]
     with override_settings(GOALPOST_WORKTREE_ROOT=run.scratch / "worktrees"):
         for goal in goals:
             loop.run_step(goal.pk, worker="bench")
@@ -189,13 +172,8 @@ def decision_resume(run: Run) -> list[Figure]:
             wait_until(lambda lease=lease: lease.first() is None, 30, pause=0.01)
     return [
         Figure("decision_resume_p50_ms", percentile(latencies, 50), "ms", "<= 50"),
-        Figure(
-            "decision_resume_p99_ms",
-            percentile(latencies, 99),
-            "ms",
-            "<= 50",
-            note=f"{len(latencies)} of {samples_n} resumed",
-        ),
+        Figure("decision_resume_p99_ms", percentile(latencies, 99), "ms", "<= 50",
+               note=f"{len(latencies)} of {samples_n} resumed"),
     ]
 
 
@@ -220,15 +198,11 @@ class Sockets:
         ws_url = self.url.replace("http://", "ws://") + "/ws/"
         for n in range(self.processes_n):
             process = subprocess.Popen(
-                [sys.executable, "-m", "goals.bench.sockets", ws_url, self.url],
-                cwd=ROOT,
-                text=True,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                start_new_session=True,
+                [sys.executable, "-m", "goals.bench.sockets", ws_url, self.url], cwd=ROOT, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
             )
             self.processes.append(process)
-            cookies = self.cookies[n :: self.processes_n]
+            cookies = self.cookies[n::self.processes_n]
             process.stdin.write("".join(f"{settings.SESSION_COOKIE_NAME}={c}\n" for c in cookies) + "\n")
             process.stdin.flush()
         for process in self.processes:
@@ -336,12 +310,8 @@ def approval_push(run: Run) -> list[Figure]:
         Figure("approval_push_p50_ms", percentile(push, 50), "ms", "<= 25", note=note),
         Figure("approval_push_p99_ms", push_p99 if len(push) == expected else float("nan"), "ms", "<= 25"),
         Figure("floor_push_p99_ms", floor_p99, "ms", note=f"{len(floor)} of {expected} arrived"),
-        Figure(
-            "approval_push_first_p50_ms",
-            percentile([p for p, _ in firsts], 50),
-            "ms",
-            note="to the first socket: the server path",
-        ),
+        Figure("approval_push_first_p50_ms", percentile([p for p, _ in firsts], 50), "ms",
+               note="to the first socket: the server path"),
         Figure("floor_push_first_p50_ms", percentile([f for _, f in firsts], 50), "ms", note="to the first socket"),
         Figure("push_vs_floor_ratio", push_p99 / floor_p99 if floor_p99 else float("nan"), "x", "<= 3"),
     ]
@@ -373,50 +343,23 @@ def inbox(run: Run) -> list[Figure]:
     owner = run.user("inbox-owner")
     repository, profile = bench_repository("/nonexistent"), bench_profile()
     goals = Goal.objects.bulk_create(
-        [
-            Goal(
-                owner=owner,
-                title=f"Inbox goal {i}",
-                objective="Keep the inbox fast",
-                repository=repository,
-                constraints=["Keep it small"],
-                agent_profile=profile,
-                status=GoalStatus.WAITING if i < 1000 else GoalStatus.DONE,
-            )
-            for i in range(10_000)
-        ],
+        [Goal(owner=owner, title=f"Inbox goal {i}", objective="Keep the inbox fast", repository=repository,
+              constraints=["Keep it small"], agent_profile=profile,
+              status=GoalStatus.WAITING if i < 1000 else GoalStatus.DONE) for i in range(10_000)],
         batch_size=1000,
     )
     waiting = goals[:1000]
     Step.objects.bulk_create(
-        [
-            Step(
-                goal=goal,
-                number=1,
-                status="waiting",
-                started_at=timezone.now(),
-                summary="Split the module",
-                diff_stats={"files": 3, "added": 40, "removed": 12, "summary": "3 files, +40 −12"},
-                evidence=[{"command": "pytest -q", "exit_code": 0, "summary": "12 passed"}],
-            )
-            for goal in waiting
-        ],
+        [Step(goal=goal, number=1, status="waiting", started_at=timezone.now(), summary="Split the module",
+              diff_stats={"files": 3, "added": 40, "removed": 12, "summary": "3 files, +40 −12"},
+              evidence=[{"command": "pytest -q", "exit_code": 0, "summary": "12 passed"}]) for goal in waiting],
         batch_size=500,
     )
     finding = {"gate": "scope", "severity": "approval", "reason": "Touches 3 files outside the declared scope"}
     ApprovalRequest.objects.bulk_create(
-        [
-            ApprovalRequest(
-                goal=goal,
-                step_number=1,
-                kind=RequestKind.STEP,
-                origin=RequestOrigin.LOOP,
-                summary="Step 1: 3 files, +40 −12",
-                findings=[finding],
-                expires_at=timezone.now() + timedelta(hours=4),
-            )
-            for goal in waiting
-        ],
+        [ApprovalRequest(goal=goal, step_number=1, kind=RequestKind.STEP, origin=RequestOrigin.LOOP,
+                         summary="Step 1: 3 files, +40 −12",
+                         findings=[finding], expires_at=timezone.now() + timedelta(hours=4)) for goal in waiting],
         batch_size=500,
     )
     client = signed_in(owner)
@@ -438,13 +381,8 @@ def inbox(run: Run) -> list[Figure]:
     return [
         Figure("inbox_queries", len(queries), "queries", "<= 10", note=f"10,000 goals, 1,000 pending, {cards} cards"),
         Figure("inbox_p50_ms", percentile(times, 50), "ms", "<= 40"),
-        Figure(
-            "inbox_first_load_kb",
-            page_weight(client, html, gzip=True) / 1024,
-            "KB",
-            "<= 60",
-            note="HTML + CSS + JS, gzip",
-        ),
+        Figure("inbox_first_load_kb", page_weight(client, html, gzip=True) / 1024, "KB", "<= 60",
+               note="HTML + CSS + JS, gzip"),
     ]
 
 
@@ -452,14 +390,10 @@ def big_diff(files: int = 500, lines_per_file: int = 40) -> str:
     parts = []
     for f in range(files):
         path = f"src/module_{f:03}.py"
-        body = "".join(
-            f"+def function_{f}_{n}(value):  # line {n}\n" if n % 2 == 0 else f"+    return value * {n}\n"
-            for n in range(lines_per_file)
-        )
-        parts.append(
-            f"diff --git a/{path} b/{path}\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n"
-            f"+++ b/{path}\n@@ -0,0 +1,{lines_per_file} @@\n{body}"
-        )
+        body = "".join(f"+def function_{f}_{n}(value):  # line {n}\n" if n % 2 == 0 else f"+    return value * {n}\n"
+                       for n in range(lines_per_file))
+        parts.append(f"diff --git a/{path} b/{path}\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n"
+                     f"+++ b/{path}\n@@ -0,0 +1,{lines_per_file} @@\n{body}")
     return "".join(parts)
 
 
@@ -475,16 +409,9 @@ def diff_page(run: Run) -> list[Figure]:
     goal = Goal.objects.create(**goal_fields(owner, run.scratch, "Big diff", status=GoalStatus.WAITING))
     diff = big_diff()
     parsed = parse_diff(diff)
-    Step.objects.create(
-        goal=goal,
-        number=1,
-        status="waiting",
-        started_at=timezone.now(),
-        summary="A big change",
-        diff=diff,
-        files=parsed.compact(),
-        diff_stats={**parsed.stats.__dict__, "summary": parsed.summary_line()},
-    )
+    Step.objects.create(goal=goal, number=1, status="waiting", started_at=timezone.now(), summary="A big change",
+                        diff=diff, files=parsed.compact(),
+                        diff_stats={**parsed.stats.__dict__, "summary": parsed.summary_line()})
     request = ApprovalRequest.open(goal, RequestKind.STEP, summary="Step 1: 500 files", step_number=1)
     client = signed_in(owner)
     url = f"/approvals/{request.pk}/"
@@ -496,13 +423,8 @@ def diff_page(run: Run) -> list[Figure]:
         times.append((time.perf_counter() - started) * 1000)
     return [
         Figure("diff_first_screen_ms", percentile(times, 50), "ms", "<= 150", note="20,000 lines over 500 files"),
-        Figure(
-            "diff_page_kb",
-            page_weight(client, html, gzip=False) / 1024,
-            "KB",
-            "<= 300",
-            note="HTML + CSS + JS, uncompressed",
-        ),
+        Figure("diff_page_kb", page_weight(client, html, gzip=False) / 1024, "KB", "<= 300",
+               note="HTML + CSS + JS, uncompressed"),
     ]
 
 
@@ -526,22 +448,12 @@ def push_fanout(run: Run) -> list[Figure]:
 
     owner = run.user("push-owner")
     goal = Goal.objects.create(**goal_fields(owner, run.scratch, "Fan-out", status=GoalStatus.WAITING))
-    point = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     with FakePushService() as service:
         PushSubscription.objects.bulk_create(
-            [
-                PushSubscription(
-                    user=owner,
-                    endpoint=service.endpoint(f"device-{i}"),
-                    p256dh=b64url(point),
-                    auth=b64url(os.urandom(16)),
-                )
-                for i in range(1000)
-            ],
+            [PushSubscription(user=owner, endpoint=service.endpoint(f"device-{i}"), p256dh=b64url(point),
+                              auth=b64url(os.urandom(16))) for i in range(1000)],
             batch_size=500,
         )
         with override_settings(CELERY_TASK_DEFAULT_QUEUE=f"goalpost-bench-nowhere-{os.getpid()}"):
@@ -569,7 +481,8 @@ def gateway_waiters(run: Run) -> list[Figure]:
     for i in range(waiters_n + 1):  # the last one is the warm-up's
         goal = Goal.objects.create(**goal_fields(owner, run.scratch, f"Gateway goal {i}", status=GoalStatus.WAITING))
         _, secret = AgentToken.issue(goal, owner)
-        request = ApprovalRequest.open(goal, RequestKind.STEP, summary=f"Tool call {i}", origin=RequestOrigin.GATEWAY)
+        request = ApprovalRequest.open(goal, RequestKind.STEP, summary=f"Tool call {i}",
+                                       origin=RequestOrigin.GATEWAY)
         waits.append((request, secret))
     warm_up = waits.pop()
     daphne = run.daphne()
@@ -583,7 +496,6 @@ def gateway_waiters(run: Run) -> list[Figure]:
 
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
-
             async def wait_one(request, secret, wait=25) -> None:
                 # As an agent does: call again while the answer is "pending", until the run's deadline.
                 url = f"{daphne.url}/api/v1/requests/{request.pk}/decision?wait={wait}"
@@ -617,27 +529,12 @@ def gateway_waiters(run: Run) -> list[Figure]:
     loop.call_soon_threadsafe(loop.stop)
     delays = [(answered[pk] - decided[pk]) * 1000 for pk in answered]
     return [
-        Figure(
-            "gateway_waiters",
-            len(answered),
-            "agents",
-            f">= {waiters_n}",
-            note=f"{waiters_n} waiting at once ({waiting} connected when measured)",
-        ),
-        Figure(
-            "gateway_waiter_threads_growth",
-            threads_during - threads_before,
-            "threads",
-            "<= 10",
-            note=f"daphne's threads: {threads_before} before, {threads_during} while they wait",
-        ),
-        Figure(
-            "gateway_waiter_rss_growth_mb",
-            (rss_during - rss_before) / 2**20,
-            "MB",
-            "<= 150",
-            note=f"daphne's resident memory before: {rss_before / 2**20:.0f} MB",
-        ),
+        Figure("gateway_waiters", len(answered), "agents", f">= {waiters_n}",
+               note=f"{waiters_n} waiting at once ({waiting} connected when measured)"),
+        Figure("gateway_waiter_threads_growth", threads_during - threads_before, "threads", "<= 10",
+               note=f"daphne's threads: {threads_before} before, {threads_during} while they wait"),
+        Figure("gateway_waiter_rss_growth_mb", (rss_during - rss_before) / 2**20, "MB", "<= 150",
+               note=f"daphne's resident memory before: {rss_before / 2**20:.0f} MB"),
         Figure("gateway_decision_p99_ms", percentile(delays, 99), "ms", note="decision to the agent's answer"),
     ]
 
@@ -669,27 +566,19 @@ def worker_memory(run: Run) -> list[Figure]:
         "50mb_diff": "python3 -c \"open('big.txt', 'w').write(('x' * 99 + '\\n') * 500_000)\"",
     }
     report = "from goals.bench.figures import own_peak_rss_kb; print(own_peak_rss_kb())"
-    env = {
-        **run.env,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "GOALPOST_SANDBOX_FILE_SIZE_MB": "2048",
-        "GOALPOST_SANDBOX_DISK_MB": "4096",
-        "GOALPOST_SANDBOX_CPU_SECONDS": "600",
-    }
+    env = {**run.env, "DJANGO_SETTINGS_MODULE": "config.settings", "GOALPOST_SANDBOX_FILE_SIZE_MB": "2048",
+           "GOALPOST_SANDBOX_DISK_MB": "4096", "GOALPOST_SANDBOX_CPU_SECONDS": "600"}
     figures = []
     for name, script in cases.items():
         profile = AgentProfile.objects.create(
-            name=f"Bench memory {name}",
-            adapter="command",
-            preset="custom",
+            name=f"Bench memory {name}", adapter="command", preset="custom",
             options={"command": ["bash", "-c", script, "agent", "{prompt}"], "timeout_s": 600},
         )
         goal = Goal.objects.create(**goal_fields(owner, repo, f"Memory {name}", agent_profile=profile))
         step_it = f"from goals import loop; loop.run_step({goal.pk}, worker='bench')"
         code = f"import django; django.setup(); {step_it}; {report}"
-        done = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False
-        )
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=1200, check=False)
         lines = done.stdout.split()
         peak_mb = int(lines[-1]) / 1024 if done.returncode == 0 and lines else float("nan")
         step = goal.steps.first()

@@ -29,10 +29,8 @@ async def listen(socket, out) -> None:
 
 async def main(url: str, origin: str, cookies: list[str]) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:  # a connection each
-        sockets = [
-            await session.ws_connect(url, headers={"Origin": origin, "Cookie": cookie}, max_msg_size=0)
-            for cookie in cookies
-        ]
+        sockets = [await session.ws_connect(url, headers={"Origin": origin, "Cookie": cookie}, max_msg_size=0)
+                   for cookie in cookies]
         listeners = [asyncio.create_task(listen(socket, sys.stdout)) for socket in sockets]
         sys.stdout.write(f"ready {len(sockets)}\n")
         sys.stdout.flush()

@@ -79,19 +79,11 @@ class Command(BaseCommand):
         layers = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "prefix": prefix}}}
         figures: list[Figure] = []
         try:
-            with (
-                tempfile.TemporaryDirectory(prefix="goalpost-bench-") as scratch,
-                override_settings(
-                    CHANNEL_LAYERS=layers, GOALPOST_WORKTREE_ROOT=Path(scratch) / "worktrees", STORAGES=self.storages()
-                ),
+            with tempfile.TemporaryDirectory(prefix="goalpost-bench-") as scratch, override_settings(
+                CHANNEL_LAYERS=layers, GOALPOST_WORKTREE_ROOT=Path(scratch) / "worktrees", STORAGES=self.storages()
             ):
-                env = {
-                    **os.environ,
-                    "DATABASE_URL": self.database_url(),
-                    "REDIS_URL": settings.REDIS_URL,
-                    "GOALPOST_CHANNEL_PREFIX": prefix,
-                    "GOALPOST_WORKTREE_ROOT": str(Path(scratch) / "worktrees"),
-                }
+                env = {**os.environ, "DATABASE_URL": self.database_url(), "REDIS_URL": settings.REDIS_URL,
+                       "GOALPOST_CHANNEL_PREFIX": prefix, "GOALPOST_WORKTREE_ROOT": str(Path(scratch) / "worktrees")}
                 run = Run(scratch=Path(scratch), quick=quick, env=env)
                 try:
                     for name in names:

@@ -118,7 +118,9 @@ DEMO_GOALS = [
             {
                 "summary": f"Try rounding fix {n}",
                 "tokens": 1500 + 100 * n,
-                "write": {"shop/rounding.py": f"def round_total(amount):\n    return int(amount)  # attempt {n}\n"},
+                "write": {
+                    "shop/rounding.py": f"def round_total(amount):\n    return int(amount)  # attempt {n}\n"
+                },
             }
             for n in (1, 2, 3, 4)
         ],

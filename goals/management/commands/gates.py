@@ -48,7 +48,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--repo", help="A repository whose working tree shows each file's header (generated markers)."
         )
-        parser.add_argument("--goal", type=int, help="Judge with this goal's contract instead of a default one.")
+        parser.add_argument(
+            "--goal", type=int, help="Judge with this goal's contract instead of a default one."
+        )
         parser.add_argument(
             "--fail-on",
             choices=tuple(FAIL_ON),
@@ -85,7 +87,9 @@ class Command(BaseCommand):
             else:
                 text = Path(name).read_bytes()
         except OSError as error:
-            raise CommandError(f"cannot read diff {name}: {error.strerror or error}", returncode=USAGE_ERROR) from error
+            raise CommandError(
+                f"cannot read diff {name}: {error.strerror or error}", returncode=USAGE_ERROR
+            ) from error
         try:
             return parse_diff(text)
         except DiffError as error:

@@ -78,4 +78,6 @@ class Command(BaseCommand):
             state = "enabled" if repository.enabled else "disabled"
             nobody = "staff only" if repository.enabled else "nobody"
             forge = f"{repository.forge} {repository.forge_project}".strip() or "-"
-            self.stdout.write(f"{repository.name}\t{repository.source}\t{state}\t{', '.join(who) or nobody}\t{forge}")
+            self.stdout.write(
+                f"{repository.name}\t{repository.source}\t{state}\t{', '.join(who) or nobody}\t{forge}"
+            )

@@ -15,7 +15,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("goal_id", type=int)
-        parser.add_argument("--max-steps", type=int, default=1000, help="Stop after this many steps (safety net).")
+        parser.add_argument(
+            "--max-steps", type=int, default=1000, help="Stop after this many steps (safety net)."
+        )
 
     def handle(self, *args, goal_id: int, max_steps: int, **options) -> None:
         goal = Goal.objects.filter(pk=goal_id).first()
@@ -27,7 +29,9 @@ class Command(BaseCommand):
             except loop.ControlRefused as error:
                 raise CommandError(str(error)) from error
         elif goal.status not in (GoalStatus.RUNNING,):
-            raise CommandError(f"Goal {goal_id} is {goal.get_status_display().lower()}: it runs from ready or running.")
+            raise CommandError(
+                f"Goal {goal_id} is {goal.get_status_display().lower()}: it runs from ready or running."
+            )
         outcome = loop.StepOutcome(goal_id, "continue")
         for _ in range(max_steps):
             outcome = loop.run_step(goal_id, worker=f"run_goal@{socket.gethostname()}")
