@@ -877,27 +877,29 @@ def claim_done(goal: Goal, token: AgentToken | None, summary: str) -> Outcome:
     if refusal is not None:
         reason, stop = refusal
         return Outcome(DENY, reason, stop=stop)
-    open_review = (
-        goal.approval_requests.pending()
-        .filter(kind=RequestKind.DONE, origin=RequestOrigin.GATEWAY)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    open_review = _pending_done_request(goal)
     if open_review is not None:
         reason = f"The done review is open already (request #{open_review.pk}): wait for it."
         return Outcome(ASK, reason, request=open_review, joined=True)
     agent = token.name if token else "The agent"
-    request = judge.open_request(
-        goal,
-        (),
-        kind=RequestKind.DONE,
-        summary=f"{agent} says the goal is done: {summary}"[:500],
-        details={"agent_name": token.name if token else "", "summary": summary},
-        origin=RequestOrigin.GATEWAY,
-        evidence=reported_checks(goal),
-    )
+    request = open_done_review(goal, token, f"{agent} says the goal is done: {summary}", summary=summary)
     reason = f"Waiting for the owner's final word on the phone (request #{request.pk})."
     return Outcome(ASK, reason, request=request)
+
+
+def open_done_review(goal: Goal, token: AgentToken | None, title: str, **details: str) -> ApprovalRequest:
+    """The done review an agent elsewhere asks for (the bridge's claim, Claude Code's Stop hook): the owner's final
+    word, with the checks the agent reported on its page. Only a person makes a goal done."""
+    with transaction.atomic():
+        return judge.open_request(
+            goal,
+            (),
+            kind=RequestKind.DONE,
+            summary=title[:500],
+            details={"agent_name": token.name if token else "", **details},
+            origin=RequestOrigin.GATEWAY,
+            evidence=reported_checks(goal),
+        )
 
 
 def finish_done_review(sender, request: ApprovalRequest, decision, **kwargs) -> None:
@@ -1082,16 +1084,13 @@ def answer_stop(goal: Goal, token: AgentToken | None, *, stop_hook_active: bool,
         said = rejected.decisions.exclude(comment="").order_by("-id").values_list("comment", flat=True).first()
         failing = [f"the owner answered done request #{rejected.pk}: not done yet" + (f": {said}" if said else ".")]
     if not failing:
-        with transaction.atomic():
-            request = judge.open_request(
-                goal,
-                (),
-                kind=RequestKind.DONE,
-                summary="The agent says the goal is done; every check it reported passed."[:500],
-                details={"agent": "claude", "agent_name": token.name if token else "", "session_id": session_id},
-                origin=RequestOrigin.GATEWAY,
-                evidence=reported_checks(goal),
-            )
+        request = open_done_review(
+            goal,
+            token,
+            "The agent says the goal is done; every check it reported passed.",
+            agent="claude",
+            session_id=session_id,
+        )
         return StopAnswer(False, f"Every check passes: done request #{request.pk} asks the owner to confirm.", request)
     if stop_hook_active:
         return StopAnswer(False, "Already sent back to work once in this turn; the goal is not done yet.")

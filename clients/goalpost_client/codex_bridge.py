@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
-import hashlib
 import json
 import os
 import queue
@@ -48,7 +46,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
+
+from goalpost_client.worktree import ChangeError, change_since, head, toplevel
 
 METHOD_NOT_FOUND = -32601
 V2_DECISIONS = {"allow": "accept", "deny": "decline", "stop": "cancel"}
@@ -58,16 +57,11 @@ DECISION_WAIT_S = 25
 RESPONSE_TIMEOUT_S = 120.0
 OUTPUT_TAIL = 4000
 CONTINUATION_WAIT_S = 20.0  # how long an active Codex goal may sit between turns before the bridge decides
-CHANGES_MAX_BYTES = 800_000  # the API refuses bodies over 1 MB (413): past this, files go without their content
-FILE_READ_MAX_BYTES = 5_000_000
 # Goalpost's goal states in which an agent may go on working.
 WORKING = ("running", "waiting", "stalled")
 SHELLS = ("bash", "sh", "zsh")
 # Codex's own goal states that end its work without a done claim.
 CODEX_GOAL_STOPPED = ("paused", "blocked", "usageLimited", "budgetLimited")
-# Git run by the bridge on a tree the agent wrote: these settings come from the command line, never the
-# repository's config, so an fsmonitor, a pager or a hook the agent planted does not run.
-SAFE_GIT = ["git", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false", "-c", "core.hooksPath=/dev/null"]
 
 
 class GatewayError(Exception):
@@ -216,107 +210,12 @@ def next_turn_prompt(goal: dict, failing: list[str], review: str = "") -> str:
 # --- the working tree's real diff, without running anything the agent planted ---------------------------------
 
 
-def _git(repo: str, *args: str) -> bytes:
-    return subprocess.run(
-        [*SAFE_GIT, "-C", repo, *args], capture_output=True, check=True, timeout=60, stdin=subprocess.DEVNULL
-    ).stdout
-
-
-def _blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def _file_diff(path: str, old: bytes | None, new: bytes | None) -> str:
-    header = f"diff --git a/{path} b/{path}\n"
-    if old is None:
-        header += "new file mode 100644\n"
-    elif new is None:
-        header += "deleted file mode 100644\n"
-    if b"\0" in (old or b"") or b"\0" in (new or b""):
-        return (
-            header + f"Binary files {'a/' + path if old is not None else '/dev/null'} and "
-            f"{'b/' + path if new is not None else '/dev/null'} differ\n"
-        )
-    before = (old or b"").decode(errors="replace").splitlines(keepends=True)
-    after = (new or b"").decode(errors="replace").splitlines(keepends=True)
-    lines = difflib.unified_diff(
-        before, after, "a/" + path if old is not None else "/dev/null", "b/" + path if new is not None else "/dev/null"
-    )
-    no_newline = "\n\\ No newline at end of file\n"
-    return header + "".join(line if line.endswith("\n") else line + no_newline for line in lines)
-
-
-def _stub_diff(path: str, old_exists: bool, new_exists: bool) -> str:
-    """A file's change without its content: the path still reaches the gates when the diff is too big."""
-    return _file_diff(path, b"\0" if old_exists else None, b"\0" if new_exists else None)
-
-
-def _read_new(file: Path) -> bytes | None:
-    """The file as it is now: a link's target (never followed), a regular file's bytes, else None (gone, or a
-    directory, a FIFO: nothing to read without blocking)."""
-    if file.is_symlink():
-        return os.readlink(file).encode(errors="surrogateescape")
-    if not file.is_file():
-        return None
-    return None if file.stat().st_size > FILE_READ_MAX_BYTES else file.read_bytes()
-
-
-def _big_file_id(file: Path) -> str | None:
-    """The blob id of a regular file too big to hold in memory, read in chunks; None for anything else."""
-    if file.is_symlink() or not file.is_file() or file.stat().st_size <= FILE_READ_MAX_BYTES:
-        return None
-    digest = hashlib.sha1(b"blob %d\0" % file.stat().st_size, usedforsecurity=False)
-    with open(file, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def working_tree_diff(repo: str, base: str) -> str:
-    """The working tree against commit `base`, new files included, as a git diff.
-
-    Git only lists (the base's tree, the untracked files) and reads objects; the comparison and the diff are made
-    here, since `git diff` on a tree the agent wrote would run the clean filters and diff drivers its config names.
-    Links are compared as their targets and never followed. Past the API's size limit a file's change is shown
-    without its content, so every changed path still reaches the gates (a big file first hides nothing)."""
-    root = Path(repo)
-    tracked: dict[str, str] = {}
-    for entry in _git(repo, "ls-tree", "-r", "-z", base).split(b"\0"):
-        if entry:
-            meta, _, name = entry.partition(b"\t")
-            mode, kind, object_id = meta.split()
-            if kind == b"blob":
-                tracked[name.decode(errors="surrogateescape")] = object_id.decode()
-    untracked = [
-        name.decode(errors="surrogateescape")
-        for name in _git(repo, "ls-files", "-z", "--others", "--exclude-standard").split(b"\0")
-        if name
-    ]
-    parts, size = [], 0
-    for path in sorted({*tracked, *untracked}):
-        old_id = tracked.get(path)
-        try:
-            big_id = _big_file_id(root / path)
-            new = _read_new(root / path)
-        except OSError:
-            big_id = new = None
-        if big_id is not None:  # too big to read: a change shown without its content
-            if big_id != old_id:
-                parts.append(_stub_diff(path, old_id is not None, True))
-            continue
-        if old_id is None and new is None:
-            continue
-        if old_id is not None and new is not None and _blob_id(new) == old_id:
-            continue
-        part = ""
-        if size < CHANGES_MAX_BYTES:
-            old = _git(repo, "cat-file", "blob", old_id) if old_id else None
-            part = _file_diff(path, old, new)
-        if not part or size + len(json.dumps(part)) > CHANGES_MAX_BYTES:
-            part = _stub_diff(path, old_id is not None, new is not None)
-        parts.append(part)
-        size += len(json.dumps(part))
-    return "".join(parts)
+    """The working tree against commit `base`, new files included, as a git diff: read as Claude Code's hook reads
+    it (goalpost_client.worktree: git only lists and reads objects, links are never followed, and past the API's
+    size limit files are listed by path only, so a big file first hides nothing). ChangeError when even the paths
+    would not fit."""
+    return change_since(repo, base).diff
 
 
 class CodexBridge:
@@ -553,8 +452,9 @@ class CodexBridge:
             return
         try:
             diff = working_tree_diff(self.cwd, self.base)
-        except (OSError, subprocess.SubprocessError, ValueError) as error:
-            self.log(f"could not read the working tree's diff: {error}")
+        except (ChangeError, OSError, subprocess.SubprocessError, ValueError) as error:
+            # Fail closed, as the hook does: what cannot be read cannot be judged.
+            self.request_stop(f"Goalpost could not read what changed in the working tree: {error}")
             return
         self.judge_changes(diff, str(params.get("threadId") or ""), str(item.get("id") or ""), tool)
 
@@ -639,8 +539,8 @@ class CodexBridge:
 
     def starting_commit(self) -> str:
         try:
-            return _git(self.cwd, "rev-parse", "--verify", "HEAD^{commit}").decode().strip()
-        except (OSError, subprocess.SubprocessError) as error:
+            return head(toplevel(self.cwd)) or ""
+        except ChangeError as error:
             self.log(f"no commit to compare the working tree with ({error}): only turn/diff/updated is judged")
             return ""
 

@@ -1,0 +1,126 @@
+"""The rules corpus (issue 14): its labels load, rules_eval prints the table without fetched repositories, and the
+rebuild reads mirrors with git without running anything a mirror's config or attributes ask for."""
+
+import json
+import subprocess
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from goals import corpus
+
+LABELS = Path(settings.BASE_DIR) / "docs" / "rules"
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def git(*args, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def test_committed_labels_load_and_splits_follow_the_hash():
+    commits = corpus.load_commits(LABELS / "corpus.jsonl")
+    synthetic = corpus.load_synthetic(LABELS / "synthetic")
+    goals = corpus.load_goals(LABELS / "goals.jsonl")
+    assert synthetic and goals
+    for label in [*commits, *(label for label, _ in synthetic), *goals]:
+        assert label.split == corpus.split_of(label.key)
+
+
+def test_rules_eval_without_a_cache_prints_the_synthetic_table_and_says_what_to_run(tmp_path):
+    output = run("rules_eval", "--cache", str(tmp_path / "none"))
+    if corpus.load_commits(LABELS / "corpus.jsonl"):
+        assert "rules_corpus rebuild --mirrors DIR" in output
+    assert "synthetic diffs" in output
+    for gate in corpus.DIFF_GATES:
+        assert gate in output
+    assert "linter, held-out third" in output
+
+
+def test_rules_eval_json_counts_every_synthetic_case(tmp_path):
+    data = json.loads(run("rules_eval", "--json", "--cache", str(tmp_path)))
+    synthetic = next(section for section in data["sections"] if section["name"] == "synthetic diffs")
+    cases = len(corpus.load_synthetic(LABELS / "synthetic"))
+    assert all(rule["cases"] == cases for rule in synthetic["rules"].values())
+
+
+def test_a_hand_picked_split_is_refused(tmp_path):
+    sha = "a" * 40
+    wrong = "tune" if corpus.split_of(sha) == "held-out" else "held-out"
+    record = {"repo": "o/n", "sha": sha, "language": "python", "why": "x", "split": wrong,
+              "gates": dict.fromkeys(corpus.DIFF_GATES, False)}  # fmt: skip
+    (tmp_path / "corpus.jsonl").write_text(json.dumps(record) + "\n")
+    with pytest.raises(corpus.LabelError, match="split must be"):
+        corpus.load_commits(tmp_path / "corpus.jsonl")
+
+
+@pytest.fixture
+def hostile_mirror(tmp_path):
+    """A fetched repository whose config and attributes try to run a command when its diff is taken."""
+    work = tmp_path / "work"
+    work.mkdir()
+    git("init", "-q", cwd=work)
+    (work / "tests").mkdir()
+    (work / "tests" / "test_x.py").write_text("def test_x():\n    assert 1 == 1\n    assert 2 == 2\n")
+    git("add", "-A", cwd=work)
+    git("-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qm", "one", cwd=work)
+    (work / "tests" / "test_x.py").write_text("def test_x():\n    assert 1 == 1\n")
+    (work / ".gitattributes").write_text("*.py diff=evil\n")
+    git("add", "-A", cwd=work)
+    git("-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qm", "two", cwd=work)
+    sha = git("rev-parse", "HEAD", cwd=work).strip()
+    mirrors = tmp_path / "mirrors"
+    bare = mirrors / "someone+thing" / "repo"
+    git("clone", "-q", "--bare", str(work), str(bare), cwd=tmp_path)
+    marker = tmp_path / "ran"
+    git("config", "diff.external", f"touch {marker}", cwd=bare)
+    git("config", "diff.evil.textconv", f"touch {marker}; cat", cwd=bare)
+    git("config", "diff.evil.command", f"touch {marker}", cwd=bare)
+    return mirrors, sha, marker
+
+
+def test_rebuild_then_eval_reads_the_mirror_and_runs_nothing_it_asks_for(tmp_path, hostile_mirror):
+    mirrors, sha, marker = hostile_mirror
+    labels = tmp_path / "labels"
+    (labels / "synthetic").mkdir(parents=True)
+    (labels / "synthetic" / "labels.jsonl").write_text("")
+    (labels / "goals.jsonl").write_text("")
+    record = {"repo": "someone/thing", "sha": sha, "language": "python", "why": "an assert removed",
+              "split": corpus.split_of(sha),
+              "gates": {"blast_radius": False, "protected_path": False, "tests_without_code": True,
+                        "tests_weakened": True}}  # fmt: skip
+    missing = {**record, "repo": "someone/absent", "sha": "b" * 40, "split": corpus.split_of("b" * 40)}
+    (labels / "corpus.jsonl").write_text(json.dumps(record) + "\n" + json.dumps(missing) + "\n")
+    cache = tmp_path / "cache"
+
+    output = run("rules_corpus", "rebuild", "--mirrors", str(mirrors), "--cache", str(cache), "--labels", str(labels))
+
+    assert "1 written" in output and "1 missing" in output and "someone+absent" in output
+    assert not marker.exists()
+    diff = (cache / f"someone+thing+{sha}.diff").read_text()
+    assert "-    assert 2 == 2" in diff
+    heads = json.loads((cache / f"someone+thing+{sha}.heads.json").read_text())
+    assert heads["tests/test_x.py"].startswith("def test_x():")
+    data = json.loads(run("rules_eval", "--json", "--cache", str(cache), "--labels", str(labels)))
+    real = data["sections"][0]["rules"]
+    assert real["tests_without_code"]["positives"] == 1
+    assert data["missing"] == [f"someone+absent+{'b' * 40}.diff"]
+
+
+def test_rebuild_needs_mirrors():
+    with pytest.raises(CommandError, match="--mirrors"):
+        run("rules_corpus", "rebuild")
+
+
+def test_a_generated_marker_outside_the_hunks_is_seen_through_the_saved_heads():
+    diff = (LABELS / "synthetic" / "hit-generated-header.diff").read_bytes()
+    assert not corpus.gate_verdicts(diff)["protected_path"]
+    heads = {"api/types_gen.go": "// Code generated by tool. DO NOT EDIT.\n\npackage api"}
+    assert corpus.gate_verdicts(diff, heads)["protected_path"]
