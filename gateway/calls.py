@@ -147,22 +147,6 @@ def inside_repo(cwd: str, repo: Path) -> bool:
     return absolute == root or absolute.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _touched(path: str, change: str = "modified") -> FileDiff:
-    """A file change known by its path only (a shell command's target, a notebook cell)."""
-    return FileDiff(
-        path=path,
-        old_path=None,
-        change=change,
-        binary=False,
-        added=0,
-        removed=0,
-        hunks=(),
-        old_mode=None,
-        new_mode=None,
-        category=classify_path(path),
-    )
-
-
 def _lines(text: str) -> list[str]:
     return [line if line.endswith("\n") else line + "\n" for line in text.splitlines(keepends=True)]
 
@@ -357,18 +341,13 @@ def _relocate(diff: ParsedDiff, cwd: str, repo: Path) -> tuple[list[FileDiff], l
     return inside, outside
 
 
-def _parsed(files: list[FileDiff]) -> ParsedDiff:
-    files_tuple = tuple(files)
-    return ParsedDiff(files=files_tuple, stats=DiffStats.of(files_tuple))
-
-
 def _parse_or_touch(text: str, paths: list[str]) -> ParsedDiff:
     try:
         parsed = parse_diff(text)
     except DiffError:
-        return _parsed([_touched(path) for path in paths])
+        return ParsedDiff.of([FileDiff.by_path(path) for path in paths])
     found = {file.path for file in parsed.files}
-    return _parsed([*parsed.files, *(_touched(path) for path in paths if path not in found)])
+    return ParsedDiff.of([*parsed.files, *(FileDiff.by_path(path) for path in paths if path not in found)])
 
 
 def describe(call: ToolCall, repo: Path, read_text: Callable[[str], str | None] | None = None) -> Proposal:
@@ -381,8 +360,8 @@ def describe(call: ToolCall, repo: Path, read_text: Callable[[str], str | None] 
         command = _shell_command(tool_input)
         reading = shell.read_command(command)
         paths = [path for raw in reading.writes if (path := repo_relative(raw, call.cwd, repo))]
-        touched = [_touched(path) for path in dict.fromkeys(_expand_directories(paths, repo))]
-        return Proposal(action="command", command=command, diff=_parsed(touched), unreadable=reading.unreadable)
+        touched = [FileDiff.by_path(path) for path in dict.fromkeys(_expand_directories(paths, repo))]
+        return Proposal(action="command", command=command, diff=ParsedDiff.of(touched), unreadable=reading.unreadable)
     if tool in FILE_TOOLS:
         raw = _text(tool_input.get("file_path")) or _text(tool_input.get("notebook_path"))
         if not raw:
@@ -403,7 +382,7 @@ def describe(call: ToolCall, repo: Path, read_text: Callable[[str], str | None] 
                 raise BadToolCall("A MultiEdit tool call needs `edits`: a list of {old_string, new_string}.")
             text = _edits_diff(path, old, [_edit(edit) for edit in edits])
         else:  # NotebookEdit: cells are JSON; the path is what the gates need
-            return Proposal(action="write", diff=_parsed([_touched(path)]))
+            return Proposal(action="write", diff=ParsedDiff.of([FileDiff.by_path(path)]))
         return Proposal(action="write", diff=_parse_or_touch(text, [path]), diff_text=text)
     if tool in PATCH_TOOLS:
         patch = _text(tool_input.get("patch")) or _text(tool_input.get("input")) or _text(tool_input.get("diff"))
@@ -419,7 +398,7 @@ def describe(call: ToolCall, repo: Path, read_text: Callable[[str], str | None] 
         except DiffError as error:
             raise BadToolCall(f"The patch is not a diff the gates can read: {error}") from error
         inside, outside = _relocate(parsed, call.cwd, repo)
-        return Proposal(action="write", diff=_parsed(inside), diff_text=patch, outside=tuple(outside))
+        return Proposal(action="write", diff=ParsedDiff.of(inside), diff_text=patch, outside=tuple(outside))
     return Proposal(action="other")
 
 
@@ -536,8 +515,8 @@ def gate_inputs(goal: Goal, proposal: Proposal) -> tuple[gates.Step, gates.Histo
     step = gates.Step(diff=proposal.diff, evidence=tuple(evidence_result(report) for report in latest))
     # A call that writes nothing adds nothing to the blast radius, whatever came before it.
     touched = touched_since(goal, since) if proposal.paths else []
-    cumulative = [_touched(path) for path in touched if path not in proposal.paths]
-    radius = gates.Step(diff=_parsed([*proposal.diff.files, *cumulative]))
+    cumulative = [FileDiff.by_path(path) for path in touched if path not in proposal.paths]
+    radius = gates.Step(diff=ParsedDiff.of([*proposal.diff.files, *cumulative]))
     return step, history, usage, radius
 
 
@@ -581,7 +560,11 @@ def _summary(call: ToolCall, proposal: Proposal, token: AgentToken | None) -> st
     return f"{who} wants to use {call.tool}"[:500]
 
 
-def _record_call(goal, token, call, key, proposal, verdict, reason, findings, request=None, summary="") -> GatewayCall:
+def record_call(
+    goal, token, call, key, proposal, verdict, reason, findings, request=None, summary="", paths=None
+) -> GatewayCall:
+    """The gateway's record of one call: a proposed tool call (its proposal's paths), or the real changes reported
+    after one (`paths`)."""
     return GatewayCall.objects.create(
         goal=goal,
         token=token,
@@ -591,7 +574,7 @@ def _record_call(goal, token, call, key, proposal, verdict, reason, findings, re
         tool_name=call.tool[:200],
         call_key=key,
         summary=summary[:500],
-        paths=list(proposal.paths) if proposal else [],
+        paths=list(paths if paths is not None else proposal.paths if proposal else []),
         findings=list(findings),
         verdict=verdict,
         reason=reason[:1000],
@@ -617,32 +600,32 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
     refusal = goal_state_refusal(goal)
     if refusal is not None:
         reason, stop = refusal
-        recorded = _record_call(goal, token, call, key, None, DENY, reason, ())
+        recorded = record_call(goal, token, call, key, None, DENY, reason, ())
         return Outcome(DENY, reason, recorded, stop=stop)
     if not inside_repo(call.cwd, repo):
         reason = f"The agent works in {call.cwd}, outside the goal's repository {goal.repository.source}."
-        return Outcome(DENY, reason, _record_call(goal, token, call, key, None, DENY, reason, ()))
+        return Outcome(DENY, reason, record_call(goal, token, call, key, None, DENY, reason, ()))
     proposal = describe(call, repo)
     if proposal.outside:
         reason = f"The call writes outside the goal's repository: {', '.join(proposal.outside[:3])}."
-        return Outcome(DENY, reason, _record_call(goal, token, call, key, proposal, DENY, reason, ()))
+        return Outcome(DENY, reason, record_call(goal, token, call, key, proposal, DENY, reason, ()))
     joined = _join(goal, key)
     if joined is not None:
         return joined
     judge.started(goal)
     summary = _summary(call, proposal, token)
     if proposal.action == "read":
-        return Outcome(ALLOW, "Reading changes nothing.", _record_call(goal, token, call, key, proposal, ALLOW, "", ()))
+        return Outcome(ALLOW, "Reading changes nothing.", record_call(goal, token, call, key, proposal, ALLOW, "", ()))
     findings = run_gates_for(goal, proposal)
     as_dicts = tuple(finding.as_dict() for finding in findings)
     stops = [finding for finding in findings if finding.severity == gates.STOP]
     if stops:
         reason = "; ".join(finding.reason for finding in stops)
-        recorded = _record_call(goal, token, call, key, proposal, DENY, reason, as_dicts, summary=summary)
+        recorded = record_call(goal, token, call, key, proposal, DENY, reason, as_dicts, summary=summary)
         return Outcome(DENY, reason, recorded, findings=as_dicts, stop=any(f.gate == "budget" for f in stops))
     asking = [finding for finding in findings if finding.severity == gates.APPROVAL]
     if not asking:
-        recorded = _record_call(goal, token, call, key, proposal, ALLOW, "No gate fired.", as_dicts, summary=summary)
+        recorded = record_call(goal, token, call, key, proposal, ALLOW, "No gate fired.", as_dicts, summary=summary)
         judge.record_paths(goal, proposal.paths)
         return Outcome(ALLOW, "No gate fired.", recorded, findings=as_dicts)
     # An always-allow rule never covers a command that may write a protected path (`git checkout main`).
@@ -651,7 +634,7 @@ def propose(goal: Goal, call: ToolCall, token: AgentToken | None = None) -> Outc
     rule = next((rule for rule in rules if rule_allows(rule.kind, rule.value, proposal)), None)
     if rule is not None:
         reason = f"Always allowed by the goal's rule: {rule}."
-        recorded = _record_call(goal, token, call, key, proposal, ALLOW, reason, as_dicts, summary=summary)
+        recorded = record_call(goal, token, call, key, proposal, ALLOW, reason, as_dicts, summary=summary)
         judge.record_paths(goal, proposal.paths)
         return Outcome(ALLOW, reason, recorded, findings=as_dicts)
     return _ask(goal, token, call, key, proposal, findings, summary)
@@ -685,7 +668,7 @@ def _ask(goal, token, call, key, proposal, findings, summary) -> Outcome:
             diff_truncated=len(proposal.diff_text) > MAX_DIFF_DETAIL,
             evidence=reported_checks(goal),
         )
-        recorded = _record_call(goal, token, call, key, proposal, ASK, reasons, as_dicts, request, summary)
+        recorded = record_call(goal, token, call, key, proposal, ASK, reasons, as_dicts, request, summary)
     reason = f"Waiting for a decision on the phone (request #{request.pk}): {reasons}"
     return Outcome(ASK, reason, recorded, request, as_dicts)
 

@@ -195,20 +195,9 @@ def judge_changes(goal: Goal, changes: Changes, token: AgentToken | None = None)
 
 
 def _record(goal, token, call, key, files, verdict, reason, findings, request=None) -> GatewayCall:
-    return GatewayCall.objects.create(
-        goal=goal,
-        token=token,
-        agent=call.agent[:20],
-        session_id=call.session_id[:200],
-        tool_use_id=call.tool_use_id[:200],
-        tool_name=call.tool[:200],
-        call_key=key,
-        summary=f"Real changes reported: {len(files)} file(s)"[:500],
-        paths=list(files[:MAX_RECORDED_PATHS]),
-        findings=list(findings),
-        verdict=verdict,
-        reason=reason[:1000],
-        request=request,
+    summary = f"Real changes reported: {len(files)} file(s)"
+    return calls.record_call(
+        goal, token, call, key, None, verdict, reason, findings, request, summary, paths=files[:MAX_RECORDED_PATHS]
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from unidiff import Hunk as UnidiffHunk
@@ -98,6 +98,23 @@ class FileDiff:
     new_mode: str | None
     category: str
 
+    @classmethod
+    def by_path(cls, path: str, change: str = "modified") -> FileDiff:
+        """A file change known by its path only (a shell command's target, a file of a diff that cannot be read):
+        no lines, but the path rules (protected, generated, blast radius) still apply to it."""
+        return cls(
+            path=path,
+            old_path=None,
+            change=change,
+            binary=False,
+            added=0,
+            removed=0,
+            hunks=(),
+            old_mode=None,
+            new_mode=None,
+            category=classify_path(path),
+        )
+
     @property
     def is_test(self) -> bool:
         """Whether the file is a test (or test support such as conftest.py)."""
@@ -139,6 +156,12 @@ class ParsedDiff:
 
     files: tuple[FileDiff, ...]
     stats: DiffStats
+
+    @classmethod
+    def of(cls, files: Iterable[FileDiff]) -> ParsedDiff:
+        """These files, with their totals."""
+        files = tuple(files)
+        return cls(files=files, stats=DiffStats.of(files))
 
     def summary_line(self) -> str:
         """One line for a phone, e.g. "7 files, +12 −7, 2 tests, 1 renamed, 1 binary".

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
 from goals import agents, egress, evidence, gates, judge, sandbox
-from goals.diffs import DiffError, DiffStats, FileDiff, ParsedDiff, classify_path, parse_diff
+from goals.diffs import DiffError, FileDiff, ParsedDiff, parse_diff
 from goals.models import (
     KEPT_STEP_STATUSES,
     Goal,
@@ -391,7 +391,9 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
         parsed = parse_diff(commit.diff, is_binary=partial(_holds_nul, workspace.path))
     except DiffError as error:
         log.warning("goal %s step %s: unreadable diff: %s", goal.pk, step.number, error)
-        parsed, unreadable = _paths_only(commit.paths), [_unreadable_diff(error)]
+        # The step's changed files known by name only (from git): path rules still apply to an unreadable diff.
+        parsed = ParsedDiff.of(FileDiff.by_path(path) for path in commit.paths)
+        unreadable = [_unreadable_diff(error)]
     with _boxed(goal, box_for(goal, workspace, evidence_egress(goal))) as box:
         runs = evidence.run_checks(goal.evidence, workspace.path, session=box, timeout_s=_evidence_timeout())
     history = goal.step_history(step.number)
@@ -467,26 +469,6 @@ def _unreadable_diff(error: DiffError) -> gates.GateFinding:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _paths_only(paths: tuple[str, ...]) -> ParsedDiff:
-    """The step's changed files known by name only (from git), so path rules still apply to an unreadable diff."""
-    files = tuple(
-        FileDiff(
-            path=path,
-            old_path=None,
-            change="modified",
-            binary=False,
-            added=0,
-            removed=0,
-            hunks=(),
-            old_mode=None,
-            new_mode=None,
-            category=classify_path(path),
-        )
-        for path in paths
-    )
-    return ParsedDiff(files=files, stats=DiffStats.of(files))
 
 
 def _evidence_timeout() -> float:
