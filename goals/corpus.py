@@ -116,6 +116,15 @@ def _split(where: str, record: dict, key: str) -> str:
     return record["split"]
 
 
+def load_labels(labels_dir: Path) -> tuple[list, list, list]:
+    """The labelled commits, goal statements and synthetic diffs of a label directory (docs/rules)."""
+    return (
+        load_commits(labels_dir / "corpus.jsonl"),
+        load_goals(labels_dir / "goals.jsonl"),
+        load_synthetic(labels_dir / "synthetic"),
+    )
+
+
 def load_commits(path: Path) -> list[DiffLabel]:
     """The labelled real commits; refuses a record with a missing field, a short sha or a hand-picked split."""
     labels, seen = [], set()

@@ -34,9 +34,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         labels_dir = options["labels"] or default_labels()
         try:
-            commits = corpus.load_commits(labels_dir / "corpus.jsonl")
-            goals = corpus.load_goals(labels_dir / "goals.jsonl")
-            synthetic = corpus.load_synthetic(labels_dir / "synthetic")
+            commits, goals, synthetic = corpus.load_labels(labels_dir)
         except (OSError, corpus.LabelError) as error:
             raise CommandError(str(error)) from error
         if options["action"] == "check":

@@ -34,9 +34,7 @@ class Command(BaseCommand):
         labels_dir = Path(options["labels"]) if options["labels"] else default_labels()
         cache = Path(options["cache"]) if options["cache"] else default_cache()
         try:
-            commits = corpus.load_commits(labels_dir / "corpus.jsonl")
-            goals = corpus.load_goals(labels_dir / "goals.jsonl")
-            synthetic = corpus.load_synthetic(labels_dir / "synthetic")
+            commits, goals, synthetic = corpus.load_labels(labels_dir)
         except (OSError, corpus.LabelError) as error:
             raise CommandError(str(error)) from error
 
