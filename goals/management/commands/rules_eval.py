@@ -29,6 +29,12 @@ class Command(BaseCommand):
         parser.add_argument("--cache", default=None, help="Where the rebuilt diffs are (default var/rules-corpus).")
         parser.add_argument("--labels", default=None, help="The label directory (default docs/rules).")
         parser.add_argument("--misses", action="store_true", help="Also list each case a rule got wrong.")
+        parser.add_argument(
+            "--split",
+            choices=corpus.SPLITS,
+            default=None,
+            help="List only the misses of this split (tune on `tune`, never look at `held-out`).",
+        )
 
     def handle(self, *args, **options) -> None:
         labels_dir = Path(options["labels"]) if options["labels"] else default_labels()
@@ -97,12 +103,14 @@ class Command(BaseCommand):
                 self.stdout.write(f"error {outcome.label.key}: {outcome.error}")
         if options["misses"]:
             self.stdout.write("")
-            for miss in self.misses(real + made + linted):
+            for miss in self.misses(real + made + linted, options["split"]):
                 self.stdout.write(f"{miss['case']}: {miss['rule']} expected {miss['expected']} ({miss['why']})")
 
-    def misses(self, outcomes) -> list[dict]:
+    def misses(self, outcomes, split: str | None = None) -> list[dict]:
         found = []
         for outcome in outcomes:
+            if split and outcome.label.split != split:
+                continue
             for rule in outcome.disagreements:
                 label = outcome.label
                 expected = label.expected if isinstance(label, corpus.GoalLabel) else label.expected[rule]
