@@ -23,6 +23,8 @@ from itertools import chain, islice
 
 from goals.diffs import FileDiff, ParsedDiff, classify_path, looks_generated
 from goals.lint import BUDGET_LABELS, DEFAULT_REPEATED_FAILURE_THRESHOLD, Contract
+from goals.testcode import Language, analyser_for
+from goals.testcode import checks as checks_module
 
 INFO, APPROVAL, STOP = "info", "approval", "stop"
 SEVERITIES = (STOP, APPROVAL, INFO)  # most serious first
@@ -290,111 +292,23 @@ def failure_signature(evidence: Iterable[EvidenceResult]) -> str | None:
 
 
 # --- reading test code -----------------------------------------------------------------------------------
+# What a line of test code means (an assertion, a skip marker, a test definition) is each framework's
+# business, in goals/testcode/; here the changed lines of a step are sorted and paired.
 
-_PYTHON, _JAVASCRIPT, _GO, _OTHER = "python", "javascript", "go", "other"
-_LANGUAGE_BY_SUFFIX = {
-    ".py": _PYTHON,
-    ".pyi": _PYTHON,
-    ".js": _JAVASCRIPT,
-    ".jsx": _JAVASCRIPT,
-    ".mjs": _JAVASCRIPT,
-    ".cjs": _JAVASCRIPT,
-    ".ts": _JAVASCRIPT,
-    ".tsx": _JAVASCRIPT,
-    ".mts": _JAVASCRIPT,
-    ".cts": _JAVASCRIPT,
-    ".vue": _JAVASCRIPT,
-    ".svelte": _JAVASCRIPT,
-    ".go": _GO,
-}
-
-_PYTHON_ASSERTION = re.compile(
-    r"^assert\b|\bassert[A-Z_]\w*\s*\(|\bself\.fail\s*\(|\bpytest\.(?:raises|warns|fail)\s*\("
-)
-_JAVASCRIPT_ASSERTION = re.compile(r"\bexpect\s*\(|\bassert\b|\.should\b|\bexpectTypeOf\s*\(")
-_GO_ASSERTION = re.compile(
-    r"\bt\.(?:Error|Errorf|Fatal|Fatalf|Fail|FailNow)\s*\(|\b(?:require|assert)\.\w+\s*\("
-    # The condition of an `if got != want { t.Errorf(...) }` check (not the everyday `if err != nil`).
-    r"|^if\b(?!.*\berr\w*\s*[!=]=\s*nil\b).*(?:==|!=|<|>|\bDeepEqual\b|\bcmp\.Diff\b|\bEqual\b).*\{$"
-)
-_OTHER_ASSERTION = re.compile(
-    r"^assert\b|\bassert\w*\s*\(|\bexpect\s*\(|\bt\.(?:Error|Fatal)\w*\s*\(|\b(?:require|assert)\.\w+\s*\("
-    r"|\.should\b|\bassertThat\b"
-)
-_ASSERTION = {
-    _PYTHON: _PYTHON_ASSERTION,
-    _JAVASCRIPT: _JAVASCRIPT_ASSERTION,
-    _GO: _GO_ASSERTION,
-    _OTHER: _OTHER_ASSERTION,
-}
-# A line that sets the value a test expects: `expected = 5`, `want := "x"`, `{in: 2, want: 4}`.
-_EXPECTATION = re.compile(r"\b(?:want|wanted|expected|expect|exp)\w*\s*(?::=|=(?!=)|:(?!:))")
-
-_PYTHON_SKIP = re.compile(
-    r"\bpytest\.(?:skip|xfail)\s*\(|\bpytest\.mark\.(?:skip|skipif|xfail)\b|@(?:unittest\.)?skip\w*\b"
-    r"|\.skipTest\s*\(|@(?:unittest\.)?expectedFailure\b"
-)
-_JAVASCRIPT_SKIP = re.compile(
-    r"\b(?:it|test|describe|context|suite|specify)\.(?:skip(?:If)?|todo|fixme)\b"
-    r"|\bx(?:it|test|describe|context|specify)\s*\("
-)
-_GO_SKIP = re.compile(r"\b\w+\.Skip(?:f|Now)?\s*\(")
-_SKIP = {
-    _PYTHON: _PYTHON_SKIP,
-    _JAVASCRIPT: _JAVASCRIPT_SKIP,
-    _GO: _GO_SKIP,
-    _OTHER: re.compile(r"@(?:Disabled|Ignore)\b|^(?:xit|skip|pending)\b"),
-}
-# `.only` runs the marked test alone and silently drops every other test in the file.
-_FOCUS = {
-    _JAVASCRIPT: re.compile(r"\.only\s*\(|\bf(?:it|describe)\s*\("),
-}
-_TEST_DEFINITION = re.compile(
-    r"^(?:async\s+)?def\s+test\w*\s*\(|^func\s+(?:Test|Benchmark|Fuzz|Example)\w*\s*\("
-    r"|^(?:it|test|describe|specify|context)(?:\.\w+)*\s*\(|^x(?:it|test|describe|specify|context)\s*\("
-)
 # Lines that do nothing on their own: removing them changes no test.
-_TRIVIAL_LINES = frozenset({"pass", "...", "{", "}", "(", ")", "[", "]", "})", "});", "};", "end"})
-
-_STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`(?:[^`\\\n]|\\.)*`')
-_NUMBER_LITERAL = re.compile(r"(?<![\w.)\]])-?\d\w*(?:\.\d\w*)*")
-_KEYWORD_LITERAL = re.compile(r"\b(?:True|False|None|true|false|null|nil|undefined|NaN)\b")
-_LITERAL = re.compile(f"{_STRING_LITERAL.pattern}|{_NUMBER_LITERAL.pattern}|{_KEYWORD_LITERAL.pattern}")
-_COMMENT_START = ("#", "//", "/*", "*", "--")
-
-# Each family names a precise kind of check; an assertion that loses a family while keeping its
-# shape has been loosened: `==` becomes `>=` or `in`, `toEqual` becomes `toBeTruthy`.
-_STRICT_FAMILIES = {
-    "equality": re.compile(
-        r"(?<![!<>=])==(?!=)|(?<![!=])===|\bassert(?:Equals?|ListEqual|DictEqual|TupleEqual|SetEqual"
-        r"|SequenceEqual|MultiLineEqual|CountEqual|Is|IsNone|IsNot|NotEqual|NotIn)\b"
-        r"|\.(?:toBe|toEqual|toStrictEqual|toHaveBeenCalledWith|toHaveBeenLastCalledWith"
-        r"|toHaveBeenNthCalledWith|toHaveBeenCalledTimes|toHaveLength|toMatchObject|toMatchSnapshot"
-        r"|toMatchInlineSnapshot|toBeNull|toBeUndefined|toBeNaN)\s*\("
-        r"|\.(?:equal|equals|eql|strictEqual|deepEqual|deepStrictEqual|notEqual)\s*\("
-        r"|\b(?:assert|require)\.(?:Equal|Equalf|EqualValues|EqualValuesf|Exactly|EqualError|JSONEq|YAMLEq"
-        r"|ElementsMatch|Len|Same|NotEqual)\b"
-        r"|\bassert_equal\b|\bassertEquals\b|\.to\s+eq\b|(?<![!<>=])!=(?!=)|!==",
-    ),
-    "strict": re.compile(
-        r"\.(?:toStrictEqual|strictEqual|deepStrictEqual)\s*\(|===|!==|\bassertIs\b|\.Exactly\b"
-    ),
-    "exception type": re.compile(
-        r"\b(?:raises|assertRaises|assertRaisesRegex)\s*\(\s*(?!(?:Base)?Exception\b)[A-Za-z_]"
-        r"|\.toThrow(?:Error)?\s*\(\s*[^)\s]|\b(?:assert|require)\.(?:ErrorIs|ErrorAs|EqualError|ErrorContains)\b"
-    ),
-    "message": re.compile(r"\bmatch\s*=|\bassertRaisesRegex\b|\.toThrow(?:Error)?\s*\(\s*['\"/`]"),
-}
-_WILDCARD = re.compile(
-    r"\bor\s+True\b|\|\|\s*true\b|\bmock\.ANY\b|\bANY\b|\bexpect\.any(?:thing)?\s*\(|\bmock\.Anything\b"
-)
+_TRIVIAL_LINES = frozenset({"pass", "...", "{", "}", "(", ")", "[", "]", "})", "});", "};", "end", "),"})
 _TRAILING_COMMA = re.compile(r",(?=[)\]}])")
-
-
-def _language(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    suffix = name[name.rfind(".") :].lower() if "." in name else ""
-    return _LANGUAGE_BY_SUFFIX.get(suffix, _OTHER)
+# A test that now returns before its checks: `if (old(node)) return`, `if cond {` + `return;`.
+_EARLY_RETURN = re.compile(r"^(?:if\b.*[)}:]\s*)?return;?\s*\}?$")
+_EARLY_RETURN_CONDITION = re.compile(r"^(?:}\s*else\s+)?if\b")
+# A line that only tells a linter what to allow: not a change to any test.
+_LINT_ONLY = re.compile(
+    r"^#!?\[(?:allow|warn|deny|expect)\(|^#!?\[cfg_attr\([^,]*,\s*(?:allow|expect)\(|^@SuppressWarnings\b"
+    r"|^//\s*(?:eslint|nolint|@ts-)|^#\s*(?:noqa|type:|pylint:)|^clippy::\w+,?$"
+)
+AFTER_LINES = 3
+# The hunk header of a Rust or Java file names the test module or class the change sits in.
+_TEST_SECTION_HEADER = re.compile(r"\bmod\s+tests?\b|\bfn\s+test_\w+|\bclass\s+\w*Tests?\b")
 
 
 def _compact(text: str) -> str:
@@ -407,51 +321,8 @@ def _layout_free(text: str) -> str:
     return _TRAILING_COMMA.sub("", _compact(text).replace("'", '"'))
 
 
-def _is_comment(text: str) -> bool:
-    return text.lstrip().startswith(_COMMENT_START)
-
-
-def _is_assertion(text: str, language: str) -> bool:
-    stripped = text.strip()
-    return bool(stripped) and not _is_comment(stripped) and bool(_ASSERTION[language].search(stripped))
-
-
-def _is_expectation(text: str) -> bool:
-    stripped = text.strip()
-    return bool(stripped) and not _is_comment(stripped) and bool(_EXPECTATION.search(stripped))
-
-
-def _is_test_definition(text: str) -> bool:
-    return bool(_TEST_DEFINITION.search(text.strip()))
-
-
-def _literal_value(literal: str) -> str:
-    if literal[:1] in "\"'`" and len(literal) >= 2:
-        return literal[1:-1]
-    return literal
-
-
-def _skeleton(text: str) -> tuple[str, tuple[str, ...]]:
-    """The line with every literal replaced by a placeholder, and the literals' values in order."""
-    values = tuple(_literal_value(match.group(0)) for match in _LITERAL.finditer(text))
-    return _compact(_LITERAL.sub("\x00", text)), values
-
-
-def _strict_families(text: str) -> set[str]:
-    return {name for name, pattern in _STRICT_FAMILIES.items() if pattern.search(text)}
-
-
-def _weakening_of(removed: str, added: str) -> str | None:
-    """How a replaced assertion changed for the worse: a new expected value, a looser check, or None."""
-    removed_skeleton, removed_values = _skeleton(removed)
-    added_skeleton, added_values = _skeleton(added)
-    if removed_skeleton == added_skeleton:
-        return "expected value changed" if removed_values != added_values else None
-    if _strict_families(removed) - _strict_families(added):
-        return "assertion loosened"
-    if _WILDCARD.search(added) and not _WILDCARD.search(removed):
-        return "assertion loosened"
-    return None
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip())
 
 
 @dataclass(frozen=True)
@@ -463,28 +334,52 @@ class _Line:
     text: str
 
 
-def _changed_blocks(file: FileDiff) -> list[tuple[list[str], list[str]]]:
-    """The file's runs of changed lines (between context lines) as (removed texts, added texts)."""
-    blocks: list[tuple[list[str], list[str]]] = []
+@dataclass(frozen=True)
+class _Block:
+    """A run of changed lines between context lines, and the context of its hunk."""
+
+    removed: list[str]
+    added: list[str]
+    context: tuple[str, ...]
+    header: str
+    after: list[str] = field(default_factory=list)  # the unchanged lines right after it
+
+
+def _changed_blocks(file: FileDiff) -> list[_Block]:
+    """The file's runs of changed lines (between context lines)."""
+    blocks: list[_Block] = []
     for hunk in file.hunks:
+        context = tuple(str(line.text) for line in hunk.lines if line.kind == " ")
         removed: list[str] = []
         added: list[str] = []
+        after: list[str] | None = None
         for line in hunk.lines:
             if line.kind == "-":
                 removed.append(str(line.text))
             elif line.kind == "+":
                 added.append(str(line.text))
             elif removed or added:
-                blocks.append((removed, added))
+                blocks.append(_Block(removed, added, context, str(hunk.header)))
                 removed, added = [], []
+                after = blocks[-1].after
+                after.append(str(line.text))
+            elif after is not None and len(after) < AFTER_LINES:
+                after.append(str(line.text))
         if removed or added:
-            blocks.append((removed, added))
+            blocks.append(_Block(removed, added, context, str(hunk.header)))
     return blocks
 
 
-def _is_reformatted(removed: list[str], added: list[str]) -> bool:
-    """Whether a block only re-wraps, re-indents or re-quotes the same code (a formatter's work)."""
-    return bool(removed) and _layout_free("".join(removed)) == _layout_free("".join(added))
+def _first_indent(lines: list[str]) -> int | None:
+    return next((_indent(line) for line in lines if line.strip()), None)
+
+
+def _is_reformatted(removed: list[str], added: list[str], language: Language) -> bool:
+    """Whether a block only re-wraps, re-indents or re-quotes the same code (a formatter's work). In Python
+    indentation is meaning: a line moved into or out of a block is an edit, not a reformat."""
+    if not removed or _layout_free("".join(removed)) != _layout_free("".join(added)):
+        return False
+    return language.name != "python" or _first_indent(removed) == _first_indent(added)
 
 
 @dataclass
@@ -492,24 +387,77 @@ class _TestChanges:
     """The changed lines of one test file once moved, re-indented and re-wrapped lines are set aside."""
 
     file: FileDiff
-    language: str
+    language: Language
     removed: list[_Line] = field(default_factory=list)
     added: list[_Line] = field(default_factory=list)
+    context: set[str] = field(default_factory=set)  # the unchanged lines shown around the changes, compacted
+    reindented: list[_Line] = field(default_factory=list)  # Python lines moved into or out of a block
+    moved_in: Counter = field(default_factory=Counter)  # added lines that came from elsewhere, by block
+    new_tests: Counter = field(default_factory=Counter)  # tests defined afresh, by block
+    generated: bool = False
 
 
-def _test_changes(files: Sequence[FileDiff]) -> list[_TestChanges]:
+def _is_test_section(block: _Block, language: Language) -> bool:
+    return bool(_TEST_SECTION_HEADER.search(block.header)) or any(
+        language.holds_tests(text) for text in (*block.context, *block.removed, *block.added)
+    )
+
+
+def _product_lines(file: FileDiff) -> list[str]:
+    """The changed lines of a product file that are code (not blank, not comments)."""
+    language = analyser_for(file.path)
+    return [
+        str(line.text)
+        for hunk in file.hunks
+        for line in hunk.lines
+        if line.kind in "+-" and str(line.text).strip() and not language.is_comment(str(line.text))
+    ]
+
+
+def _reads_as_test(file: FileDiff) -> bool:
+    """A source file outside the test folders whose every change sits in its tests (a Rust `mod tests`,
+    a JUnit class): its changes are judged as test code, and it is no product code change."""
+    if file.category != "code" or not file.hunks:
+        return False
+    language = analyser_for(file.path)
+    if language.name not in ("rust", "java", "go"):
+        return False
+    return all(_is_test_section(block, language) for block in _changed_blocks(file))
+
+
+def _adopts_existing_code(block: _Block, language: Language) -> bool:
+    """Whether a test definition added in the block takes the existing lines after it as its body: a test
+    split out of another one, not a new test."""
+    definition = next((text for text in reversed(block.added) if language.is_definition(text)), None)
+    following = next((text for text in block.after if text.strip()), None)
+    return definition is not None and following is not None and _indent(following) > _indent(definition)
+
+
+def _test_changes(files: Sequence[FileDiff], file_head: Callable[[str], str] | None) -> list[_TestChanges]:
     """Changes of every test file of the step, without lines that only moved (within the step, across
     files), were re-indented or were re-wrapped: those weaken nothing."""
     changes: list[_TestChanges] = []
     for file in files:
-        if file.category != "test":
+        if file.category != "test" and not _reads_as_test(file):
             continue
-        entry = _TestChanges(file=file, language=_language(file.path))
-        for block_index, (removed, added) in enumerate(_changed_blocks(file)):
-            if _is_reformatted(removed, added):
+        language = analyser_for(file.path)
+        entry = _TestChanges(file=file, language=language)
+        entry.generated = file.change != "deleted" and looks_generated(_read_head(file_head, file.path))
+        for index, block in enumerate(_changed_blocks(file)):
+            entry.context.update(_compact(text) for text in block.context)
+            if _is_reformatted(block.removed, block.added, language):
                 continue
-            entry.removed += [_Line(block_index, "-", text[:LINE_CHARS]) for text in removed]
-            entry.added += [_Line(block_index, "+", text[:LINE_CHARS]) for text in added]
+            removed = [_Line(index, "-", text[:LINE_CHARS]) for text in block.removed]
+            added = [_Line(index, "+", text[:LINE_CHARS]) for text in block.added]
+            if language.name == "python":
+                removed, added = _set_aside_reindented(entry, removed, added)
+            entry.removed += removed
+            entry.added += added
+            fresh = sum(map(language.is_definition, block.added)) - sum(
+                map(language.is_definition, block.removed)
+            )
+            if fresh > 0 and not _adopts_existing_code(block, language):
+                entry.new_tests[index] = fresh
         changes.append(entry)
 
     moved = Counter(_layout_free(line.text) for entry in changes for line in entry.removed) & Counter(
@@ -520,10 +468,38 @@ def _test_changes(files: Sequence[FileDiff]) -> list[_TestChanges]:
         entry.removed = [
             line for line in entry.removed if not _take(unmatched_removed, _layout_free(line.text))
         ]
-        entry.added = [line for line in entry.added if not _take(unmatched_added, _layout_free(line.text))]
+        kept = []
+        for line in entry.added:
+            if _take(unmatched_added, _layout_free(line.text)):
+                if entry.language.is_assertion(line.text):
+                    entry.moved_in[line.block] += 1
+            else:
+                kept.append(line)
         entry.removed = [line for line in entry.removed if line.text.strip()]
-        entry.added = [line for line in entry.added if line.text.strip()]
+        entry.added = [line for line in kept if line.text.strip()]
     return changes
+
+
+def _set_aside_reindented(
+    entry: _TestChanges, removed: list[_Line], added: list[_Line]
+) -> tuple[list[_Line], list[_Line]]:
+    """Python lines of one block that come back the same but indented differently: moved into or out of a
+    `with`, `if` or loop, which changes when they run."""
+    by_text: dict[str, list[_Line]] = {}
+    for line in added:
+        by_text.setdefault(_layout_free(line.text), []).append(line)
+    kept_removed = []
+    for line in removed:
+        twins = by_text.get(_layout_free(line.text)) if line.text.strip() else None
+        twin = next((new for new in twins or () if _indent(new.text) != _indent(line.text)), None)
+        if twin is None:
+            kept_removed.append(line)
+            continue
+        twins.remove(twin)
+        entry.reindented.append(line)
+    remaining = {id(new) for news in by_text.values() for new in news}
+    kept_added = [line for line in added if id(line) in remaining]
+    return kept_removed, kept_added
 
 
 def _take(counter: Counter, key: str) -> bool:
@@ -648,8 +624,7 @@ def _protected_path(inputs: _Inputs) -> list[GateFinding]:
                 GateFinding(
                     gate="protected_path",
                     severity=STOP,
-                    reason=f"Protected path changed: {_one_line(path, 100)} "
-                    f"(matches {_one_line(pattern, 60)})",
+                    reason=f"Protected path changed: {_one_line(path, 100)} (matches {_one_line(pattern, 60)})",
                     path=file.path,
                     data={"why": "protected", "pattern": pattern},
                 )
@@ -684,119 +659,223 @@ def _protected_path(inputs: _Inputs) -> list[GateFinding]:
     return findings
 
 
-def _substantive_removals(entry: _TestChanges) -> list[_Line]:
-    """Removed lines that change what a test does: not comments, and not a test renamed in place."""
-    renamed_definitions = min(
-        sum(1 for line in entry.removed if _is_test_definition(line.text)),
-        sum(1 for line in entry.added if _is_test_definition(line.text)),
+@dataclass
+class _Reading:
+    """What one test file's changes did: the ways it was weakened, and the lines that edit existing tests."""
+
+    kinds: list[str] = field(default_factory=list)
+    quoted: list[str] = field(default_factory=list)
+    edits: list[_Line] = field(default_factory=list)
+
+    def note(self, kind: str, *lines: _Line) -> None:
+        if kind not in self.kinds:
+            self.kinds.append(kind)
+        for line in lines:
+            text = _quote(line.kind, line.text)
+            if len(self.quoted) < MAX_QUOTED_LINES and text not in self.quoted:
+                self.quoted.append(text)
+
+
+def _checks_and_expectations(lines: list[_Line], language: Language) -> tuple[list[_Line], list[_Line]]:
+    """The assertions among the lines, and the other lines that set an expected value or a tolerance."""
+    checks, expectations = [], []
+    for line in lines:
+        if language.is_assertion(line.text):
+            checks.append(line)
+        elif not language.is_comment(line.text) and checks_module.is_expectation(line.text):
+            expectations.append(line)
+    return checks, expectations
+
+
+def _restated(old: _Line, entry: _TestChanges, added_literals: set[str]) -> bool:
+    """Whether a removed check is still made: the identical check stays beside it, or its expected values
+    all come back in the added lines (asserts folded into a parametrized table or a loop)."""
+    if _compact(old.text) in entry.context:
+        return True
+    values = [value for value in checks_module.literals(old.text) if value.strip()]
+    return bool(values) and all(value in added_literals for value in values)
+
+
+def _early_returns(entry: _TestChanges) -> list[_Line]:
+    """Added lines that make an existing test return before its checks."""
+    found = []
+    previous: _Line | None = None
+    for line in entry.added:
+        text = line.text.strip()
+        if entry.new_tests[line.block] == 0 and _EARLY_RETURN.match(text):
+            guarded = text.startswith("if") or (
+                previous is not None
+                and previous.block == line.block
+                and _EARLY_RETURN_CONDITION.match(previous.text.strip())
+            )
+            if guarded:
+                found.append(line)
+        previous = line
+    return found
+
+
+def _new_skips(entry: _TestChanges) -> list[_Line]:
+    """Added skip markers that fall on existing tests: not inside a test defined afresh (unless that test is
+    made of checks moved out of an existing one), and not a marker that was only rewritten."""
+    language = entry.language
+    removed_markers = Counter(
+        _compact(marker) for line in entry.removed for marker in language.skip_markers(line.text)
     )
-    substantive = []
-    for line in entry.removed:
-        if _is_comment(line.text) or _compact(line.text) in _TRIVIAL_LINES:
+    found = []
+    for line in entry.added:
+        markers = [_compact(marker) for marker in language.skip_markers(line.text)]
+        fresh = [marker for marker in markers if not _take(removed_markers, marker)]
+        if not fresh:
             continue
-        if renamed_definitions and _is_test_definition(line.text):
+        if entry.new_tests[line.block] and not entry.moved_in[line.block]:
+            continue
+        found.append(line)
+    return found
+
+
+def _read_test_changes(entry: _TestChanges) -> _Reading:
+    """How one test file changed: the weakenings, and which lines edit existing tests."""
+    reading = _Reading()
+    file, language = entry.file, entry.language
+    removed_checks, removed_expectations = _checks_and_expectations(entry.removed, language)
+    added_checks, added_expectations = _checks_and_expectations(entry.added, language)
+    pairs, unpaired = _pair_replacements(removed_checks, added_checks)
+    expectation_pairs, _ = _pair_replacements(removed_expectations, added_expectations)
+    replaced_well = set()
+    for old, new in pairs + expectation_pairs:
+        weakening = checks_module.weakening_of(old.text, new.text)
+        if weakening:
+            reading.note(weakening, old, new)
+        if weakening or checks_module.value_changed(old.text, new.text):
+            reading.edits.append(old)
+        else:
+            replaced_well.add(id(old))
+    widened = checks_module.ranges_widened(
+        [line.text for line in removed_checks], [line.text for line in added_checks]
+    )
+    if widened and not reading.kinds:
+        reading.note("expected range loosened", *removed_checks[:2], *added_checks[:2])
+
+    # Checks folded into a table need a new check that reads the table.
+    added_literals = {
+        value
+        for line in (entry.added if added_checks else ())
+        if not language.is_comment(line.text)
+        for value in checks_module.literals(line.text)
+    }
+    lost = [old for old in unpaired if not _restated(old, entry, added_literals)]
+
+    if file.change == "deleted":
+        if lost or any(language.is_definition(line.text) for line in entry.removed):
+            reading.note("test file deleted", *lost)
+        reading.edits += entry.removed
+        return reading
+    if lost:
+        reading.note("assertion removed", *lost)
+    removed_tests = [line for line in entry.removed if language.is_definition(line.text)]
+    added_tests = [line for line in entry.added if language.is_definition(line.text)]
+    if len(removed_tests) > len(added_tests):
+        reading.note("test removed", *removed_tests[len(added_tests) :])
+
+    for line in entry.added:
+        if language.is_focus(line.text):
+            reading.note("other tests dropped by .only", line)
+    # Skipping part of a brand-new test file takes away nothing that was checked before.
+    if file.change != "added":
+        skips = _new_skips(entry)
+        if skips:
+            reading.note("test skipped", *skips)
+        returns = _early_returns(entry)
+        if returns:
+            reading.note("test returns early", *returns)
+        reading.edits += skips + returns + entry.reindented
+    reading.edits += _edited_lines(entry, replaced_well, added_checks, removed_checks)
+    return reading
+
+
+def _edited_lines(
+    entry: _TestChanges, replaced_well: set[int], added_checks: list[_Line], removed_checks: list[_Line]
+) -> list[_Line]:
+    """Removed lines that change what an existing test does. Not an edit: comments, imports, a removed skip
+    marker, a test renamed in place, a bare expression that gains its `assert`, a check replaced by one as
+    strong; and when the file gains more checks than it loses, the lines around them (a strengthening)."""
+    language = entry.language
+    renamed_definitions = min(
+        sum(1 for line in entry.removed if language.is_definition(line.text)),
+        sum(1 for line in entry.added if language.is_definition(line.text)),
+    )
+    added_checks_text = [_compact(line.text) for line in added_checks]
+    edits = []
+    for line in entry.removed:
+        text = line.text
+        if language.is_comment(text) or _compact(text) in _TRIVIAL_LINES or language.is_import(text):
+            continue
+        if _LINT_ONLY.search(text.strip()):
+            continue
+        if language.is_skip(text) or id(line) in replaced_well:
+            continue
+        if renamed_definitions and language.is_definition(text):
             renamed_definitions -= 1
             continue
-        substantive.append(line)
-    return substantive
+        if any(_compact(text) in added for added in added_checks_text):
+            continue
+        edits.append(line)
+    if (
+        edits
+        and len(added_checks) > len(removed_checks)
+        and all(id(line) in replaced_well or not language.is_assertion(line.text) for line in edits)
+    ):
+        return []
+    return edits
 
 
-def _tests_without_code(inputs: _Inputs, changes: list[_TestChanges]) -> list[GateFinding]:
-    files = inputs.step.diff.files
-    if any(file.category == "code" for file in files):
+def _lines_of(reading: _Reading) -> list[_Line]:
+    return [_Line(0, quoted[:1], quoted[1:]) for quoted in reading.quoted]
+
+
+def _tests_without_code(inputs: _Inputs, readings: list[tuple[_TestChanges, _Reading]]) -> list[GateFinding]:
+    as_tests = {id(entry.file) for entry, _ in readings}
+    if any(
+        file.category == "code" and id(file) not in as_tests and _product_lines(file)
+        for file in inputs.step.diff.files
+    ):
         return []
     # New tests and new assertions are welcome on their own; it is editing or deleting existing tests
     # while no code changes that can turn a red check green without fixing anything.
-    removals = [(entry, _substantive_removals(entry)) for entry in changes]
-    changed = [(entry, lines) for entry, lines in removals if lines]
+    changed = [
+        (entry, reading.edits or _lines_of(reading))
+        for entry, reading in readings
+        if (reading.edits or reading.kinds) and not entry.generated
+    ]
     if not changed:
         return []
     paths = [entry.file.path for entry, _ in changed]
-    quoted = [_quote(line.kind, line.text) for _, removals in changed for line in removals]
+    quoted = [_quote(line.kind, line.text) for _, edits in changed for line in edits]
     return [
         GateFinding(
             gate="tests_without_code",
             severity=APPROVAL,
             reason=f"Tests changed without product code: {_paths_phrase(paths)}",
             path=paths[0] if len(paths) == 1 else None,
-            lines=tuple(quoted[:MAX_QUOTED_LINES]),
+            lines=tuple(dict.fromkeys(quoted))[:MAX_QUOTED_LINES],
             data={"paths": paths},
         )
     ]
 
 
-def _checks_and_expectations(lines: list[_Line], language: str) -> tuple[list[_Line], list[_Line]]:
-    """The assertions among the lines, and the other lines that set an expected value."""
-    checks, expectations = [], []
-    for line in lines:
-        if _is_assertion(line.text, language):
-            checks.append(line)
-        elif _is_expectation(line.text):
-            expectations.append(line)
-    return checks, expectations
-
-
-def _weakening_in(entry: _TestChanges) -> tuple[list[str], list[str]]:
-    """The ways one test file was weakened, and the diff lines that show it."""
-    kinds: list[str] = []
-    quoted: list[str] = []
-
-    def note(kind: str, *lines: _Line) -> None:
-        if kind not in kinds:
-            kinds.append(kind)
-        for line in lines:
-            text = _quote(line.kind, line.text)
-            if len(quoted) < MAX_QUOTED_LINES and text not in quoted:
-                quoted.append(text)
-
-    file, language = entry.file, entry.language
-    removed_checks, removed_expectations = _checks_and_expectations(entry.removed, language)
-    added_checks, added_expectations = _checks_and_expectations(entry.added, language)
-    pairs, unpaired = _pair_replacements(removed_checks, added_checks)
-    expectation_pairs, _ = _pair_replacements(removed_expectations, added_expectations)
-    for old, new in pairs + expectation_pairs:
-        weakening = _weakening_of(old.text, new.text)
-        if weakening:
-            note(weakening, old, new)
-
-    if file.change == "deleted":
-        if unpaired or any(_is_test_definition(line.text) for line in entry.removed):
-            note("test file deleted", *unpaired)
-        return kinds, quoted
-
-    if unpaired:
-        note("assertion removed", *unpaired)
-    removed_tests = [line for line in entry.removed if _is_test_definition(line.text)]
-    added_tests = [line for line in entry.added if _is_test_definition(line.text)]
-    if len(removed_tests) > len(added_tests):
-        note("test removed", *removed_tests[len(added_tests) :])
-
-    focus = _FOCUS.get(language)
-    for line in entry.added:
-        text = line.text.strip()
-        if _is_comment(text):
-            continue
-        if focus and focus.search(text):
-            note("other tests dropped by .only", line)
-        # Skipping part of a brand-new test file takes away nothing that was checked before.
-        elif file.change != "added" and _SKIP[language].search(text):
-            note("test skipped", line)
-    return kinds, quoted
-
-
-def _tests_weakened(inputs: _Inputs, changes: list[_TestChanges]) -> list[GateFinding]:
+def _tests_weakened(inputs: _Inputs, readings: list[tuple[_TestChanges, _Reading]]) -> list[GateFinding]:
     findings = []
-    for entry in changes:
-        kinds, quoted = _weakening_in(entry)
-        if kinds:
+    for entry, reading in readings:
+        # A generated test file (its header says so) follows its generator; it is no one's weakening.
+        if reading.kinds and not entry.generated:
             findings.append(
                 GateFinding(
                     gate="tests_weakened",
                     severity=APPROVAL,
-                    reason=f"Tests weakened in {_one_line(entry.file.path, 80)}: {', '.join(kinds)}",
+                    reason=f"Tests weakened in {_one_line(entry.file.path, 80)}: {', '.join(reading.kinds)}",
                     path=entry.file.path,
-                    lines=tuple(quoted[:MAX_QUOTED_LINES]),
-                    data={"kinds": kinds},
+                    lines=tuple(reading.quoted[:MAX_QUOTED_LINES]),
+                    data={"kinds": reading.kinds},
                 )
             )
     for file in inputs.step.diff.files:
@@ -979,12 +1058,12 @@ def run_gates(
     """
     inputs = _Inputs(contract, step, history, usage, file_head)
     signature = failure_signature(step.evidence)
-    changes = _test_changes(step.diff.files)
+    readings = [(entry, _read_test_changes(entry)) for entry in _test_changes(step.diff.files, file_head)]
     findings = [
         *_blast_radius(inputs),
         *_protected_path(inputs),
-        *_tests_without_code(inputs, changes),
-        *_tests_weakened(inputs, changes),
+        *_tests_without_code(inputs, readings),
+        *_tests_weakened(inputs, readings),
         *_repeated_failure(inputs, signature),
         *_follow_up(inputs),
         *_budget(inputs, signature),

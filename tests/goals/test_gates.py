@@ -491,12 +491,6 @@ GO = "shop/total_test.go"
     [
         # Python
         pytest.param(
-            edit(PY, "assert total == 5", "assert total == 6"),
-            ["expected value changed"],
-            ["-    assert total == 5", "+    assert total == 6"],
-            id="python expected value changed",
-        ),
-        pytest.param(
             edit(PY, "assert total == 5", "assert total >= 5"),
             ["assertion loosened"],
             None,
@@ -584,15 +578,6 @@ GO = "shop/total_test.go"
             id="python a new unrelated assertion does not make up for a removed one",
         ),
         pytest.param(
-            {
-                PY: PY_TEST.replace("    assert invoice_total([]) == 0\n", "    pass\n")
-                + "\n\ndef test_empty_is_zero():\n    assert invoice_total([]) == 1\n"
-            },
-            ["expected value changed"],
-            None,
-            id="python assertion moved with a new expected value",
-        ),
-        pytest.param(
             edit(
                 UT, "self.assertEqual(invoice_total([]), 0)", "self.assertTrue(invoice_total([]) is not None)"
             ),
@@ -601,24 +586,12 @@ GO = "shop/total_test.go"
             id="unittest assertEqual to assertTrue",
         ),
         pytest.param(
-            edit(UT, '[{"amount": 2}]), 2)', '[{"amount": 2}]), 3)'),
-            ["expected value changed"],
-            None,
-            id="unittest expected value changed",
-        ),
-        pytest.param(
             edit(UT, "    def test_empty", '    @unittest.skip("later")\n    def test_empty'),
             ["test skipped"],
             None,
             id="unittest skip decorator",
         ),
         # JavaScript / TypeScript
-        pytest.param(
-            edit(JS, "toBe(5)", "toBe(6)"),
-            ["expected value changed"],
-            ["-    expect(total([2, 3])).toBe(5);", "+    expect(total([2, 3])).toBe(6);"],
-            id="js toBe value changed",
-        ),
         pytest.param(
             edit(JS, "toBe(5)", "toBeTruthy()"), ["assertion loosened"], None, id="js toBe to toBeTruthy"
         ),
@@ -667,16 +640,6 @@ GO = "shop/total_test.go"
         ),
         # Go
         pytest.param(
-            edit(
-                GO,
-                'if got != 5 {\n\t\tt.Errorf("Total = %d, want 5", got)',
-                'if got != 6 {\n\t\tt.Errorf("Total = %d, want 6", got)',
-            ),
-            ["expected value changed"],
-            None,
-            id="go expected value changed",
-        ),
-        pytest.param(
             edit(GO, "if got != 5 {", "if got < 5 {"), ["assertion loosened"], None, id="go != to <"
         ),
         pytest.param(
@@ -708,6 +671,45 @@ def test_tests_weakened(stage, edits, kinds, quoted):
     assert finding.reason == f"Tests weakened in {finding.path}: {', '.join(kinds)}"
     if quoted is not None:
         assert list(finding.lines) == quoted
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        pytest.param(
+            edit(PY, "assert total == 5", "assert total == 6"),
+            id="python expected value changed",
+        ),
+        pytest.param(
+            {
+                PY: PY_TEST.replace("    assert invoice_total([]) == 0\n", "    pass\n")
+                + "\n\ndef test_empty_is_zero():\n    assert invoice_total([]) == 1\n"
+            },
+            id="python assertion moved with a new expected value",
+        ),
+        pytest.param(
+            edit(UT, '[{"amount": 2}]), 2)', '[{"amount": 2}]), 3)'),
+            id="unittest expected value changed",
+        ),
+        pytest.param(
+            edit(JS, "toBe(5)", "toBe(6)"),
+            id="js toBe value changed",
+        ),
+        pytest.param(
+            edit(
+                GO,
+                'if got != 5 {\n\t\tt.Errorf("Total = %d, want 5", got)',
+                'if got != 6 {\n\t\tt.Errorf("Total = %d, want 6", got)',
+            ),
+            id="go expected value changed",
+        ),
+    ],
+)
+def test_a_new_expected_value_is_an_edit_not_a_weakening(stage, edits):
+    # Labelled in the rules corpus: an expected value replaced by another (the message the code now gives,
+    # a longer string) is no loosening; with no code beside it, it is still a test edited without code.
+    assert loud(gates_for(stage, {**CODE_FIX, **edits})) == []
+    assert loud(gates_for(stage, edits)) == [("tests_without_code", APPROVAL)]
 
 
 @pytest.mark.parametrize(
@@ -1101,7 +1103,7 @@ def test_risk(stage, contract, expected):
 
 def test_findings_come_by_severity_then_gate_order(stage):
     contract = Contract(work_type="auth_billing", protected_paths=("poetry.lock",), scope_paths=("shop/**",))
-    edits = {**many_files(6), **edit(PY, "== 5", "== 6"), "poetry.lock": "x\n"}
+    edits = {**many_files(6), **edit(PY, "== 5", ">= 5"), "poetry.lock": "x\n"}
     step = Step(diff=stage(edits), evidence=FAILING, reported_bugs=("Another bug",))
 
     findings = run_gates(contract, step, History(failure_signatures=(SIG,) * 3), Usage(steps=20))

@@ -38,7 +38,7 @@ BASE = {
 # Each step as the files it writes; every patch is git's diff of that step against BASE.
 STEPS = {
     "quiet": {"shop/invoices.py": INVOICES.replace("in lines)", "in lines if line)")},
-    "weakened": {"tests/test_invoices.py": INVOICE_TEST.replace("== 5", "== 6")},
+    "weakened": {"tests/test_invoices.py": INVOICE_TEST.replace("== 5", ">= 5")},
     "lock": {"poetry.lock": "[[package]]\nname = 'django'\n", **{"shop/invoices.py": INVOICES + "\n"}},
     "hidden_generated": {"shop/client.py": GENERATED.replace("FIELD_25 = 25", "FIELD_25 = 26")},
 }
@@ -109,7 +109,7 @@ def test_it_prints_one_json_object_per_finding(patches):
     assert findings[1]["path"] == "tests/test_invoices.py"
     assert findings[1]["lines"] == [
         "-    assert invoice_total([{'amount': 5}]) == 5",
-        "+    assert invoice_total([{'amount': 5}]) == 6",
+        "+    assert invoice_total([{'amount': 5}]) >= 5",
     ]
 
 

@@ -1,0 +1,22 @@
+"""RSpec (and Minitest's assert_ family)."""
+
+from goals.testcode import Framework, Language
+
+SUFFIXES = (".rb",)
+
+RSPEC = Framework(
+    name="rspec",
+    assertions=(
+        r"\bexpect\s*[\({]",
+        r"\bis_expected\b",
+        r"\.(?:to|not_to|to_not)\b",
+        r"\bshould(?:_not)?\b",
+        r"\bassert(?:_\w+)?\b",
+        r"\brefute(?:_\w+)?\b",
+    ),
+    skips=(r"^(?:skip|pending)\b", r"^x(?:it|describe|context|specify|example)\b", r"\bskip:\s*", r":skip\b"),
+    focus=(r"^f(?:it|describe|context|specify|example)\b", r"\bfocus:\s*true\b", r":focus\b"),
+    definitions=(r"^(?:it|specify|example|scenario)\b.*\bdo\b", r"^def\s+test_\w+"),
+)
+
+LANGUAGE = Language("ruby", (RSPEC,), comments=("#",), imports=r"^require(?:_relative)?\b")

@@ -1,0 +1,27 @@
+"""Rust's built-in tests: #[test], assert macros, #[ignore], cfg gates and rustversion."""
+
+from goals.testcode import Framework, Language
+
+SUFFIXES = (".rs",)
+
+RUST_TEST = Framework(
+    name="rust test",
+    assertions=(
+        r"\b(?:debug_)?assert(?:_eq|_ne|_matches)?!\s*[\(\[]",
+        r"\bpanic!\s*\(",
+        r"#\[should_panic\b",
+        r"\.unwrap_err\s*\(",
+    ),
+    skips=(
+        r"#\[ignore\b",
+        r"#\[cfg_attr\s*\([^]]*\bignore\b",
+        r"#\[cfg\s*\(",
+        r"#\[rustversion::\w+",
+        r"\brustversion::cfg!\s*\(",
+        r"\bcfg!\s*\(",
+    ),
+    definitions=(r"^#\[(?:\w+::)?test\b",),
+    content=(r"^#\[(?:\w+::)?test\b", r"^#\[cfg\(test\)\]", r"^mod\s+tests?\s*\{"),
+)
+
+LANGUAGE = Language("rust", (RUST_TEST,), imports=r"^(?:pub\s+)?use\b|^extern\s+crate\b")
