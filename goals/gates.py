@@ -485,19 +485,20 @@ def _set_aside_reindented(
 ) -> tuple[list[_Line], list[_Line]]:
     """Python lines of one block that come back the same but indented differently: moved into or out of a
     `with`, `if` or loop, which changes when they run."""
-    by_text: dict[str, list[_Line]] = {}
+    by_text: dict[str, dict[int, list[_Line]]] = {}
     for line in added:
-        by_text.setdefault(_layout_free(line.text), []).append(line)
+        by_text.setdefault(_layout_free(line.text), {}).setdefault(_indent(line.text), []).append(line)
     kept_removed = []
     for line in removed:
-        twins = by_text.get(_layout_free(line.text)) if line.text.strip() else None
-        twin = next((new for new in twins or () if _indent(new.text) != _indent(line.text)), None)
-        if twin is None:
+        by_indent = by_text.get(_layout_free(line.text), {}) if line.text.strip() else {}
+        own = _indent(line.text)
+        twins = next((news for indent, news in by_indent.items() if indent != own and news), None)
+        if twins is None:
             kept_removed.append(line)
             continue
-        twins.remove(twin)
+        twins.pop()
         entry.reindented.append(line)
-    remaining = {id(new) for news in by_text.values() for new in news}
+    remaining = {id(new) for by_indent in by_text.values() for news in by_indent.values() for new in news}
     kept_added = [line for line in added if id(line) in remaining]
     return kept_removed, kept_added
 

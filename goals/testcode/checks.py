@@ -46,7 +46,7 @@ _TOLERANCE = re.compile(
     r"(?i)(?:\b|_)(?:tol|tolerance|eps|epsilon|delta|rtol|atol|rel_tol|abs_tol|margin|slack)\b"
 )
 _PLACES = re.compile(r"(?i)\b(?:places|decimal|digits|precision)\b")
-_COMPARISON = re.compile(r"([\w.\])]+)\s*(<=|>=|<|>|===|==)\s*(-?\d+(?:\.\d+)?)\b(?!\s*[-+*/])")
+_COMPARISON = re.compile(r"(?<![\w.\])])([\w.\])]+)\s*(<=|>=|<|>|===|==)\s*(-?\d+(?:\.\d+)?)\b(?!\s*[-+*/])")
 _COMPARISON_REVERSED = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(<=|>=|<|>|===|==)\s*([\w.]+)")
 _EQUALITY_CALL = re.compile(
     r"\b(?:t\.is|assert_eq!|assertEquals?|assert\.(?:Equal|equal|strictEqual))\s*\(\s*([\w.]+)\s*,\s*(-?\d+(?:\.\d+)?)\s*[,)]"
