@@ -307,6 +307,12 @@ _LINT_ONLY = re.compile(
     r"|^//\s*(?:eslint|nolint|@ts-)|^#\s*(?:noqa|type:|pylint:)|^clippy::\w+,?$"
 )
 AFTER_LINES = 3
+# A list of what a test lets pass (allowed imports, skipped or known-failing cases): taking an entry out of it
+# makes the test stricter.
+_LENIENCY_LIST = re.compile(
+    r"(?i)\b\w*(?:allow|ignore|skip|exclude|xfail|known_fail|flaky)\w*\s*(?::[^=]*)?="
+)
+_LIST_ENTRY = re.compile(r"""^(?:"[^"]*"|'[^']*'|[\w.]+)\s*,?$""")
 # The hunk header of a Rust or Java file names the test module or class the change sits in.
 _TEST_SECTION_HEADER = re.compile(r"\bmod\s+tests?\b|\bfn\s+test_\w+|\bclass\s+\w*Tests?\b")
 
@@ -394,6 +400,7 @@ class _TestChanges:
     reindented: list[_Line] = field(default_factory=list)  # Python lines moved into or out of a block
     moved_in: Counter = field(default_factory=Counter)  # added lines that came from elsewhere, by block
     new_tests: Counter = field(default_factory=Counter)  # tests defined afresh, by block
+    headers: dict[int, str] = field(default_factory=dict)  # each block's hunk header and context
     generated: bool = False
 
 
@@ -445,6 +452,7 @@ def _test_changes(files: Sequence[FileDiff], file_head: Callable[[str], str] | N
         entry.generated = file.change != "deleted" and looks_generated(_read_head(file_head, file.path))
         for index, block in enumerate(_changed_blocks(file)):
             entry.context.update(_compact(text) for text in block.context)
+            entry.headers[index] = "\n".join((block.header, *block.context))
             if _is_reformatted(block.removed, block.added, language):
                 continue
             removed = [_Line(index, "-", text[:LINE_CHARS]) for text in block.removed]
@@ -805,7 +813,9 @@ def _edited_lines(
         sum(1 for line in entry.removed if language.is_definition(line.text)),
         sum(1 for line in entry.added if language.is_definition(line.text)),
     )
-    added_checks_text = [_compact(line.text) for line in added_checks]
+    added_checks_by_block: dict[int, list[str]] = {}
+    for check in added_checks:
+        added_checks_by_block.setdefault(check.block, []).append(_compact(check.text))
     edits = []
     for line in entry.removed:
         text = line.text
@@ -818,7 +828,9 @@ def _edited_lines(
         if renamed_definitions and language.is_definition(text):
             renamed_definitions -= 1
             continue
-        if any(_compact(text) in added for added in added_checks_text):
+        if any(_compact(text) in added for added in added_checks_by_block.get(line.block, ())):
+            continue
+        if _LIST_ENTRY.match(text.strip()) and _LENIENCY_LIST.search(entry.headers.get(line.block, "")):
             continue
         edits.append(line)
     if (

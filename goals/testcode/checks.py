@@ -40,7 +40,7 @@ WILDCARD = re.compile(
     r"\bor\s+True\b|\|\|\s*true\b|\bmock\.ANY\b|\bANY\b|\bexpect\.any(?:thing)?\s*\(|\bmock\.Anything\b"
 )
 # A line that sets the value a test expects: `expected = 5`, `want := "x"`, `{in: 2, want: 4}`.
-_EXPECTATION = re.compile(r"\b(?:want|wanted|expected|expect|exp)\w*\s*(?::=|=(?!=)|:(?!:))")
+_EXPECTATION = re.compile(r"\b(?:want|wanted|expected|expect|exp)(?:[A-Z_]\w*)?\s*(?::=|=(?!=)|:(?!:))")
 # A line that sets how far a result may stray: a tolerance, epsilon, delta or number of places.
 _TOLERANCE = re.compile(
     r"(?i)(?:\b|_)(?:tol|tolerance|eps|epsilon|delta|rtol|atol|rel_tol|abs_tol|margin|slack)\b"

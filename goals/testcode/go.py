@@ -14,7 +14,7 @@ GO_TESTING = Framework(
         r"^if\b(?!.*\berr\w*\s*[!=]=\s*nil\b).*(?:==|!=|<|>|\bDeepEqual\b|\bcmp\.Diff\b|\bEqual\b).*\{$",
     ),
     skips=(r"\b\w+\.Skip(?:f|Now)?\s*\(", r"\btesting\.Short\s*\(\s*\)", r"^//go:build\b", r"^// \+build\b"),
-    definitions=(r"^func\s+(?:Test|Benchmark|Fuzz|Example)\w*\s*\(",),
+    definitions=(r"^func\s+(?:Test|Benchmark|Fuzz|Example)\w*\s*\(", r"^\w+\.Run\s*\(\s*[\"`\w]"),
     content=(r"^func\s+Test\w*\s*\(\s*\w+\s+\*testing\.T\s*\)",),
 )
 

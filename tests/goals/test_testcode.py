@@ -130,6 +130,7 @@ def test_it_recognises_a_focus_marker(path, line):
         pytest.param(JS, "it('adds', () => {", id="jest it"),
         pytest.param(JS, "browserTest('uploads', async (t, page) => {", id="a project's own test wrapper"),
         pytest.param(GO, "func TestTotal(t *testing.T) {", id="go Test func"),
+        pytest.param(GO, 't.Run("empty", func(t *testing.T) {', id="go subtest"),
         pytest.param(RS, "#[test]", id="rust test attribute"),
         pytest.param(RS, "#[tokio::test]", id="rust tokio test"),
         pytest.param(JAVA, "@ParameterizedTest", id="junit parameterized"),
@@ -138,6 +139,12 @@ def test_it_recognises_a_focus_marker(path, line):
 )
 def test_it_recognises_a_test_definition(path, line):
     assert analyser_for(path).is_definition(line)
+
+
+def test_a_name_that_starts_like_expected_is_no_expectation():
+    assert checks.is_expectation("expected_total = 5")
+    assert checks.is_expectation("want := 5")
+    assert not checks.is_expectation('List<String> exports = split(header("Export-Package"));')
 
 
 def test_a_rust_attribute_is_not_a_comment_but_a_python_hash_is():
@@ -541,6 +548,29 @@ def test_the_test_gates_on_a_diff(files, fired):
                 )
             },
             id="a check added",
+        ),
+        pytest.param(
+            {
+                "tests/test_imports.py": (
+                    'ALLOWED_MODULES = {\n    "json",\n    "shutil",\n    "sys",\n}\n',
+                    'ALLOWED_MODULES = {\n    "json",\n    "sys",\n}\n',
+                )
+            },
+            id="an entry taken out of an allow-list",
+        ),
+        pytest.param(
+            {
+                **CODE,
+                "shop/total_test.go": (
+                    GO_BEFORE,
+                    GO_BEFORE.replace(
+                        "\t}\n}\n",
+                        '\t}\n\tt.Run("big", func(t *testing.T) {\n\t\tt.Skip("slow")\n\t\tif Total(1) != 1 {\n'
+                        '\t\t\tt.Fatal("big")\n\t\t}\n\t})\n}\n',
+                    ),
+                ),
+            },
+            id="a new go subtest that skips",
         ),
         pytest.param(
             {
