@@ -307,6 +307,7 @@ _LINT_ONLY = re.compile(
     r"|^//\s*(?:eslint|nolint|@ts-)|^#\s*(?:noqa|type:|pylint:)|^clippy::\w+,?$"
 )
 AFTER_LINES = 3
+BEFORE_LINES = 20
 # A list of what a test lets pass (allowed imports, skipped or known-failing cases): taking an entry out of it
 # makes the test stricter.
 _LENIENCY_LIST = re.compile(
@@ -349,6 +350,7 @@ class _Block:
     context: tuple[str, ...]
     header: str
     after: list[str] = field(default_factory=list)  # the unchanged lines right after it
+    before: tuple[str, ...] = ()  # the unchanged lines of its hunk before it
 
 
 def _changed_blocks(file: FileDiff) -> list[_Block]:
@@ -359,20 +361,38 @@ def _changed_blocks(file: FileDiff) -> list[_Block]:
         removed: list[str] = []
         added: list[str] = []
         after: list[str] | None = None
+        seen = 0  # context lines of the hunk so far
         for line in hunk.lines:
             if line.kind == "-":
                 removed.append(str(line.text))
             elif line.kind == "+":
                 added.append(str(line.text))
-            elif removed or added:
-                blocks.append(_Block(removed, added, context, str(hunk.header)))
-                removed, added = [], []
-                after = blocks[-1].after
-                after.append(str(line.text))
-            elif after is not None and len(after) < AFTER_LINES:
-                after.append(str(line.text))
+            else:
+                if removed or added:
+                    blocks.append(
+                        _Block(
+                            removed,
+                            added,
+                            context,
+                            str(hunk.header),
+                            before=context[max(0, seen - BEFORE_LINES) : seen],
+                        )
+                    )
+                    removed, added = [], []
+                    after = blocks[-1].after
+                if after is not None and len(after) < AFTER_LINES:
+                    after.append(str(line.text))
+                seen += 1
         if removed or added:
-            blocks.append(_Block(removed, added, context, str(hunk.header)))
+            blocks.append(
+                _Block(
+                    removed,
+                    added,
+                    context,
+                    str(hunk.header),
+                    before=context[max(0, seen - BEFORE_LINES) : seen],
+                )
+            )
     return blocks
 
 
@@ -400,13 +420,13 @@ class _TestChanges:
     reindented: list[_Line] = field(default_factory=list)  # Python lines moved into or out of a block
     moved_in: Counter = field(default_factory=Counter)  # added lines that came from elsewhere, by block
     new_tests: Counter = field(default_factory=Counter)  # tests defined afresh, by block
-    headers: dict[int, str] = field(default_factory=dict)  # each block's hunk header and context
+    headers: dict[int, str] = field(default_factory=dict)  # each block's hunk header and the lines before it
     generated: bool = False
 
 
 def _is_test_section(block: _Block, language: Language) -> bool:
     return bool(_TEST_SECTION_HEADER.search(block.header)) or any(
-        language.holds_tests(text) for text in (*block.context, *block.removed, *block.added)
+        language.holds_tests(text) for text in (*block.before, *block.removed, *block.added)
     )
 
 
@@ -450,9 +470,12 @@ def _test_changes(files: Sequence[FileDiff], file_head: Callable[[str], str] | N
         language = analyser_for(file.path)
         entry = _TestChanges(file=file, language=language)
         entry.generated = file.change != "deleted" and looks_generated(_read_head(file_head, file.path))
+        hunks_seen: set[int] = set()
         for index, block in enumerate(_changed_blocks(file)):
-            entry.context.update(_compact(text) for text in block.context)
-            entry.headers[index] = "\n".join((block.header, *block.context))
+            if id(block.context) not in hunks_seen:  # every block of a hunk shares its context
+                hunks_seen.add(id(block.context))
+                entry.context.update(_compact(text) for text in block.context)
+            entry.headers[index] = "\n".join((block.header, *block.before))
             if _is_reformatted(block.removed, block.added, language):
                 continue
             removed = [_Line(index, "-", text[:LINE_CHARS]) for text in block.removed]
