@@ -310,9 +310,7 @@ AFTER_LINES = 3
 BEFORE_LINES = 20
 # A list of what a test lets pass (allowed imports, skipped or known-failing cases): taking an entry out of it
 # makes the test stricter.
-_LENIENCY_LIST = re.compile(
-    r"(?i)\b\w*(?:allow|ignore|skip|exclude|xfail|known_fail|flaky)\w*\s*(?::[^=]*)?="
-)
+_LENIENCY_LIST = re.compile(r"(?i)(?:allow|ignore|skip|exclude|xfail|known_fail|flaky)\w*\s*(?::[^=\n]*)?=")
 _LIST_ENTRY = re.compile(r"""^(?:"[^"]*"|'[^']*'|[\w.]+)\s*,?$""")
 # The hunk header of a Rust or Java file names the test module or class the change sits in.
 _TEST_SECTION_HEADER = re.compile(r"\bmod\s+tests?\b|\bfn\s+test_\w+|\bclass\s+\w*Tests?\b")
@@ -420,13 +418,15 @@ class _TestChanges:
     reindented: list[_Line] = field(default_factory=list)  # Python lines moved into or out of a block
     moved_in: Counter = field(default_factory=Counter)  # added lines that came from elsewhere, by block
     new_tests: Counter = field(default_factory=Counter)  # tests defined afresh, by block
-    headers: dict[int, str] = field(default_factory=dict)  # each block's hunk header and the lines before it
+    surroundings: dict[int, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # hunk header, lines before, by block
     generated: bool = False
 
 
 def _is_test_section(block: _Block, language: Language) -> bool:
     return bool(_TEST_SECTION_HEADER.search(block.header)) or any(
-        language.holds_tests(text) for text in (*block.before, *block.removed, *block.added)
+        language.holds_tests(text[:LINE_CHARS]) for text in (*block.before, *block.removed, *block.added)
     )
 
 
@@ -475,7 +475,7 @@ def _test_changes(files: Sequence[FileDiff], file_head: Callable[[str], str] | N
             if id(block.context) not in hunks_seen:  # every block of a hunk shares its context
                 hunks_seen.add(id(block.context))
                 entry.context.update(_compact(text) for text in block.context)
-            entry.headers[index] = "\n".join((block.header, *block.before))
+            entry.surroundings[index] = (block.header, *block.before)
             if _is_reformatted(block.removed, block.added, language):
                 continue
             removed = [_Line(index, "-", text[:LINE_CHARS]) for text in block.removed]
@@ -825,6 +825,14 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
     return reading
 
 
+def _in_leniency_list(entry: _TestChanges, block: int, known: dict[int, bool]) -> bool:
+    """Whether the block sits in a list of what a test lets pass (asked once per block)."""
+    if block not in known:
+        surroundings = entry.surroundings.get(block, ())
+        known[block] = any(_LENIENCY_LIST.search(text[:LINE_CHARS]) for text in surroundings)
+    return known[block]
+
+
 def _edited_lines(
     entry: _TestChanges, replaced_well: set[int], added_checks: list[_Line], removed_checks: list[_Line]
 ) -> list[_Line]:
@@ -840,6 +848,7 @@ def _edited_lines(
     for check in added_checks:
         added_checks_by_block.setdefault(check.block, []).append(_compact(check.text))
     edits = []
+    lenient: dict[int, bool] = {}
     for line in entry.removed:
         text = line.text
         if language.is_comment(text) or _compact(text) in _TRIVIAL_LINES or language.is_import(text):
@@ -853,7 +862,7 @@ def _edited_lines(
             continue
         if any(_compact(text) in added for added in added_checks_by_block.get(line.block, ())):
             continue
-        if _LIST_ENTRY.match(text.strip()) and _LENIENCY_LIST.search(entry.headers.get(line.block, "")):
+        if _LIST_ENTRY.match(text.strip()) and _in_leniency_list(entry, line.block, lenient):
             continue
         edits.append(line)
     if (
