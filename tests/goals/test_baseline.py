@@ -7,9 +7,12 @@ import sys
 import pytest
 
 from approvals.models import RequestKind
+from gateway import calls
+from gateway.models import AgentToken
 from goals import loop
 from goals.models import BaselineStatus, EvidenceBaseline, GoalStatus
 from tests.factories import make_git_repo, make_scripted_goal, run_git, step_once
+from tests.support.sandbox import require_sandbox
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worktrees_in_tmp")]
 
@@ -183,3 +186,38 @@ def test_the_done_review_says_before_and_after(owner, tax_repo):
     assert compared["line"] == "before: 1 failing; after: all 3 pass"
     assert compared["fixed"] == ["tests/test_tax.py::test_tax_rounding"] and compared["broken"] == []
     assert compared["headline"].startswith("Baseline on main @")
+
+
+def test_a_check_that_reaches_for_the_network_is_confined_like_any_evidence_run(owner, tax_repo):
+    require_sandbox()
+    reach = f"{sys.executable} -c \"import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)\""
+    baseline = checked(tax_goal(owner, tax_repo, evidence=[{"kind": "command", "command": reach, "expect_exit": 0}]))
+    (check,) = baseline.checks
+    assert check["resolved"] and not check["passed"] and check["exit_code"] == 1
+    assert "OSError" in check["output_tail"] or "unreachable" in check["output_tail"]
+
+
+def test_the_goal_api_shows_the_baseline(client, owner, tax_repo):
+    goal = tax_goal(owner, tax_repo)
+    _, secret = AgentToken.issue(goal, owner)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    assert client.get(f"/api/v1/goals/{goal.pk}", **auth).json()["baseline"] is None
+    baseline = checked(goal)
+    shown = client.get(f"/api/v1/goals/{goal.pk}", **auth).json()["baseline"]
+    assert shown["status"] == "done" and shown["base_sha"] == baseline.base_sha
+    assert shown["headline"] == baseline.headline()
+    assert shown["checks"][0]["failing_tests"] == ["tests/test_tax.py::test_tax_rounding"]
+    assert "output_tail" not in shown["checks"][0]
+
+
+def test_an_agent_elsewhere_gets_the_same_before_and_after_from_its_reported_checks(owner, tax_repo):
+    goal = tax_goal(owner, tax_repo)
+    checked(goal)
+    goal.status = GoalStatus.RUNNING
+    goal.save()
+    token, _ = AgentToken.issue(goal, owner)
+    for check in THREE_CHECKS:
+        calls.record_evidence(goal, token, command=check["command"], exit_code=0)
+    request = calls.claim_done(goal, token, "Rounding fixed").request
+    assert request.details["baseline"]["line"] == "before: 1 failing; after: all 3 pass"
+    assert request.details["baseline"]["fixed"] == ["tests/test_tax.py::test_tax_rounding"]
