@@ -271,7 +271,8 @@ def goal_check_evidence(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             baseline = loop.request_baseline(goal, request.user)
             enqueue_baseline(baseline.pk)  # a second message for the same baseline claims nothing
-            messages.info(request, f"Checking the evidence on {goal.base_branch}…")
+            if not request.htmx:  # the panel itself says "checking…"
+                messages.info(request, f"Checking the evidence on {goal.base_branch}…")
     if not request.htmx:
         return redirect(goal)
     context = {"goal": goal, **_baseline_context(goal, request.user)}
