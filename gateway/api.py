@@ -124,6 +124,7 @@ def goal_summary(goal: Goal) -> dict:
             for check in goal.evidence
             if isinstance(check, dict) and check.get("kind") == "command"
         ],
+        "baseline": baseline.as_dict() if (baseline := goal.current_baseline()) is not None else None,
         "budgets": goal.budgets,
         "used": {
             "minutes": round(usage.minutes, 1),

@@ -873,16 +873,35 @@ def claim_done(goal: Goal, token: AgentToken | None, summary: str) -> Outcome:
 def open_done_review(goal: Goal, token: AgentToken | None, title: str, **details: str) -> ApprovalRequest:
     """The done review an agent elsewhere asks for (the bridge's claim, Claude Code's Stop hook): the owner's final
     word, with the checks the agent reported on its page. Only a person makes a goal done."""
+    checks = reported_checks(goal)
+    comparison = goal.done_comparison(_latest_runs(goal))
+    extra = {"baseline": comparison} if comparison else {}
     with transaction.atomic():
         return judge.open_request(
             goal,
             (),
             kind=RequestKind.DONE,
             summary=title[:500],
-            details={"agent_name": token.name if token else "", **details},
+            details={"agent_name": token.name if token else "", **details, **extra},
             origin=RequestOrigin.GATEWAY,
-            evidence=reported_checks(goal),
+            evidence=checks,
         )
+
+
+def _latest_runs(goal: Goal) -> list[dict]:
+    """The goal's command checks as the agent last reported each (one never reported counts as failing): the
+    "after" of the done review's comparison with the baseline."""
+    commands = [str(check.get("command") or "") for check in contract_checks(goal)]
+    reports = last_reports(goal, commands)
+    return [
+        {
+            "command": command,
+            "name": command,
+            "passed": bool(reports[command].passed) if command in reports else False,
+            "failing_tests": list(reports[command].failing_tests or []) if command in reports else [],
+        }
+        for command in commands
+    ]
 
 
 def finish_done_review(sender, request: ApprovalRequest, decision, **kwargs) -> None:

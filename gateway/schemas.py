@@ -211,6 +211,30 @@ class Check(Schema):
     expect_exit: int | None
 
 
+class BaselineCheck(Schema):
+    name: str
+    command: str
+    resolved: bool | None = Field(None, description="False: the command names nothing that runs in the sandbox.")
+    passed: bool
+    exit_code: int | None
+    timed_out: bool
+    failing_tests: list[str]
+    summary: str
+    message: str
+
+
+class Baseline(Schema):
+    """The goal's checks run once on its base branch before any agent work (POST /goals/<id>/check-evidence/)."""
+
+    status: Literal["queued", "running", "done", "failed"]
+    base_branch: str
+    base_sha: str
+    headline: str
+    checked_at: str = Field(..., **DATE_TIME)
+    error: str
+    checks: list[BaselineCheck]
+
+
 class Used(Schema):
     minutes: float
     steps: int
@@ -230,6 +254,7 @@ class Goal(Schema):
     scope_paths: list[str]
     repository: str
     evidence: list[Check]
+    baseline: Baseline | None
     budgets: dict[str, int | None]
     used: Used
     when_unanswered: Literal["deny", "ask"]

@@ -376,3 +376,133 @@ def parse_junit_xml(text: str) -> tuple[dict, tuple[str, ...]]:
         else:
             counts["passed"] += 1
     return counts, tuple(dict.fromkeys(failing))
+
+
+# --- does each command name something that runs here ----------------------------------------------------------
+
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
+# Words that only prefix the command that follows them.
+PREFIXES = frozenset({"time", "exec", "command", "nohup"})
+# Shell syntax a command may start with: what follows is not read here, the run says what it does.
+SHELL_SYNTAX = frozenset({"(", "{", "!", "[[", "if", "for", "while", "until", "case", "function", "select"})
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+RESOLVE_TIMEOUT_S = 30
+# Printed by the probe run in the box, one line per word: "+" runs, "x" is a file that is not executable, "-" none.
+_PROBE = (
+    'printf "PATH=%s\\n" "$PATH"; '
+    "for w; do "
+    'if command -v -- "$w" >/dev/null 2>&1; then echo "+"; '
+    'elif [ "${w#*/}" != "$w" ] && [ -e "$w" ]; then echo "x"; '
+    'else echo "-"; fi; done'
+)
+
+
+def executable_of(command: str) -> str:
+    """The word of ``command`` that names what runs: its first word after variable assignments, ``env`` and
+    prefixes like ``time``; inside ``sh -c SCRIPT`` the script's own. "" when the command starts with shell
+    syntax or an expansion, which only a run can read."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:
+        return ""
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if _ASSIGNMENT.match(word) or word in PREFIXES:
+            index += 1
+        elif word == "env":
+            index += 1
+            while index < len(words) and (words[index].startswith("-") or _ASSIGNMENT.match(words[index])):
+                index += 1
+        else:
+            break
+    if index >= len(words):
+        return ""
+    word = words[index]
+    if word in SHELL_SYNTAX or any(char in word for char in "$`*?[();&|<>"):
+        return ""
+    rest = words[index + 1 :]
+    if os.path.basename(word) in SHELLS and len(rest) >= 2 and rest[0] == "-c":
+        return executable_of(rest[1]) or word
+    return word
+
+
+def not_a_command(word: str, path: str) -> str:
+    """Why ``word`` cannot run in the box, and what to do instead, in one sentence for the goal page."""
+    where = "in the repository's checkout" if "/" in word else f"in the sandbox (PATH {path or 'empty'})"
+    return (
+        f"`{word}` is not a command here: no executable named {word} {where}. "
+        "Write the command you would type, or mark it a manual check."
+    )
+
+
+def not_executable(word: str) -> str:
+    return (
+        f"`{word}` is not a command here: {word} is in the repository's checkout but is not executable. "
+        f"Make it executable (chmod +x) or run it through its interpreter (sh {word})."
+    )
+
+
+def unresolved_commands(commands: list[str], cwd: Path, **kwargs) -> dict[str, str]:
+    """The commands whose executable does not resolve where they would run (``cwd``, in ``session`` when one
+    is given, with the same PATH): command → the reason, one sentence. Commands whose first word only a run
+    can read are not judged here. ``kwargs`` go to ``run_check`` (``session``, ``env``)."""
+    words = {command: executable_of(command) for command in commands}
+    asked = list(dict.fromkeys(word for word in words.values() if word))
+    if not asked:
+        return {}
+    probe = f"set -- {' '.join(shlex.quote(word) for word in asked)}; {_PROBE}"
+    run = run_check(probe, cwd, name="which commands run here", timeout_s=RESOLVE_TIMEOUT_S, **kwargs)
+    lines = run.output.splitlines()
+    path = lines[0].removeprefix("PATH=") if lines and lines[0].startswith("PATH=") else ""
+    answers = dict(zip(asked, lines[1:], strict=False))
+    if run.exit_code != 0 or len(answers) < len(asked):
+        return {}  # the probe itself did not run through: the checks' own runs will say why
+    found = {}
+    for command, word in words.items():
+        answer = answers.get(word, "+")
+        if answer == "x":
+            found[command] = not_executable(word)
+        elif answer == "-":
+            found[command] = not_a_command(word, path)
+    return found
+
+
+# --- before and after ---------------------------------------------------------------------------------------
+
+
+def _failing_text(runs: list[dict]) -> str:
+    failing = [run for run in runs if not run.get("passed")]
+    if not runs:
+        return "no checks"
+    return f"{len(failing)} failing" if failing else f"all {len(runs)} pass"
+
+
+def compare_to_baseline(before: list[dict], after: list[dict]) -> dict:
+    """The done review's before and after: the baseline's checks (``before``) against the last run of the same
+    checks (``after``), matched by command. ``line`` reads "before: 1 failing; after: all 3 pass"; ``fixed``
+    and ``broken`` name the checks (and failing tests) that changed side."""
+
+    def failing_names(run: dict) -> list[str]:
+        return [str(test) for test in run.get("failing_tests") or []] or [str(run.get("name") or run.get("command"))]
+
+    earlier = {str(run.get("command")): run for run in before}
+    fixed, broken = [], []
+    for run in after:
+        was = earlier.get(str(run.get("command")))
+        if was is None:
+            continue
+        if not was.get("passed") and run.get("passed"):
+            fixed += failing_names(was)
+        elif was.get("passed") and not run.get("passed"):
+            broken += failing_names(run)
+    return {
+        "line": f"before: {_failing_text(before)}; after: {_failing_text(after)}",
+        "before_failing": sum(1 for run in before if not run.get("passed")),
+        "after_failing": sum(1 for run in after if not run.get("passed")),
+        "checks": len(after),
+        "fixed": fixed[:20],
+        "broken": broken[:20],
+    }

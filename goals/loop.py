@@ -13,6 +13,8 @@ import contextlib
 import logging
 import os
 import re
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -31,15 +33,20 @@ from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, Reques
 from goals import agents, egress, evidence, gates, judge, sandbox
 from goals.diffs import DiffError, FileDiff, ParsedDiff, parse_diff
 from goals.models import (
+    BASELINE_OUTPUT_CHARS,
     KEPT_STEP_STATUSES,
+    BaselineStatus,
+    EvidenceBaseline,
     Goal,
     GoalStatus,
     OnTimeout,
     Step,
     StepStatus,
+    baseline_commands,
     check_local_source,
+    command_checks,
 )
-from goals.workspace import PlantedFiles, Workspace, WorkspaceError
+from goals.workspace import TRAVERSE_ONLY, Mirror, PlantedFiles, Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +220,10 @@ def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
         goal.set_status(GoalStatus.PAUSED, None, f"Paused: the workspace failed: {error}"[:500])
         return StepOutcome(goal.pk, GoalStatus.PAUSED)
 
+    if not goal.steps.exists():
+        not_started = _baseline_before_first_step(goal, workspace)
+        if not_started is not None:
+            return not_started
     step = _begin_step(goal, worker, parent_sha=workspace.head())
     if step is None:
         return StepOutcome(goal.pk, "busy")
@@ -432,6 +443,160 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
     return _conclude(goal, step, findings, result)
 
 
+# --- the evidence baseline: the checks on the base branch, before any agent work --------------------------------
+
+# A baseline queued or running longer than this was lost with its worker: the page offers to check again.
+BASELINE_LOST_AFTER = timedelta(hours=1)
+
+
+def baseline_root() -> Path:
+    """Where throwaway checkouts of the base branch live while the checks run on them (beside the worktrees)."""
+    return worktree_root().parent / "baselines"
+
+
+def request_baseline(goal: Goal, actor) -> EvidenceBaseline:
+    """A baseline of the goal's checks, queued (the caller enqueues its run); one already queued or running for
+    the same checks is returned instead, so a double click runs nothing twice."""
+    recent = timezone.now() - BASELINE_LOST_AFTER
+    for pending in goal.baselines.filter(
+        status__in=(BaselineStatus.QUEUED, BaselineStatus.RUNNING), created_at__gt=recent
+    ):
+        if pending.matches(goal):
+            return pending
+    baseline = EvidenceBaseline.objects.create(
+        goal=goal, base_branch=goal.base_branch, commands=baseline_commands(goal), requested_by=actor
+    )
+    goal.record("baseline", "Evidence check requested on the base branch.", actor, baseline=baseline.pk)
+    return baseline
+
+
+def take_baseline(baseline_id: int) -> EvidenceBaseline | None:
+    """Claim a queued baseline and run it on the base branch's newest commit; None when another worker has it
+    (or had it). Never raises for what the repository or its checks do: the row says what happened."""
+    if not EvidenceBaseline.objects.filter(pk=baseline_id, status=BaselineStatus.QUEUED).update(
+        status=BaselineStatus.RUNNING
+    ):
+        return None
+    baseline = EvidenceBaseline.objects.select_related("goal__repository", "goal__agent_profile").get(pk=baseline_id)
+    goal = baseline.goal
+    mirror = workspace_for(goal).mirror
+    try:
+        refused = source_refusal(goal)
+        if refused:
+            raise WorkspaceError(refused)
+        mirror.refresh()
+        if not mirror.has_branch(baseline.base_branch):
+            raise WorkspaceError(f"The repository has no branch “{baseline.base_branch}”.")
+        sha = mirror.tip(baseline.base_branch)
+    except (WorkspaceError, OSError) as error:
+        _baseline_failed(baseline, f"the repository could not be read: {error}")
+        return baseline
+    _record_baseline(goal, baseline, mirror, sha)
+    return baseline
+
+
+def _baseline_before_first_step(goal: Goal, workspace: Workspace) -> StepOutcome | None:
+    """Before step 1 the checks run on the base commit, so every done review has a before (unless a baseline of
+    that commit exists). A check whose command does not run here stops the start: the goal goes back to ready,
+    with the reason, and its owner edits it."""
+    if not command_checks(goal.evidence):
+        return None
+    sha = workspace.base_sha()
+    baseline = goal.current_baseline()
+    if baseline is None or baseline.base_sha != sha or baseline.status != BaselineStatus.DONE:
+        baseline = EvidenceBaseline.objects.create(
+            goal=goal,
+            base_branch=goal.base_branch,
+            base_sha=sha,
+            commands=baseline_commands(goal),
+            status=BaselineStatus.RUNNING,
+        )
+        _record_baseline(goal, baseline, workspace.mirror, sha)
+    if not baseline.unresolved:
+        return None
+    reason = f"Not started: {' '.join(baseline.unresolved)}"
+    goal.set_status(GoalStatus.READY, None, reason[:500], only_from=(GoalStatus.RUNNING,))
+    return StepOutcome(goal.pk, GoalStatus.READY)
+
+
+def _record_baseline(goal: Goal, baseline: EvidenceBaseline, mirror: Mirror, sha: str) -> None:
+    """Run the baseline's checks on a throwaway checkout of ``sha``, in the evidence sandbox, and store them."""
+    root = baseline_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, TRAVERSE_ONLY)
+        checkout = Path(tempfile.mkdtemp(prefix=f"goal-{goal.pk}-", dir=root))
+    except OSError as error:
+        _baseline_failed(baseline, f"no room for a checkout: {error}", sha)
+        return
+    try:
+        checkout.chmod(0o755)
+        mirror.export(sha, checkout, sandbox_owner())
+        tools = tuple(Path(path) for path in getattr(settings, "GOALPOST_SANDBOX_READ_ONLY", ()) or ())
+        box = sandbox.Box(checkout, egress=evidence_egress(goal), read_only=tools)
+        with _boxed(goal, box) as session:
+            checks = baseline_checks(baseline.commands, checkout, session)
+    except (WorkspaceError, sandbox.SandboxError, OSError) as error:
+        _baseline_failed(baseline, str(error), sha)
+        return
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+    baseline.base_sha, baseline.checks = sha, checks
+    baseline.status, baseline.finished_at = BaselineStatus.DONE, timezone.now()
+    baseline.save(update_fields=["base_sha", "checks", "status", "finished_at"])
+    goal.record("baseline", baseline.headline()[:500], baseline=baseline.pk)
+
+
+def baseline_checks(commands: list[dict], checkout: Path, session: sandbox.Session | None) -> list[dict]:
+    """Each check's command resolved, then run, in the box: what the baseline keeps of each."""
+    unresolved = evidence.unresolved_commands([check["command"] for check in commands], checkout, session=session)
+    checks = []
+    for check in commands:
+        command, expected = check["command"], int(check.get("expect_exit") or 0)
+        message = unresolved.get(command)
+        if message:
+            checks.append(
+                {
+                    "name": command,
+                    "command": command,
+                    "resolved": False,
+                    "passed": False,
+                    "exit_code": None,
+                    "timed_out": False,
+                    "failing_tests": [],
+                    "summary": "not a command here",
+                    "message": message,
+                    "output_tail": "",
+                }
+            )
+            continue
+        run = evidence.run_check(
+            command, checkout, name=command, expected_exit=expected, session=session, timeout_s=_evidence_timeout()
+        )
+        checks.append(
+            {
+                "name": command,
+                "command": command,
+                "resolved": True,
+                "passed": run.passed,
+                "exit_code": run.exit_code,
+                "timed_out": run.timed_out,
+                "failing_tests": list(run.failing_tests[:50]),
+                "summary": run.summary(),
+                "message": run.summary(),
+                "output_tail": run.output[-BASELINE_OUTPUT_CHARS:],
+            }
+        )
+    return checks
+
+
+def _baseline_failed(baseline: EvidenceBaseline, reason: str, sha: str = "") -> None:
+    baseline.status, baseline.error, baseline.finished_at = BaselineStatus.FAILED, reason[:500], timezone.now()
+    baseline.base_sha = sha or baseline.base_sha
+    baseline.save(update_fields=["status", "error", "finished_at", "base_sha"])
+    baseline.goal.record("baseline", baseline.headline()[:500], baseline=baseline.pk)
+
+
 def _stopped(box: sandbox.Session | None) -> str:
     """Why the sandbox stopped the agent (a limit, in words, with any connection it refused), or ""."""
     if box is None or not box.exceeded:
@@ -519,7 +684,12 @@ def _conclude(goal: Goal, step: Step, findings: list[gates.GateFinding], result)
         goal.record("step", f"Step {step.number}: {step.summary}"[:500], step=step.number)
         if _said_done(step):
             request = judge.open_request(
-                goal, (), kind=RequestKind.DONE, summary=_done_summary(step), step_number=step.number
+                goal,
+                (),
+                kind=RequestKind.DONE,
+                summary=_done_summary(step),
+                step_number=step.number,
+                details=_done_details(goal, step),
             )
             return StepOutcome(goal.pk, GoalStatus.WAITING, step.number, request)
     return StepOutcome(goal.pk, "continue", step.number)
@@ -532,6 +702,12 @@ def _said_done(step: Step) -> bool:
 
 def _done_summary(step: Step) -> str:
     return f"The agent says the goal is done; every check passed. {step.evidence_summary}"[:500]
+
+
+def _done_details(goal: Goal, step: Step) -> dict:
+    """The done review's before and after: the baseline against this step's checks."""
+    comparison = goal.done_comparison(step.evidence)
+    return {"baseline": comparison} if comparison else {}
 
 
 def _request_summary(step: Step, findings: list[gates.GateFinding]) -> str:
@@ -636,7 +812,14 @@ def apply_decision(request: ApprovalRequest, verdict: str) -> bool:
         if approved_now and request.kind != RequestKind.DONE and _said_done(step):
             # The step that said done needed a review first (every step of a high-risk goal does): now that it
             # is approved, the done review comes next, instead of another step with nothing left to do.
-            judge.open_request(goal, (), kind=RequestKind.DONE, summary=_done_summary(step), step_number=step.number)
+            judge.open_request(
+                goal,
+                (),
+                kind=RequestKind.DONE,
+                summary=_done_summary(step),
+                step_number=step.number,
+                details=_done_details(goal, step),
+            )
             return False
         if request.kind in (RequestKind.BUDGET, RequestKind.STALL) and not approved:
             goal.set_status(GoalStatus.PAUSED, None, "Paused: the budget or stall request was declined.")
@@ -712,6 +895,9 @@ def start(goal: Goal, actor) -> None:
         raise ControlRefused(
             f"This goal requires a sandbox, and this server has none: {sandbox.sandbox_reason()}."
         )
+    baseline = goal.current_baseline()
+    if baseline is not None and baseline.unresolved:
+        raise ControlRefused(f"Not started: {' '.join(baseline.unresolved)} Then check the evidence again.")
     goal.set_status(GoalStatus.RUNNING, actor, "Started.", only_from=(GoalStatus.READY,))
 
 

@@ -14,7 +14,7 @@ from django.db.models import F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from goals import agents, gates, lint
+from goals import agents, evidence, gates, lint
 from goals.agents.command import CODEX_DEFAULT_BASE_URL
 from goals.fields import EncryptedTextField
 
@@ -799,6 +799,25 @@ class Goal(models.Model):
             only_from=(GoalStatus.DRAFT,),
         )
 
+    def current_baseline(self) -> EvidenceBaseline | None:
+        """The newest baseline of the goal's current checks (a pending one included), or None."""
+        for baseline in self.baselines.order_by("-created_at", "-id")[:20]:
+            if baseline.matches(self):
+                return baseline
+        return None
+
+    def done_comparison(self, after: list[dict]) -> dict:
+        """What a done review shows of the baseline: its headline, and "before: 1 failing; after: all 3 pass"
+        against ``after`` (the last runs of the same checks); {} when the goal has no finished baseline."""
+        baseline = self.current_baseline()
+        if baseline is None or baseline.status != BaselineStatus.DONE:
+            return {}
+        return {
+            "headline": baseline.headline(),
+            "base_sha": baseline.base_sha,
+            **evidence.compare_to_baseline(baseline.checks, after),
+        }
+
     def back_to_draft(self, actor, reason: str) -> None:
         """Ready → draft, when an edit brings back a blocking finding."""
         self.set_status(GoalStatus.DRAFT, actor, reason, only_from=(GoalStatus.READY,))
@@ -872,6 +891,136 @@ class Step(models.Model):
     @property
     def passed_evidence(self) -> bool:
         return all(run.get("passed") for run in self.evidence)
+
+
+class BaselineStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Checking"
+    DONE = "done", "Done"
+    FAILED = "failed", "Could not run"
+
+
+# What a baseline keeps of each check's output: the end, enough to read why it failed.
+BASELINE_OUTPUT_CHARS = 4_000
+
+
+def command_checks(evidence: list) -> list[dict]:
+    """The command checks of a goal's evidence, as stored on the goal (manual checks are a person's)."""
+    return [
+        check
+        for check in evidence or ()
+        if isinstance(check, dict)
+        and check.get("kind", "command") == "command"
+        and str(check.get("command") or "").strip()
+    ]
+
+
+class EvidenceBaseline(models.Model):
+    """The goal's checks run once on its base branch, before any agent work: which fail today. The done review
+    compares the last step's checks against it ("before: 1 failing; after: all 3 pass").
+
+    A row per run rather than a field on the goal: a run is queued from the page and claimed by a worker (an
+    atomic conditional update on ``status``), the page shows "checking…" meanwhile, and an earlier baseline
+    stays readable while a new one runs. ``commands`` is the goal's checks as they were run: a baseline counts
+    for the goal only while its checks are still the same.
+    """
+
+    goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="baselines")
+    status = models.CharField(max_length=10, choices=BaselineStatus.choices, default=BaselineStatus.QUEUED)
+    base_branch = models.CharField(max_length=255)
+    base_sha = models.CharField(max_length=64, blank=True)
+    commands = models.JSONField(default=list, help_text="The goal's command checks as they were run.")
+    checks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Per check: name, command, resolved, passed, exit_code, timed_out, failing_tests, summary, "
+        "message, output_tail.",
+    )
+    error = models.TextField(blank=True, help_text="Why the checks could not run at all.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["goal", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.goal_id} baseline @{self.base_sha[:12]} ({self.status})"
+
+    @property
+    def pending(self) -> bool:
+        return self.status in (BaselineStatus.QUEUED, BaselineStatus.RUNNING)
+
+    @property
+    def failing(self) -> list[dict]:
+        return [check for check in self.checks if not check.get("passed")]
+
+    @property
+    def unresolved(self) -> list[str]:
+        """One sentence per check whose command does not name anything that runs in the sandbox."""
+        return [check["message"] for check in self.checks if check.get("resolved") is False]
+
+    @property
+    def failing_tests(self) -> list[str]:
+        return [str(test) for check in self.failing for test in check.get("failing_tests") or []]
+
+    def headline(self) -> str:
+        """ "Baseline on main @abc1234: 1 of 3 failing — test_tax_rounding"."""
+        where = f"Baseline on {self.base_branch}" + (f" @{self.base_sha[:7]}" if self.base_sha else "")
+        if self.status == BaselineStatus.FAILED:
+            return f"{where}: could not run: {self.error}"
+        if self.pending:
+            return f"{where}: checking…"
+        total, failing = len(self.checks), len(self.failing)
+        if not failing:
+            return f"{where}: all {total} pass"
+        names = self.failing_tests[:3] or [str(check.get("name") or check.get("command")) for check in self.failing[:3]]
+        return f"{where}: {failing} of {total} failing — {', '.join(names)}"
+
+    def matches(self, goal: Goal) -> bool:
+        """Whether this baseline ran the goal's current checks (an edit to the evidence makes it stale)."""
+        return self.commands == _comparable(command_checks(goal.evidence))
+
+    def as_dict(self) -> dict:
+        """The baseline as the goal API and the done review show it."""
+        return {
+            "status": self.status,
+            "base_branch": self.base_branch,
+            "base_sha": self.base_sha,
+            "headline": self.headline(),
+            "checked_at": (self.finished_at or self.created_at).isoformat(),
+            "error": self.error,
+            "checks": [
+                {
+                    key: check.get(key)
+                    for key in (
+                        "name",
+                        "command",
+                        "resolved",
+                        "passed",
+                        "exit_code",
+                        "timed_out",
+                        "failing_tests",
+                        "summary",
+                        "message",
+                    )
+                }
+                for check in self.checks
+            ],
+        }
+
+
+def _comparable(checks: list[dict]) -> list[dict]:
+    return [
+        {"command": str(check.get("command") or "").strip(), "expect_exit": int(check.get("expect_exit") or 0)}
+        for check in checks
+    ]
+
+
+def baseline_commands(goal: Goal) -> list[dict]:
+    """The goal's checks in the shape a baseline keeps them (to compare an old baseline with the goal)."""
+    return _comparable(command_checks(goal.evidence))
 
 
 def same_failure_retries(signatures: list[str]) -> int:

@@ -41,6 +41,13 @@ def publish_goal_branch(goal_id: int) -> bool:
     return loop.publish(goal_id)
 
 
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def check_goal_evidence(baseline_id: int) -> str:
+    """Run a goal's checks on its base branch and record the baseline; the claim inside makes a duplicate harmless."""
+    baseline = loop.take_baseline(baseline_id)
+    return baseline.status if baseline is not None else "taken"
+
+
 @shared_task(ignore_result=True, expires=60)
 def requeue_lost_steps() -> list[int]:
     """Beat runs this every 30 s: a goal whose worker died or whose queued step was lost steps again."""
@@ -84,5 +91,17 @@ def enqueue_publish(goal_id: int) -> None:
             publish_goal_branch.apply_async((goal_id,), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
         except Exception:
             log.warning("could not queue the push of goal %s: the broker is unreachable", goal_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def enqueue_baseline(baseline_id: int) -> None:
+    """Queue the run of a requested baseline once the request commits."""
+
+    def send() -> None:
+        try:
+            check_goal_evidence.apply_async((baseline_id,), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        except Exception:  # the row stays queued; the page offers to check again once it is lost
+            log.warning("could not queue evidence baseline %s: the broker is unreachable", baseline_id, exc_info=True)
 
     transaction.on_commit(send)

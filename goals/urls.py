@@ -12,5 +12,6 @@ urlpatterns = [
     path("<int:pk>/", views.goal_detail, name="detail"),
     path("<int:pk>/edit/", views.goal_edit, name="edit"),
     path("<int:pk>/ready/", views.goal_mark_ready, name="mark_ready"),
+    path("<int:pk>/check-evidence/", views.goal_check_evidence, name="check_evidence"),
     path("<int:pk>/<str:action>/", views.goal_control, name="control"),
 ]

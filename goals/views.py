@@ -8,12 +8,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from goals import charts, lint, loop, sandbox
 from goals.forms import GoalForm, contract_from_data
-from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat
-from goals.tasks import enqueue_step
+from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat, command_checks
+from goals.tasks import enqueue_baseline, enqueue_step
 
 LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence", "network_hosts")
 
@@ -148,6 +148,7 @@ def goal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "approvers": goal.approvers.order_by("username"),
         "viewers": goal.viewers.order_by("username"),
         **_live_context(goal, request.user),
+        **_baseline_context(goal, request.user),
     }
     template = "goals/detail.html#live" if request.htmx else "goals/detail.html"
     return render(request, template, context)
@@ -243,6 +244,39 @@ def goal_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         context = {"goal": goal, **_live_context(goal, request.user)}
         return render(request, "goals/detail.html#live", context)
     return redirect(goal)
+
+
+def _baseline_context(goal: Goal, user) -> dict:
+    """The evidence baseline panel: the newest baseline of the goal's current checks, and the Check button."""
+    baseline = goal.current_baseline()
+    lost = baseline is not None and baseline.pending and baseline.created_at < timezone.now() - loop.BASELINE_LOST_AFTER
+    return {
+        "baseline": baseline,
+        "baseline_lost": lost,
+        "checking": baseline is not None and baseline.pending and not lost,
+        "can_check": goal.can_edit(user) and bool(command_checks(goal.evidence)),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def goal_check_evidence(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST: run the goal's checks once on its base branch, in the sandbox, as the baseline the done review
+    compares against. GET (htmx): the baseline panel, which polls while the check runs."""
+    goal = _get_goal_for_user(request, pk)
+    if request.method == "POST":
+        if not goal.can_edit(request.user):
+            return HttpResponseForbidden("Only the goal's owner can check its evidence.")
+        if not command_checks(goal.evidence):
+            messages.error(request, "The goal has no command checks to run: add a command you would type first.")
+        else:
+            baseline = loop.request_baseline(goal, request.user)
+            enqueue_baseline(baseline.pk)  # a second message for the same baseline claims nothing
+            if not request.htmx:  # the panel itself says "checking…"
+                messages.info(request, f"Checking the evidence on {goal.base_branch}…")
+    if not request.htmx:
+        return redirect(goal)
+    context = {"goal": goal, **_baseline_context(goal, request.user)}
+    return render(request, "goals/detail.html#baseline", context)
 
 
 @require_POST

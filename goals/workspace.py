@@ -400,6 +400,23 @@ class Mirror:
             timeout=FETCH_TIMEOUT_S,
         )
 
+    def tip(self, branch: str) -> str:
+        """The sha of ``branch`` in the mirror."""
+        ref = f"refs/heads/{branch}^{{commit}}"
+        return run_git([f"--git-dir={self.path}", "rev-parse", "--verify", ref]).stdout.strip()
+
+    def export(self, commit: str, dest: Path, owner: tuple[int, int] | None = None) -> None:
+        """A throwaway checkout: the files of ``commit`` written into the empty folder ``dest`` (no ``.git``, no
+        index left behind), then given to ``owner``. Only Goalpost's mirror is read, with trusted config."""
+        if not _SHA.fullmatch(commit):
+            raise WorkspaceError(f"“{_one_line(commit, 80)}” is not a commit sha.")
+        with tempfile.TemporaryDirectory(prefix="goalpost-index-") as scratch:
+            env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            tree = [f"--git-dir={self.path}", f"--work-tree={dest}", "-C", str(dest)]
+            run_git([*tree, "read-tree", commit], env=env)
+            run_git([*tree, "checkout-index", "--all", "--force"], env=env)
+        _give_to(dest, owner)
+
     def has_branch(self, branch: str) -> bool:
         ref = f"refs/heads/{branch}^{{commit}}"
         return run_git([f"--git-dir={self.path}", "rev-parse", "--verify", "--quiet", ref], check=False).returncode == 0

@@ -262,7 +262,7 @@ def test_two_workers_never_step_one_goal_at_once(owner, shop_repo):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(90)  # the first step takes the evidence baseline first: slow on a loaded machine
     assert sorted(outcomes) == ["busy", "continue"]
     assert goal.steps.count() == 1
 

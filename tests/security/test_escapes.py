@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 from io import StringIO
@@ -327,7 +328,9 @@ def test_an_owner_cannot_send_the_servers_environment_out_through_agent_settings
         client.force_login(owner)
         # What the owner writes can name no variable, no executable and no URL: such fields are not taken.
         post = client.post("/goals/new/", {
-            **form_data(repository, agent_profile=str(profile.pk), agent_model="coder"),
+            # A check that runs here: a goal whose command does not resolve would not start.
+            **form_data(repository, agent_profile=str(profile.pk), agent_model="coder",
+                        evidence_text=[f"{sys.executable} -V", "The table looks the same"]),
             "agent_settings": json.dumps({"api_key_env": "SECRET_KEY", "base_url": "http://127.0.0.1:1/"}),
             "api_key_env": "SECRET_KEY", "base_url": "http://127.0.0.1:1/", "executable": "/bin/sh",
         })

@@ -88,6 +88,11 @@ ACCESS: dict[str, dict[str, Call]] = {
         "POST": Call(row(LOGIN, 404, 403, 403, 422, CSRF), kwargs=goal, data=lambda w: {}),
     },
     "goals:mark_ready": {"POST": Call(row(LOGIN, 404, 403, 403, REDIRECT, CSRF), kwargs=goal)},
+    # The baseline panel (htmx polls it; without htmx a GET goes back to the goal) and the owner's Check evidence.
+    "goals:check_evidence": {
+        "GET": Call(row(LOGIN, 404, REDIRECT, REDIRECT, REDIRECT, LOGIN), kwargs=goal),
+        "POST": Call(row(LOGIN, 404, 403, 403, REDIRECT, CSRF), kwargs=goal),
+    },
     "goals:control": {
         "POST": Call(row(LOGIN, 404, 403, 403, REDIRECT, CSRF), kwargs=lambda w: {"pk": w.goal.pk, "action": "pause"})
     },
