@@ -60,7 +60,7 @@ def test_a_bash_call_shows_the_command_and_who_asked(client, high_risk, git_repo
     request = ask(high_risk, call, token)
     client.force_login(owner)
     html = client.get(f"/approvals/{request.pk}/").text
-    assert "<h1>Claude Code: Bash</h1>" in html
+    assert '<h1 class="ask">Allow Claude Code to run Bash: npm run migrate -- --force' in html
     assert '<pre class="tool-command">npm run migrate -- --force</pre>' in html
     assert "token “claude on my laptop”" in html
     assert "<code>sess-42</code>" in html and "toolu_01" in html and f"<code>{git_repo}</code>" in html
@@ -72,7 +72,7 @@ def test_a_patch_shows_its_files_the_first_few_rendered_the_rest_on_demand(clien
     request = ask(high_risk, call)
     client.force_login(owner)
     html = client.get(f"/approvals/{request.pk}/").text
-    assert "<h1>Codex: apply_patch</h1>" in html and "<code>src/mod_5.py</code>" in html
+    assert '<h1 class="ask">Allow Codex to run apply_patch: src/mod_0.py, src/mod_1.py, src/mod_2.py' in html and "<code>src/mod_5.py</code>" in html
     assert html.count('<table class="hunk">') == 3
     for index in range(3):
         assert f'<details class="file" id="file-{index}" open>' in html
