@@ -74,7 +74,7 @@ def test_a_second_tap_links_the_same_pull_request(as_owner, done, github):
     as_owner.post(url(done))
     response = as_owner.post(url(done), **JSON)
     assert response.status_code == 200
-    assert response.json() == {"url": f"{github.web_root}/shop/invoices/pulls/1", "number": 1, "existing": True}
+    assert response.json() == {"url": f"{github.web_root}/shop/invoices/pull/1", "number": 1, "existing": True}
     assert len(github.pulls) == 1 and [r["method"] for r in github.requests].count("POST") == 1
 
 
@@ -91,7 +91,7 @@ def test_json_answers_201_with_the_link(as_owner, done, github):
     set_forge(done.goal, github)
     response = as_owner.post(url(done), **JSON)
     assert response.status_code == 201
-    assert response.json() == {"url": f"{github.web_root}/shop/invoices/pulls/1", "number": 1, "existing": False}
+    assert response.json() == {"url": f"{github.web_root}/shop/invoices/pull/1", "number": 1, "existing": False}
 
 
 def test_htmx_gets_the_pull_request_part_of_the_page(as_owner, done, github):

@@ -187,5 +187,5 @@ class FakeForge:
             "state": "open",
             "head": {"ref": pull["head"], "label": f"{self.project.split('/')[0]}:{pull['head']}"},
             "base": {"ref": pull["base"]},
-            "html_url": f"{self.web_root}/{self.project}/pull{'' if self.kind == 'gitea' else 's'}/{pull['number']}",
+            "html_url": f"{self.web_root}/{self.project}/pull{'s' if self.kind == 'gitea' else ''}/{pull['number']}",
         }
