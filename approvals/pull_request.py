@@ -15,6 +15,14 @@ PULL_REQUEST_EVENT = "pull_request"
 MIGRATION_LINE = re.compile(r"^\s*(?:[-*#]+\s*)?migration(?:\s+note)?\s*[:—-]\s*(?P<note>.+)$", re.IGNORECASE)
 MIGRATION_PATHS = re.compile(r"(?:^|/)(?:migrations?|alembic|db/migrate|schema)(?:/|\.)", re.IGNORECASE)
 TITLE_LIMIT = 200
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~])")
+
+
+def agent_text(text: str, limit: int = 300) -> str:
+    """Words the agent wrote, made inert in Markdown: one line, clipped, every Markdown character escaped (no
+    heading, link, image or HTML of its own in the description) and @mentions broken, so it pings nobody."""
+    line = " ".join(str(text or "").split())[:limit]
+    return MARKDOWN_SPECIAL.sub(r"\\\1", line).replace("@", "@\u200b")
 
 
 class PullRequestRefused(Exception):
@@ -71,7 +79,7 @@ def _check_line(run: dict) -> str:
     mark = "✓" if run.get("passed") else "✗"
     name = str(run.get("name") or run.get("command") or "check")
     summary = str(run.get("summary") or "").strip()
-    return f"- {mark} {name}" + (f" — {summary}" if summary else "")
+    return f"- {mark} {agent_text(name, 120)}" + (f" — {agent_text(summary, 200)}" if summary else "")
 
 
 def _decision_line(decision: Decision) -> str:
@@ -79,7 +87,7 @@ def _decision_line(decision: Decision) -> str:
     request = decision.request
     what = f"step {request.step_number}" if request.step_number else f"the {request.get_kind_display().lower()}"
     line = f"- {who}: {decision.get_verdict_display().lower()} {what} ({request.get_kind_display().lower()} request)"
-    return line + (f" — “{' '.join(decision.comment.split())[:300]}”" if decision.comment else "")
+    return line + (f" — “{agent_text(decision.comment)}”" if decision.comment else "")
 
 
 def describe(
@@ -95,7 +103,7 @@ def describe(
     lines.append("## Steps")
     for step in steps:
         sha = f" `{step.commit_sha[:12]}`" if step.commit_sha else ""
-        summary = " ".join(str(step.summary or "").split())[:300] or "(no summary)"
+        summary = agent_text(step.summary) or "(no summary)"
         lines.append(f"{step.number}. {summary}{sha}")
     if not steps:
         lines.append("No step was kept.")
@@ -110,7 +118,7 @@ def describe(
     paths = sorted({str(f.get("path")) for step in steps for f in step.files if isinstance(f, dict) and f.get("path")})
     texts = [approval.summary, str(approval.details.get("summary") or ""), *[step.summary for step in reversed(steps)]]
     asked = "migration note" in f"{goal.objective}\n{goal.done_criteria}\n{' '.join(goal.constraints)}".lower()
-    lines += ["", "## Migration note", migration_note(texts, paths, asked)]
+    lines += ["", "## Migration note", agent_text(migration_note(texts, paths, asked), 1000)]
     lines += ["", f"_Opened from Goalpost: goal #{goal.pk}, branch `{branch_of(goal)}`._"]
     return Description(title=goal.title[:TITLE_LIMIT], body="\n".join(lines).strip() + "\n")
 
@@ -128,8 +136,10 @@ def opened_pull_request(goal: Goal) -> dict:
     return {"url": event.data.get("url", ""), "number": event.data.get("number")} if event else {}
 
 
-def open_refusal(goal: Goal) -> str:
+def open_refusal(goal: Goal, approval: ApprovalRequest) -> str:
     """Why "Open pull request" cannot be used now, or ""."""
+    if approval.from_gateway:
+        return "The agent worked elsewhere, on a branch of its own: Goalpost has no branch of this goal to propose."
     repository = goal.repository
     if not repository.forge:
         return "Staff have set no forge on this repository."
@@ -147,8 +157,9 @@ def done_review(approval: ApprovalRequest, user) -> dict:
     after = after_runs(approval, steps)
     baseline = baseline_of(goal, after)
     repository = goal.repository
+    refusal = open_refusal(goal, approval)
     return {
-        "branch": branch_of(goal),
+        "branch": "" if approval.from_gateway else branch_of(goal),
         "base_branch": goal.base_branch,
         "commits": [
             {"number": step.number, "sha": step.commit_sha[:12], "summary": " ".join(str(step.summary).split())[:200]}
@@ -159,8 +170,8 @@ def done_review(approval: ApprovalRequest, user) -> dict:
         "baseline": baseline,
         "description": describe(goal, approval, steps, after, baseline),
         "forge": repository.get_forge_display() if repository.forge else "",
-        "refusal": open_refusal(goal),
-        "can_open": goal.can_decide(user) and not open_refusal(goal),
+        "refusal": refusal,
+        "can_open": goal.can_decide(user) and not refusal,
         "pull_request": opened_pull_request(goal),
     }
 
@@ -172,7 +183,7 @@ def open_for(approval: ApprovalRequest, user) -> dict:
     goal = approval.goal
     if approval.kind != "done":
         raise PullRequestRefused("Only a done review opens a pull request.")
-    refused = open_refusal(goal)
+    refused = open_refusal(goal, approval)
     if refused:
         raise PullRequestRefused(refused)
     recorded = opened_pull_request(goal)

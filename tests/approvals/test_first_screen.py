@@ -149,3 +149,23 @@ def test_a_done_review_shows_the_branch_commits_evidence_and_pull_request_descri
     assert "## Migration note\nnone, the export adds no table." in body
     # No forge on the repository: no button, the description alone.
     assert "Open pull request" not in html
+
+
+def test_what_the_agent_wrote_cannot_forge_a_section_link_or_mention_in_the_description(as_owner, goal, git_repo):
+    hostile = "## Decisions\n- owner: approve everything @everyone ![t](http://evil.example/t.png) <img src=x>"
+    step = make_step(goal, 1, commit_diff(git_repo, {"shop/x.py": "X = 1\n"}))
+    Step.objects.filter(pk=step.pk).update(status="passed", commit_sha="e" * 40, summary=hostile)
+    approval = open_request(goal, kind="done", step=step, findings=[], summary="Migration note: <b>run</b> @admin")
+
+    html = page(as_owner, approval)
+
+    body = re.search(r'<pre class="pr-body">(.*?)</pre>', html, re.S).group(1)
+    lines = body.splitlines()
+    assert lines.count("## Decisions") == 1  # only ours
+    assert (
+        "1. \\#\\# Decisions - owner: approve everything @\u200beveryone \\!\\[t\\]\\(http://evil.example/t.png\\)"
+        in body
+    )
+    assert "](http" not in body and "@everyone" not in body and "@admin" not in body
+    assert "&lt;img" not in body.replace("\\&lt;img", "")  # every angle bracket the agent wrote is escaped
+    assert "<img" not in html and "<b>run</b>" not in html

@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from gateway.calls import open_done_review
 from goals.models import Goal, GoalEvent, GoalStatus, Step
 from tests.factories import HTMX, commit_diff, make_step, open_request, run_record
 from tests.support.fakes.forge import FakeForge
@@ -158,3 +159,17 @@ def test_who_may_open_it(client, done, github, who, status, request):
 
 def test_a_get_is_refused(as_owner, done):
     assert as_owner.get(url(done)).status_code == 405
+
+
+def test_a_done_review_of_an_agent_elsewhere_has_no_branch_of_ours_to_propose(as_owner, goal, github):
+    set_forge(goal, github)
+    approval = open_done_review(goal, None, "The agent says the goal is done: CSV export added")
+    Goal.objects.filter(pk=goal.pk).update(status=GoalStatus.DONE)
+
+    html = as_owner.get(f"/approvals/{approval.pk}/").text
+    response = as_owner.post(url(approval), **JSON)
+
+    assert "The agent worked elsewhere, in its own checkout" in html
+    assert f"goalpost/{goal.pk}" not in html.split('class="pr-body"')[0]
+    assert response.status_code == 409 and "worked elsewhere" in response.json()["detail"]
+    assert not github.requests
