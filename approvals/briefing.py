@@ -112,6 +112,8 @@ def ask_sentence(
     ``agent``/``tool``/``what`` describe an agent elsewhere's call (the command or the files it writes)."""
     step = f"step {step_number}" if step_number else ""
     files = files_phrase(list(paths or ()))
+    if agent.startswith(("An ", "A ")):
+        agent = agent[0].lower() + agent[1:]  # "Allow an agent (API) to run Write"
     if tool:
         head = f"Allow {agent or 'the agent'} to run {tool}" + (f": {what}" if what else "")
     elif kind == "plan":

@@ -39,7 +39,7 @@ def test_the_ask_the_failing_checks_the_reasons_then_the_decision(as_owner, fail
 
     ask = "Approve step 3: 2 files in api/ — 2 checks failing, tests weakened"
     assert f'<h1 class="ask">{ask}</h1>' in html
-    assert '<h2 id="failing-h">2 checks failing</h2>' in html
+    assert '<h2 id="failing-h">2 checks failing <a class="output-link" href="#evidence-h">output ↓</a></h2>' in html
     assert '✗ unit tests</strong> <code class="check-message">sh: 1: pytset: not found</code>' in html
     assert '✗ invoice tests</strong> <code class="check-message">E AssertionError: 3 != 4</code>' in html
     assert "N != N" not in html

@@ -94,7 +94,7 @@ def test_a_write_shows_its_diff_against_the_file_in_the_repository(client, high_
     request = ask(high_risk, call)
     client.force_login(owner)
     html = client.get(f"/approvals/{request.pk}/").text
-    assert "An agent (API): Write" in html and "app.py" in html and "+1 −1" in html
+    assert "Allow an agent (API) to run Write" in html and "app.py" in html and "+1 −1" in html
     assert html.count('<tr class="ln ln-add') == 1 and html.count('<tr class="ln ln-del') == 1
 
 
@@ -103,7 +103,7 @@ def test_an_mcp_tool_shows_its_input(client, high_risk, git_repo, owner):
     request = ask(high_risk, call)
     client.force_login(owner)
     html = client.get(f"/approvals/{request.pk}/").text
-    assert "Claude Code: mcp__db__query" in html and "DROP TABLE users" in html
+    assert "Allow Claude Code to run mcp__db__query" in html and "DROP TABLE users" in html
 
 
 def test_the_checks_the_agent_reported_before_it_asked_are_the_evidence(client, high_risk, git_repo, owner):
