@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.db.models import Prefetch, Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from approvals import diffview
+from approvals import briefing, diffview, pull_request
 from approvals.models import (
     AGENT_LABELS,
     EXTENDABLE_BUDGETS,
@@ -86,6 +86,7 @@ class Card:
     step: Step | None
     approved_by: list[str] = field(default_factory=list)
     you_approved: bool = False
+    failing: list[briefing.FailingCheck] = field(default_factory=list)
 
     @property
     def high_risk(self) -> bool:
@@ -100,6 +101,7 @@ def _cards(requests: list[ApprovalRequest], user) -> list[Card]:
     steps = _steps_for(requests)
     cards = []
     for approval in requests:
+        step = steps.get((approval.goal_id, approval.step_number))
         approvers = []
         for decision in approval.decisions.all():
             if decision.verdict == Verdict.APPROVE and decision.user and decision.user.get_username() not in approvers:
@@ -109,7 +111,8 @@ def _cards(requests: list[ApprovalRequest], user) -> list[Card]:
                 request=approval,
                 risk=goal_risk(approval.goal),
                 reasons=_reasons(approval.findings),
-                step=steps.get((approval.goal_id, approval.step_number)),
+                step=step,
+                failing=briefing.failing_checks(_raw_runs(approval, step)),
                 approved_by=approvers,
                 you_approved=any(
                     d.user_id == user.pk and d.verdict == Verdict.APPROVE for d in approval.decisions.all()
@@ -123,9 +126,14 @@ def _cards(requests: list[ApprovalRequest], user) -> list[Card]:
 
 
 def _reasons(findings: list) -> list[str]:
-    return [
-        str(f.get("reason", "")) for f in findings if isinstance(f, dict) and f.get("severity") != "info"
-    ]
+    return [str(f.get("reason", "")) for f in briefing.ordered_findings(findings)]
+
+
+def _raw_runs(approval: ApprovalRequest, step: Step | None) -> list[dict]:
+    """The checks behind the request as stored: its step's runs, or those an agent elsewhere reported."""
+    if step is not None:
+        return [run for run in step.evidence if isinstance(run, dict)]
+    return [check for check in approval.evidence if isinstance(check, dict)] if approval.from_gateway else []
 
 
 def _pending_for(user):
@@ -187,6 +195,8 @@ def _decision_context(approval: ApprovalRequest, user, **extra) -> dict:
     overdue = approval.is_pending and approval.expires_at <= timezone.now()
     you_approved = any(d.user_id == user.pk and d.verdict == Verdict.APPROVE for d in decisions)
     budget = approval.details.get("budget") if isinstance(approval.details, dict) else None
+    if "checks_failing" not in extra:
+        extra["checks_failing"] = bool(briefing.failing_checks(_raw_runs(approval, _step_of(approval))))
     return {
         "approval": approval,
         "goal": approval.goal,
@@ -371,28 +381,53 @@ def _diff_files_context(approval: ApprovalRequest, source: DiffSource, all_files
 
 
 def _findings(approval: ApprovalRequest, gate_links: dict) -> list[dict]:
-    return [
-        {
-            **finding,
-            "gate_label": str(finding.get("gate") or "gate").replace("_", " "),
-            "href": gate_links.get(number, ""),
-        }
+    numbered = [
+        {**finding, "href": gate_links.get(number, "")}
         for number, finding in enumerate(approval.findings)
-        if isinstance(finding, dict) and finding.get("severity") != "info"
+        if isinstance(finding, dict)
     ]
+    return [
+        {**finding, "gate_label": str(finding.get("gate") or "gate").replace("_", " ")}
+        for finding in briefing.ordered_findings(numbered)
+    ]
+
+
+def _ask(approval: ApprovalRequest, step: Step | None, failing: int, call: dict | None) -> str:
+    """The page's headline: what the request asks, in one sentence."""
+    if call is not None and approval.kind != "stop":
+        what = call["command"] or ", ".join(call["paths"][:3])
+        tool = call["tool"] or "a tool"
+        return briefing.ask_sentence(
+            approval.kind, findings=approval.findings, failing=failing, agent=call["agent"], tool=tool, what=what[:120]
+        )
+    paths = [str(f.get("path") or "") for f in step.files] if step is not None else []
+    return briefing.ask_sentence(
+        approval.kind,
+        step_number=approval.step_number,
+        paths=paths,
+        findings=approval.findings,
+        failing=failing,
+        agent=call["agent"] if call else "",
+    )
 
 
 def _page_context(request: HttpRequest, approval: ApprovalRequest, **decision_extra) -> dict:
     goal = approval.goal
     step = _step_of(approval)
     diff = _diff_context(approval, step)
+    failing = briefing.failing_checks(_raw_runs(approval, step))
+    call = _gateway_call(approval)
     return {
-        **_decision_context(approval, request.user, **decision_extra),
+        **_decision_context(approval, request.user, checks_failing=bool(failing), **decision_extra),
         "step": step,
+        "ask": _ask(approval, step, len(failing), call),
+        "failing": failing,
         "plan": approval.plan or (step.plan if step else ""),
+        "agent_said": step.summary if step and approval.kind == "plan" else "",
         "findings": _findings(approval, diff.get("gate_links", {})),
         "diff": diff,
-        "call": _gateway_call(approval),
+        "call": call,
+        "done_review": pull_request.done_review(approval, request.user) if approval.kind == "done" else None,
         "evidence": _evidence(step, approval),
         "baseline": _baseline(approval),
         "meters": _meters(goal),
@@ -560,3 +595,40 @@ def _inbox_fragment(request: HttpRequest, approval: ApprovalRequest, settled: bo
     if not _pending_for(request.user).exists():
         context.update(_idle_context(request.user), show_empty=True)
     return render_to_string("approvals/inbox.html#decided", context, request=request)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("accept", "") and not request.htmx
+
+
+@require_POST
+def open_pull_request(request: HttpRequest, pk: int) -> HttpResponse:
+    """"Open pull request" on a done review: a form post and redirect, the pull-request part of the page for htmx,
+    or JSON ({"url", "number", "existing"}; a refusal is 4xx with {"detail": reason})."""
+    approval = _get_request_for_user(request, pk)
+    if not approval.goal.can_decide(request.user):
+        message = "Only the goal's owner and approvers open its pull request."
+        return JsonResponse({"detail": message}, status=403) if _wants_json(request) else HttpResponseForbidden(message)
+    try:
+        opened = pull_request.open_for(approval, request.user)
+    except pull_request.PullRequestRefused as refusal:
+        message = str(refusal)
+        if _wants_json(request):
+            return JsonResponse({"detail": message}, status=409)
+        if request.htmx:
+            return _pull_request_area(request, approval, pr_error=message)
+        messages.error(request, message)
+        return redirect(_detail_url(approval) + "#pull-request")
+    if _wants_json(request):
+        return JsonResponse(opened, status=200 if opened["existing"] else 201)
+    said = "This pull request was open already" if opened["existing"] else "Pull request opened"
+    if request.htmx:
+        return _pull_request_area(request, approval, pr_done=said)
+    messages.success(request, f"{said}: {opened['url']}")
+    return redirect(_detail_url(approval) + "#pull-request")
+
+
+def _pull_request_area(request: HttpRequest, approval: ApprovalRequest, **extra) -> HttpResponse:
+    context = {"approval": approval, "goal": approval.goal,
+               "done_review": pull_request.done_review(approval, request.user), **extra}  # fmt: skip
+    return render(request, "approvals/detail.html#pull_request", context)

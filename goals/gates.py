@@ -254,15 +254,17 @@ def _normalise_output_line(line: str) -> str:
     return _one_line(line, SIGNATURE_LIMIT)
 
 
-def _error_line(output: str) -> str:
-    """The line of the output that best names the error, normalised so reruns compare equal."""
+def error_line(output: str, *, normalised: bool = True) -> str:
+    """The line of the output that best names the error: normalised (numbers, addresses and temporary paths
+    taken out) so reruns compare equal, or as it was, with its real numbers, for a person to read."""
     lines = [_ANSI_ESCAPE.sub("", line).strip() for line in output[-_OUTPUT_WINDOW:].splitlines()]
     lines = [line for line in lines if line]
+    shown = _normalise_output_line if normalised else (lambda line: _one_line(line, SIGNATURE_LIMIT))
     for pattern in (_NAMED_ERROR, _ERROR_WORD):
         matching = [line for line in lines if pattern.search(line)]
         if matching:
-            return _normalise_output_line(matching[-1])
-    return _normalise_output_line(lines[-1]) if lines else ""
+            return shown(matching[-1])
+    return shown(lines[-1]) if lines else ""
 
 
 def _is_failing(result: EvidenceResult) -> bool:
@@ -277,6 +279,16 @@ def failure_signature(evidence: Iterable[EvidenceResult]) -> str | None:
     same signature from one run to the next. Test names are kept as they are: ``test_x[1]`` and
     ``test_x[2]`` are different tests.
     """
+    return _failure_text(evidence, normalised=True)
+
+
+def failure_message(evidence: Iterable[EvidenceResult]) -> str | None:
+    """How a step failed, for a person: ``failure_signature``'s words with the real numbers and paths kept
+    (``AssertionError: 3 != 4``, never ``N != N``). None when every check passed."""
+    return _failure_text(evidence, normalised=False)
+
+
+def _failure_text(evidence: Iterable[EvidenceResult], *, normalised: bool) -> str | None:
     parts: set[str] = set()
     for result in evidence:
         if not _is_failing(result):
@@ -286,7 +298,8 @@ def failure_signature(evidence: Iterable[EvidenceResult]) -> str | None:
             parts |= tests
             continue
         label = _one_line(result.command or result.name or "evidence", SIGNATURE_LIMIT)
-        error = "timed out" if result.timed_out else _error_line(str(result.output_tail or "")) or "failed"
+        output = str(result.output_tail or "")
+        error = "timed out" if result.timed_out else error_line(output, normalised=normalised) or "failed"
         parts.add(f"{label}: {error}")
     return ", ".join(sorted(parts)) or None
 
@@ -983,7 +996,7 @@ def _repeated_failure(inputs: _Inputs, signature: str | None) -> list[GateFindin
         GateFinding(
             gate="repeated_failure",
             severity=APPROVAL,
-            reason=_one_line(f"Same failure {streak} times: {signature}"),
+            reason=_one_line(f"Same failure {streak} times: {failure_message(inputs.step.evidence) or signature}"),
             data={"signature": signature, "count": streak, "attempts": attempts},
         )
     ]

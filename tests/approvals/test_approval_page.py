@@ -103,10 +103,9 @@ def test_an_outsider_cannot_decide(client, approval, outsider):
 def test_the_header_says_what_waits_and_until_when(as_owner, approval):
     html = page(as_owner, approval)
     assert f'href="/goals/{approval.goal_id}/"' in html
-    assert "<h1>Step 1</h1>" in html
+    assert '<h1 class="ask">Approve step 1: 2 files in 2 folders — 1 check failing, tests weakened</h1>' in html
     assert 'class="status status-request-pending"' in html
     assert "Medium risk" in html
-    assert "Step 1: 2 files, +3 −1" in html
     assert "left" in html and "opened" in html
     assert "Tests weakened in tests/test_shop.py: assertion removed" in html
 

@@ -137,7 +137,7 @@ def test_parallel_calls_of_an_agent_elsewhere_are_reviewed_one_by_one(live_url, 
     expect(page.locator(f"#request-{shell.request.pk} .agent-call code")).to_contain_text("npm run migrate")
 
     page.goto(f"{live_url}/approvals/{shell.request.pk}/")
-    expect(page.locator("h1")).to_have_text("Claude Code: Bash")
+    expect(page.locator("h1")).to_contain_text(f"Allow Claude Code to run Bash: {command}")
     expect(page.locator("pre.tool-command")).to_have_text(command)
     assert no_horizontal_scroll(page)
     page.screenshot(path=screenshots / "approval-agent-command-phone.png", full_page=True)

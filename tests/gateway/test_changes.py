@@ -113,7 +113,7 @@ def test_the_stop_request_page_shows_the_real_diff(client, running, secret, git_
     page = client.get(f"/approvals/{answer['request']['id']}/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Stopped: what Claude Code changed" in html and "Approve accepts these changes and resumes it" in html
+    assert "Accept what Claude Code changed, or keep the goal stopped" in html and "Approve accepts these changes and resumes it" in html
     assert "secrets/key" in html and "stolen" in html  # the real diff, rendered on the page
 
 

@@ -60,7 +60,7 @@ def test_a_bash_call_shows_the_command_and_who_asked(client, high_risk, git_repo
     request = ask(high_risk, call, token)
     client.force_login(owner)
     html = client.get(f"/approvals/{request.pk}/").text
-    assert "<h1>Claude Code: Bash</h1>" in html
+    assert '<h1 class="ask">Allow Claude Code to run Bash: npm run migrate -- --force' in html
     assert '<pre class="tool-command">npm run migrate -- --force</pre>' in html
     assert "token “claude on my laptop”" in html
     assert "<code>sess-42</code>" in html and "toolu_01" in html and f"<code>{git_repo}</code>" in html
@@ -72,7 +72,7 @@ def test_a_patch_shows_its_files_the_first_few_rendered_the_rest_on_demand(clien
     request = ask(high_risk, call)
     client.force_login(owner)
     html = client.get(f"/approvals/{request.pk}/").text
-    assert "<h1>Codex: apply_patch</h1>" in html and "<code>src/mod_5.py</code>" in html
+    assert '<h1 class="ask">Allow Codex to run apply_patch: src/mod_0.py, src/mod_1.py, src/mod_2.py' in html and "<code>src/mod_5.py</code>" in html
     assert html.count('<table class="hunk">') == 3
     for index in range(3):
         assert f'<details class="file" id="file-{index}" open>' in html
@@ -94,7 +94,7 @@ def test_a_write_shows_its_diff_against_the_file_in_the_repository(client, high_
     request = ask(high_risk, call)
     client.force_login(owner)
     html = client.get(f"/approvals/{request.pk}/").text
-    assert "An agent (API): Write" in html and "app.py" in html and "+1 −1" in html
+    assert "Allow an agent (API) to run Write" in html and "app.py" in html and "+1 −1" in html
     assert html.count('<tr class="ln ln-add') == 1 and html.count('<tr class="ln ln-del') == 1
 
 
@@ -103,7 +103,7 @@ def test_an_mcp_tool_shows_its_input(client, high_risk, git_repo, owner):
     request = ask(high_risk, call)
     client.force_login(owner)
     html = client.get(f"/approvals/{request.pk}/").text
-    assert "Claude Code: mcp__db__query" in html and "DROP TABLE users" in html
+    assert "Allow Claude Code to run mcp__db__query" in html and "DROP TABLE users" in html
 
 
 def test_the_checks_the_agent_reported_before_it_asked_are_the_evidence(client, high_risk, git_repo, owner):

@@ -30,6 +30,7 @@ from goals.gates import (
     History,
     Step,
     Usage,
+    failure_message,
     failure_signature,
     highest_severity,
     request_kind,
@@ -1369,3 +1370,20 @@ def test_failure_signature_is_none_exactly_when_everything_passed(evidence):
 
     assert (signature is None) is everything_passed
     assert signature is None or not re.search(r"\n", signature)
+
+
+def test_repeated_failure_shows_the_real_numbers_and_compares_the_normalised_ones():
+    failing = (
+        EvidenceResult(
+            name="tests", command="pytest -q", exit_code=1, passed=False, output_tail="E   AssertionError: 3 != 4\n"
+        ),
+    )
+    signature = failure_signature(failing)
+    history = History(failure_signatures=(signature, signature), attempts=("attempt 0", "attempt 1"))
+
+    [finding] = [f for f in run_gates(Contract(), empty_step(failing), history) if f.gate == "repeated_failure"]
+
+    assert signature == "pytest -q: E AssertionError: N != N"
+    assert finding.reason == "Same failure 3 times: pytest -q: E AssertionError: 3 != 4"
+    assert finding.data["signature"] == signature
+    assert failure_message(failing) == "pytest -q: E AssertionError: 3 != 4"

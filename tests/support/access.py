@@ -121,6 +121,8 @@ ACCESS: dict[str, dict[str, Call]] = {
             after=decided_only_by_deciders,
         )
     },
+    # Opening a done review's pull request: like deciding, its owner and approvers only.
+    "approvals:open_pull_request": {"POST": Call(row(LOGIN, 404, 403, REDIRECT, REDIRECT, CSRF), kwargs=request_pk)},
     "approvals:files": {"GET": Call(GOAL_PAGE, kwargs=request_pk)},
     "approvals:file": {"GET": Call(GOAL_PAGE, kwargs=lambda w: {"pk": w.request.pk, "index": 0})},
     "gateway:page": {"GET": Call(GOAL_PAGE, kwargs=goal_id)},
