@@ -51,11 +51,14 @@ def after_runs(approval: ApprovalRequest, steps: list[Step]) -> list[dict]:
     return next((list(step.evidence) for step in reversed(steps) if step.evidence), [])
 
 
-def baseline_of(goal: Goal, after: list[dict]) -> dict:
-    """The evidence before the agent's work, compared with ``after``: {} until the goal keeps a baseline (the
-    rules issue adds ``Goal.done_comparison``); the template's slot is ``baseline``."""
-    compare = getattr(goal, "done_comparison", None)
-    return dict(compare(after) or {}) if callable(compare) else {}
+def baseline_of(approval: ApprovalRequest, goal: Goal, after: list[dict]) -> dict:
+    """The evidence before the agent's work (the goal's baseline) compared with ``after``: as the request recorded
+    it when it opened ("before: 1 failing; after: all 3 pass"), else as the goal's baseline compares now; {} when
+    no baseline was taken. The template's slot is ``baseline``."""
+    recorded = approval.details.get("baseline") if isinstance(approval.details, dict) else None
+    if isinstance(recorded, dict) and recorded.get("line"):
+        return recorded
+    return dict(goal.done_comparison(after) or {})
 
 
 def migration_note(texts: list[str], paths: list[str], asked: bool) -> str:
@@ -155,7 +158,7 @@ def done_review(approval: ApprovalRequest, user) -> dict:
     goal = approval.goal
     steps = kept_steps(goal)
     after = after_runs(approval, steps)
-    baseline = baseline_of(goal, after)
+    baseline = baseline_of(approval, goal, after)
     repository = goal.repository
     refusal = open_refusal(goal, approval)
     return {
@@ -192,7 +195,7 @@ def open_for(approval: ApprovalRequest, user) -> dict:
     forge = forge_of(goal)
     steps = kept_steps(goal)
     after = after_runs(approval, steps)
-    text = describe(goal, approval, steps, after, baseline_of(goal, after))
+    text = describe(goal, approval, steps, after, baseline_of(approval, goal, after))
     try:
         pull = forge.open_pull_request(head=branch_of(goal), base=goal.base_branch, title=text.title, body=text.body)
     except ForgeError as error:

@@ -22,7 +22,6 @@ from approvals.models import (
     Decision,
     DecisionRefused,
     DecisionResult,
-    RequestKind,
     Verdict,
 )
 from goals import lint
@@ -285,14 +284,6 @@ def _reported_evidence(approval: ApprovalRequest) -> list[dict]:
     ]
 
 
-def _baseline(approval: ApprovalRequest) -> dict | None:
-    """A done review's before and after ("before: 1 failing; after: all 3 pass"), as the request keeps it."""
-    if approval.kind != RequestKind.DONE:
-        return None
-    baseline = approval.details.get("baseline") if isinstance(approval.details, dict) else None
-    return baseline if isinstance(baseline, dict) and baseline.get("line") else {}
-
-
 @dataclass(frozen=True)
 class DiffSource:
     """Where a request's diff lives: its step's commit for the loop, the tool call for a gateway request."""
@@ -429,7 +420,6 @@ def _page_context(request: HttpRequest, approval: ApprovalRequest, **decision_ex
         "call": call,
         "done_review": pull_request.done_review(approval, request.user) if approval.kind == "done" else None,
         "evidence": _evidence(step, approval),
-        "baseline": _baseline(approval),
         "meters": _meters(goal),
         "events": goal.events.select_related("actor")[:10],
     }

@@ -138,7 +138,7 @@ def test_a_done_review_shows_the_branch_commits_evidence_and_pull_request_descri
     assert f"<code>goalpost/{goal.pk}</code> into <code>main</code>" in html
     assert "<code>aaaaaaaaaaaa</code> Step 1: Add the CSV export" in html
     assert "<code>bbbbbbbbbbbb</code> Step 2: Fix the totals Migration note" in html
-    assert "Before: no baseline was recorded" in html  # the slot the goal's baseline fills (context key `baseline`)
+    assert "No baseline was taken before the work began" in html  # the slot the goal's baseline fills (context key `baseline`)
     body = re.search(r'<pre class="pr-body">(.*?)</pre>', html, re.S).group(1)
     assert goal.objective.split("\n")[0][:40] in body.replace("&#x27;", "'")
     for heading in ("**Constraints**", "**Done when**", "## Steps", "## Evidence", "## Decisions", "## Migration note"):
