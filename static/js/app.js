@@ -18,6 +18,29 @@
   window.addEventListener("offline", showConnection);
   document.addEventListener("DOMContentLoaded", showConnection);
 
+  // The diff's "Wrap long lines" toggle: an attribute on <html>, so hunks htmx swaps in later follow it too, and
+  // the choice is kept on this device. Without JavaScript the button stays hidden and long lines scroll.
+  var WRAP_KEY = "goalpost.wrapDiff";
+  var wrapOn = false;
+  try { wrapOn = localStorage.getItem(WRAP_KEY) === "1"; } catch (error) { /* storage off: this page only */ }
+
+  function showWrap() {
+    document.documentElement.toggleAttribute("data-wrap-diff", wrapOn);
+    document.querySelectorAll("[data-wrap-toggle]").forEach(function (button) {
+      button.hidden = false;
+      button.setAttribute("aria-pressed", wrapOn ? "true" : "false");
+    });
+  }
+  showWrap();
+  document.addEventListener("htmx:load", showWrap);
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-wrap-toggle]") : null;
+    if (!button) return;
+    wrapOn = !wrapOn;
+    try { localStorage.setItem(WRAP_KEY, wrapOn ? "1" : "0"); } catch (error) { /* kept for this page only */ }
+    showWrap();
+  });
+
   // A list row's ✕ (goal form): remove the row here and let the form re-lint. Without JavaScript the button
   // posts the form, which re-renders without the row. (Not hx-on: the Content-Security-Policy allows no eval.)
   document.addEventListener("click", function (event) {
