@@ -1,4 +1,5 @@
-// Every page: the service worker (offline page, notifications) and the banner that says the phone is offline.
+// Every page: the service worker (offline page, notifications), the banner and the decision buttons while the phone
+// is offline, and the diff's wrap toggle.
 (function () {
   "use strict";
 
@@ -10,13 +11,30 @@
     });
   }
 
+  // Offline, a decision could not reach the server: its buttons are disabled (what was typed stays) and the
+  // banner says why; back online, the buttons this code disabled come back.
+  var DECISION_BUTTONS = ".card-decision button, .decision form button";
+
   function showConnection() {
+    var offline = navigator.onLine === false;
     var banner = document.getElementById("offline-banner");
-    if (banner) banner.hidden = navigator.onLine !== false;
+    if (banner) banner.hidden = !offline;
+    document.querySelectorAll(DECISION_BUTTONS).forEach(function (button) {
+      if (offline && !button.disabled) {
+        button.disabled = true;
+        button.setAttribute("data-offline-disabled", "");
+        button.setAttribute("aria-describedby", "offline-banner");
+      } else if (!offline && button.hasAttribute("data-offline-disabled")) {
+        button.disabled = false;
+        button.removeAttribute("data-offline-disabled");
+        button.removeAttribute("aria-describedby");
+      }
+    });
   }
   window.addEventListener("online", showConnection);
   window.addEventListener("offline", showConnection);
   document.addEventListener("DOMContentLoaded", showConnection);
+  document.addEventListener("htmx:load", showConnection);
 
   // The diff's "Wrap long lines" toggle: an attribute on <html>, so hunks htmx swaps in later follow it too, and
   // the choice is kept on this device. Without JavaScript the button stays hidden and long lines scroll.
