@@ -24,6 +24,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 STOP_GRACE_S = 10
 MAX_SOCKET_PATH = 100  # unix socket paths over ~107 bytes fail
+HEALTH_TIMEOUT_S = 300  # a loaded machine starts a celery worker slowly: better late than a false failure
 
 
 def say(message: str) -> None:
@@ -131,7 +132,7 @@ def wait_for_health(
             last = error.read(500).decode("utf-8", "replace")
         except (OSError, ValueError) as error:
             last = str(error)
-        time.sleep(0.2)
+        time.sleep(0.5)  # each 503 is logged by daphne: ask twice a second, not more
     return False, "stopped" if stopped() else f"/healthz did not answer 200 within {timeout:g} s: {last}"
 
 
@@ -228,7 +229,10 @@ def main() -> int:
             return 1
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         # Running means answering: the database, Redis and a worker, as /healthz reports them, not just a port.
-        healthy, why = wait_for_health(f"http://{shown}:{port}/healthz", processes, stopped=lambda: stopping)
+        say("Waiting for /healthz: the database, Redis and a worker's first heartbeat…")
+        healthy, why = wait_for_health(
+            f"http://{shown}:{port}/healthz", processes, timeout=HEALTH_TIMEOUT_S, stopped=lambda: stopping
+        )
         if not healthy:
             if stopping:
                 return 130

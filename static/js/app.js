@@ -35,6 +35,8 @@
   window.addEventListener("offline", showConnection);
   document.addEventListener("DOMContentLoaded", showConnection);
   document.addEventListener("htmx:load", showConnection);
+  // live.js's catch-up after a reconnect replaces regions and processes them, which fires no htmx:load.
+  document.addEventListener("htmx:afterProcessNode", showConnection);
 
   // The diff's "Wrap long lines" toggle: an attribute on <html>, so hunks htmx swaps in later follow it too, and
   // the choice is kept on this device. Without JavaScript the button stays hidden and long lines scroll.
