@@ -16,12 +16,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 STOP_GRACE_S = 10
 MAX_SOCKET_PATH = 100  # unix socket paths over ~107 bytes fail
+HEALTH_TIMEOUT_S = 300  # a loaded machine starts a celery worker slowly: better late than a false failure
 
 
 def say(message: str) -> None:
@@ -108,6 +111,29 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def wait_for_health(
+    url: str, processes: list[tuple[str, subprocess.Popen]], timeout: float = 120, stopped=lambda: False
+) -> tuple[bool, str]:
+    """Poll /healthz until it answers 200 (database, Redis and a worker's heartbeat all up): (True, "").
+    (False, why) when a process exits, the launcher is asked to stop, or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline and not stopped():
+        for name, process in processes:
+            if process.poll() is not None:
+                return False, f"{name} exited with code {process.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own loopback address)
+                if response.status == 200:
+                    return True, ""
+        except urllib.error.HTTPError as error:
+            last = error.read(500).decode("utf-8", "replace")
+        except (OSError, ValueError) as error:
+            last = str(error)
+        time.sleep(0.5)  # each 503 is logged by daphne: ask twice a second, not more
+    return False, "stopped" if stopped() else f"/healthz did not answer 200 within {timeout:g} s: {last}"
 
 
 def stop_all(processes: list[tuple[str, subprocess.Popen]]) -> None:
@@ -202,6 +228,16 @@ def main() -> int:
             say(f"daphne did not start on {host}:{port} (is the port taken? set PORT=…)")
             return 1
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        # Running means answering: the database, Redis and a worker, as /healthz reports them, not just a port.
+        say("Waiting for /healthz: the database, Redis and a worker's first heartbeat…")
+        healthy, why = wait_for_health(
+            f"http://{shown}:{port}/healthz", processes, timeout=HEALTH_TIMEOUT_S, stopped=lambda: stopping
+        )
+        if not healthy:
+            if stopping:
+                return 130
+            say(f"Goalpost did not come up: {why}")
+            return 1
         say(f"Goalpost is running at http://{shown}:{port}/  (Ctrl-C stops everything)")
 
         while not stopping:

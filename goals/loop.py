@@ -274,6 +274,7 @@ def _context(
     goal: Goal, step: Step, workspace: Workspace, box: sandbox.Session | None, home: Path | None = None
 ) -> agents.AgentContext:
     earlier = list(goal.steps.filter(number__lt=step.number).order_by("number"))
+    rejected = set(goal.approval_requests.filter(status=RequestStatus.REJECTED).values_list("step_number", flat=True))
     previous = earlier[-1] if earlier else None
     usage = judge.usage(goal)
     remaining = {
@@ -297,6 +298,7 @@ def _context(
         ),
         last_findings=tuple(previous.findings) if previous else (),
         human_comments=tuple(latest_human_comments(goal)),
+        outcomes=tuple(StepStatus.REJECTED.value if s.number in rejected else s.status for s in earlier),
         remaining=remaining,
         timeout_s=_step_timeout(goal, usage),
         env=box.env() if box is not None else sandbox.scrubbed_env(),

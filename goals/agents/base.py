@@ -45,6 +45,9 @@ class AgentContext:
     history: tuple[str, ...] = ()  # one-line summaries of earlier steps, oldest first
     last_findings: tuple[dict, ...] = ()  # the previous step's gate findings
     human_comments: tuple[str, ...] = ()
+    # How each earlier step ended, oldest first: a step status ("passed", "approved", "failed"…), or "rejected"
+    # when a person rejected it or the request about it (a done review included).
+    outcomes: tuple[str, ...] = ()
     remaining: dict = field(default_factory=dict)  # budget name -> amount left
     timeout_s: float = 3600
     env: dict | None = None  # the environment for CLI agents, already scrubbed of the server's secrets

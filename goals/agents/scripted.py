@@ -4,7 +4,11 @@ Settings: ``{"steps": [entry, …]}`` or ``{"folder": "/path"}``, where the fold
 are entries: ``*.patch``/``*.diff`` hold a patch, ``*.json`` an entry. An entry is a JSON object:
 
     summary: str, patch: unified diff | patch_file: path, write: {path: content}, delete: [path],
-    tokens: int, done: bool, bugs: [str], plan: str, fail: message, sleep: seconds
+    tokens: int, done: bool, bugs: [str], plan: str, fail: message, sleep: seconds,
+    on_reject: entry (played next, instead of moving on, when a person rejects this entry's step)
+
+Past the end of its script the agent has nothing left to do: it changes nothing and says it is done, so the
+goal asks for its done review instead of failing.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ _ENTRY_TYPES: dict[str, tuple[type, ...]] = {
     "plan": (str,),
     "fail": (str,),
     "sleep": (int, float),
+    "on_reject": (dict,),
 }
 
 
@@ -63,6 +68,11 @@ def _check_entry(entry: object, where: str, folder: Path | None) -> dict:
             raise AgentError(f"Script {where}: {key} is a list of strings.", permanent=True)
     if entry.get("tokens", 0) < 0 or entry.get("sleep", 0) < 0:
         raise AgentError(f"Script {where}: tokens and sleep cannot be negative.", permanent=True)
+    if "on_reject" in entry:
+        reply = _check_entry(entry["on_reject"], f"{where}, its reply to a rejection", folder)
+        if "on_reject" in reply:
+            raise AgentError(f"Script {where}: a reply to a rejection has no reply of its own.", permanent=True)
+        entry = {**entry, "on_reject": reply}
     if "patch_file" in entry:
         path = Path(entry["patch_file"]).expanduser()
         if not path.is_absolute():
@@ -113,14 +123,31 @@ class ScriptedAgent(Agent):
                 raise AgentError("Scripted agent: steps must be a list of entries.", permanent=True)
             self.entries = [_check_entry(entry, f"step {i + 1}", None) for i, entry in enumerate(steps)]
 
+    def entry_for(self, ctx: AgentContext) -> dict | None:
+        """The entry this run plays: one per run, except that a rejected entry's ``on_reject`` reply is played
+        before moving on. None past the end of the script."""
+        # Runs with no recorded outcome (an adapter driven alone) count as steps that were kept.
+        outcomes = ctx.outcomes + ("passed",) * (ctx.run_index - len(ctx.outcomes))
+        index, replying = 0, False
+        for outcome in outcomes:
+            rejected = outcome == "rejected" and index < len(self.entries)
+            if rejected and not replying and "on_reject" in self.entries[index]:
+                replying = True
+            else:
+                index, replying = index + 1, False
+        if index >= len(self.entries):
+            return None
+        return self.entries[index]["on_reject"] if replying else self.entries[index]
+
     def run_step(self, ctx: AgentContext) -> AgentResult:
-        """Replay entry ``ctx.run_index``; past the end of the script the agent has nothing left to do."""
-        if not 0 <= ctx.run_index < len(self.entries):
-            raise AgentError(
-                f"Script exhausted: run {ctx.run_index + 1} asked for, the script has {len(self.entries)}.",
-                permanent=True,
+        """Replay this run's entry (see ``entry_for``); past the end of the script, ask for the done review."""
+        entry = self.entry_for(ctx)
+        if entry is None:
+            return AgentResult(
+                summary="The script has nothing left to do: the work is ready for its done review",
+                done=True,
+                log=f"run {ctx.run_index + 1}: past the end of the script ({len(self.entries)} entries)",
             )
-        entry = self.entries[ctx.run_index]
         worktree = worktree_of(ctx)
         log: list[str] = []
         if entry.get("sleep"):

@@ -361,3 +361,27 @@ def test_the_binary_probe_reads_nothing_outside_the_worktree(tmp_path):
     assert not loop._holds_nul(worktree, "link")
     assert not loop._holds_nul(worktree, "../outside.bin")
     assert not loop._holds_nul(worktree, "folder")
+
+
+def test_a_scripted_agent_past_its_script_asks_for_the_done_review_instead_of_failing(owner, shop_repo, eager):
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
+    assert step_once(goal).status == "continue"
+    outcome = step_once(goal)
+    assert outcome.status == GoalStatus.WAITING
+    assert (outcome.request.kind, outcome.request.step_number) == ("done", 2)
+    assert goal.steps.get(number=2).status == StepStatus.PASSED and goal.steps.get(number=2).agent_done
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        outcome.request.decide(owner, "approve")
+    goal.refresh_from_db()
+    assert goal.status == GoalStatus.DONE
+
+
+def test_a_rejection_gives_the_scripted_agent_its_reply_then_the_done_review(owner, shop_repo):
+    replying = {**SEVEN_FILES, "on_reject": {**DONE, "summary": "One module at a time"}}
+    goal = make_scripted_goal(owner, shop_repo, [replying])
+    step_once(goal).request.decide(owner, "reject", comment="one module at a time")
+    goal.refresh_from_db()
+    outcome = step_once(goal)
+    assert goal.steps.get(number=2).summary == "One module at a time"
+    assert outcome.request.kind == "done"
+    assert goal.status == GoalStatus.WAITING

@@ -70,25 +70,65 @@ BASE = {
     "constraints": ["Do not change the invoice CSV columns"],
     "done_criteria": "Every unittest passes and the change is reviewed.",
 }
-# Each demo goal stops at a different gate within a step or three.
+DISCOUNTED = INVOICES.replace("(lines):", "(lines, discount=0):").replace(
+    "for line in lines)", "for line in lines) - discount"
+)
+DISCOUNT_TEST = (
+    INVOICE_TEST
+    + """
+    def test_a_discount_comes_off_the_total(self):
+        self.assertEqual(invoice_total([{"amount": 2}, {"amount": 3}], discount=1), 4)
+"""
+)
+ROUNDED = """from decimal import ROUND_HALF_UP, Decimal
+
+
+def round_total(amount):
+    return int(Decimal(str(amount)).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+"""
+INVOICING_INIT = """from shop.invoices import CSV_COLUMNS, invoice_total
+
+__all__ = ["CSV_COLUMNS", "invoice_total"]
+"""
+# Each demo goal stops at a different gate within a step or three, and says which (`shows`). Whatever the
+# person decides there, its script goes on to the next gate or to the done review, never to a failure: an
+# approval plays the next entry, a rejection the rejected entry's reply (`on_reject`, scripted.py).
 DEMO_GOALS = [
     {
         **BASE,
         "title": "Split the invoice module",
+        "shows": "the blast-radius gate: a step of seven files asks for a plan, with the agent's plan",
         "objective": "Move invoice formatting from shop/invoices.py to a shop/invoicing/ package",
-        "evidence": [unittest_check("test_*.py")],
+        # Not test_*.py: the rounding test fails until the rounding goal is done.
+        "evidence": [unittest_check("test_invoices.py")],
         "work_type": "other",
         "steps": [
             {
                 "summary": "Split invoices into a package of seven modules",
+                "plan": "1. One module per concern under shop/invoicing/ (seven files).\n"
+                "2. Re-export the public names from shop/invoicing/__init__.py.\n"
+                "3. Keep shop/invoices.py and its CSV columns as they are.",
                 "tokens": 4200,
                 "write": {f"shop/invoicing/part{i}.py": f"PART = {i}\n" for i in range(7)},
-            }
+                "on_reject": {
+                    "summary": "Start smaller: one package that re-exports the invoice functions",
+                    "tokens": 1800,
+                    "done": True,
+                    "write": {"shop/invoicing/__init__.py": INVOICING_INIT},
+                },
+            },
+            {
+                "summary": "Re-export the invoice functions from shop/invoicing",
+                "tokens": 1200,
+                "done": True,
+                "write": {"shop/invoicing/__init__.py": INVOICING_INIT},
+            },
         ],
     },
     {
         **BASE,
         "title": "Invoice totals take a discount",
+        "shows": "the tests-weakened gate: an exact assertion loosened to >= 0 is flagged in the diff",
         "objective": "Make invoice_total() accept a discount, tested in tests/test_invoices.py",
         "evidence": [unittest_check("test_invoices.py")],
         "work_type": "other",
@@ -97,37 +137,66 @@ DEMO_GOALS = [
                 "summary": "Add a discount argument and relax the totals test",
                 "tokens": 3100,
                 "write": {
-                    "shop/invoices.py": INVOICES.replace("(lines):", "(lines, discount=0):").replace(
-                        "for line in lines)", "for line in lines) - discount"
-                    ),
+                    "shop/invoices.py": DISCOUNTED,
                     "tests/test_invoices.py": INVOICE_TEST.replace(
                         'self.assertEqual(invoice_total([{"amount": 2}, {"amount": 3}]), 5)',
                         'self.assertTrue(invoice_total([{"amount": 2}, {"amount": 3}]) >= 0)',
                     ),
                 },
-            }
+                "on_reject": {
+                    "summary": "Keep the exact totals test and test the discount too",
+                    "tokens": 2100,
+                    "done": True,
+                    "write": {"shop/invoices.py": DISCOUNTED, "tests/test_invoices.py": DISCOUNT_TEST},
+                },
+            },
+            {
+                "summary": "Test the discount with an exact total as well",
+                "tokens": 1400,
+                "done": True,
+                "write": {"tests/test_invoices.py": DISCOUNT_TEST},
+            },
         ],
     },
     {
         **BASE,
         "title": "Totals round half up",
+        "shows": "the repeated-failure gate: the same failing test three times asks a person before a fourth try",
         "objective": "Make tests/test_rounding.py pass: round_total(2.5) returns 3",
         "evidence": [unittest_check("test_rounding.py")],
         "work_type": "test_repair",
         "steps": [
+            *(
+                {
+                    "summary": f"Try rounding fix {n}",
+                    "tokens": 1500 + 100 * n,
+                    "write": {"shop/rounding.py": f"def round_total(amount):\n    return int(amount)  # attempt {n}\n"},
+                }
+                for n in (1, 2)
+            ),
             {
-                "summary": f"Try rounding fix {n}",
-                "tokens": 1500 + 100 * n,
-                "write": {
-                    "shop/rounding.py": f"def round_total(amount):\n    return int(amount)  # attempt {n}\n"
+                "summary": "Try rounding fix 3",
+                "tokens": 1800,
+                "write": {"shop/rounding.py": "def round_total(amount):\n    return int(amount)  # attempt 3\n"},
+                "on_reject": {
+                    "summary": "Round half up with Decimal instead of int()",
+                    "tokens": 1900,
+                    "done": True,
+                    "write": {"shop/rounding.py": ROUNDED},
                 },
-            }
-            for n in (1, 2, 3, 4)
+            },
+            {
+                "summary": "Round half up with Decimal: int() cuts 2.5 down to 2",
+                "tokens": 1900,
+                "done": True,
+                "write": {"shop/rounding.py": ROUNDED},
+            },
         ],
     },
     {
         **BASE,
         "title": "Document the invoice CSV export",
+        "shows": "the done review: the agent says it is done, every check passed, and a person has the final word",
         "objective": "Add docs/export.md describing the 3 CSV columns of the invoice export",
         "evidence": [unittest_check("test_invoices.py")],
         "work_type": "docs",
@@ -137,6 +206,16 @@ DEMO_GOALS = [
                 "tokens": 900,
                 "done": True,
                 "write": {"docs/export.md": "# Invoice export\n\nColumns: number, customer, total.\n"},
+                "on_reject": {
+                    "summary": "Describe each column with an example row",
+                    "tokens": 700,
+                    "done": True,
+                    "write": {
+                        "docs/export.md": "# Invoice export\n\n| Column | What it holds |\n| --- | --- |\n"
+                        "| number | the invoice number |\n| customer | who pays |\n| total | the sum of its lines |\n\n"
+                        "Example: `INV-7,Ada Shop,120`\n"
+                    },
+                },
             }
         ],
     },
@@ -177,35 +256,32 @@ class Command(BaseCommand):
         for spec in DEMO_GOALS:
             goal = self.demo_goal(user, repo, profile, spec)
             ids.append(goal.pk)
+            self.stdout.write(f"  {goal.pk} {goal.title}: shows {spec['shows']}")
         for spec in LINT_EXAMPLES:
             ids.append(self.lint_example(user, repo, profile, spec).pk)
         if password:
             self.stdout.write(f"Demo user: {DEMO_USERNAME}  password: {password}")
         else:
             self.stdout.write(
-                f"Demo user: {DEMO_USERNAME} (password printed when it was created; "
-                "set GOALPOST_DEMO_PASSWORD to choose one)"
+                f"Demo user: {DEMO_USERNAME} (its password is the one printed when it was created, kept so that "
+                f"sign-ins survive restarts; `python manage.py changepassword {DEMO_USERNAME}` sets another)"
             )
         pending = ApprovalRequest.objects.pending().filter(goal__owner=user).count()
         self.stdout.write(f"Demo goals: {' '.join(map(str, ids))} ({pending} approvals waiting)")
         self.stderr.write(f"demo ready in {time.monotonic() - started:.1f} s")
 
     def demo_user(self):
-        """Return the user and the password to print: a new one only when the user is created."""
-        users = get_user_model()
-        chosen = os.environ.get("GOALPOST_DEMO_PASSWORD", "")
-        user, created = users.objects.get_or_create(username=DEMO_USERNAME, defaults={"is_staff": True})
-        if chosen:
-            user.set_password(chosen)
-            user.save(update_fields=["password"])
-            return user, chosen
-        if created:
-            password = secrets.token_urlsafe(12)
-            user.set_password(password)
-            user.is_superuser = True
-            user.save(update_fields=["password", "is_superuser"])
-            return user, password
-        return user, None
+        """The demo user, and its password when it was created just now (GOALPOST_DEMO_PASSWORD, or a random
+        one). An existing user keeps its password: setting it again would sign every session out."""
+        user, created = get_user_model().objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"is_staff": True, "is_superuser": True}
+        )
+        if not created:
+            return user, None
+        password = os.environ.get("GOALPOST_DEMO_PASSWORD", "") or secrets.token_urlsafe(12)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        return user, password
 
     def sample_repository(self, user) -> Repository:
         """A new repository every run, so no branch of an earlier database clashes with the new goals.
@@ -246,7 +322,7 @@ class Command(BaseCommand):
             return existing
         if existing is not None:
             existing.delete()
-        fields = {k: v for k, v in spec.items() if k != "steps"}
+        fields = {k: v for k, v in spec.items() if k not in ("steps", "shows")}
         goal = Goal(
             owner=user,
             repository=repo,
@@ -257,7 +333,7 @@ class Command(BaseCommand):
         )
         goal.risk = goal.minimum_risk
         goal.save()
-        goal.record("created", "Goal written by the demo.", user)
+        goal.record("created", f"Goal written by the demo to show {spec['shows']}."[:500], user)
         goal.mark_ready(user)
         loop.start(goal, user)
         for _ in range(10):

@@ -69,8 +69,46 @@ def test_it_replays_a_folder_in_name_order(worktree, tmp_path):
     assert first.summary == "Applied 01-greeting.patch"
     assert (second.summary, second.done) == ("All done", True)
     assert (worktree / "app.py").read_text() == "print('hi')\n"
-    with pytest.raises(AgentError, match="Script exhausted") as error:
-        agent.run_step(make_agent_context(worktree, run_index=2))
+    assert agent.run_step(make_agent_context(worktree, run_index=2)).done
+
+
+def test_past_the_end_of_its_script_it_changes_nothing_and_asks_for_the_done_review(worktree):
+    before = sorted(p.name for p in worktree.iterdir())
+    result = run(worktree, [{"summary": "only", "write": {"one.txt": "1"}}], run_index=1, outcomes=("approved",))
+    assert result.done
+    assert "done review" in result.summary
+    assert sorted(p.name for p in worktree.iterdir()) == before
+
+
+REPLYING = [
+    {"summary": "seven modules", "on_reject": {"summary": "two modules instead", "done": True}},
+    {"summary": "second entry"},
+]
+
+
+@pytest.mark.parametrize(
+    "outcomes, summary",
+    [
+        pytest.param((), "seven modules", id="the-first-run-plays-the-first-entry"),
+        pytest.param(("approved",), "second entry", id="an-approved-entry-moves-on"),
+        pytest.param(("failed",), "second entry", id="a-failed-entry-moves-on"),
+        pytest.param(("rejected",), "two modules instead", id="a-rejected-entry-gets-its-reply"),
+        pytest.param(("rejected", "approved"), "second entry", id="after-the-reply-the-script-goes-on"),
+        pytest.param(("rejected", "rejected"), "second entry", id="a-rejected-reply-moves-on"),
+        pytest.param(
+            ("approved", "rejected"), "The script has nothing left", id="a-rejection-without-a-reply-moves-on"
+        ),
+    ],
+)
+def test_a_rejection_gets_the_entry_s_reply_before_the_script_moves_on(worktree, outcomes, summary):
+    result = run(worktree, REPLYING, run_index=len(outcomes), outcomes=outcomes)
+    assert result.summary.startswith(summary)
+
+
+def test_a_reply_with_a_reply_of_its_own_is_refused(worktree):
+    entry = {"summary": "a", "on_reject": {"summary": "b", "on_reject": {"summary": "c"}}}
+    with pytest.raises(AgentError, match="no reply of its own") as error:
+        run(worktree, [entry])
     assert error.value.permanent
 
 
