@@ -405,6 +405,11 @@ def _page_context(request: HttpRequest, approval: ApprovalRequest, **decision_ex
         "diff": diff,
         "call": _gateway_call(approval),
         "evidence": _evidence(step, approval),
+        "manual_checks": [
+            str(check.get("description") or "")
+            for check in goal.evidence
+            if isinstance(check, dict) and check.get("kind") == "manual"
+        ],
         "meters": _meters(goal),
         "events": goal.events.select_related("actor")[:10],
     }

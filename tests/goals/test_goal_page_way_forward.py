@@ -7,7 +7,7 @@ import pytest
 
 from approvals.models import ApprovalRequest
 from goals.models import GoalStatus, Step
-from tests.factories import HTMX, form_data, make_goal
+from tests.factories import HTMX, form_data, make_goal, make_profile
 
 pytestmark = pytest.mark.django_db
 
@@ -116,9 +116,11 @@ def test_only_the_owner_retries(client, goal, request, who, status):
 
 
 def test_retry_that_cannot_run_says_why_and_keeps_the_goal_failed(as_owner, goal):
-    failed(goal)  # the test goal's scripted agent has no script: it cannot run
+    failed(goal)
+    goal.agent_profile = make_profile("scripted", name="Empty script")  # nothing to replay: it cannot run
+    goal.save(update_fields=["agent_profile"])
     response = as_owner.post(f"/goals/{goal.pk}/retry/", follow=True)
-    assert "Scripted has no script to replay" in response.text
+    assert "Empty script has no script to replay" in response.text
     goal.refresh_from_db()
     assert goal.status == GoalStatus.FAILED
 
