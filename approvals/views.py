@@ -32,6 +32,8 @@ RISK_RANK = {"high": 0, "medium": 1, "low": 2}
 INBOX_PAGE = 10
 OUTPUT_TAIL_CHARS = 4_000
 RUNNING_LINKS = 5
+# "Next request" picks among the soonest-due pending requests (the inbox's first screens).
+NEXT_CANDIDATES = 50
 DONE_MESSAGES = {
     Verdict.APPROVE: "Approved",
     Verdict.REJECT: "Rejected",
@@ -146,6 +148,21 @@ def _inbox_requests(user, offset: int = 0, limit: int = INBOX_PAGE) -> list[Appr
     return list(ordered[offset : offset + limit])
 
 
+def next_request_for(user, after: ApprovalRequest) -> ApprovalRequest | None:
+    """The request the person answers next, in the inbox's order (highest risk, then soonest deadline), other than
+    the one just decided; None when nothing else waits."""
+    candidates = (
+        _pending_for(user)
+        .filter(expires_at__gt=timezone.now())
+        .exclude(pk=after.pk)
+        .exclude(decisions__user=user, decisions__verdict=Verdict.APPROVE)  # waits for another approver
+        .select_related("goal")
+        .order_by("expires_at", "created_at", "pk")[:NEXT_CANDIDATES]
+    )
+    ranked = sorted(candidates, key=lambda r: (RISK_RANK.get(goal_risk(r.goal), 1), r.expires_at, r.created_at))
+    return ranked[0] if ranked else None
+
+
 def _idle_context(user) -> dict:
     """What the empty inbox says instead: how many goals run, with links."""
     visible = Goal.objects.visible_to(user)
@@ -196,7 +213,10 @@ def _decision_context(approval: ApprovalRequest, user, **extra) -> dict:
     budget = approval.details.get("budget") if isinstance(approval.details, dict) else None
     if "checks_failing" not in extra:
         extra["checks_failing"] = bool(briefing.failing_checks(_raw_runs(approval, _step_of(approval))))
+    show_next = not approval.is_pending or you_approved
     return {
+        "show_next": show_next,
+        "next_request": next_request_for(user, after=approval) if show_next else None,
         "approval": approval,
         "goal": approval.goal,
         "risk": goal_risk(approval.goal),
@@ -420,6 +440,11 @@ def _page_context(request: HttpRequest, approval: ApprovalRequest, **decision_ex
         "call": call,
         "done_review": pull_request.done_review(approval, request.user) if approval.kind == "done" else None,
         "evidence": _evidence(step, approval),
+        "manual_checks": [
+            str(check.get("description") or "")
+            for check in goal.evidence
+            if isinstance(check, dict) and check.get("kind") == "manual"
+        ],
         "meters": _meters(goal),
         "events": goal.events.select_related("actor")[:10],
     }

@@ -6,6 +6,8 @@ from goals import lint
 from goals.agents import AgentError
 from goals.agents.scripted import ScriptedAgent
 from goals.models import (
+    AGENT_CHOICES,
+    PRESET_CHOICES,
     RISK_CHOICES,
     WORK_TYPE_CHOICES,
     AgentProfile,
@@ -295,14 +297,17 @@ class GoalForm(forms.ModelForm):
         self.fields["repository"].label_from_instance = _repository_label
         profiles = AgentProfile.objects.usable_by(owner)
         self.fields["agent_profile"].queryset = profiles
+        self.fields["agent_profile"].label_from_instance = _profile_label
         self.fields["agent_model"].choices = [("", "The agent's default")] + [
             (profile.name, [(model, model) for model in profile.models]) for profile in profiles if profile.models
         ]
         if self.instance.pk is None and not self.is_bound:
-            for name in ("repository", "agent_profile"):  # the only choice: chosen already
-                queryset = self.fields[name].queryset
-                if len(queryset[:2]) == 1:
-                    self.initial.setdefault(name, queryset[0].pk)
+            repositories = self.fields["repository"].queryset
+            if len(repositories[:2]) == 1:  # the only choice: chosen already
+                self.initial.setdefault("repository", repositories[0].pk)
+            runnable = default_profile(profiles)
+            if runnable is not None:
+                self.initial.setdefault("agent_profile", runnable.pk)
         self.fields["network_hosts"].help_text = (
             "Public hosts the agent and the checks may reach, as host:port (e.g. pypi.org:443). "
             "No IP addresses, no localhost or private names."
@@ -372,6 +377,9 @@ class GoalForm(forms.ModelForm):
         if model and model not in profile.models:
             offered = ", ".join(profile.models) or "none: leave it on the default"
             self.add_error("agent_model", f"{profile.name} offers these models: {offered}.")
+        cannot_run = profile.cannot_run_here(goal_script=bool(script))
+        if cannot_run and profile.adapter == "scripted":  # fails on the first step: say so now, not after Start
+            self.add_error("agent_profile", cannot_run)
         if script and (profile.adapter != "scripted" or "folder" in profile.options):
             self.add_error("agent_script", f"{profile.name} takes no script from the goal: leave it empty.")
         elif script:
@@ -389,6 +397,21 @@ class GoalForm(forms.ModelForm):
             goal.save()
             self.save_m2m()
         return goal
+
+
+def default_profile(profiles) -> AgentProfile | None:
+    """The agent a new goal starts with: the first offered profile that can run here, never one that fails on
+    its first step (a scripted profile with nothing to replay)."""
+    return next((profile for profile in profiles if not profile.cannot_run_here()), None)
+
+
+def _profile_label(profile: AgentProfile) -> str:
+    kind = dict(AGENT_CHOICES).get(profile.adapter, profile.adapter)
+    if profile.adapter == "command" and profile.preset:
+        kind = dict(PRESET_CHOICES).get(profile.preset, kind)
+    cannot_run = profile.cannot_run_here(goal_script=profile.adapter == "scripted")
+    waiting = "" if profile.enabled else " — switched off by staff"
+    return f"{profile.name} ({kind}){waiting}{' — cannot run here' if cannot_run else ''}"
 
 
 def _repository_label(repository: Repository) -> str:

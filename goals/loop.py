@@ -30,11 +30,12 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
-from goals import agents, egress, evidence, gates, judge, sandbox
+from goals import agents, egress, evidence, gates, judge, lint, sandbox
 from goals.diffs import DiffError, FileDiff, ParsedDiff, parse_diff
 from goals.models import (
     BASELINE_OUTPUT_CHARS,
     KEPT_STEP_STATUSES,
+    AgentProfile,
     BaselineStatus,
     EvidenceBaseline,
     Goal,
@@ -858,14 +859,14 @@ def publish(goal_id: int) -> bool:
         return False
     refused = source_refusal(goal)
     if refused:
-        goal.record("publish", f"The goal's branch was not pushed: {refused}"[:500])
+        goal.record("publish", f"The goal's branch was not pushed: {refused}"[:500], pushed=False)
         return False
     try:
         said = workspace_for(goal).publish()
     except (WorkspaceError, OSError) as error:
-        goal.record("publish", f"Could not push the goal's branch: {error}"[:500])
+        goal.record("publish", f"Could not push the goal's branch: {error}"[:500], pushed=False)
         return False
-    goal.record("publish", said[:500])
+    goal.record("publish", said[:500], pushed=True)
     return True
 
 
@@ -914,12 +915,59 @@ def pause(goal: Goal, actor) -> None:
 
 
 def resume(goal: Goal, actor) -> bool:
-    """Paused or stalled → running (or waiting, when a request is still open); True when it should step."""
+    """Paused or stalled → running (or waiting, when a request is still open); True when it should step.
+    A failed goal resumes from its last kept step, once its contract and its agent can run."""
+    if goal.status == GoalStatus.FAILED:
+        _refuse_unrunnable(goal, "resumed")
+        return goal.set_status(
+            GoalStatus.RUNNING, actor, "Resumed from the last kept step.", only_from=(GoalStatus.FAILED,)
+        )
     pending = goal.approval_requests.pending().from_loop().exists()  # an agent elsewhere waits on its own
     target = GoalStatus.WAITING if pending else GoalStatus.RUNNING
     if not goal.set_status(target, actor, "Resumed.", only_from=(GoalStatus.PAUSED, GoalStatus.STALLED)):
         raise ControlRefused(f"A {goal.get_status_display().lower()} goal cannot be resumed.")
     return target == GoalStatus.RUNNING
+
+
+def retry(goal: Goal, actor) -> bool:
+    """Failed → running, starting over from the base branch: the kept steps are set aside (their commits leave
+    the branch; their usage still counts against the budgets). True when it should step."""
+    if goal.status != GoalStatus.FAILED:
+        raise ControlRefused(f"Only a failed goal can be retried; this one is {goal.get_status_display().lower()}.")
+    _refuse_unrunnable(goal, "retried")
+    with transaction.atomic():
+        if not goal.set_status(
+            GoalStatus.RUNNING, actor, "Retried: starting over from the base branch.", only_from=(GoalStatus.FAILED,)
+        ):
+            raise ControlRefused("The goal changed meanwhile: reload the page.")
+        set_aside = goal.steps.filter(status__in=KEPT_STEP_STATUSES).update(status=StepStatus.SET_ASIDE)
+        goal.approval_requests.pending().update(status=RequestStatus.SUPERSEDED, decided_at=timezone.now())
+        if set_aside:
+            goal.record(
+                "retry",
+                f"{set_aside} kept step(s) set aside: the next step starts from the base branch.",
+                actor,
+                set_aside=set_aside,
+            )
+    return True
+
+
+def _refuse_unrunnable(goal: Goal, verb: str) -> None:
+    """A failed goal goes again only when its contract passes the linter and its agent can run here."""
+    blocking = [f for f in goal.lint() if f.severity == lint.BLOCKING]
+    if blocking:
+        raise ControlRefused(
+            f"The goal cannot be {verb} yet: its checklist has {len(blocking)} blocking finding(s). Edit it first."
+        )
+    profile = goal.agent_profile
+    if not AgentProfile.objects.usable_by(goal.owner).filter(pk=profile.pk).exists():
+        raise ControlRefused(
+            f"The goal cannot be {verb} yet: the agent {profile} is no longer offered to its "
+            "owner. Edit it to choose another agent."
+        )
+    reason = profile.cannot_run_here(goal_script=bool(goal.agent_script))
+    if reason:
+        raise ControlRefused(f"The goal cannot be {verb} yet: {reason} Edit it to choose another agent.")
 
 
 def cancel(goal: Goal, actor) -> None:

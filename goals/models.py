@@ -3,6 +3,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -393,6 +394,27 @@ class AgentProfile(models.Model):
         except agents.AgentError as error:
             raise ValidationError({"options": error.message}) from error
 
+    def cannot_run_here(self, *, goal_script: bool = False) -> str:
+        """Why this profile cannot run a step on this server, or "": a scripted profile with nothing to replay
+        (``goal_script``: the goal brings its own script), a command agent whose program is not installed."""
+        options = self.options if isinstance(self.options, dict) else {}
+        if self.adapter == "scripted":
+            if options.get("folder") or options.get("steps") or goal_script:
+                return ""
+            return f"{self.name} has no script to replay: write one for the goal, or choose another agent."
+        if self.adapter == "command":
+            from goals.agents.command import PRESETS
+
+            command = options.get("command") if self.preset == "custom" else None
+            preset = PRESETS.get(self.preset or "custom")
+            program = self.executable or (command[0] if isinstance(command, list) and command else "")
+            program = program or (preset.executable if preset else "")
+            if not program:
+                return f"{self.name} names no program to run."
+            if shutil.which(program) is None:
+                return f"{self.name} needs {program}, which is not installed on this server."
+        return ""
+
     def takes_provider(self) -> bool:
         """Whether the adapter is given the profile's base URL and key."""
         return self.adapter == "openai" or (self.adapter == "command" and self.preset in PROVIDER_PRESETS)
@@ -733,6 +755,63 @@ class Goal(models.Model):
             self.record("status", reason or f"Now {self.get_status_display().lower()}.", actor, status=status)
         return True
 
+    def status_reason(self) -> str:
+        """Why the goal is in its state, from the trail: the last status change's message without its label."""
+        event = self.events.filter(kind="status").only("message").first()
+        if event is None:
+            return ""
+        label, colon, rest = event.message.partition(": ")
+        return rest if colon and label.lower() in ("failed", "paused", "stalled") else event.message
+
+    def status_sentence(self, pending: list | None = None, last_step: int | None = None) -> str:
+        """The status as a sentence a person reads: "Waiting for you: plan for step 1", "Running step 3",
+        "Failed: <reason> — Retry or Resume", "Done: branch goalpost/12 pushed". `pending` (the goal's pending
+        requests) and `last_step` (its highest step number) may be given to save the queries."""
+        status = self.status
+        if status == GoalStatus.DRAFT:
+            return "Draft: clear the checklist's blocking findings, then mark it ready"
+        if status == GoalStatus.READY:
+            return "Ready: start it when you are"
+        if status == GoalStatus.RUNNING:
+            running = self.steps.filter(status=StepStatus.RUNNING).order_by("number").first()
+            if running is not None:
+                return f"Running step {running.number}"
+            if last_step is None:
+                last_step = self.steps.aggregate(n=models.Max("number"))["n"] or 0
+            return f"Running step {last_step + 1}"
+        if status == GoalStatus.WAITING:
+            if pending is None:
+                pending = list(self.approval_requests.filter(status="pending").order_by("created_at"))
+            if len(pending) > 1:
+                return f"Waiting for you: {len(pending)} requests"
+            if pending:
+                return f"Waiting for you: {_asked(pending[0])}"
+            return "Waiting for a decision"
+        if status == GoalStatus.DONE:
+            return f"Done: {self.publish_state()}"
+        if status == GoalStatus.FAILED:
+            reason = self.status_reason().rstrip(".") or "the last step could not run"
+            return f"Failed: {reason} — Retry or Resume"
+        if status in (GoalStatus.PAUSED, GoalStatus.STALLED):
+            label, reason = self.get_status_display(), self.status_reason().rstrip(".")
+            if not reason or reason.lower().startswith(label.lower()):
+                return reason or label
+            return f"{label}: {reason}"
+        return self.get_status_display()
+
+    @property
+    def branch(self) -> str:
+        return f"goalpost/{self.pk}"
+
+    def publish_state(self) -> str:
+        """What became of a done goal's branch, from the trail of loop.publish."""
+        event = self.events.filter(kind="publish").only("message", "data").first()
+        if event is None:
+            return f"branch {self.branch} is being pushed"
+        if event.data.get("pushed"):
+            return f"branch {self.branch} pushed"
+        return f"branch {self.branch} not pushed ({event.message.rstrip('.')})"
+
     def record(self, kind: str, message: str, actor=None, **data) -> GoalEvent:
         return GoalEvent.objects.create(goal=self, kind=kind, message=message, actor=actor, data=data)
 
@@ -830,6 +909,7 @@ class StepStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected and reverted"
     FAILED = "failed", "Failed"
+    SET_ASIDE = "set_aside", "Set aside by a retry"
 
 
 # Steps whose commit stays on the goal's branch.
@@ -1021,6 +1101,20 @@ def _comparable(checks: list[dict]) -> list[dict]:
 def baseline_commands(goal: Goal) -> list[dict]:
     """The goal's checks in the shape a baseline keeps them (to compare an old baseline with the goal)."""
     return _comparable(command_checks(goal.evidence))
+
+
+def _asked(request) -> str:
+    """What a pending request asks of a person, in a few words: "plan for step 1", "the done review"."""
+    step = f" for step {request.step_number}" if request.step_number else ""
+    return {
+        "plan": f"plan{step}",
+        "step": f"review of step {request.step_number}" if request.step_number else "a step review",
+        "budget": "more budget",
+        "stall": "the goal stalled",
+        "done": "the done review",
+        "follow_up": f"a follow-up{step}",
+        "stop": "the agent broke a rule",
+    }.get(request.kind, f"{request.kind} request{step}")
 
 
 def same_failure_retries(signatures: list[str]) -> int:

@@ -3,18 +3,21 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Max, Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from approvals.models import ApprovalRequest
 from goals import charts, lint, loop, sandbox
 from goals.forms import GoalForm, contract_from_data
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat, command_checks
 from goals.tasks import enqueue_baseline, enqueue_step
 
+# The goal page links to each pending request, up to this many (an agent elsewhere may have many waiting).
+MAX_PENDING_LINKS = 20
 LIST_FIELDS = ("constraints", "protected_paths", "scope_paths", "evidence", "network_hosts")
 
 
@@ -41,8 +44,14 @@ def goal_list(request: HttpRequest) -> HttpResponse:
         for value, label in GoalStatus.choices
         if counts.get(value) or value == status
     ]
+    pending = Prefetch(
+        "approval_requests", queryset=ApprovalRequest.objects.pending().order_by("created_at"), to_attr="pending"
+    )
+    page = list(goals.select_related("owner").annotate(last_step=Max("steps__number")).prefetch_related(pending)[:200])
+    for goal in page:
+        goal.sentence = goal.status_sentence(pending=goal.pending, last_step=goal.last_step or 0)
     context = {
-        "goals": goals.select_related("owner")[:200],
+        "goals": page,
         "status": status,
         "tabs": tabs,
     }
@@ -83,6 +92,7 @@ def _render_form(request: HttpRequest, form: GoalForm, goal: Goal | None, show_e
         "show_errors": show_errors,
         "findings": findings,
         "ready": bool(contract) and lint.is_ready(findings),
+        "can_mark_ready": goal is None or goal.status in (GoalStatus.DRAFT, GoalStatus.READY),
     }
     return render(request, "goals/form.html", context, status=status)
 
@@ -95,7 +105,12 @@ def _save_goal(request: HttpRequest, form: GoalForm, goal: Goal | None) -> HttpR
     else:
         goal.record("edited", "Contract edited.", request.user, fields=form.changed_data)
     findings = goal.lint()
-    if "mark_ready" in request.POST:
+    if goal.status not in (GoalStatus.DRAFT, GoalStatus.READY):
+        # A failed goal stays failed until Retry or Resume: saying "ready" here would contradict its status.
+        state = goal.get_status_display().lower()
+        then = " Retry or Resume it when you are ready." if goal.status == GoalStatus.FAILED else ""
+        messages.success(request, f"Saved. The goal is still {state}.{then}")
+    elif "mark_ready" in request.POST:
         try:
             goal.mark_ready(request.user)
             messages.success(request, "Saved and ready: the contract passes the linter.")
@@ -187,14 +202,17 @@ def _live_context(goal: Goal, user) -> dict:
         )
         rows.append({"tokens": step.tokens, "minutes": elapsed, "files": kept_files})
     can_control = goal.can_edit(user)
+    pending = list(goal.approval_requests.pending().order_by("created_at")[:MAX_PENDING_LINKS])
+    failed = can_control and goal.status == GoalStatus.FAILED
     return {
         "steps": list(reversed(steps)),
         "meters": meters,
         "chart": charts.burn_down(rows, budgets),
         "chart_budget_y": charts.budget_line_y(),
         "events": goal.events.select_related("actor")[:30],
-        "pending": goal.approval_requests.pending().first(),
-        "pending_count": goal.approval_requests.pending().count(),
+        # Not "pending_count": that name is the header badge's, the person's total, on every page.
+        "pending_requests": pending,
+        "status_sentence": goal.status_sentence(pending=pending),
         "sandbox": {
             "available": sandbox.sandbox_available(),
             "reason": sandbox.sandbox_reason(),
@@ -205,13 +223,14 @@ def _live_context(goal: Goal, user) -> dict:
             ),
             "own_user": not sandbox.identity().switched,
         },
-        "branch": f"goalpost/{goal.pk}",
+        "branch": goal.branch,
         "live": goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
         "controls": {
             "start": can_control and goal.status == GoalStatus.READY,
             "pause": can_control
             and goal.status in (GoalStatus.RUNNING, GoalStatus.WAITING, GoalStatus.STALLED),
-            "resume": can_control and goal.status in (GoalStatus.PAUSED, GoalStatus.STALLED),
+            "resume": can_control and goal.status in (GoalStatus.PAUSED, GoalStatus.STALLED, GoalStatus.FAILED),
+            "retry": failed,
             "cancel": can_control and goal.status not in loop.FINAL_STATUSES,
         },
     }
@@ -231,6 +250,9 @@ def goal_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             loop.pause(goal, request.user)
         elif action == "resume":
             if loop.resume(goal, request.user):
+                enqueue_step(goal.pk)
+        elif action == "retry":
+            if loop.retry(goal, request.user):
                 enqueue_step(goal.pk)
         elif action == "cancel":
             loop.cancel(goal, request.user)

@@ -60,9 +60,15 @@ def registered_repository(path, users=(), groups=(), **fields) -> Repository:
     return repository
 
 
+# What the test goals' scripted agent replays when the goal brings no script of its own: one quiet step, so the
+# profile can run here (a scripted profile with nothing to replay is refused by the goal form).
+QUIET_SCRIPT = [{"summary": "Nothing to change"}]
+
+
 def scripted_profile() -> AgentProfile:
     """The scripted agent, offered to everyone: the default agent of test goals."""
-    return AgentProfile.objects.get_or_create(name="Scripted", defaults={"adapter": "scripted"})[0]
+    defaults = {"adapter": "scripted", "options": {"steps": QUIET_SCRIPT}}
+    return AgentProfile.objects.get_or_create(name="Scripted", defaults=defaults)[0]
 
 
 def make_profile(adapter: str = "scripted", *, name: str = "", users=(), groups=(), check: bool = True, **fields):

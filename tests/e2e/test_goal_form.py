@@ -67,7 +67,7 @@ def test_writing_a_goal_on_a_phone(live_url, phone, writer, git_repo, screenshot
 
     page.fill("#id_base_branch", "main")
     page.get_by_role("button", name="Save and mark ready").click()
-    expect(page.locator(".status")).to_have_text("Ready")
+    expect(page.locator("#status-sentence")).to_have_text("Ready: start it when you are")
     goal = Goal.objects.get()
     assert goal.status == GoalStatus.READY
     assert goal.constraints == ["Do not change the visible table behavior", "Do not remove any current filters"]

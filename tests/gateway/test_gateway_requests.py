@@ -195,7 +195,9 @@ def test_the_goal_page_counts_the_waiting_requests(client, high_risk, git_repo, 
         ask(high_risk, bash(git_repo, command))
     client.force_login(owner)
     html = client.get(f"/goals/{high_risk.pk}/").text
-    assert "2 requests waiting" in html
+    waiting = high_risk.approval_requests.pending()
+    assert waiting.count() == 2
+    assert all(f'href="/approvals/{request.pk}/"' in html for request in waiting)
 
 
 def test_resuming_a_goal_with_only_agent_requests_pending_runs_it(high_risk, git_repo, owner):
