@@ -377,7 +377,10 @@ _NUMBER_TARGET = re.compile(
     rf"(?<![\w.]){_NUMBER}\s*{_UNIT}(?!\w)"
     rf"|(?<![\w<>=≤≥]){_BOUND}\s*{_NUMBER}(?![\w.]|\.\d)"
     rf"|\b{_AT_A_WORD}{_AMOUNT_VERB}\s+{_SHORT_CLAUSE}\s(?:to|by)\s+{_NUMBER}(?![\w.]|\.\d)"
-    r"|\bexactly\s+(?:once|twice)\b",
+    r"|\bexactly\s+(?:once|twice)\b"
+    r"|\b(?:HTTP|status(?:\s+code)?)\s+[1-5]\d\d\b"
+    r"|\b(?:return|answer|respond)(?:s|ing)?\s+(?:with\s+)?(?:an?\s+|HTTP\s+)?[1-5]\d\d\b"
+    r"|\bexit(?:s|ing)?\s+(?:with\s+)?(?:code\s+|status\s+)?\d{1,3}\b",
     re.IGNORECASE,
 )
 
@@ -403,6 +406,7 @@ _END_STATE = re.compile(
             _verb_then_preposition(r"port(?:s|ed|ing)?", r"to|onto"),
             _verb_then_preposition(r"switch(?:es|ed|ing)?", r"to"),
             _verb_then_preposition(r"stop(?:s|ped|ping)?|prevent(?:s|ed|ing)?|keep(?:s|ing)?", r"from"),
+            r"instead\s+of\s+[\w`'\"]|rather\s+than\s+[\w`'\"]",
             r"(?:remove[sd]?|delete[sd]?|(?<!-)(?<!and\s)(?<!&\s)drop(?:s|ped)?|restor(?:e|es|ed|ing))"
             r"\s+(?:the\s+)?\S",
         )
@@ -420,7 +424,10 @@ _ACTUAL = (
     r"|send(?:s)?|sent|log(?:s|ged)?|leak(?:s|ed)?|grow(?:s|n)?|grew|reject(?:s|ed)?|accept(?:s|ed)?"
     r"|ignor(?:e|es|ed)|lose(?:s)?|lost|segfault(?:s|ed)?|report(?:s|ed)?|render(?:s|ed)?|duplicat(?:es|ed)"
     r"|skip(?:s|ped)|drop(?:s|ped)|hit(?:s)?|responds?|responded|answer(?:s|ed)?|reads?|writes?|wrote"
-    r"|takes?|took|freez(?:es|ed)|froze|loops?|retr(?:ies|ied)|overflows?|truncat(?:es|ed))"
+    r"|takes?|took|freez(?:es|ed)|froze|loops?|retr(?:ies|ied)|overflows?|truncat(?:es|ed)|creat(?:es|ed)"
+    r"|open(?:s|ed)|allow(?:s|ed)|lets|delet(?:es|ed)|overwrit(?:es|ten)|sav(?:es|ed)|load(?:s|ed)|breaks|broke"
+    r"|us(?:es|ed)|stor(?:es|ed)|count(?:s|ed)|match(?:es|ed)|sort(?:s|ed)|keeps|kept|miss(?:es|ed)|fir(?:es|ed)"
+    r"|call(?:s|ed)|charg(?:es|ed)|redirect(?:s|ed)|generat(?:es|ed)|includ(?:es|ed)|contains|omit(?:s|ted))"
 )
 _EXPECTED = r"(?:expected|expecting|should|must|instead(?:\s+of)?|rather\s+than|but\s+(?:it\s+)?(?:should|must))"
 # What follows "should" must itself say something: "it should work" is a wish, not an expected result.
@@ -461,6 +468,11 @@ _CI_JOB = re.compile(
     rf"|\b(?:job|workflow|check)\s+(?:named\s+|called\s+)?(?:{_QUOTED_NAME}|{_JOINED_NAME})"
     rf"|\b{_JOB_STOPWORDS}[a-z]\w*\s+(?:ci\s+)?job\s+(?:to\s+)?(?:pass|passes|passing|green|succeeds?)\b",
     re.IGNORECASE,
+)
+
+# "make tox -e py313 pass": a command named without backticks.
+_COMMAND_TO_PASS = re.compile(
+    r"\b(?:make|get|have|keep)\s+((?:[\w./:=-]{1,60}\s+){2,8}?)(?:pass|passing|green|succeed)\b", re.IGNORECASE
 )
 
 # Deleting or loosening checks reaches any finish line: those goals block whatever else they say.
@@ -512,7 +524,7 @@ _NAMED_SCOPE = re.compile(
 )
 # What follows "without", "do not", "never" … up to the clause's end is a constraint, not the goal's scope.
 _CONSTRAINT_CLAUSE = re.compile(
-    r"\b(?:without|do\s+not|don't|never|not|no|while\s+keeping|keeping|except)\b(?:[^\n.;!?]|\.(?=\S)){0,400}",
+    r"\b(?:without|do\s+not|don't|never|not|no|while\s+keeping|keeping|except|instead\s+of|rather\s+than)\b(?:[^\n.;!?]|\.(?=\S)){0,400}",
     re.IGNORECASE,
 )
 
@@ -667,6 +679,9 @@ def _names_a_check(objective: str) -> bool:
     """A test id, a test file, a command in backticks or a CI job by name."""
     if _is_named_test(objective) or _CI_JOB.search(objective):
         return True
+    for match in _COMMAND_TO_PASS.finditer(objective):
+        if match.group(1).split()[0] in KNOWN_TOOLS and _looks_like_command(match.group(1)):
+            return True
     for match in _BACKTICKED.finditer(objective):
         inner = match.group(1).strip()
         if _looks_like_command(inner) or _is_named_test(inner):

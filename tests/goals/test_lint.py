@@ -287,7 +287,15 @@ def test_too_wide_message_warns_about_deleting_assertions():
         pytest.param(
             "Saving a draft crashes the app; it should keep the draft", "expected versus actual", id="it should"
         ),
+        pytest.param(
+            "Saving twice creates two invoices; only one should be created",
+            "expected versus actual",
+            id="should after a description of today",
+        ),
+        pytest.param("Return 410 Gone from /api/v1/export", "number", id="an http status"),
+        pytest.param("Store passwords with argon2 instead of sha1", "end state", id="a instead of b"),
         pytest.param("Fix test_parse_date on leap days", "named check", id="a pytest function"),
+        pytest.param("Make tox -e py313 pass", "named check", id="a command without backticks"),
         pytest.param("Get tests/test_api.py passing on Python 3.13", "named check", id="a test file"),
         pytest.param("Make `cargo test -p parser` exit cleanly", "named check", id="a command in backticks"),
         pytest.param("Make the build-linux job pass", "named check", id="a ci job name"),
@@ -345,6 +353,7 @@ def test_goals_reached_by_removing_checks_block(objective):
         pytest.param("Remove the deprecated flag --x without deleting any tests", id="negated in a constraint"),
         pytest.param("Restore the skipped test test_refund", id="skipped as an adjective"),
         pytest.param("Delete the legacy importer", id="deleting code is not deleting checks"),
+        pytest.param("Fix the date parser instead of skipping its tests", id="instead of is a constraint"),
     ],
 )
 def test_removing_checks_is_only_about_checks(objective):
