@@ -384,6 +384,11 @@ _NUMBER_TARGET = re.compile(
     re.IGNORECASE,
 )
 
+_CODE_EXTENSIONS = (
+    r"(?:py|pyi|js|jsx|mjs|cjs|ts|tsx|go|rs|java|kt|kts|rb|php|cs|cpp|cc|hpp|c|h|swift|scala|ex|exs"
+    r"|erl|sql|html|htm|css|scss|sass|less|vue|svelte|yml|yaml|json|toml|ini|cfg|sh|md|rst|txt|csv|xml)"
+)
+
 _NOT_NEGATED = r"(?<!not\s)(?<!n't\s)(?<!never\s)(?<!no\s)(?<!without\s)"
 
 
@@ -407,6 +412,8 @@ _END_STATE = re.compile(
             _verb_then_preposition(r"switch(?:es|ed|ing)?", r"to"),
             _verb_then_preposition(r"stop(?:s|ped|ping)?|prevent(?:s|ed|ing)?|keep(?:s|ing)?", r"from"),
             r"instead\s+of\s+[\w`'\"]|rather\s+than\s+[\w`'\"]",
+            # "Add docs/export.md describing …": the named file exists when done.
+            rf"(?:add|creat|writ)(?:e|es|ed|s|ing)?\s+(?:(?:an?|the|new)\s+)*(?:file\s+)?[`'\"]?[\w.-]*/?[\w./-]*\w\.{_CODE_EXTENSIONS}\b",
             r"(?:remove[sd]?|delete[sd]?|(?<!-)(?<!and\s)(?<!&\s)drop(?:s|ped)?|restor(?:e|es|ed|ing))"
             r"\s+(?:the\s+)?\S",
         )
@@ -441,10 +448,6 @@ _EXPECTED_VERSUS_ACTUAL = re.compile(
     re.IGNORECASE,
 )
 
-_CODE_EXTENSIONS = (
-    r"(?:py|pyi|js|jsx|mjs|cjs|ts|tsx|go|rs|java|kt|kts|rb|php|cs|cpp|cc|hpp|c|h|swift|scala|ex|exs"
-    r"|erl|sql|html|htm|css|scss|sass|less|vue|svelte|yml|yaml|json|toml|ini|cfg|sh|md|rst|txt|csv|xml)"
-)
 _FILE_PATH = re.compile(rf"(?<![\w./-])([\w./-]*\w)\.({_CODE_EXTENSIONS})\b")
 _DIRECTORY = re.compile(r"(?<![\w./-])(?:[\w.-]{1,100})?/[\w.-]{1,100}(?:/[\w./-]{0,200})?|(?<![\w./-])[\w.-]{1,100}/")
 # "Node.js", "Vue.js": framework names, not files.

@@ -294,6 +294,7 @@ def test_too_wide_message_warns_about_deleting_assertions():
         ),
         pytest.param("Return 410 Gone from /api/v1/export", "number", id="an http status"),
         pytest.param("Store passwords with argon2 instead of sha1", "end state", id="a instead of b"),
+        pytest.param("Add docs/export.md describing the CSV columns", "end state", id="add a named file"),
         pytest.param("Fix test_parse_date on leap days", "named check", id="a pytest function"),
         pytest.param("Make tox -e py313 pass", "named check", id="a command without backticks"),
         pytest.param("Get tests/test_api.py passing on Python 3.13", "named check", id="a test file"),
@@ -317,6 +318,7 @@ def test_each_kind_of_finish_line_makes_a_goal_ready(objective, kind):
         pytest.param("Fix bug 12 by 5", id="by a number without an amount verb"),
         pytest.param("Add a cron job that purges old sessions", id="a job that is not a ci job"),
         pytest.param("Refactor `parse_config`", id="a function in backticks is not a check"),
+        pytest.param("Add type hints to views.py", id="a file to work in is not a file to add"),
         pytest.param("The export fails; it should work", id="a wish is not an expected result"),
     ],
 )
