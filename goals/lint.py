@@ -5,6 +5,7 @@ Every heuristic is a regular expression compiled once below; windows are bounded
 however long or hostile, can make the linter backtrack for long.
 """
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ RULE_SEVERITIES = {
     "multiple_objectives": (ADVICE,),
     "constraints_missing": (BLOCKING,),
     "evidence_missing": (BLOCKING,),
+    "evidence_not_a_command": (BLOCKING,),
     "evidence_generic": (ADVICE,),
     "budget_unbounded": (BLOCKING,),
     "rollback_missing": (BLOCKING,),
@@ -222,6 +224,31 @@ def _looks_like_command(text: str) -> bool:
     return bool(_PATH_LIKE.match(first))
 
 
+# Anything shell-shaped (a flag, a path, an assignment, a pipe, a quote, a digit) means the text is not plain prose.
+_SHELL_SYNTAX = re.compile(r"[-/=$|&<>;`'\"\\:*~@%(){}\[\]#]|\d|\.\w")
+_PROSE_WORDS = frozenset(
+    {
+        *_WORDS_THAT_MAKE_A_TOOL_NAME_PROSE,
+        "sure", "works", "work", "working", "then", "still", "properly", "correctly", "fine",
+        "looks", "see", "whether", "all", "we", "you", "i", "our", "my", "can", "will", "does", "do",
+        "should", "must", "no", "not", "any", "pass", "passes", "passing", "green", "loads", "page",
+        "manually", "again", "nothing", "broken", "breaks",
+    }
+)  # fmt: skip
+
+
+def reads_as_prose(command: str) -> bool:
+    """True when text given as a command is an English sentence ("run the tests and check it works")."""
+    words = command.strip().rstrip(".!").lower().split()
+    if len(words) < 2:
+        return False
+    if words[0] in KNOWN_TOOLS:
+        return words[1] in _WORDS_THAT_MAKE_A_TOOL_NAME_PROSE
+    if _SHELL_SYNTAX.search(command.strip().rstrip(".!")):
+        return False
+    return any(word in _PROSE_WORDS for word in words)
+
+
 @dataclass(frozen=True)
 class EvidenceCheck:
     """One way to prove the objective: a shell command run in the repository, or a manual check."""
@@ -315,26 +342,45 @@ def is_ready(findings: Iterable[Finding | Mapping[str, str]]) -> bool:
 
 
 # --- Objective heuristics ---------------------------------------------------------------------------------
+#
+# A finish line is one of four things an engineer would accept as "done": a number with a unit, an end state,
+# expected versus actual, or a named check. A quoted word, a bare number or a file path is not one by itself.
 
 # A bounded stretch of one clause: never crosses a line, a semicolon or a sentence end ("1.5s" and
 # "views.py" keep their dots because the dot is not followed by a space).
 _CLAUSE = r"(?:[^\n.;!?]|\.(?=\S)){0,160}?"
+_SHORT_CLAUSE = r"(?:[^\n.;!?]|\.(?=\S)){0,60}?"
 
-_NUMBER = r"\d+(?:[.,_]\d+)*"
+# Put in front of an alternation of words: positions that do not start a word fail at once, which keeps a
+# long hostile objective (digits, dots, slashes) fast.
+_AT_A_WORD = r"(?=[^\W\d_])"
+
+_NUMBER = r"\d{1,15}(?:[.,_]\d{1,15}){0,4}"
 _UNIT = (
     r"(?:%|percent|per\s*cent|x|ms|msecs?|milliseconds?|µs|us|ns|s|secs?|seconds?|m|mins?|minutes?|h|hrs?"
     r"|hours?|days?|b|bytes?|kb|kib|mb|mib|gb|gib|k|fps|rps|qps|req/s|requests?|queries|query|errors?"
     r"|warnings?|failures?|lines?|loc|calls?|round[- ]?trips?|points?|pts|px|items?|rows?|records?"
     r"|retries|steps?|files?|dependencies|deps|issues?|violations?|allocations?|renders?|re-renders?"
-    r"|connections?|users?|score)"
+    r"|connections?|users?|score|times|runs?|attempts?)"
 )
-_COMPARISON = (
+# "under 5", "at most 3": a comparison makes a bare number a bound. "to 3" and "by 3" only do after a verb
+# that changes an amount ("raise requires-python to 3.9"), never after "fix bug 12 by 5".
+_BOUND = (
     r"(?:below|under|above|over|at\s+most|at\s+least|less\s+than|fewer\s+than|more\s+than|greater\s+than"
-    r"|no\s+more\s+than|within|exactly|to|by|max(?:imum)?|min(?:imum)?|<=?|>=?|≤|≥|=|==)"
+    r"|no\s+more\s+than|within|exactly|max(?:imum)?|min(?:imum)?|<=?|>=?|≤|≥|==?)"
+)
+_AMOUNT_VERB = (
+    r"(?:reduc|rais|increas|lower|cut|bring|brought|shrink|shrank|grow|set|limit|cap|decreas|drop|trim|speed"
+    r"|keep|get|pin)\w*"
 )
 _NUMBER_TARGET = re.compile(
-    rf"(?<![\w.]){_NUMBER}\s*{_UNIT}(?!\w)|(?<![\w<>=≤≥]){_COMPARISON}\s*{_NUMBER}(?![\w.])"
-    rf"|(?<![\w<>=≤≥]){_COMPARISON}\s*{_NUMBER}\.(?!\d)",
+    rf"(?<![\w.]){_NUMBER}\s*{_UNIT}(?!\w)"
+    rf"|(?<![\w<>=≤≥]){_BOUND}\s*{_NUMBER}(?![\w.]|\.\d)"
+    rf"|\b{_AT_A_WORD}{_AMOUNT_VERB}\s+{_SHORT_CLAUSE}\s(?:to|by)\s+{_NUMBER}(?![\w.]|\.\d)"
+    r"|\bexactly\s+(?:once|twice)\b"
+    r"|\b(?:HTTP|status(?:\s+code)?)\s+[1-5]\d\d\b"
+    r"|\b(?:return|answer|respond)(?:s|ing)?\s+(?:with\s+)?(?:an?\s+|HTTP\s+)?[1-5]\d\d\b"
+    r"|\bexit(?:s|ing)?\s+(?:with\s+)?(?:code\s+|status\s+)?\d{1,3}\b",
     re.IGNORECASE,
 )
 
@@ -342,18 +388,6 @@ _CODE_EXTENSIONS = (
     r"(?:py|pyi|js|jsx|mjs|cjs|ts|tsx|go|rs|java|kt|kts|rb|php|cs|cpp|cc|hpp|c|h|swift|scala|ex|exs"
     r"|erl|sql|html|htm|css|scss|sass|less|vue|svelte|yml|yaml|json|toml|ini|cfg|sh|md|rst|txt|csv|xml)"
 )
-_NAMED_TEST_PATTERNS = (
-    re.compile(r"`[^`\n]+`"),
-    re.compile(r"\w::\w"),
-    re.compile(r"\btest_\w"),
-    re.compile(r"\w_(?:test|spec)\b"),
-    re.compile(r"\bTest[A-Z0-9_]"),
-    re.compile(r"\b[A-Z][A-Za-z0-9_]*Tests?\b"),
-    re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|‘[^’\n]{1,200}’|(?<!\w)\'[^\'\n]{1,200}\'(?!\w)'),
-)
-_FILE_PATH = re.compile(rf"(?<![\w./-])([\w./-]*\w)\.({_CODE_EXTENSIONS})\b")
-# "Node.js", "Vue.js": framework names, not files.
-_FRAMEWORK_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 
 _NOT_NEGATED = r"(?<!not\s)(?<!n't\s)(?<!never\s)(?<!no\s)(?<!without\s)"
 
@@ -363,7 +397,7 @@ def _verb_then_preposition(verbs: str, prepositions: str) -> str:
 
 
 _END_STATE = re.compile(
-    rf"\b{_NOT_NEGATED}(?:"
+    rf"\b{_AT_A_WORD}{_NOT_NEGATED}(?:"
     + "|".join(
         (
             _verb_then_preposition(r"move[sd]?|moving", r"to|into|onto|under|out\s+of"),
@@ -376,27 +410,129 @@ _END_STATE = re.compile(
             _verb_then_preposition(r"split(?:s|ting)?", r"into|in\s+two|in\s+half"),
             _verb_then_preposition(r"port(?:s|ed|ing)?", r"to|onto"),
             _verb_then_preposition(r"switch(?:es|ed|ing)?", r"to"),
-            r"(?:remove[sd]?|delete[sd]?|(?<!-)(?<!and\s)(?<!&\s)drop(?:s|ped)?)\s+(?:the\s+)?\S",
+            _verb_then_preposition(r"stop(?:s|ped|ping)?|prevent(?:s|ed|ing)?|keep(?:s|ing)?", r"from"),
+            r"instead\s+of\s+[\w`'\"]|rather\s+than\s+[\w`'\"]",
+            # "Add docs/export.md describing …": the named file exists when done.
+            rf"(?:add|creat|writ)(?:e|es|ed|s|ing)?\s+(?:(?:an?|the|new)\s+)*(?:file\s+)?[`'\"]?[\w.-]*/?[\w./-]*\w\.{_CODE_EXTENSIONS}\b",
+            r"(?:remove[sd]?|delete[sd]?|(?<!-)(?<!and\s)(?<!&\s)drop(?:s|ped)?|restor(?:e|es|ed|ing))"
+            r"\s+(?:the\s+)?\S",
         )
     )
     + ")",
     re.IGNORECASE,
 )
 
+# Expected versus actual: what happens today ("raises KeyError", "returns 99 rows") and what should happen
+# instead ("expected …", "it should …", "instead of …"), or "should be X but is Y".
+_ACTUAL = (
+    r"(?:rais(?:e|es|ed|ing)|throw(?:s|n)?|threw|return(?:s|ed|ing)?|crash(?:es|ed)?|exit(?:s|ed)?"
+    r"|fail(?:s|ed)?|hang(?:s)?|hung|time(?:s|d)?\s+out|panic(?:s|ked)?|error(?:s|ed)?|show(?:s|ed|n)?"
+    r"|print(?:s|ed)?|display(?:s|ed)?|give(?:s|n)?|gave|yield(?:s|ed)?|produc(?:e|es|ed)|emit(?:s|ted)?"
+    r"|send(?:s)?|sent|log(?:s|ged)?|leak(?:s|ed)?|grow(?:s|n)?|grew|reject(?:s|ed)?|accept(?:s|ed)?"
+    r"|ignor(?:e|es|ed)|lose(?:s)?|lost|segfault(?:s|ed)?|report(?:s|ed)?|render(?:s|ed)?|duplicat(?:es|ed)"
+    r"|skip(?:s|ped)|drop(?:s|ped)|hit(?:s)?|responds?|responded|answer(?:s|ed)?|reads?|writes?|wrote"
+    r"|takes?|took|freez(?:es|ed)|froze|loops?|retr(?:ies|ied)|overflows?|truncat(?:es|ed)|creat(?:es|ed)"
+    r"|open(?:s|ed)|allow(?:s|ed)|lets|delet(?:es|ed)|overwrit(?:es|ten)|sav(?:es|ed)|load(?:s|ed)|breaks|broke"
+    r"|us(?:es|ed)|stor(?:es|ed)|count(?:s|ed)|match(?:es|ed)|sort(?:s|ed)|keeps|kept|miss(?:es|ed)|fir(?:es|ed)"
+    r"|call(?:s|ed)|charg(?:es|ed)|redirect(?:s|ed)|generat(?:es|ed)|includ(?:es|ed)|contains|omit(?:s|ted))"
+)
+_EXPECTED = r"(?:expected|expecting|should|must|instead(?:\s+of)?|rather\s+than|but\s+(?:it\s+)?(?:should|must))"
+# What follows "should" must itself say something: "it should work" is a wish, not an expected result.
+_WISH = r"(?:(?:to\s+)?(?:work|be\s+(?:fixed|better|faster|fine|ok|good|correct|working|improved))\b\W*$)"
+_EXPECTED_VERSUS_ACTUAL = re.compile(
+    rf"{_AT_A_WORD}(?:"
+    rf"\b{_ACTUAL}\b(?:[^\n]{{0,120}}?)\b{_EXPECTED}\b(?!\s*{_WISH})(?=\W*\w)"
+    rf"|\bshould\s+(?:be|return|give|show)\b{_CLAUSE}\bbut\s+(?:it\s+)?(?:is|was|gets|got|returns|gives|shows)\b"
+    rf"|\bexpected\s*:?\s*\S{_CLAUSE}\b(?:got|actual|but\s+(?:got|was|is|it))\b"
+    ")",
+    re.IGNORECASE,
+)
+
+_FILE_PATH = re.compile(rf"(?<![\w./-])([\w./-]*\w)\.({_CODE_EXTENSIONS})\b")
+_DIRECTORY = re.compile(r"(?<![\w./-])(?:[\w.-]{1,100})?/[\w.-]{1,100}(?:/[\w./-]{0,200})?|(?<![\w./-])[\w.-]{1,100}/")
+# "Node.js", "Vue.js": framework names, not files.
+_FRAMEWORK_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+_TEST_FILE = re.compile(
+    r"(?:^|/)(?:tests?|specs?|__tests__|testing|testsuite)(?:/|$)|(?:^|/)test_[\w.-]+$|_test$|\.(?:test|spec)$|Tests?$",
+)
+_NAMED_TEST_PATTERNS = (
+    re.compile(r"\w::\w"),  # a pytest node id, or Rust's module::test
+    re.compile(r"\btest_\w"),
+    re.compile(r"\w_(?:test|spec)\b"),
+    re.compile(r"\bTest[A-Z0-9_]"),
+    re.compile(r"\b[A-Z][A-Za-z0-9_]*Tests?\b"),
+)
+_BACKTICKED = re.compile(r"`([^`\n]{1,200})`")
+_JOB_STOPWORDS = r"(?!(?:the|a|an|this|that|ci|whole|every|any|each|one|my|our|its|failing|broken|red)\b)"
+_QUOTED_NAME = r"[\"“'`][^\"”'`\n]{1,60}[\"”'`]"
+_JOINED_NAME = r"(?<![\w.:/-])[A-Za-z][\w.:/]{0,60}[-_:/][\w.:/-]{0,60}\w"
+_CI_JOB = re.compile(
+    rf"(?:{_QUOTED_NAME}|{_JOINED_NAME})\s+(?:ci\s+)?(?:job|workflow)\b"
+    rf"|\b(?:job|workflow|check)\s+(?:named\s+|called\s+)?(?:{_QUOTED_NAME}|{_JOINED_NAME})"
+    rf"|\b{_JOB_STOPWORDS}[a-z]\w*\s+(?:ci\s+)?job\s+(?:to\s+)?(?:pass|passes|passing|green|succeeds?)\b",
+    re.IGNORECASE,
+)
+
+# "make tox -e py313 pass": a command named without backticks.
+_COMMAND_TO_PASS = re.compile(
+    r"\b(?:make|get|have|keep)\s+((?:[\w./:=-]{1,60}\s+){2,8}?)(?:pass|passing|green|succeed)\b", re.IGNORECASE
+)
+
+# Deleting or loosening checks reaches any finish line: those goals block whatever else they say.
+_CHECKS = (
+    r"(?:tests?|test\s+cases?|specs?|assertions?|asserts?|checks?|expectations?|tolerances?|thresholds?"
+    r"|lint(?:ing)?\s+rules?|type\s+checks?|coverage\s+(?:gate|threshold|minimum))"
+)
+_MODIFIERS = r"(?:(?:[\"“'][^\"”'\n]{1,40}[\"”']|[\w-]{1,40})\s+){0,6}?"
+_WEAKENS_CHECKS = re.compile(
+    rf"{_AT_A_WORD}(?:"
+    rf"\b{_NOT_NEGATED}(?:delet(?:e|ing)|remov(?:e|ing)|drop(?:ping)?|skip(?:ping)?|disabl(?:e|ing)|mut(?:e|ing)"
+    rf"|ignor(?:e|ing)|loosen(?:ing)?|relax(?:ing)?|weaken(?:ing)?|comment(?:ing)?\s+out|quarantin(?:e|ing)"
+    rf"|xfail(?:ing)?|silenc(?:e|ing)|suppress(?:ing)?)\s+(?:all\s+|every\s+|any\s+)?(?:of\s+)?"
+    rf"(?:the\s+|our\s+|those\s+|these\s+)?{_MODIFIERS}{_CHECKS}\b"
+    rf"|\bmark\s+{_SHORT_CLAUSE}\s+as\s+(?:an?\s+)?(?:xfail|skip(?:ped)?|flaky|ignored|expected\s+failures?|known\s+failures?)\b"
+    rf"|\b(?:add|put)\s+(?:an?\s+)?@?(?:skip|xfail|ignore|disabled)\b"
+    r"|\bby\s+(?:any|whatever)\s+means\b|\bwhatever\s+it\s+takes\b"
+    ")",
+    re.IGNORECASE,
+)
+
 _SUITE = (
-    r"(?:(?:all|every)\s+(?:of\s+)?)?(?:the\s+|our\s+|my\s+)?"
+    r"(?:(?:all|every|any)\s+(?:of\s+)?)?(?:the\s+|our\s+|my\s+)?(?:\d+\s+)?"
     r"(?:(?:unit|integration|e2e|failing|broken|red|remaining|existing|flaky)\s+)*"
     r"(?:test\s+suite|tests?|suite|specs?|ci|build|pipeline|checks?)"
 )
 _TOO_WIDE = re.compile(
     rf"\b(?:make|get|have|turn|bring)\s+{_SUITE}\s+(?:to\s+)?(?:pass|passing|green|work|working|succeed)\b"
-    rf"|\bfix(?:es|ed|ing)?\s+(?:up\s+)?{_SUITE}\b"
+    rf"|\b(?:fix|restore)(?:es|ed|ing|s)?\s+(?:up\s+)?{_SUITE}\b"
     rf"|\bpass\s+{_SUITE}\b"
     rf"|^[\W_]*{_SUITE}\s+(?:should\s+|must\s+|to\s+)?(?:pass|passes|passing|be\s+green|are\s+green|green)\b",
     re.IGNORECASE,
 )
 
+# Wide words: fine with a path or a named scope ("all handlers under api/"), blocking without one.
+_WIDE_WORDS = re.compile(
+    rf"{_AT_A_WORD}(?:"
+    r"\b(?:every(?:where|thing)?|any(?:where|thing)?|all)\b(?!\s+(?:\d|of\s+(?:them|it)\b))(?<!\bat\sall)"
+    r"|\bacross\s+(?:the\s+)?(?:whole\s+|entire\s+)?(?:project|codebase|code\s+base|repo(?:sitory)?|app)\b"
+    r"|\b(?:the\s+)?(?:whole|entire)\s+(?:project|codebase|code\s+base|repo(?:sitory)?|app)\b"
+    ")",
+    re.IGNORECASE,
+)
+_NAMED_SCOPE = re.compile(
+    r"(?<![\w.-])[\w.-]{1,60}\s+(?:package|module|crate|app|service|directory|folder|class|namespace|endpoint|component|"
+    r"library|plugin|command|view|page|screen|table|model)\b"
+    r"|\b(?:under|in|inside|within)\s+[`\"“'][^`\"”'\n]{1,80}[`\"”']",
+    re.IGNORECASE,
+)
+# What follows "without", "do not", "never" … up to the clause's end is a constraint, not the goal's scope.
+_CONSTRAINT_CLAUSE = re.compile(
+    r"\b(?:without|do\s+not|don't|never|not|no|while\s+keeping|keeping|except|instead\s+of|rather\s+than)\b(?:[^\n.;!?]|\.(?=\S)){0,400}",
+    re.IGNORECASE,
+)
+
 _VAGUE_WORDS = re.compile(
+    rf"{_AT_A_WORD}(?:"
     rf"\bmak(?:e|es|ing)\s+{_CLAUSE}\bbetter\b"
     r"|\bimprov(?:e|es|ed|ing|ements?)\b"
     r"|\benhanc(?:e|es|ed|ing|ements?)\b"
@@ -407,11 +543,15 @@ _VAGUE_WORDS = re.compile(
     r"|\bmoderni[sz](?:e|es|ed|ing|ation)\b"
     r"|\bstreamlin(?:e|es|ed|ing)\b"
     r"|\brevamp(?:s|ed|ing)?\b"
+    r"|\bspeed(?:s|ing)?\s+up\b"
     r"|\b(?:better|faster|quicker|nicer|cleaner)\b"
-    r"|\bmore\s+(?:robust|efficient)\b",
+    r"|\bmore\s+(?:robust|efficient)\b"
+    ")",
     re.IGNORECASE,
 )
 _MAKE_SOMETHING_BETTER = re.compile(r"^mak(?:e|es|ing)\s.*\bbetter$", re.IGNORECASE | re.DOTALL)
+_SPEED_WORDS = re.compile(r"fast|quick|speed|optimi|efficient", re.IGNORECASE)
+_TIDY_WORDS = re.compile(r"clean|tid|moderni|streamlin|revamp|polish", re.IGNORECASE)
 
 _ACTION_VERBS = (
     "add",
@@ -517,29 +657,88 @@ _GENERIC_TEST_PROSE = re.compile(
 )
 
 
-def _names_a_specific_test(objective: str) -> bool:
-    if any(pattern.search(objective) for pattern in _NAMED_TEST_PATTERNS):
+def _paths(objective: str) -> list[str]:
+    """File paths (framework names like "Node.js" left out) and directories the objective names."""
+    found = [
+        match.group(0)
+        for match in _FILE_PATH.finditer(objective)
+        if not (match.group(2).lower() == "js" and _FRAMEWORK_NAME.fullmatch(match.group(1)))
+    ]
+    return found + [match.group(0) for match in _DIRECTORY.finditer(objective)]
+
+
+def _is_named_test(text: str) -> bool:
+    if any(pattern.search(text) for pattern in _NAMED_TEST_PATTERNS):
         return True
-    for match in _FILE_PATH.finditer(objective):
-        is_framework_name = match.group(2).lower() == "js" and _FRAMEWORK_NAME.fullmatch(match.group(1))
-        if not is_framework_name:
+    return any(
+        _TEST_FILE.search(match.group(1))
+        for match in _FILE_PATH.finditer(text)
+        if not (match.group(2).lower() == "js" and _FRAMEWORK_NAME.fullmatch(match.group(1)))
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _names_a_check(objective: str) -> bool:
+    """A test id, a test file, a command in backticks or a CI job by name."""
+    if _is_named_test(objective) or _CI_JOB.search(objective):
+        return True
+    for match in _COMMAND_TO_PASS.finditer(objective):
+        if match.group(1).split()[0] in KNOWN_TOOLS and _looks_like_command(match.group(1)):
+            return True
+    for match in _BACKTICKED.finditer(objective):
+        inner = match.group(1).strip()
+        if _looks_like_command(inner) or _is_named_test(inner):
             return True
     return False
 
 
-def has_measurable_target(objective: str) -> bool:
-    """True when the objective names a number to hit, a test or command to pass, or a concrete end state."""
-    return bool(
-        _NUMBER_TARGET.search(objective) or _names_a_specific_test(objective) or _END_STATE.search(objective)
+def finish_lines(objective: str) -> tuple[str, ...]:
+    """The kinds of finish line the objective carries: number, end state, expected versus actual, named check."""
+    kinds = (
+        ("number", bool(_NUMBER_TARGET.search(objective))),
+        ("end state", bool(_END_STATE.search(objective))),
+        ("expected versus actual", bool(_EXPECTED_VERSUS_ACTUAL.search(objective))),
+        ("named check", _names_a_check(objective)),
     )
+    return tuple(kind for kind, found in kinds if found)
+
+
+def has_measurable_target(objective: str) -> bool:
+    """True when the objective has a finish line (see `finish_lines`)."""
+    return bool(finish_lines(objective))
+
+
+@functools.lru_cache(maxsize=64)
+def _without_constraints(objective: str) -> str:
+    return _CONSTRAINT_CLAUSE.sub(" ", objective)
+
+
+def _phrase(match: re.Match[str], limit: int = 40) -> str:
+    words = " ".join(match.group(0).split()).strip(" -*•").lower()
+    return words if len(words) <= limit else words[: limit - 1].rstrip() + "…"
+
+
+def _weakens_checks(objective: str) -> str:
+    """The phrase by which the goal reaches its finish line through deleting or loosening checks, else ""."""
+    match = _WEAKENS_CHECKS.search(_without_constraints(objective))
+    return _phrase(match) if match else ""
 
 
 def _is_too_wide(objective: str) -> str:
-    """The wide phrase ("make tests pass", "fix the build") when no specific test is named, else ""."""
+    """The wide phrase ("make tests pass", "fix the build") when no specific check is named, else ""."""
     match = _TOO_WIDE.search(objective)
-    if match is None or _names_a_specific_test(objective):
+    if match is None or _names_a_check(objective):
         return ""
-    return " ".join(match.group(0).split()).strip(" -*•").lower()
+    return _phrase(match)
+
+
+def _wide_word_without_a_path(objective: str) -> str:
+    """A wide word ("all", "everywhere") in the goal's own scope when no path or named scope narrows it."""
+    scope = _without_constraints(objective)
+    match = _WIDE_WORDS.search(scope)
+    if match is None or _paths(scope) or _NAMED_SCOPE.search(scope) or _names_a_check(objective):
+        return ""
+    return _phrase(match)
 
 
 def _vague_words(objective: str) -> list[str]:
@@ -551,6 +750,14 @@ def _vague_words(objective: str) -> list[str]:
         if word not in found:
             found.append(word)
     return found
+
+
+def _rewrite_for(vague: list[str]) -> str:
+    if any(_SPEED_WORDS.search(word) for word in vague):
+        return "say how fast, measured how: “dashboard load time below 1.5 s”."
+    if all(_TIDY_WORDS.search(word) for word in vague):
+        return "say the end state: “move X to Y” or “remove the deprecated flag --x”."
+    return "say what must change and to what: “load time below 1.5 s” or “raises X; expected Y”."
 
 
 def _has_several_objectives(objective: str) -> bool:
@@ -597,15 +804,36 @@ def _objective_findings(objective: str) -> list[Finding]:
             )
         ]
     findings = []
-    has_target = has_measurable_target(objective)
+    kinds = finish_lines(objective)
+    has_target = bool(kinds)
+    weakening = _weakens_checks(objective)
     wide_phrase = _is_too_wide(objective)
-    if wide_phrase:
+    # In a bug report a wide word describes when it breaks ("every file"), not how far the work reaches.
+    wide_word = "" if "expected versus actual" in kinds else _wide_word_without_a_path(objective)
+    if weakening:
+        findings.append(
+            Finding(
+                "objective_too_wide",
+                BLOCKING,
+                f"“{weakening}” gets there by removing checks. "
+                "Name the test to fix: “Restore test_x without changing Y”.",
+            )
+        )
+    elif wide_phrase:
         findings.append(
             Finding(
                 "objective_too_wide",
                 BLOCKING,
                 f"“{wide_phrase}” is wide and weak: it invites deleting assertions. "
-                "Name the failing test and what must stay true.",
+                "Name the failing test: “Make test_x pass, keep Y”.",
+            )
+        )
+    elif wide_word:
+        findings.append(
+            Finding(
+                "objective_too_wide",
+                BLOCKING,
+                f"“{wide_word}” has no path: say where, like “all handlers under api/”, or name the files.",
             )
         )
     elif not has_target:
@@ -614,7 +842,7 @@ def _objective_findings(objective: str) -> list[Finding]:
                 "objective_no_target",
                 BLOCKING,
                 "That is a meeting, not a goal: name the number that must change "
-                "(“load time below 1.5s”) or the end state (“move X to Y”).",
+                "(“load time below 1.5 s”) or the end state (“move X to Y”).",
             )
         )
     vague = _vague_words(objective)
@@ -633,9 +861,7 @@ def _objective_findings(objective: str) -> list[Finding]:
                 Finding(
                     "vague_verb",
                     BLOCKING,
-                    f"{_quote_list(vague)} {_verb_for(vague, 'has', 'have')} no finish line: "
-                    "say which number must change and to what, "
-                    "or the end state you want.",
+                    f"{_quote_list(vague)} {_verb_for(vague, 'has', 'have')} no finish line: {_rewrite_for(vague)}",
                 )
             )
     if _has_several_objectives(objective):
@@ -663,19 +889,28 @@ def _constraint_findings(constraints: Iterable[str]) -> list[Finding]:
 
 def _evidence_findings(evidence: tuple[EvidenceCheck, ...]) -> list[Finding]:
     findings = []
-    runnable = [check for check in evidence if check.runnable]
+    prose = [check for check in evidence if check.runnable and reads_as_prose(check.command)]
+    for check in prose:
+        text = " ".join(check.command.split())
+        text = text if len(text) <= 32 else text[:31].rstrip() + "…"
+        findings.append(
+            Finding(
+                "evidence_not_a_command",
+                BLOCKING,
+                f"“{text}” is prose, not a command: write the command (“pytest tests/test_x.py”) "
+                "or mark it a manual check.",
+            )
+        )
+    runnable = [check for check in evidence if check.runnable and check not in prose]
     if not runnable:
         if evidence:
             message = "Your checks are all manual: add a command the agent can run to prove the objective."
         else:
             message = "Add evidence: a command the agent can run to prove the objective, like a named test."
         findings.append(Finding("evidence_missing", BLOCKING, message))
-    every_command_is_generic = bool(runnable) and all(
-        _is_generic_command(check.command) for check in runnable
-    )
+    every_command_is_generic = bool(runnable) and all(_is_generic_command(check.command) for check in runnable)
     generic_prose = any(
-        not check.runnable and _GENERIC_TEST_PROSE.match(check.description or check.command)
-        for check in evidence
+        not check.runnable and _GENERIC_TEST_PROSE.match(check.description or check.command) for check in evidence
     )
     if every_command_is_generic or generic_prose:
         findings.append(
@@ -704,9 +939,14 @@ def _budget_findings(contract: Contract) -> list[Finding]:
     return findings
 
 
+# An objective is a sentence or a short paragraph; reading past this keeps no real goal from being judged, and
+# keeps a pasted log or a hostile 100 KB objective from costing seconds.
+OBJECTIVE_READ_LIMIT = 10_000
+
+
 def lint(contract: Contract) -> list[Finding]:
     """Check a contract; blocking findings come first, then advice, each group in rule order."""
-    findings = _objective_findings(contract.objective.strip())
+    findings = _objective_findings(contract.objective.strip()[:OBJECTIVE_READ_LIMIT])
     findings += _constraint_findings(contract.constraints)
     findings += _evidence_findings(tuple(contract.evidence))
     findings += _budget_findings(contract)

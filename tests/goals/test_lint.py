@@ -14,10 +14,12 @@ from goals.lint import (
     Contract,
     EvidenceCheck,
     Finding,
+    finish_lines,
     has_measurable_target,
     is_ready,
     lint,
     minimum_risk,
+    reads_as_prose,
 )
 
 KNOWN_RULES = {
@@ -28,6 +30,7 @@ KNOWN_RULES = {
     "multiple_objectives",
     "constraints_missing",
     "evidence_missing",
+    "evidence_not_a_command",
     "evidence_generic",
     "budget_unbounded",
     "rollback_missing",
@@ -106,7 +109,9 @@ def test_seed_good_example_has_no_finding_at_all():
             {VAGUE_ADVICE},
             id="optimise with a count target",
         ),
-        pytest.param("Clean up billing/export.py", {VAGUE_ADVICE}, id="clean up with a named file"),
+        pytest.param(
+            "Clean up billing/export.py", {NO_TARGET, VAGUE_BLOCKING}, id="a file path is scope, not a finish line"
+        ),
         pytest.param("Fix the bug", {NO_TARGET}, id="fix the bug has no target"),
         pytest.param("Refactor utils", {NO_TARGET}, id="refactor utils has no target"),
         pytest.param("Clean up the codebase", {NO_TARGET, VAGUE_BLOCKING}, id="clean up the codebase"),
@@ -125,12 +130,8 @@ def test_seed_good_example_has_no_finding_at_all():
         pytest.param("Fix the build", {TOO_WIDE}, id="fix the build is too wide"),
         pytest.param("All tests pass", {TOO_WIDE}, id="all tests pass is too wide"),
         pytest.param("Fix the checkout button colour", {NO_TARGET}, id="checkout is not checks"),
-        pytest.param(
-            "Fix the failing test test_invoice_totals", set(), id="too wide phrase with a named test passes"
-        ),
-        pytest.param(
-            "Get the tests green in billing/tests.py", set(), id="too wide phrase with a named file passes"
-        ),
+        pytest.param("Fix the failing test test_invoice_totals", set(), id="too wide phrase with a named test passes"),
+        pytest.param("Get the tests green in billing/tests.py", set(), id="too wide phrase with a named file passes"),
     ],
 )
 def test_objective_rules(objective, expected):
@@ -141,9 +142,7 @@ def test_objective_rules(objective, expected):
     "objective",
     [
         pytest.param("Move the invoice export from views.py to billing/export.py", id="move from a to b"),
-        pytest.param(
-            "Restore test_invoice_totals without changing the CSV columns", id="restore a named test"
-        ),
+        pytest.param("Restore test_invoice_totals without changing the CSV columns", id="restore a named test"),
         pytest.param("Replace requests with httpx in the billing client", id="replace x with y"),
         pytest.param("Remove the deprecated /api/v0 endpoints", id="remove x"),
         pytest.param("Get tests/test_api.py::test_login passing", id="pytest node id"),
@@ -166,8 +165,6 @@ def test_objective_rules(objective, expected):
         pytest.param("Make `npm run e2e:checkout` exit 0", id="command in backticks"),
         pytest.param("Fix TestParseHeader in the header parser", id="go test name"),
         pytest.param("Fix InvoiceServiceTest on Java 21", id="java test class"),
-        pytest.param('Fix the "Export CSV" button', id="quoted name"),
-        pytest.param("Fix the crash in views.py", id="bare file name"),
     ],
 )
 def test_objectives_with_a_measurable_target(objective):
@@ -185,10 +182,11 @@ def test_objectives_with_a_measurable_target(objective):
         pytest.param("Work on the login page", id="work on the login page"),
         pytest.param("Improve the dashboard.", id="improve the dashboard"),
         pytest.param("Add support for Python 3.12", id="a version alone is not a target"),
-        pytest.param(
-            "Clean up utils without moving files to shared/", id="a move after without is a constraint"
-        ),
+        pytest.param("Clean up utils without moving files to shared/", id="a move after without is a constraint"),
         pytest.param("Move fast. Try to keep things tidy", id="a move does not reach across sentences"),
+        pytest.param('Fix the "Export CSV" button', id="a quoted word is not a target"),
+        pytest.param("Fix the crash in views.py", id="a file name is scope, not a target"),
+        pytest.param("Fix issue 1234", id="a bare number is not a target"),
     ],
 )
 def test_objectives_without_a_measurable_target(objective):
@@ -238,9 +236,7 @@ def test_single_objective_is_quiet(objective):
     ],
 )
 def test_vague_verb_message_quotes_the_word(objective, quoted):
-    [finding] = [
-        finding for finding in lint(seed_contract(objective=objective)) if finding.rule == "vague_verb"
-    ]
+    [finding] = [finding for finding in lint(seed_contract(objective=objective)) if finding.rule == "vague_verb"]
 
     assert quoted in finding.message
 
@@ -272,12 +268,195 @@ def test_too_wide_message_warns_about_deleting_assertions():
 
 
 @pytest.mark.parametrize(
+    ("objective", "kind"),
+    [
+        pytest.param("Reduce dashboard load time below 1.5 s", "number", id="seconds below a bound"),
+        pytest.param("Keep the order page under 200 ms", "number", id="milliseconds"),
+        pytest.param("Bring checkout p95 < 300ms", "number", id="percentile with a comparison sign"),
+        pytest.param("Reach 90 % coverage in billing/", "number", id="percent with a space"),
+        pytest.param("Raise requires-python to 3.9", "number", id="a changed amount to a number"),
+        pytest.param("A failed upload must be retried exactly once", "number", id="exactly once"),
+        pytest.param("Move the PDF renderer from views.py to render/pdf.py", "end state", id="move x to y"),
+        pytest.param("Rename OrderLine to InvoiceLine", "end state", id="rename a to b"),
+        pytest.param("Remove the deprecated flag --legacy-auth", "end state", id="remove a named flag"),
+        pytest.param("Restore the failing refund rounding test", "end state", id="restore a described test"),
+        pytest.param("Stop the poller from logging the API key", "end state", id="stop x from doing y"),
+        pytest.param("GET /health raises KeyError; expected a 404", "expected versus actual", id="raises, expected"),
+        pytest.param("sum_lines returns 3 instead of 4", "expected versus actual", id="returns instead of"),
+        pytest.param("The status badge should be green but is grey", "expected versus actual", id="should be but is"),
+        pytest.param(
+            "Saving a draft crashes the app; it should keep the draft", "expected versus actual", id="it should"
+        ),
+        pytest.param(
+            "Saving twice creates two invoices; only one should be created",
+            "expected versus actual",
+            id="should after a description of today",
+        ),
+        pytest.param("Return 410 Gone from /api/v1/export", "number", id="an http status"),
+        pytest.param("Store passwords with argon2 instead of sha1", "end state", id="a instead of b"),
+        pytest.param("Add docs/export.md describing the CSV columns", "end state", id="add a named file"),
+        pytest.param("Fix test_parse_date on leap days", "named check", id="a pytest function"),
+        pytest.param("Make tox -e py313 pass", "named check", id="a command without backticks"),
+        pytest.param("Get tests/test_api.py passing on Python 3.13", "named check", id="a test file"),
+        pytest.param("Make `cargo test -p parser` exit cleanly", "named check", id="a command in backticks"),
+        pytest.param("Make the build-linux job pass", "named check", id="a ci job name"),
+        pytest.param('Get the "docs preview" workflow green', "named check", id="a quoted workflow name"),
+        pytest.param("Fix TestRetryBackoff in the client", "named check", id="a go test"),
+    ],
+)
+def test_each_kind_of_finish_line_makes_a_goal_ready(objective, kind):
+    assert kind in finish_lines(objective)
+    assert is_ready(lint(seed_contract(objective=objective)))
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        pytest.param('Fix the "Export CSV" button', id="a quoted word"),
+        pytest.param("Fix issue 1234", id="a bare number"),
+        pytest.param("Add support for Python 3.12", id="a version"),
+        pytest.param("Fix bug 12 by 5", id="by a number without an amount verb"),
+        pytest.param("Add a cron job that purges old sessions", id="a job that is not a ci job"),
+        pytest.param("Refactor `parse_config`", id="a function in backticks is not a check"),
+        pytest.param("Add type hints to views.py", id="a file to work in is not a file to add"),
+        pytest.param("The export fails; it should work", id="a wish is not an expected result"),
+    ],
+)
+def test_no_finish_line(objective):
+    assert finish_lines(objective) == ()
+    assert NO_TARGET in objective_findings(objective)
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        pytest.param("Delete failing tests so CI is green.", id="delete failing tests"),
+        pytest.param('Remove the "flaky" tests until the build shows 0 failures', id="quoted word and a number"),
+        pytest.param("Skip the tests that fail so the pipeline passes", id="skip tests"),
+        pytest.param("Mark the failing e2e tests as xfail", id="mark as xfail"),
+        pytest.param("Loosen the assertions so the build passes", id="loosen assertions"),
+        pytest.param("Relax the tolerance in the numeric tests", id="relax a tolerance"),
+        pytest.param("Comment out the assertions that fail", id="comment out"),
+        pytest.param("Get CI green by any means necessary", id="by any means"),
+        pytest.param("Restore test_totals, whatever it takes", id="whatever it takes beats a named test"),
+    ],
+)
+def test_goals_reached_by_removing_checks_block(objective):
+    [finding] = findings_for("objective_too_wide", seed_contract(objective=objective))
+
+    assert finding.severity == BLOCKING
+    assert "removing checks" in finding.message
+    assert "“Restore test_x without changing Y”" in finding.message
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        pytest.param("Remove the deprecated flag --x without deleting any tests", id="negated in a constraint"),
+        pytest.param("Restore the skipped test test_refund", id="skipped as an adjective"),
+        pytest.param("Delete the legacy importer", id="deleting code is not deleting checks"),
+        pytest.param("Fix the date parser instead of skipping its tests", id="instead of is a constraint"),
+    ],
+)
+def test_removing_checks_is_only_about_checks(objective):
+    assert TOO_WIDE not in objective_findings(objective)
+
+
+@pytest.mark.parametrize(
+    ("objective", "word"),
+    [
+        pytest.param("Rename variables everywhere", "everywhere", id="everywhere"),
+        pytest.param("Add type hints to all functions", "all", id="all"),
+        pytest.param("Fix any bugs you find", "any", id="any"),
+        pytest.param("Update every file to the new licence header", "every", id="every file"),
+        pytest.param("Improve code quality across the project", "across the project", id="across the project"),
+    ],
+)
+def test_wide_words_without_a_path_block(objective, word):
+    [finding] = findings_for("objective_too_wide", seed_contract(objective=objective))
+
+    assert finding.severity == BLOCKING
+    assert f"“{word}” has no path" in finding.message
+    assert "“all handlers under api/”" in finding.message
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        pytest.param("Rename all handlers under api/ to the *_view convention", id="a directory"),
+        pytest.param("Replace every print call in scripts/report.py with logging", id="a file"),
+        pytest.param("Raise coverage of every module in the billing package to 90%", id="a named package"),
+        pytest.param(SEED_OBJECTIVE, id="any inside a without clause"),
+        pytest.param("The importer drops the last row of every file; it should keep it", id="a bug condition"),
+        pytest.param("Keep all 3 exports under 2 s", id="all with a count"),
+    ],
+)
+def test_wide_words_with_a_path_or_scope_are_fine(objective):
+    assert TOO_WIDE not in objective_findings(objective)
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        pytest.param("Improve the dashboard.", id="improve"),
+        pytest.param("make tests pass", id="make tests pass"),
+        pytest.param("Make onboarding better", id="make better"),
+    ],
+)
+def test_seed_weak_examples_are_blocked(objective):
+    assert not is_ready(lint(seed_contract(objective=objective)))
+
+
+@pytest.mark.parametrize(
+    ("objective", "constraints"),
+    [
+        pytest.param("Reduce dashboard load time below 1.5 s", SEED_CONSTRAINTS, id="load time"),
+        pytest.param(
+            "Move the invoice CSV export from views.py into its own exports module",
+            ("Do not change the invoice CSV columns", "Keep the export URL"),
+            id="invoice export move",
+        ),
+        pytest.param(
+            "Restore the failing checkout tax calculation test without changing tax rounding behavior",
+            ("Do not change tax rounding",),
+            id="tax test restore",
+        ),
+    ],
+)
+def test_seed_good_examples_are_ready(objective, constraints):
+    findings = lint(seed_contract(objective=objective, constraints=constraints))
+
+    assert is_ready(findings), findings
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        "Improve the dashboard.",
+        "Make the app faster",
+        "Tidy up dependencies",
+        "make tests pass",
+        "Delete failing tests so CI is green.",
+        "Add type hints to all functions",
+        "Think about how we handle retries",
+        "Remove the slow and flaky browser integration tests",
+        "Skip the " + "very " * 60 + "flaky tests",
+    ],
+)
+def test_every_blocking_objective_finding_says_how_to_fix_it_with_an_example(objective):
+    blocking = [f for f in lint(seed_contract(objective=objective)) if f.severity == BLOCKING]
+
+    assert blocking
+    for finding in blocking:
+        assert "“" in finding.message and "”" in finding.message
+        assert len(finding.message) <= 140
+
+
+@pytest.mark.parametrize(
     ("constraints", "expected"),
     [
         pytest.param((), [("constraints_missing", BLOCKING)], id="no constraint blocks"),
-        pytest.param(
-            ("", "   ", "\n"), [("constraints_missing", BLOCKING)], id="blank constraints are ignored"
-        ),
+        pytest.param(("", "   ", "\n"), [("constraints_missing", BLOCKING)], id="blank constraints are ignored"),
         pytest.param(("Do not touch migrations",), [], id="one constraint is enough"),
     ],
 )
@@ -309,23 +488,15 @@ SPECIFIC_CHECK = EvidenceCheck("command", "pytest tests/test_dashboard.py")
             id="pytest flags",
         ),
         pytest.param((EvidenceCheck("command", "npm test"),), {("evidence_generic", ADVICE)}, id="npm test"),
-        pytest.param(
-            (EvidenceCheck("command", "make test"),), {("evidence_generic", ADVICE)}, id="make test"
-        ),
+        pytest.param((EvidenceCheck("command", "make test"),), {("evidence_generic", ADVICE)}, id="make test"),
         pytest.param(
             (EvidenceCheck("command", "go test ./..."),),
             {("evidence_generic", ADVICE)},
             id="go test everything",
         ),
-        pytest.param(
-            (EvidenceCheck("command", "cargo test"),), {("evidence_generic", ADVICE)}, id="cargo test"
-        ),
-        pytest.param(
-            (EvidenceCheck("command", "pytest"), SPECIFIC_CHECK), set(), id="one specific command is enough"
-        ),
-        pytest.param(
-            (EvidenceCheck("command", "pytest -k invoice_totals"),), set(), id="pytest with a selection"
-        ),
+        pytest.param((EvidenceCheck("command", "cargo test"),), {("evidence_generic", ADVICE)}, id="cargo test"),
+        pytest.param((EvidenceCheck("command", "pytest"), SPECIFIC_CHECK), set(), id="one specific command is enough"),
+        pytest.param((EvidenceCheck("command", "pytest -k invoice_totals"),), set(), id="pytest with a selection"),
         pytest.param(
             (EvidenceCheck.from_text("Run the tests"), SPECIFIC_CHECK),
             {("evidence_generic", ADVICE)},
@@ -344,6 +515,66 @@ def test_evidence(evidence, expected):
     assert rule_severities(findings, only={"evidence_missing", "evidence_generic"}) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("run the tests and check it works", id="run the tests"),
+        pytest.param("make sure the page loads", id="make sure"),
+        pytest.param("Check that the export opens in Excel", id="check that"),
+        pytest.param("curl the homepage", id="a tool followed by prose"),
+        pytest.param("all tests pass", id="tests pass"),
+    ],
+)
+def test_prose_typed_as_a_command_blocks_with_a_clear_message(text):
+    contract = seed_contract(evidence=(EvidenceCheck("command", text), SPECIFIC_CHECK))
+
+    [finding] = findings_for("evidence_not_a_command", contract)
+
+    assert finding.severity == BLOCKING
+    assert "prose, not a command" in finding.message
+    assert "write the command" in finding.message and "manual check" in finding.message
+    assert len(finding.message) <= 140
+
+
+def test_only_prose_commands_also_leave_the_goal_without_evidence():
+    contract = seed_contract(evidence=(EvidenceCheck("command", "make sure the page loads"),))
+
+    assert {"evidence_not_a_command", "evidence_missing"} <= {finding.rule for finding in lint(contract)}
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        pytest.param(EvidenceCheck("manual", description="Open the dashboard and check it works"), id="manual"),
+        pytest.param(EvidenceCheck("command", "make check"), id="make check"),
+        pytest.param(EvidenceCheck("command", "npm test -- cart.spec.ts"), id="npm test"),
+        pytest.param(EvidenceCheck("command", "tox"), id="one word"),
+        pytest.param(EvidenceCheck("command", "mytool verify --all"), id="unknown tool with a flag"),
+        pytest.param(EvidenceCheck("command", "pytest -k 'not slow and the'"), id="prose words in quotes"),
+    ],
+)
+def test_commands_and_manual_checks_are_not_prose(check):
+    assert findings_for("evidence_not_a_command", seed_contract(evidence=(check, SPECIFIC_CHECK))) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "prose"),
+    [
+        ("run the tests and check it works", True),
+        ("Make sure the page loads.", True),
+        ("verify the export", True),
+        ("go test ./...", False),
+        ("git status", False),
+        ("docker compose up", False),
+        ("python manage.py test billing", False),
+        ("./scripts/check.sh", False),
+        ("", False),
+    ],
+)
+def test_reads_as_prose(text, prose):
+    assert reads_as_prose(text) is prose
+
+
 def test_evidence_missing_message_mentions_manual_checks_when_there_are_some():
     [with_nothing] = findings_for("evidence_missing", seed_contract(evidence=()))
     [with_manual] = findings_for("evidence_missing", seed_contract(evidence=(MANUAL_CHECK,)))
@@ -354,9 +585,7 @@ def test_evidence_missing_message_mentions_manual_checks_when_there_are_some():
 
 
 def test_evidence_generic_message_asks_for_a_named_test():
-    [finding] = findings_for(
-        "evidence_generic", seed_contract(evidence=(EvidenceCheck("command", "pytest"),))
-    )
+    [finding] = findings_for("evidence_generic", seed_contract(evidence=(EvidenceCheck("command", "pytest"),)))
 
     assert "name the test or command" in finding.message
 
@@ -364,33 +593,21 @@ def test_evidence_generic_message_asks_for_a_named_test():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param(
-            "pytest tests/test_x.py", EvidenceCheck("command", "pytest tests/test_x.py"), id="pytest"
-        ),
+        pytest.param("pytest tests/test_x.py", EvidenceCheck("command", "pytest tests/test_x.py"), id="pytest"),
         pytest.param("`pytest -q`", EvidenceCheck("command", "pytest -q"), id="backticks unwrap"),
-        pytest.param(
-            "```make check```", EvidenceCheck("command", "make check"), id="triple backticks unwrap"
-        ),
-        pytest.param(
-            "`whatever --flag`", EvidenceCheck("command", "whatever --flag"), id="unknown tool in backticks"
-        ),
+        pytest.param("```make check```", EvidenceCheck("command", "make check"), id="triple backticks unwrap"),
+        pytest.param("`whatever --flag`", EvidenceCheck("command", "whatever --flag"), id="unknown tool in backticks"),
         pytest.param("run npm test", EvidenceCheck("command", "npm test"), id="run prefix is dropped"),
         pytest.param("Run: go test ./...", EvidenceCheck("command", "go test ./..."), id="run colon prefix"),
         pytest.param("Run `cargo test`", EvidenceCheck("command", "cargo test"), id="run then backticks"),
-        pytest.param(
-            "$ npx playwright test", EvidenceCheck("command", "npx playwright test"), id="shell prompt"
-        ),
-        pytest.param(
-            "./scripts/check.sh", EvidenceCheck("command", "./scripts/check.sh"), id="dot slash path"
-        ),
+        pytest.param("$ npx playwright test", EvidenceCheck("command", "npx playwright test"), id="shell prompt"),
+        pytest.param("./scripts/check.sh", EvidenceCheck("command", "./scripts/check.sh"), id="dot slash path"),
         pytest.param(
             "scripts/measure.py --max 1.5",
             EvidenceCheck("command", "scripts/measure.py --max 1.5"),
             id="path",
         ),
-        pytest.param(
-            "./manage.py test billing", EvidenceCheck("command", "./manage.py test billing"), id="manage"
-        ),
+        pytest.param("./manage.py test billing", EvidenceCheck("command", "./manage.py test billing"), id="manage"),
         pytest.param("DEBUG=1 pytest", EvidenceCheck("command", "DEBUG=1 pytest"), id="env assignment"),
         pytest.param(
             "Run pytest tests/test_x.py.",
@@ -398,9 +615,7 @@ def test_evidence_generic_message_asks_for_a_named_test():
             id="sentence period",
         ),
         pytest.param("  make  ", EvidenceCheck("command", "make"), id="surrounding space is stripped"),
-        pytest.param(
-            "Run the tests.", EvidenceCheck("manual", description="Run the tests."), id="run the tests"
-        ),
+        pytest.param("Run the tests.", EvidenceCheck("manual", description="Run the tests."), id="run the tests"),
         pytest.param(
             "Make sure the page loads.",
             EvidenceCheck("manual", description="Make sure the page loads."),
@@ -587,9 +802,7 @@ def test_empty_contract_blocks_on_the_essentials():
     [
         pytest.param([], True, id="no findings"),
         pytest.param([Finding("done_criteria_missing", ADVICE, "x")], True, id="advice only"),
-        pytest.param(
-            [Finding("done_criteria_missing", ADVICE, "x"), Finding("x", BLOCKING, "y")], False, id="blocked"
-        ),
+        pytest.param([Finding("done_criteria_missing", ADVICE, "x"), Finding("x", BLOCKING, "y")], False, id="blocked"),
         pytest.param([{"rule": "x", "severity": BLOCKING, "message": "y"}], False, id="dict findings"),
         pytest.param(iter([Finding("x", ADVICE, "y")]), True, id="any iterable"),
     ],
@@ -644,9 +857,7 @@ OBJECTIVE_WORDS = (
     "below", "`pytest`", "test_x", "views.py", "::", "then", "without", "removing", ";", ",", ".", "5", "%",
     "ms", "\n", "- ", '"', "'",
 )  # fmt: skip
-objective_text = st.one_of(
-    printable_text, st.lists(st.sampled_from(OBJECTIVE_WORDS), max_size=40).map(" ".join)
-)
+objective_text = st.one_of(printable_text, st.lists(st.sampled_from(OBJECTIVE_WORDS), max_size=40).map(" ".join))
 budget_values = st.one_of(st.none(), st.integers(min_value=-5, max_value=10**7))
 
 

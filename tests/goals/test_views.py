@@ -168,6 +168,22 @@ def test_lint_preview_says_ready_for_a_good_contract(as_owner, repository):
     assert "Blocking" not in response.text
 
 
+def test_lint_preview_catches_prose_typed_as_a_command(as_owner, repository):
+    data = form_data(
+        repository,
+        evidence_kind=["command", "command"],
+        evidence_text=["pytest tests/test_dashboard.py", "run the tests and check it works"],
+        evidence_exit=["0", "0"],
+    )
+
+    response = as_owner.post("/goals/lint-preview/", data, **HTMX)
+
+    assert 'data-rule="evidence_not_a_command"' in response.text
+    assert "is prose, not a command" in response.text
+    assert "mark it a manual check" in response.text
+    assert "Ready to run" not in response.text
+
+
 def test_lint_preview_never_fails_on_nonsense(as_owner):
     response = as_owner.post(
         "/goals/lint-preview/",
