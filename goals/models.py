@@ -235,7 +235,8 @@ class Repository(models.Model):
     vendored_paths = models.TextField(
         blank=True,
         help_text="Vendored copies of other projects, one pattern a line; the gates stop on an edit. Blank: what "
-        ".gitattributes marks linguist-vendored, besides the built-in vendor/, _vendor/, third_party/ ….",
+        ".gitattributes marks linguist-vendored, besides the built-in vendor/, _vendor/, third_party/, packages/ "
+        "…; write !packages/ when packages/ holds the project's own code.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

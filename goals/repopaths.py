@@ -78,6 +78,10 @@ class PathSetting:
         """Whether ``path`` matches the patterns (a "!pattern" later on takes a path back out)."""
         return bool(self.patterns) and _spec(self.patterns).match_file(path)
 
+    def excludes(self, path: str) -> bool:
+        """Whether a "!pattern" explicitly takes ``path`` out ("!packages/": our own code, not a vendored copy)."""
+        return bool(self.patterns) and _spec(self.patterns).check_file(path).include is False
+
     def describe(self) -> str:
         """One short line: "tests/, testing/ — from pyproject.toml"; "" when there is nothing."""
         if not self.patterns:
@@ -107,7 +111,8 @@ class RepoPaths:
     def classify(self, path: str, head: str = "") -> str:
         """The category of ``path`` (see goals.diffs.CATEGORIES) under these rules: lock files stay lock files;
         then the repository's vendored, generated and test patterns; then the built-in tables."""
-        builtin = classify_path(path, head, packages_vendored=not self.workspaces.matches(path))
+        own_package = self.workspaces.matches(path) or self.vendored.excludes(path)
+        builtin = classify_path(path, head, packages_vendored=not own_package)
         if builtin == "lock":
             return builtin
         if self.vendored.matches(path):

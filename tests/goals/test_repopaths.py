@@ -174,6 +174,11 @@ def test_staff_patterns_replace_detected_ones_and_blank_keeps_them() -> None:
     assert staffed.classify("testing/helpers.py") == "test"  # built in, whatever staff says
 
 
+def test_staff_can_say_packages_is_the_projects_own_code() -> None:
+    assert RepoPaths().classify("packages/core/app.py") == "vendored"
+    assert RepoPaths().with_staff(vendored="!packages/\n").classify("packages/core/app.py") == "code"
+
+
 def test_rules_round_trip_through_json_and_survive_junk() -> None:
     rules = detected({"pyproject.toml": PYPROJECT, "package.json": json.dumps({"workspaces": ["packages/*"]})})
     assert RepoPaths.from_dict(json.loads(json.dumps(rules.as_dict()))) == rules
