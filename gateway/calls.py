@@ -36,9 +36,10 @@ from django.utils import timezone
 from approvals.models import AGENT_LABELS, ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
 from gateway import shell
 from gateway.models import AgentReport, AgentToken, GatewayCall, GatewayVerdict, RuleKind
-from goals import gates, judge
+from goals import gates, judge, repopaths
 from goals.diffs import DiffError, DiffStats, FileDiff, ParsedDiff, classify_path, parse_diff
 from goals.models import Goal, GoalStatus
+from goals.workspace import branch_file_reader
 
 log = logging.getLogger(__name__)
 
@@ -542,7 +543,22 @@ def run_gates_for(goal: Goal, proposal: Proposal) -> list[gates.GateFinding]:
     step, history, usage, radius = gate_inputs(goal, proposal)
     file_head = partial(_file_head, Path(goal.repository.source))
     extra = unreadable_findings(goal, proposal)
-    return judge.judge(goal, step, history=history, usage=usage, file_head=file_head, radius=radius, extra=extra)
+    return judge.judge(
+        goal, step, history=history, usage=usage, file_head=file_head, radius=radius, extra=extra,
+        paths=path_rules(goal),
+    )  # fmt: skip
+
+
+def path_rules(goal: Goal) -> repopaths.RepoPaths:
+    """The goal's path rules. An agent elsewhere writes into the registered repository's worktree, so detection
+    reads the base branch as committed, once, at the goal's first judged call: what the agent writes afterwards
+    (a .gitattributes marking tests generated, a new pytest testpaths) never changes its goal's rules."""
+    repository = goal.repository
+    if "rules" not in (goal.detected_paths or {}) and not repository.is_url:
+        rules = repopaths.detect(branch_file_reader(repository.source, goal.base_branch))
+        goal.detected_paths = {"sha": "", "branch": goal.base_branch, "rules": rules.as_dict()}
+        Goal.objects.filter(pk=goal.pk).update(detected_paths=goal.detected_paths)
+    return goal.path_rules()
 
 
 def _file_head(repo: Path, path: str) -> str:

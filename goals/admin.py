@@ -63,7 +63,12 @@ class RepositoryForm(WriteOnlySecretForm):
         fields = [
             "name", "source", "default_branch", "enabled", "users", "groups",
             "forge", "forge_url", "forge_project", "forge_token",
+            "test_paths", "generated_paths", "vendored_paths",
         ]
+        widgets = {
+            name: forms.Textarea(attrs={"rows": 3, "cols": 60})
+            for name in ("test_paths", "generated_paths", "vendored_paths")
+        }
 
 
 class AgentProfileForm(WriteOnlySecretForm):

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from goals import gates, lint
+from goals import gates, lint, repopaths
 from goals.diffs import HEAD_LINES, DiffError, parse_diff
 
 DIFF_GATES = ("blast_radius", "protected_path", "tests_without_code", "tests_weakened")
@@ -58,6 +58,10 @@ class DiffLabel:
     repo: str = ""
     language: str = ""
     kind: str = ""  # synthetic only: the miss or false alarm of the issue this case stands for
+    base_files: dict[str, str] = field(default_factory=dict)  # synthetic only: config files of the base tree
+    # Synthetic only: the first lines of changed files, what the loop's file_head reads from its worktree (a
+    # generated-file marker above the hunks); None judges from the diff alone.
+    heads: dict[str, str] | None = None
 
     @property
     def cache_name(self) -> str:
@@ -68,6 +72,12 @@ class DiffLabel:
         """Beside the diff: the first lines of each changed file at the commit, what ``file_head`` gives the
         loop from its worktree (a generated-file marker sits on line 1, rarely inside a hunk)."""
         return f"{self.repo.replace('/', '+')}+{self.key}.heads.json"
+
+    @property
+    def config_name(self) -> str:
+        """Beside the diff: the few config files of the parent tree that say where tests, generated and vendored
+        files are (goals/repopaths.py), what the loop reads from the goal's base commit."""
+        return f"{self.repo.replace('/', '+')}+{self.key}.config.json"
 
 
 @dataclass(frozen=True)
@@ -166,12 +176,25 @@ def load_synthetic(directory: Path) -> list[tuple[DiffLabel, Path]]:
         diff = directory / f"{name}.diff"
         if not diff.is_file():
             raise LabelError(f"{where}: {diff.name} does not exist")
+        base_files = record.get("base_files", {})
+        if not isinstance(base_files, dict) or not all(
+            name in repopaths.CONFIG_FILES and isinstance(text, str) for name, text in base_files.items()
+        ):
+            raise LabelError(
+                f"{where}: base_files maps config file names ({', '.join(repopaths.CONFIG_FILES[:6])} …) to text"
+            )
+        heads = record.get("heads")
+        readable = isinstance(heads, dict) and all(isinstance(text, str) for text in heads.values())
+        if heads is not None and not readable:
+            raise LabelError(f"{where}: heads maps changed paths to their first lines")
         label = DiffLabel(
             key=name,
             expected=_expected(where, record),
             why=_why(where, record),
             split=_split(where, record, name),
             kind=kind,
+            base_files=base_files,
+            heads=heads,
         )
         cases.append((label, diff))
     return cases
@@ -232,6 +255,20 @@ def file_heads(git_dir: Path, sha: str, diff: bytes) -> dict[str, str]:
     return heads
 
 
+def config_files(git_dir: Path, sha: str) -> dict[str, str]:
+    """The config files detection reads (goals/repopaths.CONFIG_FILES), from the parent's tree: the base the loop
+    would judge the commit against. Bounded; absent files are left out."""
+    found = {}
+    for name in repopaths.CONFIG_FILES:
+        command = ["git", "--git-dir", str(git_dir), "cat-file", "blob", f"{sha}^:{name}"]
+        try:
+            blob = subprocess.run(command, capture_output=True, check=True, timeout=GIT_TIMEOUT).stdout
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            continue
+        found[name] = blob[: repopaths.MAX_CONFIG_BYTES].decode("utf-8", errors="replace")
+    return found
+
+
 @dataclass
 class Rebuilt:
     written: list[str] = field(default_factory=list)
@@ -240,7 +277,8 @@ class Rebuilt:
 
 
 def load_heads(path: Path) -> dict[str, str] | None:
-    """The file heads saved beside a rebuilt diff, None when absent or unreadable (then: the diff alone)."""
+    """The file heads (or config files) saved beside a rebuilt diff, None when absent or unreadable (then: the
+    diff alone, or no detected rules)."""
     try:
         heads = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -257,10 +295,13 @@ def rebuild(labels: Sequence[DiffLabel], mirrors: Path, cache: Path, force: bool
     result = Rebuilt()
     for label in labels:
         target = cache / label.cache_name
+        config = cache / label.config_name
+        git_dir = mirror_for(mirrors, label.repo)
         if target.is_file() and not force:
+            if not config.is_file() and git_dir.is_dir():  # a cache from before config files were saved
+                config.write_text(json.dumps(config_files(git_dir, label.key)), encoding="utf-8")
             result.kept.append(label.cache_name)
             continue
-        git_dir = mirror_for(mirrors, label.repo)
         if not git_dir.is_dir():
             result.missing.append((label.cache_name, f"no fetched copy of {label.repo} at {git_dir}"))
             continue
@@ -276,6 +317,7 @@ def rebuild(labels: Sequence[DiffLabel], mirrors: Path, cache: Path, force: bool
         target.write_bytes(diff)
         heads = file_heads(git_dir, label.key, diff)
         (cache / label.heads_name).write_text(json.dumps(heads, ensure_ascii=False), encoding="utf-8")
+        config.write_text(json.dumps(config_files(git_dir, label.key), ensure_ascii=False), encoding="utf-8")
         result.written.append(label.cache_name)
     return result
 
@@ -342,20 +384,29 @@ class Outcome:
         return [gate for gate in DIFF_GATES if self.actual[gate] != self.label.expected[gate]]
 
 
-def gate_verdicts(diff: bytes | str, heads: dict[str, str] | None = None) -> dict[str, bool]:
+def gate_verdicts(
+    diff: bytes | str, heads: dict[str, str] | None = None, config: dict[str, str] | None = None
+) -> dict[str, bool]:
     """Which diff gates ask a person about this diff, with a default contract (five files a step). ``heads``
     (path → first lines) stands in for the loop's worktree; without it the gates judge from the diff alone,
-    as the ``gates`` command does without ``--repo``."""
+    as the ``gates`` command does without ``--repo``. ``config`` (config file name → text, from the parent tree)
+    is what the loop reads from the base commit: the path rules are detected from it, as the loop does."""
     file_head = None if heads is None else (lambda path: heads.get(path, ""))
-    findings = gates.run_gates(lint.Contract(), gates.Step(diff=parse_diff(diff)), file_head=file_head)
+    paths = repopaths.detect((config or {}).get)
+    step = gates.Step(diff=parse_diff(diff))
+    findings = gates.run_gates(lint.Contract(), step, file_head=file_head, paths=paths)
     fired = {finding.gate for finding in findings if finding.severity in FIRING}
     return {gate: gate in fired for gate in DIFF_GATES}
 
 
-def judge_diff(label: DiffLabel, diff: bytes | str, heads: dict[str, str] | None = None) -> Outcome:
-    """A diff the parser refuses is recorded as an error and counted as silence from every gate."""
+def judge_diff(
+    label: DiffLabel, diff: bytes | str, heads: dict[str, str] | None = None, config: dict[str, str] | None = None
+) -> Outcome:
+    """A diff the parser refuses is recorded as an error and counted as silence from every gate. A synthetic
+    label's own ``heads`` and ``base_files`` stand in for the worktree when the caller gives none."""
+    heads = heads if heads is not None else label.heads
     try:
-        return Outcome(label, gate_verdicts(diff, heads))
+        return Outcome(label, gate_verdicts(diff, heads, config if config is not None else label.base_files))
     except DiffError as error:
         return Outcome(label, dict.fromkeys(DIFF_GATES, False), error=f"diff refused: {error}")
 

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 CHANGE_KINDS = ("added", "deleted", "modified", "renamed", "copied", "mode")
-CATEGORIES = ("test", "migration", "lock", "generated", "docs", "config", "code", "other")
+CATEGORIES = ("test", "migration", "lock", "generated", "vendored", "docs", "config", "code", "other")
 
 # A generated-file marker only counts near the top of a file; further down it is usually prose.
 HEAD_LINES = 10
@@ -574,10 +574,11 @@ def looks_generated(text: str) -> bool:
     return bool(_GENERATED_MARKERS.search(head))
 
 
-_TEST_DIRS = frozenset({"tests", "test", "__tests__", "spec"})
+_TEST_DIRS = frozenset({"tests", "test", "__tests__", "spec", "specs", "testing", "testsuite", "test-suite"})
 _TEST_FILE = re.compile(
-    r"test_.*\.py|.*_test\.py|.*_test\.go|.*\.test\.(?:ts|tsx|js|jsx|mjs|cjs)|.*\.spec\..+"
-    r"|conftest\.py|.*Tests?\.(?:java|kt)|.*_spec\.rb"
+    r"test_.*\.py|.*_tests?\.py|tests\.py|conftest\.py|.*_test\.go|.*_spec\.rb"
+    r"|.*[.-](?:test|spec)\.(?:ts|tsx|mts|cts|js|jsx|mjs|cjs)|.*\.spec\..+"
+    r"|.*Tests?\.(?:java|kt|groovy|scala)|.*Spec\.(?:groovy|scala)|.*IT\.java"
 )
 _LOCK_FILES = frozenset(
     {
@@ -598,7 +599,12 @@ _LOCK_FILES = frozenset(
         "mix.lock",
     }
 )
-_GENERATED_DIRS = frozenset({"dist", "build", "vendor", "node_modules", "__generated__"})
+_GENERATED_DIRS = frozenset({"dist", "__generated__"})
+# Third-party code kept in the repository: edits belong upstream. `packages/` is a vendored copy only when the
+# repository does not declare it as its own workspaces (see goals/repopaths.py), so it is asked for apart.
+_VENDORED_DIRS = frozenset(
+    {"vendor", "_vendor", "vendored", "third_party", "third-party", "thirdparty", "node_modules", "bower_components"}
+)
 _GENERATED_FILE = re.compile(
     r".*_pb2(?:_grpc)?\.pyi?|.*\.pb\.go|.*\.generated\..+|.*\.g\.dart|.*\.min\.(?:js|css)"
 )
@@ -635,18 +641,19 @@ _CODE_SUFFIXES = frozenset(
 )  # fmt: skip
 
 
-def classify_path(path: str, head: str = "") -> str:
+def classify_path(path: str, head: str = "", *, packages_vendored: bool = True) -> str:
     """Say what kind of file ``path`` is, one of :data:`CATEGORIES`.
 
     ``head`` is the start of the file's text, if known; a generated-file marker in it (see
     :func:`looks_generated`) makes the file "generated". The first rule that matches wins, in this
-    order: lock files, migrations (Django, Alembic, Rails, SQL under migrations/), generated files
-    (protobuf output, minified assets, ``*.generated.*``, anything under dist/, build/, vendor/ or
-    node_modules/), tests (tests/, test/, __tests__/ and spec/ directories and the usual test file
-    names of Python, Go, JS/TS, Java, Kotlin and Ruby), config known by name (Dockerfile, Makefile,
-    requirements.txt, .env.example), docs (docs/ and doc/ directories, Markdown, reST, plain text,
-    LICENSE, CHANGELOG), other config (TOML, INI, YAML, JSON, anything under .github/), product code
-    by source extension, and "other" (images, data, unknown extensions).
+    order: lock files, vendored copies (vendor/, _vendor/, third_party/, node_modules/ … and packages/ unless
+    ``packages_vendored`` is false because the repository declares packages/ as its own workspaces), migrations
+    (Django, Alembic, Rails, SQL under migrations/), generated files (protobuf output, minified assets,
+    ``*.generated.*``, anything under dist/, build output under build/), tests (tests/, test/, testing/,
+    testsuite/, __tests__/ and spec/ directories and the usual test file names of Python, Go, JS/TS, Java,
+    Kotlin and Ruby), config known by name (Dockerfile, Makefile, requirements.txt, .env.example), docs (docs/
+    and doc/ directories, Markdown, reST, plain text, LICENSE, CHANGELOG), other config (TOML, INI, YAML, JSON,
+    anything under .github/), product code by source extension, and "other" (images, data, unknown extensions).
     """
     parts = [part for part in path.strip().split("/") if part and part != "."]
     if not parts:
@@ -656,9 +663,16 @@ def classify_path(path: str, head: str = "") -> str:
 
     if name in _LOCK_FILES:
         return "lock"
+    if _VENDORED_DIRS.intersection(dirs) or (packages_vendored and "packages" in dirs):
+        return "vendored"
     if _is_migration(dirs, suffix):
         return "migration"
-    if _GENERATED_DIRS.intersection(dirs) or _GENERATED_FILE.fullmatch(name) or looks_generated(head):
+    if (
+        _GENERATED_DIRS.intersection(dirs)
+        or _is_build_output(dirs, suffix)
+        or _GENERATED_FILE.fullmatch(name)
+        or looks_generated(head)
+    ):
         return "generated"
     if _TEST_DIRS.intersection(dirs) or _TEST_FILE.fullmatch(name):
         return "test"
@@ -671,6 +685,14 @@ def classify_path(path: str, head: str = "") -> str:
     if suffix in _CODE_SUFFIXES:
         return "code"
     return "other"
+
+
+def _is_build_output(dirs: list[str], suffix: str) -> bool:
+    """Under build/, output (build/lib/…), except a source file kept right in a top-level build/ folder: that is
+    a hand-written build script or probe (committed build output is rarely source code at the top)."""
+    if "build" not in dirs:
+        return False
+    return not (dirs == ["build"] and suffix in _CODE_SUFFIXES)
 
 
 def _suffix(name: str) -> str:

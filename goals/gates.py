@@ -15,7 +15,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -23,6 +23,7 @@ from itertools import chain, islice
 
 from goals.diffs import FileDiff, ParsedDiff, classify_path, looks_generated
 from goals.lint import BUDGET_LABELS, DEFAULT_REPEATED_FAILURE_THRESHOLD, Contract
+from goals.repopaths import CONFIG_FILES, RepoPaths
 from goals.testcode import Language, analyser_for
 from goals.testcode import checks as checks_module
 
@@ -609,6 +610,24 @@ class _Inputs:
     history: History
     usage: Usage
     file_head: Callable[[str], str] | None
+    paths: RepoPaths | None = None
+
+
+def _category(inputs: _Inputs, path: str) -> str:
+    """A path's category under the repository's rules, the built-in tables without them."""
+    return inputs.paths.classify(path) if inputs.paths is not None else classify_path(path)
+
+
+def _with_repository_rules(diff: ParsedDiff, paths: RepoPaths) -> ParsedDiff:
+    """The diff's files categorised by the repository's rules (its test, generated and vendored patterns); a
+    generated-file marker the diff itself shows still makes a file generated."""
+    files = []
+    for file in diff.files:
+        category = paths.classify(file.path)
+        if file.category == "generated" and category not in ("lock", "vendored", "migration"):
+            category = "generated"
+        files.append(replace(file, category=category) if category != file.category else file)
+    return ParsedDiff(files=tuple(files), stats=diff.stats)
 
 
 def _blast_radius(inputs: _Inputs) -> list[GateFinding]:
@@ -675,6 +694,17 @@ def _protected_path(inputs: _Inputs) -> list[GateFinding]:
                 )
             )
             continue
+        if file.category == "vendored" or any(_category(inputs, path) == "vendored" for path in _file_paths(file)):
+            findings.append(
+                GateFinding(
+                    gate="protected_path",
+                    severity=STOP,
+                    reason=f"Vendored file changed: {shown} (update the vendored copy from upstream instead)",
+                    path=file.path,
+                    data={"why": "vendored"},
+                )
+            )
+            continue
         generated_in_diff = file.category == "generated"
         head = ""
         if not generated_in_diff and file.category != "lock" and file.change != "deleted" and not file.binary:
@@ -699,6 +729,16 @@ def _protected_path(inputs: _Inputs) -> list[GateFinding]:
                     reason=f"Lock file changed: {shown} (dependency changes need a person)",
                     path=file.path,
                     data={"why": "lock"},
+                )
+            )
+        elif inputs.paths is not None and any(path in CONFIG_FILES for path in _file_paths(file)):
+            findings.append(
+                GateFinding(
+                    gate="protected_path",
+                    severity=INFO,
+                    reason=f"Review settings file changed: {shown} (this goal keeps the base commit's rules)",
+                    path=file.path,
+                    data={"why": "rules_config"},
                 )
             )
     return findings
@@ -937,7 +977,7 @@ def _tests_weakened(inputs: _Inputs, readings: list[tuple[_TestChanges, _Reading
                 )
             )
     for file in inputs.step.diff.files:
-        left_the_tests = file.category != "test" and classify_path(file.old_path or "") == "test"
+        left_the_tests = file.category != "test" and _category(inputs, file.old_path or "") == "test"
         if file.change == "renamed" and left_the_tests:
             findings.append(
                 GateFinding(
@@ -1107,14 +1147,23 @@ def run_gates(
     history: History = History(),  # frozen, so one shared default is safe
     usage: Usage = Usage(),
     file_head: Callable[[str], str] | None = None,
+    *,
+    paths: RepoPaths | None = None,
 ) -> list[GateFinding]:
     """Run every gate on one step; the findings come most serious first, then in gate order.
 
     ``file_head(path)`` returns the first lines of a file in the repository, so a file that declares
     itself generated is caught even when the diff does not show its header; without it the gates judge
     from the diff alone (context lines included).
+
+    ``paths`` are the repository's effective path rules (goals/repopaths.py: its test, generated and vendored
+    patterns, detected from the base commit or set by staff); without them the built-in tables of
+    goals/diffs.py decide what is a test, generated or vendored. With them, a step that edits one of the files
+    they are detected from is noted (info): the goal keeps the base commit's rules.
     """
-    inputs = _Inputs(contract, step, history, usage, file_head)
+    if paths is not None:
+        step = replace(step, diff=_with_repository_rules(step.diff, paths))
+    inputs = _Inputs(contract, step, history, usage, file_head, paths)
     signature = failure_signature(step.evidence)
     readings = [(entry, _read_test_changes(entry)) for entry in _test_changes(step.diff.files, file_head)]
     findings = [

@@ -22,6 +22,7 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, loop_origin
 from goals import gates
 from goals.models import Goal, GoalStatus
+from goals.repopaths import RepoPaths
 
 # --- progress stamps ------------------------------------------------------------------------------------------
 
@@ -99,21 +100,28 @@ def judge(
     file_head: Callable[[str], str] | None = None,
     radius: gates.Step | None = None,
     extra: Iterable[gates.GateFinding] = (),
+    paths: RepoPaths | None = None,
 ) -> list[gates.GateFinding]:
-    """The gates over one step, most serious first.
+    """The gates over one step, most serious first, with the repository's path rules (``paths``, by default the
+    goal's own: `Goal.path_rules()`, staff's settings or what was detected from the base commit).
 
     ``radius``, when given, is what the blast-radius gate measures instead of the step: an agent elsewhere
     proposes one call at a time, and its blast radius is every file written since a person last approved.
     ``extra`` are findings the driver made itself (a diff too large to read in full).
     """
     contract = goal.contract()
-    findings = list(extra) + gates.run_gates(contract, step, history=history, usage=usage, file_head=file_head)
+    paths = paths if paths is not None else goal.path_rules()
+    findings = list(extra) + gates.run_gates(
+        contract, step, history=history, usage=usage, file_head=file_head, paths=paths
+    )
     if radius is not None:
         findings = [finding for finding in findings if finding.gate != "blast_radius"]
         if radius.diff.files:
             findings += [
                 finding
-                for finding in gates.run_gates(contract, radius, history=gates.History(), usage=gates.Usage())
+                for finding in gates.run_gates(
+                    contract, radius, history=gates.History(), usage=gates.Usage(), paths=paths
+                )
                 if finding.gate == "blast_radius"
             ]
     return sorted(findings, key=lambda finding: gates.SEVERITIES.index(finding.severity))

@@ -30,7 +30,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
-from goals import agents, egress, evidence, gates, judge, lint, sandbox
+from goals import agents, egress, evidence, gates, judge, lint, repopaths, sandbox
 from goals.diffs import DiffError, FileDiff, ParsedDiff, parse_diff
 from goals.models import (
     BASELINE_OUTPUT_CHARS,
@@ -423,6 +423,7 @@ def _run_agent_and_judge(goal: Goal, step: Step, workspace: Workspace) -> StepOu
         usage=judge.usage_with(goal, tokens=result.tokens, paths=(f.path for f in parsed.files), history=history),
         file_head=lambda path: _file_head(workspace.path, path),
         extra=_too_large(commit) + unreadable,
+        paths=detect_path_rules(goal, workspace),
     )
     signature = gates.failure_signature(run.to_gate() for run in runs) or ""
 
@@ -650,6 +651,21 @@ def _holds_nul(worktree: Path, path: str) -> bool:
         return False
     with target.open("rb") as handle:
         return b"\0" in handle.read(8000)
+
+
+def detect_path_rules(goal: Goal, workspace: Workspace) -> repopaths.RepoPaths:
+    """The goal's path rules, detected once from its base commit's config files (read from the goal's git
+    directory, never the agent's worktree: an agent rewriting .gitattributes or pytest's testpaths changes nothing
+    for its goal), then with staff's settings on top."""
+    try:
+        sha = workspace.base_sha()
+    except WorkspaceError:
+        sha = ""
+    if sha and (goal.detected_paths or {}).get("sha") != sha:
+        rules = repopaths.detect(workspace.base_file_reader(sha))
+        goal.detected_paths = {"sha": sha, "rules": rules.as_dict()}
+        Goal.objects.filter(pk=goal.pk).update(detected_paths=goal.detected_paths)
+    return goal.path_rules()
 
 
 def _file_head(worktree: Path, path: str, limit: int = 2048) -> str:

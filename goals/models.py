@@ -15,7 +15,7 @@ from django.db.models import F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from goals import agents, evidence, gates, lint
+from goals import agents, evidence, gates, lint, repopaths
 from goals.agents.command import CODEX_DEFAULT_BASE_URL
 from goals.fields import EncryptedTextField
 
@@ -223,6 +223,22 @@ class Repository(models.Model):
     forge_url = models.URLField("forge API URL", blank=True, help_text="e.g. https://api.github.com")
     forge_project = models.CharField(max_length=200, blank=True, help_text="e.g. owner/name")
     forge_token = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
+    test_paths = models.TextField(
+        blank=True,
+        help_text="Where tests live, one gitignore-style pattern a line (e.g. /testing/ or *_check.py). Blank: "
+        "what the repository's pytest / package.json config says, besides the built-in tests/, test/, spec/ ….",
+    )
+    generated_paths = models.TextField(
+        blank=True,
+        help_text="Generated files, one pattern a line; the gates stop on an edit. Blank: what .gitattributes "
+        "marks linguist-generated, besides the built-in dist/, *_pb2.py, *.min.js ….",
+    )
+    vendored_paths = models.TextField(
+        blank=True,
+        help_text="Vendored copies of other projects, one pattern a line; the gates stop on an edit. Blank: what "
+        ".gitattributes marks linguist-vendored, besides the built-in vendor/, _vendor/, third_party/, packages/ "
+        "…; write !packages/ when packages/ holds the project's own code.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = RepositoryQuerySet.as_manager()
@@ -620,6 +636,8 @@ class Goal(models.Model):
 
     repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="goals")
     base_branch = models.CharField(max_length=255, default="main")
+    # What the worker detected from the base commit's config files (goals/repopaths.py): {"sha", "rules"}.
+    detected_paths = models.JSONField(default=dict, blank=True, editable=False)
 
     agent_profile = models.ForeignKey(
         AgentProfile, on_delete=models.PROTECT, related_name="goals", verbose_name="agent"
@@ -691,6 +709,15 @@ class Goal(models.Model):
     @property
     def minimum_risk(self) -> str:
         return lint.minimum_risk(self.work_type)
+
+    def path_rules(self) -> repopaths.RepoPaths:
+        """The path rules the gates judge this goal with: staff's settings on the repository where set, else what
+        was detected from the goal's base commit (nothing yet before the first step: the built-in tables)."""
+        detected = repopaths.RepoPaths.from_dict((self.detected_paths or {}).get("rules"))
+        repository = self.repository
+        return detected.with_staff(
+            tests=repository.test_paths, generated=repository.generated_paths, vendored=repository.vendored_paths
+        )
 
     def contract(self) -> lint.Contract:
         """The goal as the pure linter and gates see it."""

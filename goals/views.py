@@ -162,6 +162,8 @@ def goal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_edit": goal.can_edit(request.user),
         "approvers": goal.approvers.order_by("username"),
         "viewers": goal.viewers.order_by("username"),
+        "path_rules": goal.path_rules().describe(),
+        "paths_detected": "rules" in (goal.detected_paths or {}),
         **_live_context(goal, request.user),
         **_baseline_context(goal, request.user),
     }

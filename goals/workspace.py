@@ -284,6 +284,31 @@ def _capped_output(argv: list[str], env: dict[str, str], cap: int) -> tuple[byte
     return bytes(kept), total, truncated
 
 
+CONFIG_READ_CAP = 64 * 1024
+
+
+def _committed_file(prefix: list[str], spec: str, limit: int, global_config: str = os.devnull) -> bytes | None:
+    """``git cat-file blob <spec>`` (a commit's file, never a worktree's), at most ``limit`` bytes; None when
+    the file is not there."""
+    argv = ["git", *safe_config_args(), *prefix, "cat-file", "blob", spec]
+    try:
+        data, _total, _cut = _capped_output(argv, hardened_env(global_config=global_config), limit)
+    except (WorkspaceError, OSError, subprocess.TimeoutExpired):
+        return None
+    return data
+
+
+def branch_file_reader(repo: str | Path, branch: str, limit: int = CONFIG_READ_CAP) -> Callable[[str], bytes | None]:
+    """Read files as committed on ``branch`` of a registered local repository (its worktree is never read)."""
+    repo = Path(repo).absolute()
+
+    def read(path: str) -> bytes | None:
+        with _trusting(repo) as trusted:
+            return _committed_file(["-C", str(repo)], f"refs/heads/{branch}:{path}", limit, trusted)
+
+    return read
+
+
 def _cut_at_file(diff: str) -> str:
     """A diff cut mid-file, shortened to the files it holds whole."""
     end = diff.rfind("\ndiff --git ")
@@ -583,6 +608,11 @@ class Workspace:
         when the goal's checkout was made)."""
         branch, base = f"refs/heads/{self.branch}", f"refs/heads/{self.base_branch}"
         return self._git("merge-base", branch, base).stdout.strip()
+
+    def base_file_reader(self, sha: str, limit: int = CONFIG_READ_CAP) -> Callable[[str], bytes | None]:
+        """Read files as committed at ``sha`` (the goal's base commit) from the goal's git directory: the agent's
+        worktree, and whatever it wrote there, is never read."""
+        return lambda path: _committed_file([f"--git-dir={self.git_dir}"], f"{sha}:{path}", limit)
 
     def refuse_planted(self) -> None:
         """Raise PlantedFiles (after removing them, unread) when the agent left a ``.git`` or a special file

@@ -2,7 +2,7 @@ import pytest
 from playwright.sync_api import expect
 
 from goals.models import Goal, GoalStatus
-from tests.factories import GOOD_OBJECTIVE, make_user, registered_repository, scripted_profile
+from tests.factories import GOOD_OBJECTIVE, make_goal, make_user, registered_repository, scripted_profile
 from tests.support.browser import PHONE, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -115,5 +115,34 @@ def test_the_form_works_without_javascript(browser, live_url, writer, git_repo):
         goal = Goal.objects.get()
         assert goal.constraints == ["Keep the CSV columns", "Keep the API"]
         assert (goal.repository, goal.agent_profile, goal.network_hosts) == (repository, profile, ["pypi.org:443"])
+    finally:
+        context.close()
+
+
+def test_the_paths_the_gates_know_fit_a_phone(live_url, browser, writer, git_repo, screenshots):
+    goal = make_goal(writer, git_repo)
+    long_pattern = "services/billing/generated/openapi/clients/typescript/**/*.generated.ts"
+    goal.detected_paths = {
+        "sha": "a" * 40,
+        "rules": {
+            "tests": {"patterns": ["/testing/", "/integration_tests/"], "sources": ["pyproject.toml", "package.json"]},
+            "generated": {"patterns": [long_pattern], "sources": [".gitattributes"]},
+        },
+    }
+    goal.save(update_fields=["detected_paths"])
+    goal.repository.vendored_paths = "third_party/zlib/\nlib/extern/\n"
+    goal.repository.save(update_fields=["vendored_paths"])
+    context = browser.new_context(**{**PHONE, "viewport": {"width": 412, "height": 915}})
+    page = context.new_page()
+    try:
+        sign_in(page, live_url, "writer", "writer-pass-123")
+        page.goto(f"{live_url}/goals/{goal.pk}/")
+        rules = page.locator(".path-rules")
+        expect(rules).to_contain_text("Tests: testing/, integration_tests/ — from pyproject.toml and package.json")
+        expect(rules).to_contain_text("Vendored: third_party/zlib/, lib/extern/ — set by staff")
+        expect(rules).to_contain_text(f"Generated: {long_pattern} — from .gitattributes")
+        rules.scroll_into_view_if_needed()
+        page.screenshot(path=screenshots / "goal-path-rules-phone.png", full_page=True)
+        assert no_horizontal_scroll(page)
     finally:
         context.close()

@@ -9,6 +9,7 @@ from gateway import calls as gateway
 from gateway.calls import ALLOW, ASK, DENY, ToolCall
 from gateway.models import AlwaysAllowRule, GatewayCall, RuleKind
 from goals.models import GoalStatus
+from tests.factories import run_git
 
 # --- reading tool calls (pure) ---------------------------------------------------------------------------------
 
@@ -359,3 +360,19 @@ def test_a_decision_wakes_the_waiting_agents_after_the_commit(
     with django_capture_on_commit_callbacks(execute=True):
         request.decide(owner, "approve")
     assert request.pk in published
+
+
+def test_path_rules_come_from_the_committed_base_branch_not_from_what_the_agent_wrote(running, git_repo):
+    (git_repo / ".gitattributes").write_text("api/gen/** linguist-generated\n")
+    run_git(git_repo, "add", ".gitattributes")
+    run_git(git_repo, "-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qm", "mark generated code")
+    # The agent elsewhere rewrites the attributes in the worktree and marks the tests vendored, then edits.
+    (git_repo / ".gitattributes").write_text("tests/** linguist-vendored\n")
+    outcome = gateway.propose(running, write(git_repo, "api/gen/client.py"))
+    assert outcome.verdict == DENY
+    assert "Generated file changed: api/gen/client.py" in outcome.reason
+    new_test = write(git_repo, "tests/test_new.py", "def test_x():\n    assert 1\n")
+    assert gateway.propose(running, new_test).verdict == ALLOW
+    running.refresh_from_db()
+    assert running.detected_paths["branch"] == "main"
+    assert running.path_rules().generated.patterns == ("api/gen/**",)

@@ -544,7 +544,30 @@ CLASSIFICATION = [
     ("static/app.min.css", "generated"),
     ("web/dist/index.js", "generated"),
     ("build/lib/goals/diffs.py", "generated"),
-    ("vendor/github.com/pkg/errors/errors.go", "generated"),
+    ("build/probe.rs", "code"),
+    ("build/assets/app.js", "generated"),
+    ("vendor/github.com/pkg/errors/errors.go", "vendored"),
+    ("setuptools/_vendor/packaging/version.py", "vendored"),
+    ("third_party/zlib/inflate.c", "vendored"),
+    ("packages/pad-left/index.js", "vendored"),
+    ("requests/packages/urllib3/poolmanager.py", "vendored"),
+    ("web/node_modules/left-pad/index.js", "vendored"),
+    ("vendor/modules.txt", "vendored"),
+    ("testing/test_capture.py", "test"),
+    ("testing/helpers.py", "test"),
+    ("gcc/testsuite/gcc.dg/pr1.c", "test"),
+    ("src/test/java/org/x/ParserTest.java", "test"),
+    ("src/main/java/org/x/Parser.java", "code"),
+    ("core/ReaderIT.java", "test"),
+    ("spec/models/user_spec.rb", "test"),
+    ("src/index.test.ts", "test"),
+    ("src/button.spec.js", "test"),
+    ("lib/parse-test.js", "test"),
+    ("pkg/server_test.go", "test"),
+    ("app/tests.py", "test"),
+    ("app/views_tests.py", "test"),
+    ("app/latest.py", "code"),
+    ("app/contest.py", "code"),
     ("README.md", "docs"),
     ("docs/index.rst", "docs"),
     ("notes.txt", "docs"),
@@ -587,6 +610,12 @@ CLASSIFICATION = [
 )
 def test_classify_path(path: str, category: str) -> None:
     assert classify_path(path) == category
+
+
+def test_packages_is_code_when_the_repository_declares_it_as_its_own_workspaces() -> None:
+    assert classify_path("packages/pad-left/index.js", packages_vendored=False) == "code"
+    assert classify_path("packages/pad-left/index.test.js", packages_vendored=False) == "test"
+    assert classify_path("vendor/pkg/errors.go", packages_vendored=False) == "vendored"
 
 
 @pytest.mark.parametrize(

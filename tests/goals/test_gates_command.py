@@ -281,3 +281,20 @@ def test_as_a_process_an_unreadable_diff_exits_2_with_a_message(tmp_path):
     assert result.returncode == 2
     assert result.stdout == b""
     assert b"cannot read diff" in result.stderr and b"missing.patch" in result.stderr
+
+
+def test_repo_brings_the_paths_its_gitattributes_marks_vendored(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "lib" / "extern").mkdir(parents=True)
+    (repo / ".gitattributes").write_text("lib/extern/** linguist-vendored\n")
+    patch = tmp_path / "step.patch"
+    patch.write_text("--- a/lib/extern/parse.c\n+++ b/lib/extern/parse.c\n@@ -1 +1 @@\n-int a;\n+int b;\n")
+
+    alone, _, _ = run_command("--diff", str(patch))
+    findings, _, _ = run_command("--diff", str(patch), "--repo", str(repo))
+
+    assert alone == []
+    assert [(f["gate"], f["severity"], f["path"]) for f in findings] == [
+        ("protected_path", "stop", "lib/extern/parse.c")
+    ]
+    assert findings[0]["reason"].startswith("Vendored file changed: lib/extern/parse.c")

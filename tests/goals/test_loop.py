@@ -21,6 +21,7 @@ from tests.factories import (
     SHOP_PY,
     WEAKEN,
     goal_git_dir,
+    make_git_repo,
     make_scripted_goal,
     run_git,
     step_once,
@@ -385,3 +386,56 @@ def test_a_rejection_gives_the_scripted_agent_its_reply_then_the_done_review(own
     assert goal.steps.get(number=2).summary == "One module at a time"
     assert outcome.request.kind == "done"
     assert goal.status == GoalStatus.WAITING
+
+
+FLOW_CHECK = "from shop import total\n\n\ndef check_flow():\n    assert total([2, 3]) == 5\n"
+
+
+@pytest.fixture
+def flow_repo(tmp_path):
+    """A shop whose checks live in flow_tests/, which only its pyproject's pytest testpaths names."""
+    return make_git_repo(
+        tmp_path / "flow",
+        {
+            "shop.py": SHOP_PY,
+            "conftest.py": "",
+            "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["flow_tests"]\npython_files = ["*.py"]\n',
+            "flow_tests/run_flow.py": FLOW_CHECK,
+        },
+    )
+
+
+def test_the_agent_cannot_rewrite_the_rules_its_own_step_is_judged_by(owner, flow_repo):
+    # The agent marks the checks generated and vendored in .gitattributes, points pytest elsewhere, and loosens
+    # a check in the same step: the rules come from the base commit, so the loosened check still asks a person.
+    hostile = {
+        "summary": "Tidy the config",
+        "write": {
+            ".gitattributes": "flow_tests/** linguist-generated linguist-vendored\n",
+            "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["nowhere"]\n',
+            "flow_tests/run_flow.py": FLOW_CHECK.replace("== 5", ">= 0"),
+        },
+    }
+    goal = make_scripted_goal(owner, flow_repo, [hostile, hostile], evidence=[])
+    outcome = step_once(goal)
+    step = goal.steps.get(number=1)
+    loud = {(f["gate"], f["data"].get("why")) for f in step.findings if f["severity"] != "info"}
+    assert ("tests_without_code", None) in loud
+    assert not {why for _, why in loud} & {"generated", "vendored"}
+    noted = sorted(f["path"] for f in step.findings if f["data"].get("why") == "rules_config")
+    assert noted == [".gitattributes", "pyproject.toml"]
+    goal.refresh_from_db()
+    assert goal.detected_paths["sha"] == run_git(flow_repo, "rev-parse", "main").strip()
+    assert goal.path_rules().tests.patterns == ("/flow_tests/",)
+    assert goal.path_rules().tests.sources == ("pyproject.toml",)
+    assert outcome.status == GoalStatus.WAITING
+
+
+def test_staff_vendored_paths_stop_an_edit_there(owner, flow_repo):
+    goal = make_scripted_goal(owner, flow_repo, [{"summary": "Patch", "write": {"shop.py": "X = 1\n"}}], evidence=[])
+    goal.repository.vendored_paths = "/shop.py\n"
+    goal.repository.save(update_fields=["vendored_paths"])
+    step_once(goal)
+    (finding,) = [f for f in goal.steps.get().findings if f["gate"] == "protected_path"]
+    assert finding["reason"] == "Vendored file changed: shop.py (update the vendored copy from upstream instead)"
+    assert goal.path_rules().vendored.sources == ("set by staff",)

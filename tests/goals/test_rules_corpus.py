@@ -69,6 +69,7 @@ def hostile_mirror(tmp_path):
     git("init", "-q", cwd=work)
     (work / "tests").mkdir()
     (work / "tests" / "test_x.py").write_text("def test_x():\n    assert 1 == 1\n    assert 2 == 2\n")
+    (work / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
     git("add", "-A", cwd=work)
     git("-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qm", "one", cwd=work)
     (work / "tests" / "test_x.py").write_text("def test_x():\n    assert 1 == 1\n")
@@ -108,6 +109,9 @@ def test_rebuild_then_eval_reads_the_mirror_and_runs_nothing_it_asks_for(tmp_pat
     assert "-    assert 2 == 2" in diff
     heads = json.loads((cache / f"someone+thing+{sha}.heads.json").read_text())
     assert heads["tests/test_x.py"].startswith("def test_x():")
+    # The config files come from the parent's tree (the base), not from the commit that added .gitattributes.
+    config = json.loads((cache / f"someone+thing+{sha}.config.json").read_text())
+    assert config == {"pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'}
     data = json.loads(run("rules_eval", "--json", "--cache", str(cache), "--labels", str(labels)))
     real = data["sections"][0]["rules"]
     assert real["tests_without_code"]["positives"] == 1
@@ -132,3 +136,20 @@ def test_the_linter_meets_its_targets_on_the_goal_statements():
 
     assert counts.precision >= 0.90
     assert counts.recall >= 0.90
+
+
+def test_synthetic_cases_are_judged_with_the_config_files_their_label_gives():
+    synthetic = dict((label.key, (label, path)) for label, path in corpus.load_synthetic(LABELS / "synthetic"))
+    label, path = synthetic["quiet-workspace-package"]
+    assert "workspaces" in label.base_files["package.json"]
+    assert not corpus.judge_diff(label, path.read_bytes()).actual["protected_path"]
+    assert corpus.gate_verdicts(path.read_bytes())["protected_path"]  # without them, packages/ is a vendored copy
+
+
+def test_base_files_must_name_config_files(tmp_path):
+    (tmp_path / "case.diff").write_text("")
+    record = {"name": "case", "kind": "k", "why": "w", "split": corpus.split_of("case"),
+              "gates": dict.fromkeys(corpus.DIFF_GATES, False), "base_files": {"src/app.py": "x"}}  # fmt: skip
+    (tmp_path / "labels.jsonl").write_text(json.dumps(record) + "\n")
+    with pytest.raises(corpus.LabelError, match="base_files"):
+        corpus.load_synthetic(tmp_path)

@@ -34,6 +34,28 @@ def test_goal_detail_per_user(client, goal, request, who, status):
         assert goal.title not in response.text
 
 
+def test_goal_page_says_which_paths_the_gates_know_and_where_each_came_from(as_owner, goal):
+    response = as_owner.get(f"/goals/{goal.pk}/")
+    assert "own config is read from <code>main</code> at the first step" in response.text
+    goal.detected_paths = {
+        "sha": "a" * 40,
+        "rules": {
+            "tests": {"patterns": ["/testing/", "/tests/"], "sources": ["pyproject.toml"]},
+            "generated": {"patterns": ["api/gen/**"], "sources": [".gitattributes"]},
+        },
+    }
+    goal.save(update_fields=["detected_paths"])
+    goal.repository.vendored_paths = "lib/extern/\n"
+    goal.repository.save(update_fields=["vendored_paths"])
+    text = as_owner.get(f"/goals/{goal.pk}/").text
+    assert "<li>Tests: testing/, tests/ — from pyproject.toml</li>" in text
+    assert "<li>Generated: api/gen/** — from .gitattributes</li>" in text
+    assert "<li>Vendored: lib/extern/ — set by staff</li>" in text
+    assert "read from <code>main</code> at the first step" not in text
+    partial = as_owner.get(f"/goals/{goal.pk}/", **HTMX).text
+    assert "Tests: testing/" not in partial  # the live partial carries the status, not the contract
+
+
 @pytest.mark.parametrize(
     ("who", "status"),
     [

@@ -1,5 +1,8 @@
 """Run the review gates on any unified diff: `python manage.py gates --diff step.patch [--repo .] [--goal 3]`.
 
+With `--goal`, the gates judge with that goal's path rules (what was detected from its base commit, or set by
+staff); otherwise with `--repo`, with the rules detected from that repository's config files (goals/repopaths.py).
+
 Prints one JSON object per finding, one per line. Exits 0 whatever the gates find, 1 with `--fail-on` when a
 finding reaches that severity, and 2 when the diff cannot be read or parsed or the goal does not exist.
 """
@@ -10,7 +13,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from goals import gates, lint
+from goals import gates, lint, repopaths
 from goals.diffs import HEAD_LINES, DiffError, ParsedDiff, parse_diff
 from goals.models import Goal
 
@@ -39,6 +42,14 @@ class RepositoryHeads:
             head = file.read(HEAD_BYTES).decode("utf-8", errors="replace")
         return "\n".join(head.splitlines()[:HEAD_LINES])
 
+    def config(self, name: str) -> bytes | None:
+        """A config file of the working tree for detection (goals/repopaths.py), bounded; None outside it."""
+        target = (self.root / name).resolve()
+        if not target.is_relative_to(self.root) or not target.is_file():
+            return None
+        with target.open("rb") as file:
+            return file.read(repopaths.MAX_CONFIG_BYTES)
+
 
 class Command(BaseCommand):
     help = "Run the review gates on a unified diff and print one JSON finding per line."
@@ -59,15 +70,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         diff = self.read_diff(options["diff"])
-        contract = self.contract_for(options["goal"])
+        goal = self.goal_for(options["goal"])
+        contract = goal.contract() if goal is not None else lint.Contract()
+        paths = goal.path_rules() if goal is not None else None
         file_head = None
         if options["repo"]:
             repo = Path(options["repo"])
             if not repo.is_dir():
                 raise CommandError(f"--repo {repo} is not a directory", returncode=USAGE_ERROR)
             file_head = RepositoryHeads(repo)
+            paths = paths if paths is not None else repopaths.detect(file_head.config)
 
-        findings = gates.run_gates(contract, gates.Step(diff=diff), file_head=file_head)
+        findings = gates.run_gates(contract, gates.Step(diff=diff), file_head=file_head, paths=paths)
 
         for finding in findings:
             data = finding.as_dict()
@@ -95,10 +109,10 @@ class Command(BaseCommand):
         except DiffError as error:
             raise CommandError(f"cannot parse diff {name}: {error}", returncode=USAGE_ERROR) from error
 
-    def contract_for(self, goal_id: int | None) -> lint.Contract:
+    def goal_for(self, goal_id: int | None) -> Goal | None:
         if goal_id is None:
-            return lint.Contract()
+            return None
         goal = Goal.objects.filter(pk=goal_id).first()
         if goal is None:
             raise CommandError(f"goal {goal_id} does not exist", returncode=USAGE_ERROR)
-        return goal.contract()
+        return goal

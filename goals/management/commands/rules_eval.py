@@ -4,7 +4,9 @@ Three sets, reported apart: real commits (rebuilt by `rules_corpus rebuild` into
 and its held-out third), the synthetic diffs in docs/rules/synthetic/, and the goal statements for the linter. The
 gates run exactly as the loop runs them (parse_diff, then gates.run_gates); a positive is a gate asking a person
 (approval or stop), or the linter's objective rules blocking. Real commits are judged with their files' first
-lines as the loop reads them from its worktree (saved by the rebuild); synthetic diffs from the diff alone.
+lines as the loop reads them from its worktree, and with the path rules detected from their parent tree's config
+files as the loop detects them from the goal's base commit (both saved by the rebuild); synthetic diffs from the
+diff alone and the config files their label gives.
 Measures only: it never fails on a low figure.
 """
 
@@ -49,7 +51,8 @@ class Command(BaseCommand):
             path = cache / label.cache_name
             if path.is_file():
                 heads = corpus.load_heads(cache / label.heads_name)
-                real.append(corpus.judge_diff(label, path.read_bytes(), heads))
+                config = corpus.load_heads(cache / label.config_name)
+                real.append(corpus.judge_diff(label, path.read_bytes(), heads, config))
             else:
                 absent.append(label.cache_name)
         made = [corpus.judge_diff(label, path.read_bytes()) for label, path in synthetic]
