@@ -24,7 +24,7 @@ from goals.diffs import HEAD_LINES, DiffError, parse_diff
 DIFF_GATES = ("blast_radius", "protected_path", "tests_without_code", "tests_weakened")
 # The linter measured on its objective rules only: the rest (evidence, budgets, constraints) is the form's job.
 OBJECTIVE_RULES = ("objective_missing", "objective_too_wide", "objective_no_target", "vague_verb")
-LANGUAGES = ("python", "javascript", "typescript", "go", "rust", "java", "other")
+LANGUAGES = ("python", "javascript", "typescript", "go", "rust", "java", "ruby", "other")
 SPLITS = ("tune", "held-out")
 GOAL_VERDICTS = ("ready", "blocked")
 # A gate "fires" when it asks a person: info-level notes are not verdicts.

@@ -61,6 +61,17 @@ def test_a_hand_picked_split_is_refused(tmp_path):
         corpus.load_commits(tmp_path / "corpus.jsonl")
 
 
+def test_a_ruby_commit_loads_and_an_unknown_language_is_refused(tmp_path):
+    sha = "c" * 40
+    record = {"repo": "o/n", "sha": sha, "language": "ruby", "why": "a pending added to an example",
+              "split": corpus.split_of(sha), "gates": dict.fromkeys(corpus.DIFF_GATES, False)}  # fmt: skip
+    (tmp_path / "corpus.jsonl").write_text(json.dumps(record) + "\n")
+    assert [label.language for label in corpus.load_commits(tmp_path / "corpus.jsonl")] == ["ruby"]
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({**record, "language": "cobol"}) + "\n")
+    with pytest.raises(corpus.LabelError, match="language must be one of"):
+        corpus.load_commits(tmp_path / "corpus.jsonl")
+
+
 @pytest.fixture
 def hostile_mirror(tmp_path):
     """A fetched repository whose config and attributes try to run a command when its diff is taken."""
