@@ -574,6 +574,81 @@ def looks_generated(text: str) -> bool:
     return bool(_GENERATED_MARKERS.search(head))
 
 
+_COPIED_MARKERS = re.compile(
+    r"\b(?:copied|forked|vendored)\s+(?:verbatim\s+|unchanged\s+)?from\s+\S*(?:github\.com|gitlab\.com|://|\.org/)",
+    re.IGNORECASE,
+)
+
+
+def looks_copied(text: str) -> bool:
+    """Whether the first lines of ``text`` say the file is a copy of another project's code: "Copied from
+    https://…", "Forked from github.com/…", "vendored from …" naming where the original lives (a licence's "a copy
+    of the License" is not one). Only the first ten lines are looked at."""
+    head = "\n".join(text.splitlines()[:HEAD_LINES])
+    return bool(_COPIED_MARKERS.search(head))
+
+
+def head_of(file: FileDiff) -> str:
+    """The file's first lines as far as its diff shows them (the removed ones too for a deleted file)."""
+    return _file_head(file.hunks, deleted=file.change == "deleted")
+
+
+# Files only a project's own root holds (its CI set-up). One of them inside a folder makes that folder the root of
+# another project kept in the repository: a vendored copy (Go's internal/<pkg> copy of another module).
+_PROJECT_ROOT_FILES = frozenset(
+    {
+        ".travis.yml",
+        "appveyor.yml",
+        ".appveyor.yml",
+        "azure-pipelines.yml",
+        ".cirrus.yml",
+        ".gitlab-ci.yml",
+        "codecov.yml",
+        ".codecov.yml",
+    }
+)
+_PROJECT_ROOT_DIRS = (".github/workflows", ".circleci")
+# Folders that hold sample projects on purpose (fixtures, templates, examples): a CI file there is data.
+_SAMPLE_DIRS = frozenset({"fixtures", "fixture", "testdata", "examples", "example", "templates", "template", "samples"})
+
+
+def project_root_probes(paths: Iterable[str], folders: int = 64) -> list[str]:
+    """Where a CI file would sit if a folder above one of ``paths`` (not the top of the repository) were another
+    project's root: "a/b/c.go" gives "a/b/.travis.yml" … "a/.travis.yml" …; at most ``folders`` folders."""
+    above: dict[str, None] = {}
+    for path in paths:
+        parts = [part for part in str(path).split("/") if part and part != "."][:-1]
+        for end in range(len(parts), 0, -1):
+            above.setdefault("/".join(parts[:end]))
+    return [f"{folder}/{name}" for folder in list(above)[:folders] for name in sorted(_PROJECT_ROOT_FILES)]
+
+
+def nested_project_roots(paths: Iterable[str]) -> set[str]:
+    """The folders below the top of the repository that the given paths show to be another project's root: they
+    hold a CI file of their own (.travis.yml, appveyor.yml, .github/workflows/…, .circleci/…). Folders inside tests,
+    fixtures, examples or templates are left out (sample projects there are data)."""
+    roots = set()
+    for path in paths:
+        parts = [part for part in str(path).strip().split("/") if part and part != "."]
+        if len(parts) < 2:
+            continue
+        *dirs, name = parts
+        folder = ""
+        if name in _PROJECT_ROOT_FILES:
+            folder = "/".join(dirs)
+        else:
+            joined = "/".join(dirs)
+            for marker in _PROJECT_ROOT_DIRS:
+                before, found, _ = ("/" + joined + "/").partition("/" + marker + "/")
+                if found:
+                    folder = before.strip("/")
+                    break
+        lowered = {part.lower() for part in folder.split("/")}
+        if folder and not (lowered & _TEST_DIRS or lowered & _SAMPLE_DIRS):
+            roots.add(folder)
+    return roots
+
+
 _TEST_DIRS = frozenset({"tests", "test", "__tests__", "spec", "specs", "testing", "testsuite", "test-suite"})
 _TEST_FILE = re.compile(
     r"test_.*\.py|.*_tests?\.py|tests\.py|conftest\.py|.*_test\.go|.*_spec\.rb"

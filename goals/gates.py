@@ -21,7 +21,16 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from itertools import chain, islice
 
-from goals.diffs import FileDiff, ParsedDiff, classify_path, looks_generated
+from goals.diffs import (
+    FileDiff,
+    ParsedDiff,
+    classify_path,
+    head_of,
+    looks_copied,
+    looks_generated,
+    nested_project_roots,
+    project_root_probes,
+)
 from goals.lint import BUDGET_LABELS, DEFAULT_REPEATED_FAILURE_THRESHOLD, Contract
 from goals.repopaths import CONFIG_FILES, RepoPaths
 from goals.testcode import Language, analyser_for
@@ -671,6 +680,16 @@ def _marker_line(file: FileDiff) -> tuple[str, ...]:
 def _protected_path(inputs: _Inputs) -> list[GateFinding]:
     findings = []
     patterns = _strings(inputs.contract.protected_paths)
+    # Another project's root inside this one (a folder with a CI set-up of its own): its files are a vendored copy,
+    # unless the repository declares the folder as one of its own workspaces.
+    changed = [path for file in inputs.step.diff.files for path in _file_paths(file)]
+    # The diff shows the CI file, or the repository holds one beside an edited file's folders (probed, bounded).
+    probed = [probe for probe in project_root_probes(changed) if _read_head(inputs.file_head, probe).strip()]
+    roots = [
+        root
+        for root in nested_project_roots([*changed, *probed])
+        if inputs.paths is None or not inputs.paths.workspaces.matches(root + "/")
+    ]
     for file in inputs.step.diff.files:
         shown = _one_line(file.path, 100)
         matched = next(
@@ -694,7 +713,16 @@ def _protected_path(inputs: _Inputs) -> list[GateFinding]:
                 )
             )
             continue
-        if file.category == "vendored" or any(_category(inputs, path) == "vendored" for path in _file_paths(file)):
+        copied = (
+            any(path.startswith(root + "/") for path in _file_paths(file) for root in roots)
+            or looks_copied(head_of(file))
+            or (file.change != "deleted" and not file.binary and looks_copied(_read_head(inputs.file_head, file.path)))
+        )
+        if (
+            copied
+            or file.category == "vendored"
+            or any(_category(inputs, path) == "vendored" for path in _file_paths(file))
+        ):
             findings.append(
                 GateFinding(
                     gate="protected_path",
