@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from fnmatch import fnmatchcase
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import chain, islice
 
 from goals.diffs import FileDiff, ParsedDiff, classify_path, looks_generated
@@ -315,6 +315,7 @@ _TRAILING_COMMA = re.compile(r",(?=[)\]}])")
 # A test that now returns before its checks: `if (old(node)) return`, `if cond {` + `return;`.
 _EARLY_RETURN = re.compile(r"^(?:if\b.*[)}:]\s*)?return;?\s*\}?$")
 _EARLY_RETURN_CONDITION = re.compile(r"^(?:}\s*else\s+)?if\b")
+_CONDITION = re.compile(r"^(?:}\s*else\s+)?if\b.*\{$")
 # A line that only tells a linter what to allow: not a change to any test.
 _LINT_ONLY = re.compile(
     r"^#!?\[(?:allow|warn|deny|expect)\(|^#!?\[cfg_attr\([^,]*,\s*(?:allow|expect)\(|^@SuppressWarnings\b"
@@ -436,6 +437,11 @@ class _TestChanges:
         default_factory=dict
     )  # hunk header, lines before, by block
     generated: bool = False
+
+    @cached_property
+    def added_text(self) -> str:
+        """The added lines run together without whitespace, to look an expression up in."""
+        return "\n".join(_compact(line.text[:LINE_CHARS]) for line in self.added)
 
 
 def _is_test_section(block: _Block, language: Language) -> bool:
@@ -778,7 +784,30 @@ def _restated(old: _Line, entry: _TestChanges, added_literals: set[str]) -> bool
     if _compact(old.text) in entry.context:
         return True
     values = [value for value in checks_module.literals(old.text) if value.strip()]
-    return bool(values) and all(value in added_literals for value in values)
+    if values:
+        return all(value in added_literals for value in values)
+    # A check without literals comes back when each of its compared expressions (not a bare name such as
+    # the test's handle) is written again among the added lines: `Equal(t, &T{}, &T{})` folded into a table.
+    operands = checks_module.operands(old.text)
+    return bool(operands) and all(operand in entry.added_text for operand in operands)
+
+
+def _reports(entry: _TestChanges, language: Language) -> dict[int, _Line]:
+    """Removed checks that only report the failure of the condition on the line just above them (Go's
+    `if got != want {` then `t.Errorf(...)`), mapped to that condition: one check written on two lines."""
+    found: dict[int, _Line] = {}
+    previous: _Line | None = None
+    for line in entry.removed:
+        if (
+            previous is not None
+            and previous.block == line.block
+            and _CONDITION.match(previous.text.strip())
+            and language.is_assertion(line.text)
+            and not _CONDITION.match(line.text.strip())
+        ):
+            found[id(line)] = previous
+        previous = line
+    return found
 
 
 def _early_returns(entry: _TestChanges) -> list[_Line]:
@@ -849,6 +878,21 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
         for value in checks_module.literals(line.text)
     }
     lost = [old for old in unpaired if not _restated(old, entry, added_literals)]
+    # A failure report goes with its condition, whatever it was paired with: lost exactly when the
+    # condition is (a condition that is no check of its own is lost unless it is restated).
+    reports = _reports(entry, language)
+    lost_ids = {id(old) for old in lost}
+    lost = [old for old in lost if id(old) not in reports]
+    for old in removed_checks:
+        condition = reports.get(id(old))
+        if condition is None:
+            continue
+        if language.is_assertion(condition.text):
+            gone = id(condition) in lost_ids
+        else:
+            gone = not _restated(condition, entry, added_literals)
+        if gone and not _restated(old, entry, added_literals):
+            lost.append(old)
 
     if file.change == "deleted":
         if lost or any(language.is_definition(line.text) for line in entry.removed):

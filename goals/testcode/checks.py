@@ -78,6 +78,36 @@ def literals(text: str) -> list[str]:
     return [literal_value(match.group(0)) for match in _LITERAL.finditer(text)]
 
 
+_CALL = re.compile(r"\b\w+\s*\(")
+_BARE_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def operands(text: str) -> list[str]:
+    """The compared expressions of a check written as a call, whitespace removed: its arguments except bare
+    names (the test's handle, a variable). ``Equal(t, &T{}, []int{1})`` gives ``&T{}`` and ``[]int{1}``."""
+    match = _CALL.search(text)
+    if match is None:
+        return []
+    found, depth, current = [], 0, []
+    for char in text[match.end() :]:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                found.append("".join(current))
+                break
+            depth -= 1
+        elif char == "," and depth == 0:
+            found.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    else:
+        return []
+    parts = [compact(part) for part in found]
+    return [part for part in parts if part and not _BARE_NAME.match(part)]
+
+
 def families(text: str) -> set[str]:
     """The precise kinds of check a line makes."""
     return {name for name, pattern in FAMILIES.items() if pattern.search(text)}

@@ -1,0 +1,58 @@
+"""Kinds of test rewrite met in the second tuning round, each written here in our own words as a small file
+before and after: the gates must tell a same-strength rewrite from a weakening."""
+
+from goals.testcode import checks
+from tests.goals.test_testcode import gates
+
+GO_IF_CHAIN = """package shop
+
+import "testing"
+
+func TestSame(t *testing.T) {
+	if !Same(t, "apple", "apple") {
+		t.Error("Same should say yes")
+	}
+	if !Same(t, &Basket{}, &Basket{}) {
+		t.Error("Same should say yes for two empty baskets")
+	}
+	if Same(t, 4, uint(4)) {
+		t.Error("Same should say no")
+	}
+}
+"""
+
+GO_TABLE = """package shop
+
+import "testing"
+
+func TestSame(t *testing.T) {
+	cases := []struct {
+		left, right interface{}
+		same        bool
+	}{
+		{"apple", "apple", true},
+		{&Basket{}, &Basket{}, true},
+		{4, uint(4), false},
+	}
+	for _, c := range cases {
+		if got := Same(t, c.left, c.right); got != c.same {
+			t.Errorf("Same(%v, %v) = %v", c.left, c.right, got)
+		}
+	}
+}
+"""
+
+
+def test_a_go_if_chain_folded_into_a_table_is_no_weakening():
+    # Each `if cond {` + `t.Error("…")` pair is one check; its message need not come back word for word.
+    assert "tests_weakened" not in gates({"shop/same_test.go": (GO_IF_CHAIN, GO_TABLE)})
+
+
+def test_a_go_if_chain_cut_short_is_still_a_weakening():
+    shorter = GO_TABLE.replace("\t\t{4, uint(4), false},\n", "")
+    assert "tests_weakened" in gates({"shop/same_test.go": (GO_IF_CHAIN, shorter)})
+
+
+def test_operands_of_a_check_leave_out_bare_names():
+    assert checks.operands("if !Same(t, &Basket{}, []int{1, 2}) {") == ["&Basket{}", "[]int{1,2}"]
+    assert checks.operands("Same(t, got)") == []
