@@ -56,3 +56,28 @@ def test_a_go_if_chain_cut_short_is_still_a_weakening():
 def test_operands_of_a_check_leave_out_bare_names():
     assert checks.operands("if !Same(t, &Basket{}, []int{1, 2}) {") == ["&Basket{}", "[]int{1,2}"]
     assert checks.operands("Same(t, got)") == []
+
+
+RB_SPEC = """describe Basket do
+  it "weighs its apples" do
+    expect(Basket.new(apples: 2).weight).to eq(300)
+  end
+end
+"""
+
+
+def test_rspec_conditional_metadata_on_an_existing_example_is_a_skip():
+    guarded = RB_SPEC.replace('it "weighs its apples" do', 'it "weighs its apples", :unless => slow_scale? do')
+    assert "tests_weakened" in gates({"spec/basket_spec.rb": (RB_SPEC, guarded)})
+    guarded = RB_SPEC.replace("describe Basket do", "describe Basket, if: scale_present? do")
+    assert "tests_weakened" in gates({"spec/basket_spec.rb": (RB_SPEC, guarded)})
+
+
+def test_rspec_pending_metadata_of_a_project_on_an_existing_example_is_a_skip():
+    guarded = RB_SPEC.replace('it "weighs its apples" do', 'it "weighs its apples", :pending_on_old_scales do')
+    assert "tests_weakened" in gates({"spec/basket_spec.rb": (RB_SPEC, guarded)})
+
+
+def test_rspec_ordinary_metadata_is_no_skip():
+    tagged = RB_SPEC.replace('it "weighs its apples" do', 'it "weighs its apples", :slow, type: :model do')
+    assert "tests_weakened" not in gates({"spec/basket_spec.rb": (RB_SPEC, tagged)})
