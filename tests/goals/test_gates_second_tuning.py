@@ -1,7 +1,7 @@
 """Kinds of test rewrite met in the second tuning round, each written here in our own words as a small file
 before and after: the gates must tell a same-strength rewrite from a weakening."""
 
-from goals.testcode import checks
+from goals.testcode import analyser_for, checks
 from tests.goals.test_testcode import gates
 
 GO_IF_CHAIN = """package shop
@@ -81,3 +81,29 @@ def test_rspec_pending_metadata_of_a_project_on_an_existing_example_is_a_skip():
 def test_rspec_ordinary_metadata_is_no_skip():
     tagged = RB_SPEC.replace('it "weighs its apples" do', 'it "weighs its apples", :slow, type: :model do')
     assert "tests_weakened" not in gates({"spec/basket_spec.rb": (RB_SPEC, tagged)})
+
+
+JAVA_TEST = """package shop;
+
+import org.junit.Test;
+
+public class BasketTest {
+  @Test public void weighsApples() {
+    assertEquals(300, new Basket(2).weight());
+  }
+}
+"""
+
+
+def test_a_projects_own_assumption_helper_on_an_existing_junit_test_is_a_skip():
+    assumed = JAVA_TEST.replace("    assertEquals", "    scales.assumeCalibrated();\n    assertEquals")
+    assert "tests_weakened" in gates({"src/test/java/shop/BasketTest.java": (JAVA_TEST, assumed)})
+
+
+def test_a_flaky_tag_on_an_existing_junit_test_is_a_skip():
+    tagged = JAVA_TEST.replace("  @Test public", "  @Flaky\n  @Test public")
+    assert "tests_weakened" in gates({"src/test/java/shop/BasketTest.java": (JAVA_TEST, tagged)})
+
+
+def test_a_call_that_merely_starts_with_assume_is_no_skip():
+    assert not analyser_for("T.java").is_skip("basket.assumed(2);")
