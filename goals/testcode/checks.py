@@ -25,10 +25,14 @@ FAMILIES = {
         r"|\bt\.(?:is|not|deepEqual|notDeepEqual|snapshot)\s*\("
         r"|\b(?:assert|require)\.(?:Equal|Equalf|EqualValues|EqualValuesf|Exactly|EqualError|JSONEq|YAMLEq"
         r"|ElementsMatch|Len|Same|NotEqual)\b|\bassert_(?:eq|ne)!"
-        r"|\bassert_equal\b|\bassertEquals\b|\.to\s+eq\b|(?<![!<>=])!=(?!=)|!==",
+        r"|\bassert_equal\b|\bassertEquals\b|(?<![!<>=])!=(?!=)|!=="
+        # RSpec's expect syntax: `.to eq(x)`, `.not_to eql x`, `.to be_nil`, `.to be_true`.
+        r"|\.(?:to|not_to|to_not)\s*\(?\s*(?:(?:eq|eql|equal|be_true|be_false|be_nil|be\s+(?:true|false|nil))\b|be\s*===?)",
     ),
     "strict": re.compile(
-        r"\.(?:toStrictEqual|strictEqual|deepStrictEqual)\s*\(|===|!==|\bassertIs\b|\.Exactly\b"
+        # Ruby's `x.should === y` is case equality, not a strict one.
+        r"\.(?:toStrictEqual|strictEqual|deepStrictEqual)\s*\(|(?<!\bshould )(?<!\bshould_not )===|!=="
+        r"|\bassertIs\b|\.Exactly\b|\.(?:to|not_to|to_not)\s+(?:be\s+(?:true|false|nil)|equal)\b"
     ),
     "exception type": re.compile(
         r"\b(?:raises|assertRaises|assertRaisesRegex)\s*\(\s*(?!(?:Base)?Exception\b)[A-Za-z_]"

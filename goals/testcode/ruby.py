@@ -10,7 +10,8 @@ RSPEC = Framework(
         r"\bexpect\s*[\({]",
         r"\bis_expected\b",
         r"\.(?:to|not_to|to_not)\b",
-        r"\bshould(?:_not)?\b",
+        # `x.should eq 1`, `it { should be_valid }`; not the word in a title ("should add a task").
+        r"(?:^|\.|\{\s*)should(?:_not)?\b",
         r"\bassert(?:_\w+)?\b",
         r"\brefute(?:_\w+)?\b",
     ),

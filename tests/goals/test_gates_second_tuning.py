@@ -107,3 +107,41 @@ def test_a_flaky_tag_on_an_existing_junit_test_is_a_skip():
 
 def test_a_call_that_merely_starts_with_assume_is_no_skip():
     assert not analyser_for("T.java").is_skip("basket.assumed(2);")
+
+
+RB_SHOULD = """describe Basket do
+  it "should weigh its apples" do
+    Basket.new(apples: 2).weight.should == 300
+    Basket.new.empty?.should === true
+  end
+end
+"""
+RB_EXPECT = """describe Basket do
+  it "should weigh its apples" do
+    expect(Basket.new(apples: 2).weight).to eq(300)
+    expect(Basket.new.empty?).to be_true
+  end
+end
+"""
+
+
+def test_rspec_should_syntax_converted_to_expect_is_no_weakening():
+    assert "tests_weakened" not in gates({"spec/basket_spec.rb": (RB_SHOULD, RB_EXPECT)})
+
+
+def test_rspec_eq_loosened_to_truthy_is_a_weakening():
+    loose = RB_EXPECT.replace(".to eq(300)", ".to be_truthy")
+    assert "tests_weakened" in gates({"spec/basket_spec.rb": (RB_EXPECT, loose)})
+
+
+def test_the_word_should_in_an_rspec_title_is_no_assertion():
+    rb = analyser_for("t_spec.rb")
+    assert not rb.is_assertion('it "should add a task" do')
+    assert rb.is_assertion("basket.weight.should == 300")
+    assert rb.is_assertion("it { should be_empty }")
+
+
+def test_rspec_be_true_made_strict_is_no_weakening():
+    strict = RB_EXPECT.replace("to be_true", "to be true")
+    assert "tests_weakened" not in gates({"spec/basket_spec.rb": (RB_EXPECT, strict)})
+    assert "tests_weakened" in gates({"spec/basket_spec.rb": (strict, RB_EXPECT)})
