@@ -592,6 +592,10 @@ def _pair_replacements(
         available.setdefault(new.block, []).append(new)
     for old in removed:
         same_block = available.get(old.block, [])[:PAIRING_CANDIDATES]
+        # A plain check (a failure report, a truth test) is replaced by a plain one when the block has one,
+        # leaving the precise checks to the precise removed ones they may have loosened.
+        if not checks_module.families(old.text):
+            same_block = [new for new in same_block if not checks_module.families(new.text)] or same_block
         if same_block:
             best, _ = _most_similar(old.text, same_block)
         else:
@@ -792,6 +796,13 @@ def _restated(old: _Line, entry: _TestChanges, added_literals: set[str]) -> bool
     return bool(operands) and all(operand in entry.added_text for operand in operands)
 
 
+def _judgeable(line: _Line) -> bool:
+    """Whether a line names literals or compared expressions that a rewrite would have to restate."""
+    return any(value.strip() for value in checks_module.literals(line.text)) or bool(
+        checks_module.operands(line.text)
+    )
+
+
 def _reports(entry: _TestChanges, language: Language) -> dict[int, _Line]:
     """Removed checks that only report the failure of the condition on the line just above them (Go's
     `if got != want {` then `t.Errorf(...)`), mapped to that condition: one check written on two lines."""
@@ -882,6 +893,7 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
     # condition is (a condition that is no check of its own is lost unless it is restated).
     reports = _reports(entry, language)
     lost_ids = {id(old) for old in lost}
+    unpaired_ids = {id(old) for old in unpaired}
     lost = [old for old in lost if id(old) not in reports]
     for old in removed_checks:
         condition = reports.get(id(old))
@@ -889,8 +901,10 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
             continue
         if language.is_assertion(condition.text):
             gone = id(condition) in lost_ids
-        else:
+        elif _judgeable(condition):
             gone = not _restated(condition, entry, added_literals)
+        else:  # a bare `if ok {`: nothing to look up, the report stands for the check
+            gone = id(old) in unpaired_ids
         if gone and not _restated(old, entry, added_literals):
             lost.append(old)
 

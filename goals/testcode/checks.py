@@ -25,6 +25,8 @@ FAMILIES = {
         r"|\bt\.(?:is|not|deepEqual|notDeepEqual|snapshot)\s*\("
         r"|\b(?:assert|require)\.(?:Equal|Equalf|EqualValues|EqualValuesf|Exactly|EqualError|JSONEq|YAMLEq"
         r"|ElementsMatch|Len|Same|NotEqual)\b|\bassert_(?:eq|ne)!"
+        r"|(?<![\w.])(?:Equal|Equalf|EqualValues|EqualValuesf|Exactly|EqualError|JSONEq|YAMLEq|ElementsMatch|Len|Same"
+        r"|NotEqual)\s*\(\s*t\s*,"
         r"|\bassert_equal\b|\bassertEquals\b|(?<![!<>=])!=(?!=)|!=="
         # RSpec's expect syntax: `.to eq(x)`, `.not_to eql x`, `.to be_nil`, `.to be_true`.
         r"|\.(?:to|not_to|to_not)\s*\(?\s*(?:(?:eq|eql|equal|be_true|be_false|be_nil|be\s+(?:true|false|nil))\b|be\s*===?)",

@@ -145,3 +145,50 @@ def test_rspec_be_true_made_strict_is_no_weakening():
     strict = RB_EXPECT.replace("to be_true", "to be true")
     assert "tests_weakened" not in gates({"spec/basket_spec.rb": (RB_EXPECT, strict)})
     assert "tests_weakened" in gates({"spec/basket_spec.rb": (strict, RB_EXPECT)})
+
+
+GO_REPORTS = """package check
+
+import "testing"
+
+func TestOrdered(t *testing.T) {
+	for _, c := range cases {
+		ok := ordered(c.a, c.b)
+		if !ok {
+			t.Errorf("%d and %d should be ordered", c.a, c.b)
+		}
+		if ok != c.want {
+			t.Error("wrong answer")
+		}
+	}
+}
+"""
+GO_TESTIFY_UNQUALIFIED = """package check
+
+import "testing"
+
+func TestOrdered(t *testing.T) {
+	for _, c := range cases {
+		ok := ordered(c.a, c.b)
+		True(t, ok)
+		Equal(t, c.want, ok)
+	}
+}
+"""
+
+
+def test_testify_checks_called_unqualified_are_assertions():
+    go = analyser_for("x_test.go")
+    assert go.is_assertion("True(t, ok)")
+    assert go.is_assertion("require.NoError(t, err)")
+    assert not go.is_assertion("Setup(t, dir)")
+    assert "equality" in checks.families("\tEqual(t, c.want, ok)")
+
+
+def test_go_if_reports_rewritten_as_unqualified_testify_checks_are_no_weakening():
+    assert "tests_weakened" not in gates({"check/order_test.go": (GO_REPORTS, GO_TESTIFY_UNQUALIFIED)})
+
+
+def test_go_if_report_dropped_without_replacement_is_a_weakening():
+    dropped = GO_TESTIFY_UNQUALIFIED.replace("\t\tTrue(t, ok)\n", "")
+    assert "tests_weakened" in gates({"check/order_test.go": (GO_REPORTS, dropped)})
