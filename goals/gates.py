@@ -322,6 +322,7 @@ _LINT_ONLY = re.compile(
     r"|^//\s*(?:eslint|nolint|@ts-)|^#\s*(?:noqa|type:|pylint:)|^clippy::\w+,?$"
 )
 AFTER_LINES = 3
+GUARD_LINES = 3  # how far above an early return its `if` may be
 BEFORE_LINES = 20
 # A list of what a test lets pass (allowed imports, skipped or known-failing cases): taking an entry out of it
 # makes the test stricter.
@@ -824,18 +825,21 @@ def _reports(entry: _TestChanges, language: Language) -> dict[int, _Line]:
 def _early_returns(entry: _TestChanges) -> list[_Line]:
     """Added lines that make an existing test return before its checks."""
     found = []
-    previous: _Line | None = None
+    # The guard may sit a few lines above the return, past a `t.pass()` or a log line.
+    recent: list[_Line] = []
     for line in entry.added:
         text = line.text.strip()
         if entry.new_tests[line.block] == 0 and _EARLY_RETURN.match(text):
-            guarded = text.startswith("if") or (
-                previous is not None
-                and previous.block == line.block
-                and _EARLY_RETURN_CONDITION.match(previous.text.strip())
-            )
+            guarded = text.startswith("if")
+            for earlier in reversed(recent):  # back to the `if`, past no check (a branch that checks is fine)
+                if earlier.block != line.block or entry.language.is_assertion(earlier.text):
+                    break
+                if _EARLY_RETURN_CONDITION.match(earlier.text.strip()):
+                    guarded = True
+                    break
             if guarded:
                 found.append(line)
-        previous = line
+        recent = [*recent[-(GUARD_LINES - 1) :], line]
     return found
 
 

@@ -192,3 +192,25 @@ def test_go_if_reports_rewritten_as_unqualified_testify_checks_are_no_weakening(
 def test_go_if_report_dropped_without_replacement_is_a_weakening():
     dropped = GO_TESTIFY_UNQUALIFIED.replace("\t\tTrue(t, ok)\n", "")
     assert "tests_weakened" in gates({"check/order_test.go": (GO_REPORTS, dropped)})
+
+
+AVA_TEST = """import test from 'ava';
+
+test('weighs apples', t => {
+\tt.is(weigh(2), 300);
+});
+"""
+
+
+def test_an_early_return_a_few_lines_under_its_guard_is_a_skip():
+    guarded = AVA_TEST.replace(
+        "\tt.is(", "\tif (process.platform === 'darwin') {\n\t\tt.pass();\n\t\treturn;\n\t}\n\n\tt.is("
+    )
+    assert "tests_weakened" in gates({"test/weigh.ts": (AVA_TEST, guarded)})
+
+
+def test_a_branch_that_checks_before_returning_is_no_skip():
+    branch = AVA_TEST.replace(
+        "\tt.is(", "\tif (process.platform === 'darwin') {\n\t\tt.is(weigh(0), 0);\n\t\treturn;\n\t}\n\n\tt.is("
+    )
+    assert "tests_weakened" not in gates({"test/weigh.ts": (AVA_TEST, branch)})
