@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from fnmatch import fnmatchcase
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import chain, islice
 
 from goals.diffs import (
@@ -324,12 +324,14 @@ _TRAILING_COMMA = re.compile(r",(?=[)\]}])")
 # A test that now returns before its checks: `if (old(node)) return`, `if cond {` + `return;`.
 _EARLY_RETURN = re.compile(r"^(?:if\b.*[)}:]\s*)?return;?\s*\}?$")
 _EARLY_RETURN_CONDITION = re.compile(r"^(?:}\s*else\s+)?if\b")
+_CONDITION = re.compile(r"^(?:}\s*else\s+)?if\b.*\{$")
 # A line that only tells a linter what to allow: not a change to any test.
 _LINT_ONLY = re.compile(
     r"^#!?\[(?:allow|warn|deny|expect)\(|^#!?\[cfg_attr\([^,]*,\s*(?:allow|expect)\(|^@SuppressWarnings\b"
     r"|^//\s*(?:eslint|nolint|@ts-)|^#\s*(?:noqa|type:|pylint:)|^clippy::\w+,?$"
 )
 AFTER_LINES = 3
+GUARD_LINES = 3  # how far above an early return its `if` may be
 BEFORE_LINES = 20
 # A list of what a test lets pass (allowed imports, skipped or known-failing cases): taking an entry out of it
 # makes the test stricter.
@@ -445,6 +447,11 @@ class _TestChanges:
         default_factory=dict
     )  # hunk header, lines before, by block
     generated: bool = False
+
+    @cached_property
+    def added_text(self) -> str:
+        """The added lines run together without whitespace, to look an expression up in."""
+        return "\n".join(_compact(line.text[:LINE_CHARS]) for line in self.added)
 
 
 def _is_test_section(block: _Block, language: Language) -> bool:
@@ -595,6 +602,10 @@ def _pair_replacements(
         available.setdefault(new.block, []).append(new)
     for old in removed:
         same_block = available.get(old.block, [])[:PAIRING_CANDIDATES]
+        # A plain check (a failure report, a truth test) is replaced by a plain one when the block has one,
+        # leaving the precise checks to the precise removed ones they may have loosened.
+        if not checks_module.families(old.text):
+            same_block = [new for new in same_block if not checks_module.families(new.text)] or same_block
         if same_block:
             best, _ = _most_similar(old.text, same_block)
         else:
@@ -806,24 +817,57 @@ def _restated(old: _Line, entry: _TestChanges, added_literals: set[str]) -> bool
     if _compact(old.text) in entry.context:
         return True
     values = [value for value in checks_module.literals(old.text) if value.strip()]
-    return bool(values) and all(value in added_literals for value in values)
+    if values:
+        return all(value in added_literals for value in values)
+    # A check without literals comes back when each of its compared expressions (not a bare name such as
+    # the test's handle) is written again among the added lines: `Equal(t, &T{}, &T{})` folded into a table.
+    operands = checks_module.operands(old.text)
+    return bool(operands) and all(operand in entry.added_text for operand in operands)
+
+
+def _judgeable(line: _Line) -> bool:
+    """Whether a line names literals or compared expressions that a rewrite would have to restate."""
+    return any(value.strip() for value in checks_module.literals(line.text)) or bool(
+        checks_module.operands(line.text)
+    )
+
+
+def _reports(entry: _TestChanges, language: Language) -> dict[int, _Line]:
+    """Removed checks that only report the failure of the condition on the line just above them (Go's
+    `if got != want {` then `t.Errorf(...)`), mapped to that condition: one check written on two lines."""
+    found: dict[int, _Line] = {}
+    previous: _Line | None = None
+    for line in entry.removed:
+        if (
+            previous is not None
+            and previous.block == line.block
+            and _CONDITION.match(previous.text.strip())
+            and language.is_assertion(line.text)
+            and not _CONDITION.match(line.text.strip())
+        ):
+            found[id(line)] = previous
+        previous = line
+    return found
 
 
 def _early_returns(entry: _TestChanges) -> list[_Line]:
     """Added lines that make an existing test return before its checks."""
     found = []
-    previous: _Line | None = None
+    # The guard may sit a few lines above the return, past a `t.pass()` or a log line.
+    recent: list[_Line] = []
     for line in entry.added:
         text = line.text.strip()
         if entry.new_tests[line.block] == 0 and _EARLY_RETURN.match(text):
-            guarded = text.startswith("if") or (
-                previous is not None
-                and previous.block == line.block
-                and _EARLY_RETURN_CONDITION.match(previous.text.strip())
-            )
+            guarded = text.startswith("if")
+            for earlier in reversed(recent):  # back to the `if`, past no check (a branch that checks is fine)
+                if earlier.block != line.block or entry.language.is_assertion(earlier.text):
+                    break
+                if _EARLY_RETURN_CONDITION.match(earlier.text.strip()):
+                    guarded = True
+                    break
             if guarded:
                 found.append(line)
-        previous = line
+        recent = [*recent[-(GUARD_LINES - 1) :], line]
     return found
 
 
@@ -877,6 +921,24 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
         for value in checks_module.literals(line.text)
     }
     lost = [old for old in unpaired if not _restated(old, entry, added_literals)]
+    # A failure report goes with its condition, whatever it was paired with: lost exactly when the
+    # condition is (a condition that is no check of its own is lost unless it is restated).
+    reports = _reports(entry, language)
+    lost_ids = {id(old) for old in lost}
+    unpaired_ids = {id(old) for old in unpaired}
+    lost = [old for old in lost if id(old) not in reports]
+    for old in removed_checks:
+        condition = reports.get(id(old))
+        if condition is None:
+            continue
+        if language.is_assertion(condition.text):
+            gone = id(condition) in lost_ids
+        elif _judgeable(condition):
+            gone = not _restated(condition, entry, added_literals)
+        else:  # a bare `if ok {`: nothing to look up, the report stands for the check
+            gone = id(old) in unpaired_ids
+        if gone and not _restated(old, entry, added_literals):
+            lost.append(old)
 
     if file.change == "deleted":
         if lost or any(language.is_definition(line.text) for line in entry.removed):

@@ -25,10 +25,16 @@ FAMILIES = {
         r"|\bt\.(?:is|not|deepEqual|notDeepEqual|snapshot)\s*\("
         r"|\b(?:assert|require)\.(?:Equal|Equalf|EqualValues|EqualValuesf|Exactly|EqualError|JSONEq|YAMLEq"
         r"|ElementsMatch|Len|Same|NotEqual)\b|\bassert_(?:eq|ne)!"
-        r"|\bassert_equal\b|\bassertEquals\b|\.to\s+eq\b|(?<![!<>=])!=(?!=)|!==",
+        r"|(?<![\w.])(?:Equal|Equalf|EqualValues|EqualValuesf|Exactly|EqualError|JSONEq|YAMLEq|ElementsMatch|Len|Same"
+        r"|NotEqual)\s*\(\s*t\s*,"
+        r"|\bassert_equal\b|\bassertEquals\b|(?<![!<>=])!=(?!=)|!=="
+        # RSpec's expect syntax: `.to eq(x)`, `.not_to eql x`, `.to be_nil`, `.to be_true`.
+        r"|\.(?:to|not_to|to_not)\s*\(?\s*(?:(?:eq|eql|equal|be_true|be_false|be_nil|be\s+(?:true|false|nil))\b|be\s*===?)",
     ),
     "strict": re.compile(
-        r"\.(?:toStrictEqual|strictEqual|deepStrictEqual)\s*\(|===|!==|\bassertIs\b|\.Exactly\b"
+        # Ruby's `x.should === y` is case equality, not a strict one.
+        r"\.(?:toStrictEqual|strictEqual|deepStrictEqual)\s*\(|(?<!\bshould )(?<!\bshould_not )===|!=="
+        r"|\bassertIs\b|\.Exactly\b|\.(?:to|not_to|to_not)\s+(?:be\s+(?:true|false|nil)|equal)\b"
     ),
     "exception type": re.compile(
         r"\b(?:raises|assertRaises|assertRaisesRegex)\s*\(\s*(?!(?:Base)?Exception\b)[A-Za-z_]"
@@ -76,6 +82,36 @@ def skeleton(text: str) -> tuple[str, tuple[str, ...]]:
 def literals(text: str) -> list[str]:
     """The literal values a line names."""
     return [literal_value(match.group(0)) for match in _LITERAL.finditer(text)]
+
+
+_CALL = re.compile(r"\b\w+\s*\(")
+_BARE_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def operands(text: str) -> list[str]:
+    """The compared expressions of a check written as a call, whitespace removed: its arguments except bare
+    names (the test's handle, a variable). ``Equal(t, &T{}, []int{1})`` gives ``&T{}`` and ``[]int{1}``."""
+    match = _CALL.search(text)
+    if match is None:
+        return []
+    found, depth, current = [], 0, []
+    for char in text[match.end() :]:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                found.append("".join(current))
+                break
+            depth -= 1
+        elif char == "," and depth == 0:
+            found.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    else:
+        return []
+    parts = [compact(part) for part in found]
+    return [part for part in parts if part and not _BARE_NAME.match(part)]
 
 
 def families(text: str) -> set[str]:

@@ -4,11 +4,22 @@ from goals.testcode import Framework, Language
 
 SUFFIXES = (".go",)
 
+# The names of testify's assert/require checks.
+TESTIFY = (
+    r"True|False|Nil|NotNil|Empty|NotEmpty|Zero|NotZero|Len|Contains|NotContains|Subset|NotSubset"
+    r"|Equal|EqualValues|EqualError|Exactly|NotEqual|NotEqualValues|Same|NotSame|ElementsMatch|JSONEq|YAMLEq"
+    r"|Error|NoError|ErrorIs|NotErrorIs|ErrorAs|ErrorContains|Panics|PanicsWithValue|PanicsWithError|NotPanics"
+    r"|Greater|GreaterOrEqual|Less|LessOrEqual|Positive|Negative|InDelta|InEpsilon|WithinDuration|Regexp"
+    r"|NotRegexp|IsType|Implements|Eventually|Never|Condition|FileExists|DirExists|Fail|FailNow"
+)
+
 GO_TESTING = Framework(
     name="go testing",
     assertions=(
         r"\b\w+\.(?:Error|Errorf|Fatal|Fatalf|Fail|FailNow)\s*\(",
         r"\b(?:require|assert)\.\w+\s*\(",
+        # testify's checks called unqualified (inside its own package, or dot-imported): `True(t, ok)`.
+        rf"^(?:{TESTIFY})f?\s*\(\s*t\s*,",
         r"\bExpect\s*\(",
         # The condition of an `if got != want { t.Errorf(...) }` check (not the everyday `if err != nil`).
         r"^if\b(?!.*\berr\w*\s*[!=]=\s*nil\b).*(?:==|!=|<|>|\bDeepEqual\b|\bcmp\.Diff\b|\bEqual\b).*\{$",

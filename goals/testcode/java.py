@@ -16,6 +16,10 @@ JUNIT = Framework(
     skips=(
         r"@(?:Ignore|Disabled\w*|EnabledOn\w+|EnabledIf\w*|EnabledFor\w+)\b",
         r"\bassume(?:True|False|That|NotNull|NoException)\s*\(",
+        # A project's own assumption helper (`platform.assumeNotConscrypt()`) stops the test the same way.
+        r"\bassume[A-Z]\w*\s*\(",
+        # A flaky tag reruns or excuses a failing test.
+        r"@(?:Flaky|RetryingTest)\b",
         r"\bAssume\.\w+",
         r"\bAssumptions\.\w+",
     ),
