@@ -264,11 +264,14 @@ def goal_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         else:
             raise Http404("No such action.")
         messages.success(request, f"Goal {goal.get_status_display().lower()}.")
+        refused = ""
     except loop.ControlRefused as error:
-        messages.error(request, str(error))
+        refused = str(error)
+        if not request.htmx:  # over htmx the panel itself says why: a message would show up a page later
+            messages.error(request, refused)
     if request.htmx:
         goal.refresh_from_db()
-        context = {"goal": goal, **_live_context(goal, request.user)}
+        context = {"goal": goal, "control_refused": refused, **_live_context(goal, request.user)}
         return render(request, "goals/detail.html#live", context)
     return redirect(goal)
 
