@@ -220,6 +220,59 @@ DEMO_GOALS = [
         ],
     },
 ]
+EXPORT_PY = """import csv
+import io
+
+from shop.invoices import CSV_COLUMNS
+
+
+def export_invoices(invoices):
+    \"\"\"The invoices as CSV text, one row each, in the columns of CSV_COLUMNS.\"\"\"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\\n")
+{header}    for invoice in invoices:
+        writer.writerow([invoice[column] for column in CSV_COLUMNS])
+    return out.getvalue()
+"""
+EXPORT_TEST = """import unittest
+
+from shop.export import export_invoices
+
+ADA = {{"number": "INV-7", "customer": "Ada Shop", "total": 120}}
+
+
+class InvoiceExport(unittest.TestCase):
+    def test_one_row_per_invoice_in_the_csv_columns(self):
+        self.assertEqual(export_invoices([ADA]).splitlines()[-1], "INV-7,Ada Shop,120")
+{more}"""
+HEADER_TEST = """
+    def test_the_header_names_the_columns(self):
+        self.assertEqual(export_invoices([ADA]).splitlines()[0], "number,customer,total")
+"""
+# What the demo's agent profile replays for a goal the person writes themselves (the demo goals bring their own
+# scripts): one small, real change to the sample shop, with its test, then the done review. A rejection gets a
+# reworked change instead; an approval of the done step leads to the done review; past the end of the script it
+# asks for the done review again. So a newcomer's own goal reaches Done, whatever they decide on the way.
+NEWCOMER_SCRIPT = [
+    {
+        "summary": "Add shop/export.py: the invoice CSV export in the CSV_COLUMNS order, with its test",
+        "tokens": 1600,
+        "done": True,
+        "write": {
+            "shop/export.py": EXPORT_PY.format(header=""),
+            "tests/test_export.py": EXPORT_TEST.format(more=""),
+        },
+        "on_reject": {
+            "summary": "Rework after your feedback: the export starts with a header row naming the columns",
+            "tokens": 1400,
+            "done": True,
+            "write": {
+                "shop/export.py": EXPORT_PY.format(header="    writer.writerow(CSV_COLUMNS)\n"),
+                "tests/test_export.py": EXPORT_TEST.format(more=HEADER_TEST),
+            },
+        },
+    }
+]
 LINT_EXAMPLES = [
     {
         "title": "Dashboard loads under 1.5 s",
@@ -248,9 +301,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         user, password = self.demo_user()
         repo = self.sample_repository(user)
-        profile, _ = AgentProfile.objects.get_or_create(
-            name=DEMO_PROFILE, defaults={"adapter": "scripted", "enabled": True}
-        )
+        profile = self.demo_profile()
         profile.users.add(user)
         ids = []
         for spec in DEMO_GOALS:
@@ -282,6 +333,18 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save(update_fields=["password"])
         return user, password
+
+    def demo_profile(self) -> AgentProfile:
+        """The scripted agent a demo user's own goals run on: it replays NEWCOMER_SCRIPT, so it can run here (a
+        scripted profile with nothing to replay is refused). A profile staff gave a script or folder keeps it."""
+        profile, _ = AgentProfile.objects.get_or_create(
+            name=DEMO_PROFILE, defaults={"adapter": "scripted", "enabled": True}
+        )
+        options = profile.options if isinstance(profile.options, dict) else {}
+        if profile.adapter == "scripted" and not options.get("steps") and "folder" not in options:
+            profile.options = {**options, "steps": NEWCOMER_SCRIPT}
+            profile.save(update_fields=["options"])
+        return profile
 
     def sample_repository(self, user) -> Repository:
         """A new repository every run, so no branch of an earlier database clashes with the new goals.
