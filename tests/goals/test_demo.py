@@ -30,6 +30,27 @@ def run_demo() -> str:
     return out.getvalue()
 
 
+# The seed's ticket as a newcomer types it (the form's examples), raised to high risk: every step is reviewed.
+SEED_TICKET = {
+    "title": "Move the invoice export to billing/export.py",
+    "objective": "Move the invoice export from views.py to billing/export.py",
+    "constraints": ["Do not change the invoice CSV columns", "Keep the /invoices/export/ URL working"],
+    "evidence_kind": ["command", "manual"],
+    "evidence_text": [
+        f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_invoice_export.py",
+        "The downloaded CSV opens with the same three columns",
+    ],
+    "evidence_exit": ["0", ""],
+    "done_criteria": "billing/export.py holds the export, views.py only calls it, and tests/test_invoice_export.py "
+    "passes.",
+    "work_type": "other",
+    "risk": "high",
+    "rollback_note": "Revert the branch: the export move changes no data.",
+    "protected_paths": [""],
+    "scope_paths": ["billing/**", "views.py", "tests/**"],
+}
+
+
 def step_until_it_waits(goal: Goal) -> None:
     for _ in range(10):
         if loop.run_step(goal.pk, worker="test").status != "continue":
@@ -109,26 +130,10 @@ def test_a_newcomers_own_goal_from_the_form_reaches_done_on_the_default_agent(cl
     client.force_login(demo)
     assert f'<option value="{profile.pk}" selected>' in client.get("/goals/new/").text
 
-    data = form_data(
-        repository,
-        title="Move the invoice export",
-        objective="Move the invoice export to shop/export.py, tested in tests/test_export.py",
-        constraints=["Do not change the invoice CSV columns"],
-        evidence_kind=["command", "manual"],
-        evidence_text=[f"{sys.executable} -m unittest discover -s tests -t . -p 'test_*port.py'", "The CSV opens"],
-        evidence_exit=["0", ""],
-        done_criteria="shop/export.py holds the export and tests/test_export.py passes",
-        work_type="other",
-        risk="high",
-        rollback_note="Revert the branch: the move changes no data.",
-        protected_paths=[""],
-        scope_paths=["shop/**", "tests/**"],
-        agent_profile=str(profile.pk),
-        mark_ready="1",
-    )
+    data = form_data(repository, **SEED_TICKET, agent_profile=str(profile.pk), mark_ready="1")
     response = client.post("/goals/new/", data)
     assert response.status_code == 302, response.text
-    goal = Goal.objects.get(owner=demo, title="Move the invoice export")
+    goal = Goal.objects.get(owner=demo, title=SEED_TICKET["title"])
     assert goal.status == GoalStatus.READY and goal.agent_profile == profile and goal.agent_script == []
     loop.start(goal, demo)
     step_until_it_waits(goal)
@@ -137,7 +142,7 @@ def test_a_newcomers_own_goal_from_the_form_reaches_done_on_the_default_agent(cl
     for verdict in ("reject", "approve", "approve"):
         request = goal.approval_requests.pending().get()
         asked.append(request.kind)
-        request.decide(demo, verdict, comment="Write a header row too" if verdict == "reject" else "")
+        request.decide(demo, verdict, comment="Test that the view only calls the export" if verdict == "reject" else "")
         goal.refresh_from_db()
         if goal.status == GoalStatus.DONE:
             break
