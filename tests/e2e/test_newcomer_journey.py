@@ -106,6 +106,8 @@ def test_a_newcomer_carries_the_seed_ticket_to_done(pixel, stack, tmp_path, scre
     )
     expect(baseline.get_by_text("✗ fails")).to_have_count(1)
     expect(baseline.get_by_text("✓ passes")).to_have_count(1)
+    box = baseline.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 412, box  # a long test name wraps inside the panel
     assert page.url == f"{web}/goals/{goal.pk}/edit/"  # in place: still on the form, nothing typed lost
     expect(page.locator("#id_title")).to_have_value("Move the invoice export to billing/export.py")
     assert no_horizontal_scroll(page)
