@@ -715,11 +715,25 @@ def _conclude(goal: Goal, step: Step, findings: list[gates.GateFinding], result)
 
 
 def _said_done(step: Step) -> bool:
-    """The agent said the goal is done on this step, and every check passed: the done review comes next."""
-    return bool(step.agent_done and step.evidence and step.passed_evidence)
+    """The agent said the goal is done on this step, and every check passed: the done review comes next. A goal
+    whose evidence is only manual checks ran none: the person makes them at the done review."""
+    if not step.agent_done:
+        return False
+    if step.evidence:
+        return step.passed_evidence
+    return not command_checks(step.goal.evidence)
 
 
 def _done_summary(step: Step) -> str:
+    if not step.evidence:
+        manual = len(step.goal.evidence)
+        if not manual:
+            return "The agent says the goal is done. The goal has no checks: read the changes before you approve."
+        plural = "s" if manual != 1 else ""
+        return (
+            f"The agent says the goal is done. No command checks ran: make the {manual} manual check{plural} "
+            "listed below before you approve."
+        )
     return f"The agent says the goal is done; every check passed. {step.evidence_summary}"[:500]
 
 
@@ -917,6 +931,9 @@ def start(goal: Goal, actor) -> None:
     baseline = goal.current_baseline()
     if baseline is not None and baseline.unresolved:
         raise ControlRefused(f"Not started: {' '.join(baseline.unresolved)} Then check the evidence again.")
+    cannot_run = agent_refusal(goal)
+    if cannot_run:  # it would fail on its first step: say so now, and the goal stays ready to edit
+        raise ControlRefused(f"Not started: {cannot_run} Edit the goal to choose another agent.")
     goal.set_status(GoalStatus.RUNNING, actor, "Started.", only_from=(GoalStatus.READY,))
 
 
@@ -975,15 +992,18 @@ def _refuse_unrunnable(goal: Goal, verb: str) -> None:
         raise ControlRefused(
             f"The goal cannot be {verb} yet: its checklist has {len(blocking)} blocking finding(s). Edit it first."
         )
-    profile = goal.agent_profile
-    if not AgentProfile.objects.usable_by(goal.owner).filter(pk=profile.pk).exists():
-        raise ControlRefused(
-            f"The goal cannot be {verb} yet: the agent {profile} is no longer offered to its "
-            "owner. Edit it to choose another agent."
-        )
-    reason = profile.cannot_run_here(goal_script=bool(goal.agent_script))
+    reason = agent_refusal(goal)
     if reason:
         raise ControlRefused(f"The goal cannot be {verb} yet: {reason} Edit it to choose another agent.")
+
+
+def agent_refusal(goal: Goal) -> str:
+    """Why the goal's agent cannot run a step here, or "": no longer offered to the owner, or unable to run on
+    this server (a scripted profile with nothing to replay, a command agent whose program is missing)."""
+    profile = goal.agent_profile
+    if not AgentProfile.objects.usable_by(goal.owner).filter(pk=profile.pk).exists():
+        return f"the agent {profile} is no longer offered to its owner."
+    return profile.cannot_run_here(goal_script=bool(goal.agent_script))
 
 
 def cancel(goal: Goal, actor) -> None:

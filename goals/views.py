@@ -6,6 +6,7 @@ from django.db import connection
 from django.db.models import Count, Max, Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -93,6 +94,8 @@ def _render_form(request: HttpRequest, form: GoalForm, goal: Goal | None, show_e
         "findings": findings,
         "ready": bool(contract) and lint.is_ready(findings),
         "can_mark_ready": goal is None or goal.status in (GoalStatus.DRAFT, GoalStatus.READY),
+        # The goal page's baseline panel, shown in place beside the evidence rows (its button posts from here).
+        **(_baseline_context(goal, request.user, in_form=True) if goal else {}),
     }
     return render(request, "goals/form.html", context, status=status)
 
@@ -261,17 +264,21 @@ def goal_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         else:
             raise Http404("No such action.")
         messages.success(request, f"Goal {goal.get_status_display().lower()}.")
+        refused = ""
     except loop.ControlRefused as error:
-        messages.error(request, str(error))
+        refused = str(error)
+        if not request.htmx:  # over htmx the panel itself says why: a message would show up a page later
+            messages.error(request, refused)
     if request.htmx:
         goal.refresh_from_db()
-        context = {"goal": goal, **_live_context(goal, request.user)}
+        context = {"goal": goal, "control_refused": refused, **_live_context(goal, request.user)}
         return render(request, "goals/detail.html#live", context)
     return redirect(goal)
 
 
-def _baseline_context(goal: Goal, user) -> dict:
-    """The evidence baseline panel: the newest baseline of the goal's current checks, and the Check button."""
+def _baseline_context(goal: Goal, user, *, in_form: bool = False) -> dict:
+    """The evidence baseline panel: the newest baseline of the goal's current checks, and the Check button.
+    ``in_form``: the panel sits inside the ticket form, so its button posts a form of its own from outside."""
     baseline = goal.current_baseline()
     lost = baseline is not None and baseline.pending and baseline.created_at < timezone.now() - loop.BASELINE_LOST_AFTER
     return {
@@ -279,14 +286,17 @@ def _baseline_context(goal: Goal, user) -> dict:
         "baseline_lost": lost,
         "checking": baseline is not None and baseline.pending and not lost,
         "can_check": goal.can_edit(user) and bool(command_checks(goal.evidence)),
+        "in_form": in_form,
     }
 
 
 @require_http_methods(["GET", "POST"])
 def goal_check_evidence(request: HttpRequest, pk: int) -> HttpResponse:
     """POST: run the goal's checks once on its base branch, in the sandbox, as the baseline the done review
-    compares against. GET (htmx): the baseline panel, which polls while the check runs."""
+    compares against. GET (htmx): the baseline panel, which polls while the check runs.
+    ``?from=form``: asked from the ticket form, which shows the panel in place (and gets the post back)."""
     goal = _get_goal_for_user(request, pk)
+    in_form = request.GET.get("from") == "form"
     if request.method == "POST":
         if not goal.can_edit(request.user):
             return HttpResponseForbidden("Only the goal's owner can check its evidence.")
@@ -298,8 +308,8 @@ def goal_check_evidence(request: HttpRequest, pk: int) -> HttpResponse:
             if not request.htmx:  # the panel itself says "checking…"
                 messages.info(request, f"Checking the evidence on {goal.base_branch}…")
     if not request.htmx:
-        return redirect(goal)
-    context = {"goal": goal, **_baseline_context(goal, request.user)}
+        return redirect(reverse("goals:edit", args=[goal.pk]) + "#baseline" if in_form else goal)
+    context = {"goal": goal, **_baseline_context(goal, request.user, in_form=in_form)}
     return render(request, "goals/detail.html#baseline", context)
 
 

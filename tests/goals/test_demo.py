@@ -1,6 +1,7 @@
 """`manage.py demo`: its password is set once, and every demo goal goes on to its next gate or to Done, whatever
 a person decides, never to Failed (the real loop, on the demo's real repository)."""
 
+import sys
 from io import StringIO
 
 import pytest
@@ -9,8 +10,9 @@ from django.core.management import call_command
 
 from approvals.models import ApprovalRequest
 from goals import loop
-from goals.management.commands.demo import DEMO_GOALS, Command
-from goals.models import Goal, GoalStatus
+from goals.management.commands.demo import DEMO_GOALS, DEMO_PROFILE, Command
+from goals.models import AgentProfile, Goal, GoalStatus, Repository
+from tests.factories import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +28,27 @@ def run_demo() -> str:
     out = StringIO()
     call_command("demo", stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+# The seed's ticket as a newcomer types it (the form's examples), raised to high risk: every step is reviewed.
+SEED_TICKET = {
+    "title": "Move the invoice export to billing/export.py",
+    "objective": "Move the invoice export from views.py to billing/export.py",
+    "constraints": ["Do not change the invoice CSV columns", "Keep the /invoices/export/ URL working"],
+    "evidence_kind": ["command", "manual"],
+    "evidence_text": [
+        f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_invoice_export.py",
+        "The downloaded CSV opens with the same three columns",
+    ],
+    "evidence_exit": ["0", ""],
+    "done_criteria": "billing/export.py holds the export, views.py only calls it, and tests/test_invoice_export.py "
+    "passes.",
+    "work_type": "other",
+    "risk": "high",
+    "rollback_note": "Revert the branch: the export move changes no data.",
+    "protected_paths": [""],
+    "scope_paths": ["billing/**", "views.py", "tests/**"],
+}
 
 
 def step_until_it_waits(goal: Goal) -> None:
@@ -92,3 +115,39 @@ def test_every_demo_goal_goes_on_to_its_next_gate_or_done_never_to_failed(monkey
             replied = [entry["on_reject"]["summary"] for entry in spec["steps"] if "on_reject" in entry]
             assert goal.steps.filter(summary__in=replied).exists(), goal.title
     assert not ApprovalRequest.objects.pending().filter(goal__owner=demo).exists()
+
+
+@pytest.mark.usefixtures("demo_var")
+def test_a_newcomers_own_goal_from_the_form_reaches_done_on_the_default_agent(client, monkeypatch):
+    """The demo user writes a goal of their own: the form offers the demo's agent by default, Start takes it, and
+    the goal reaches Done through a rejection and an approval (high risk: every step is reviewed)."""
+    monkeypatch.setenv("GOALPOST_DEMO_PASSWORD", "demo-pass-for-tests")
+    run_demo()
+    demo = get_user_model().objects.get(username="demo")
+    profile = AgentProfile.objects.get(name=DEMO_PROFILE)
+    assert not profile.cannot_run_here()
+    repository = Repository.objects.filter(users=demo).latest("pk")
+    client.force_login(demo)
+    assert f'<option value="{profile.pk}" selected>' in client.get("/goals/new/").text
+
+    data = form_data(repository, **SEED_TICKET, agent_profile=str(profile.pk), mark_ready="1")
+    response = client.post("/goals/new/", data)
+    assert response.status_code == 302, response.text
+    goal = Goal.objects.get(owner=demo, title=SEED_TICKET["title"])
+    assert goal.status == GoalStatus.READY and goal.agent_profile == profile and goal.agent_script == []
+    loop.start(goal, demo)
+    step_until_it_waits(goal)
+
+    asked = []
+    for verdict in ("reject", "approve", "approve"):
+        request = goal.approval_requests.pending().get()
+        asked.append(request.kind)
+        request.decide(demo, verdict, comment="Test that the view only calls the export" if verdict == "reject" else "")
+        goal.refresh_from_db()
+        if goal.status == GoalStatus.DONE:
+            break
+        step_until_it_waits(goal)
+        assert goal.status == GoalStatus.WAITING, (asked, goal.status_reason)
+    assert asked == ["step", "step", "done"] and goal.status == GoalStatus.DONE
+    assert goal.steps.filter(summary__startswith="Rework after your feedback").exists()
+    assert not goal.steps.filter(status="failed").exists()

@@ -45,6 +45,74 @@ class Rounding(unittest.TestCase):
     def test_rounds_half_up(self):
         self.assertEqual(round_total(2.5), 3)
 """
+# The seed's ticket, "Move the invoice export from views.py to billing/export.py", on the sample shop.
+VIEWS = """from shop.invoices import CSV_COLUMNS
+
+
+def invoice_export(invoices):
+    \"\"\"GET /invoices/export/: the invoices as CSV, a header row then one row each.\"\"\"
+    rows = [",".join(CSV_COLUMNS)]
+    rows += [",".join(str(invoice[column]) for column in CSV_COLUMNS) for invoice in invoices]
+    return "\\n".join(rows) + "\\n"
+"""
+INVOICE_EXPORT_TEST = """import unittest
+
+from views import invoice_export
+
+ADA = {{"number": "INV-7", "customer": "Ada Shop", "total": 120}}
+
+
+class InvoiceExport(unittest.TestCase):
+    def test_the_csv_keeps_its_three_columns(self):
+        self.assertEqual(invoice_export([ADA]).splitlines(), ["number,customer,total", "INV-7,Ada Shop,120"])
+
+    def test_the_export_lives_in_billing(self):
+        from billing.export import export_invoices
+
+        self.assertEqual(export_invoices([ADA]), invoice_export([ADA]))
+{more}"""
+BILLING_EXPORT = VIEWS.replace("def invoice_export(", "def export_invoices(").replace(
+    "GET /invoices/export/: the invoices", "The invoices"
+)
+VIEWS_MOVED = """from billing.export import export_invoices
+
+
+def invoice_export(invoices):
+    \"\"\"GET /invoices/export/: the invoices as CSV (billing/export.py writes them).\"\"\"
+    return export_invoices(invoices)
+"""
+VIEW_ONLY_CALLS_TEST = """
+    def test_the_view_only_calls_the_export(self):
+        import inspect
+
+        import views
+
+        self.assertNotIn("CSV_COLUMNS", inspect.getsource(views))
+"""
+# What the demo's agent profile replays for a goal the person writes themselves (the demo goals bring their own
+# scripts): the seed's ticket, as the form's examples write it, done in one small real step, then the done
+# review. A rejection gets a reworked step instead; an approval of the done step leads to the done review; past
+# the end of the script it asks for the done review again. So a newcomer's own goal reaches Done, whatever they
+# decide on the way.
+NEWCOMER_SCRIPT = [
+    {
+        "summary": "Move the invoice export from views.py to billing/export.py; the view only calls it",
+        "tokens": 1600,
+        "done": True,
+        "write": {"billing/__init__.py": "", "billing/export.py": BILLING_EXPORT, "views.py": VIEWS_MOVED},
+        "on_reject": {
+            "summary": "Rework after your feedback: the move, and a test that the view only calls the export",
+            "tokens": 1400,
+            "done": True,
+            "write": {
+                "billing/__init__.py": "",
+                "billing/export.py": BILLING_EXPORT,
+                "views.py": VIEWS_MOVED,
+                "tests/test_invoice_export.py": INVOICE_EXPORT_TEST.format(more=VIEW_ONLY_CALLS_TEST),
+            },
+        },
+    }
+]
 SAMPLE_FILES = {
     "README.md": "# Sample shop\n\nA tiny app that Goalpost's demo goals work on.\n",
     "shop/__init__.py": "",
@@ -54,6 +122,8 @@ SAMPLE_FILES = {
     "tests/__init__.py": "",
     "tests/test_invoices.py": INVOICE_TEST,
     "tests/test_rounding.py": ROUNDING_TEST,
+    "views.py": VIEWS,
+    "tests/test_invoice_export.py": INVOICE_EXPORT_TEST.format(more=""),
 }
 
 
@@ -248,9 +318,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         user, password = self.demo_user()
         repo = self.sample_repository(user)
-        profile, _ = AgentProfile.objects.get_or_create(
-            name=DEMO_PROFILE, defaults={"adapter": "scripted", "enabled": True}
-        )
+        profile = self.demo_profile()
         profile.users.add(user)
         ids = []
         for spec in DEMO_GOALS:
@@ -282,6 +350,18 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save(update_fields=["password"])
         return user, password
+
+    def demo_profile(self) -> AgentProfile:
+        """The scripted agent a demo user's own goals run on: it replays NEWCOMER_SCRIPT, so it can run here (a
+        scripted profile with nothing to replay is refused). A profile staff gave a script or folder keeps it."""
+        profile, _ = AgentProfile.objects.get_or_create(
+            name=DEMO_PROFILE, defaults={"adapter": "scripted", "enabled": True}
+        )
+        options = profile.options if isinstance(profile.options, dict) else {}
+        if profile.adapter == "scripted" and not options.get("steps") and "folder" not in options:
+            profile.options = {**options, "steps": NEWCOMER_SCRIPT}
+            profile.save(update_fields=["options"])
+        return profile
 
     def sample_repository(self, user) -> Repository:
         """A new repository every run, so no branch of an earlier database clashes with the new goals.
