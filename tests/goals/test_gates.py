@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,59 +35,10 @@ from goals.gates import (
     run_gates,
 )
 from goals.lint import DEFAULT_BUDGETS, Contract
+from tests.support.diffs import git, staged_diff, write_files
 from tests.support.strategies import TEXT, contracts, evidence_results, file_diffs, git_like_diffs, histories, usages
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
-
-# A git that ignores the machine's own configuration (diff.noprefix, autocrlf, ...).
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Goalpost Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Goalpost Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
-
-
-def git(repo: Path, *args: str, env: dict | None = None, input: str | None = None) -> bytes:
-    return subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        env=env or GIT_ENV,
-        input=input.encode() if input is not None else None,
-        check=True,
-        capture_output=True,
-    ).stdout
-
-
-def write_files(root: Path, files: dict[str, str]) -> None:
-    for path, text in files.items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-
-
-def staged_diff(repo: Path, edits: dict[str, str | None], scratch: Path) -> ParsedDiff:
-    """Stage ``edits`` (None deletes a file; deleting one file and adding its text under another name is a
-    rename) on top of the repository's last commit and parse `git diff --cached -M`.
-
-    The edits go into a scratch copy of the index, so one committed repository serves every case.
-    """
-    index = scratch / "index"
-    shutil.copyfile(repo / ".git" / "index", index)
-    env = {**GIT_ENV, "GIT_INDEX_FILE": str(index)}
-    written = {path: text for path, text in edits.items() if text is not None}
-    write_files(scratch / "blobs", written)
-    blob_paths = "\n".join(str(scratch / "blobs" / path) for path in written)
-    blobs = git(repo, "hash-object", "-w", "--stdin-paths", env=env, input=blob_paths).decode().split()
-    entries = [f"100644 {blob}\t{path}" for path, blob in zip(written, blobs, strict=True)]
-    entries += [f"0 {'0' * 40}\t{path}" for path, text in edits.items() if text is None]
-    if entries:
-        git(repo, "update-index", "--index-info", env=env, input="\n".join(entries) + "\n")
-    return parse_diff(git(repo, "diff", "--cached", "-M", env=env))
-
 
 def loud(findings: list[GateFinding]) -> list[tuple[str, str]]:
     """(gate, severity) of the findings a person must act on."""

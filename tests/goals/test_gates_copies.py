@@ -11,7 +11,7 @@ from goals.diffs import looks_copied, nested_project_roots, project_root_probes
 from goals.gates import STOP, Step, run_gates
 from goals.lint import Contract
 from goals.repopaths import PathSetting, RepoPaths
-from tests.goals.test_gates import git, staged_diff, write_files
+from tests.support.diffs import git, staged_diff, write_files
 
 PRETTY_GO = 'package pretty\n\nfunc Show(v any) string {\n\treturn ""\n}\n'
 TRAVIS = "language: go\ngo:\n  - 1.10.x\n"

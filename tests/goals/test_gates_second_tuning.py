@@ -2,7 +2,7 @@
 before and after: the gates must tell a same-strength rewrite from a weakening."""
 
 from goals.testcode import analyser_for, checks
-from tests.goals.test_testcode import gates
+from tests.support.diffs import gates
 
 GO_IF_CHAIN = """package shop
 

@@ -3,15 +3,12 @@
 Every case is written here in our own words: a line for the analysers, a file before and after for the gates.
 """
 
-import difflib
 import time
 
 import pytest
 
-from goals.diffs import parse_diff
-from goals.gates import APPROVAL, Step, run_gates
-from goals.lint import Contract
 from goals.testcode import analyser_for, checks
+from tests.support.diffs import gates
 
 # --- the analysers, line by line --------------------------------------------------------------------------
 
@@ -213,24 +210,6 @@ def test_ranges_widened(removed, added, widened):
 
 
 # --- the gates on whole diffs -----------------------------------------------------------------------------
-
-
-def diff_of(files: dict[str, tuple[str, str]]) -> str:
-    """A git-style diff of each file from its text before to its text after (empty before: a new file)."""
-    parts = []
-    for path, (before, after) in files.items():
-        parts.append(f"diff --git a/{path} b/{path}\n")
-        if not before:
-            parts.append("new file mode 100644\n")
-        parts.append(f"--- {'a/' + path if before else '/dev/null'}\n+++ b/{path}\n")
-        lines = difflib.unified_diff(before.splitlines(True), after.splitlines(True), n=3)
-        parts.extend(line for line in list(lines)[2:])
-    return "".join(parts)
-
-
-def gates(files: dict[str, tuple[str, str]]) -> set[str]:
-    findings = run_gates(Contract(objective="x"), Step(diff=parse_diff(diff_of(files))))
-    return {finding.gate for finding in findings if finding.severity == APPROVAL}
 
 
 CODE = {
