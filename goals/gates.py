@@ -376,6 +376,11 @@ class _Block:
     before: tuple[str, ...] = ()  # the unchanged lines of its hunk before it
 
 
+def _block(removed: list[str], added: list[str], context: tuple[str, ...], header: str, seen: int) -> _Block:
+    """A block of changes that follows the first ``seen`` context lines of its hunk."""
+    return _Block(removed, added, context, header, before=context[max(0, seen - BEFORE_LINES) : seen])
+
+
 def _changed_blocks(file: FileDiff) -> list[_Block]:
     """The file's runs of changed lines (between context lines)."""
     blocks: list[_Block] = []
@@ -392,30 +397,14 @@ def _changed_blocks(file: FileDiff) -> list[_Block]:
                 added.append(str(line.text))
             else:
                 if removed or added:
-                    blocks.append(
-                        _Block(
-                            removed,
-                            added,
-                            context,
-                            str(hunk.header),
-                            before=context[max(0, seen - BEFORE_LINES) : seen],
-                        )
-                    )
+                    blocks.append(_block(removed, added, context, str(hunk.header), seen))
                     removed, added = [], []
                     after = blocks[-1].after
                 if after is not None and len(after) < AFTER_LINES:
                     after.append(str(line.text))
                 seen += 1
         if removed or added:
-            blocks.append(
-                _Block(
-                    removed,
-                    added,
-                    context,
-                    str(hunk.header),
-                    before=context[max(0, seen - BEFORE_LINES) : seen],
-                )
-            )
+            blocks.append(_block(removed, added, context, str(hunk.header), seen))
     return blocks
 
 
