@@ -325,6 +325,11 @@ _TRAILING_COMMA = re.compile(r",(?=[)\]}])")
 _EARLY_RETURN = re.compile(r"^(?:if\b.*[)}:]\s*)?return;?\s*\}?$")
 _EARLY_RETURN_CONDITION = re.compile(r"^(?:}\s*else\s+)?if\b")
 _CONDITION = re.compile(r"^(?:}\s*else\s+)?if\b.*\{$")
+_ANNOTATION = re.compile(r"^(?:@|#\[)")  # a Java/Python annotation or decorator, a Rust attribute
+_CATCH = re.compile(r"^\}?\s*catch\s*\(")
+_TRY = re.compile(r"\btry\s*\{")
+_FAIL_CALL = re.compile(r"\bfail\s*\(")
+_STILL_RUNS = re.compile(r"fail|assume|Assum", re.IGNORECASE)
 # A line that only tells a linter what to allow: not a change to any test.
 _LINT_ONLY = re.compile(
     r"^#!?\[(?:allow|warn|deny|expect)\(|^#!?\[cfg_attr\([^,]*,\s*(?:allow|expect)\(|^@SuppressWarnings\b"
@@ -677,19 +682,32 @@ def _marker_line(file: FileDiff) -> tuple[str, ...]:
     return ()
 
 
-def _protected_path(inputs: _Inputs) -> list[GateFinding]:
-    findings = []
-    patterns = _strings(inputs.contract.protected_paths)
-    # Another project's root inside this one (a folder with a CI set-up of its own): its files are a vendored copy,
-    # unless the repository declares the folder as one of its own workspaces.
+def _copy_roots(inputs: _Inputs) -> list[str]:
+    """Another project's roots inside this one (a folder with a CI set-up of its own): their files are a vendored
+    copy, unless the repository declares the folder as one of its own workspaces."""
     changed = [path for file in inputs.step.diff.files for path in _file_paths(file)]
     # The diff shows the CI file, or the repository holds one beside an edited file's folders (probed, bounded).
     probed = [probe for probe in project_root_probes(changed) if _read_head(inputs.file_head, probe).strip()]
-    roots = [
+    return [
         root
         for root in nested_project_roots([*changed, *probed])
         if inputs.paths is None or not inputs.paths.workspaces.matches(root + "/")
     ]
+
+
+def _is_copy(inputs: _Inputs, file: FileDiff, roots: list[str]) -> bool:
+    """Whether the file belongs to a copy of another project: under a nested project's root, or saying so in
+    its first lines ("Copied from …")."""
+    return (
+        any(path.startswith(root + "/") for path in _file_paths(file) for root in roots)
+        or looks_copied(head_of(file))
+        or (file.change != "deleted" and not file.binary and looks_copied(_read_head(inputs.file_head, file.path)))
+    )
+
+
+def _protected_path(inputs: _Inputs, roots: list[str]) -> list[GateFinding]:
+    findings = []
+    patterns = _strings(inputs.contract.protected_paths)
     for file in inputs.step.diff.files:
         shown = _one_line(file.path, 100)
         matched = next(
@@ -713,13 +731,8 @@ def _protected_path(inputs: _Inputs) -> list[GateFinding]:
                 )
             )
             continue
-        copied = (
-            any(path.startswith(root + "/") for path in _file_paths(file) for root in roots)
-            or looks_copied(head_of(file))
-            or (file.change != "deleted" and not file.binary and looks_copied(_read_head(inputs.file_head, file.path)))
-        )
         if (
-            copied
+            _is_copy(inputs, file, roots)
             or file.category == "vendored"
             or any(_category(inputs, path) == "vendored" for path in _file_paths(file))
         ):
@@ -879,10 +892,56 @@ def _new_skips(entry: _TestChanges) -> list[_Line]:
     return found
 
 
+def _retired_tests(entry: _TestChanges) -> set[int]:
+    """Removed lines of removed tests that were already switched off: an ignore or skip marker on the test's
+    definition or on the annotations around it (`@Ignore`, `#[ignore]`, `@pytest.mark.skip`, `xit`). Such a
+    test checked nothing any more; taking it out takes nothing away."""
+    language = entry.language
+    retired: set[int] = set()
+    lines = entry.removed
+    removed_definitions = Counter(line.block for line in lines if language.is_definition(line.text))
+    added_definitions = Counter(line.block for line in entry.added if language.is_definition(line.text))
+    for at, line in enumerate(lines):
+        if not language.is_definition(line.text):
+            continue
+        start, end = at, at + 1
+        while start > 0 and lines[start - 1].block == line.block and _ANNOTATION.match(lines[start - 1].text.strip()):
+            start -= 1
+        while end < len(lines) and lines[end].block == line.block and _ANNOTATION.match(lines[end].text.strip()):
+            end += 1
+        markers = [marker for index in range(start, end) for marker in language.skip_markers(lines[index].text)]
+        # An xfail or failing test still runs and is checked to fail: only a test that no longer ran is retired.
+        if not markers or any(_STILL_RUNS.search(marker) for marker in markers):
+            continue
+        if removed_definitions[line.block] <= added_definitions[line.block]:
+            continue  # the marker was taken off or rewritten: the test stays
+        indent = _indent(line.text)
+        stop = end
+        while (
+            stop < len(lines)
+            and lines[stop].block == line.block
+            and not language.is_definition(lines[stop].text)
+            and not (
+                _ANNOTATION.match(lines[stop].text.strip())
+                and _indent(lines[stop].text) <= indent
+                and stop + 1 < len(lines)
+                and language.is_definition(lines[stop + 1].text)
+            )
+        ):
+            stop += 1
+        retired.update(id(lines[index]) for index in range(start, stop))
+    return retired
+
+
 def _read_test_changes(entry: _TestChanges) -> _Reading:
     """How one test file changed: the weakenings, and which lines edit existing tests."""
     reading = _Reading()
     file, language = entry.file, entry.language
+    retired = _retired_tests(entry)
+    if retired:
+        # Still an edit of existing tests, but no weakening: read the rest without them.
+        reading.edits += [line for line in entry.removed if id(line) in retired and line.text.strip()]
+        entry.removed = [line for line in entry.removed if id(line) not in retired]
     removed_checks, removed_expectations = _checks_and_expectations(entry.removed, language)
     added_checks, added_expectations = _checks_and_expectations(entry.added, language)
     pairs, unpaired = _pair_replacements(removed_checks, added_checks)
@@ -944,6 +1003,10 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
     for line in entry.added:
         if language.is_focus(line.text):
             reading.note("other tests dropped by .only", line)
+    widened = _catches_widened(entry)
+    if widened:
+        reading.note("exception widened", *widened)
+        reading.edits += widened
     # Skipping part of a brand-new test file takes away nothing that was checked before.
     if file.change != "added":
         skips = _new_skips(entry)
@@ -955,6 +1018,24 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
         reading.edits += skips + returns + entry.reindented
     reading.edits += _edited_lines(entry, replaced_well, added_checks, removed_checks)
     return reading
+
+
+def _catches_widened(entry: _TestChanges) -> list[_Line]:
+    """Added `catch` clauses that let an existing `try` of an existing test pass on one more exception (JUnit's
+    `catch (X expected)`): the block adds no `try` and no `fail(` of its own, so the clause widens a check."""
+    if entry.language.name != "java" or entry.file.change == "added":
+        return []
+    by_block: dict[int, list[_Line]] = {}
+    for line in entry.added:
+        by_block.setdefault(line.block, []).append(line)
+    found = []
+    for block, lines in by_block.items():
+        if entry.new_tests[block]:
+            continue
+        if any(_TRY.search(line.text) or _FAIL_CALL.search(line.text) for line in lines):
+            continue
+        found += [line for line in lines if _CATCH.match(line.text.strip())]
+    return found
 
 
 def _in_leniency_list(entry: _TestChanges, block: int, known: dict[int, bool]) -> bool:
@@ -1244,10 +1325,13 @@ def run_gates(
         step = replace(step, diff=_with_repository_rules(step.diff, paths))
     inputs = _Inputs(contract, step, history, usage, file_head, paths)
     signature = failure_signature(step.evidence)
-    readings = [(entry, _read_test_changes(entry)) for entry in _test_changes(step.diff.files, file_head)]
+    roots = _copy_roots(inputs)
+    # The tests of a vendored copy are its upstream's, not this project's: they follow the copy.
+    own = [file for file in step.diff.files if file.category != "vendored" and not _is_copy(inputs, file, roots)]
+    readings = [(entry, _read_test_changes(entry)) for entry in _test_changes(own, file_head)]
     findings = [
         *_blast_radius(inputs),
-        *_protected_path(inputs),
+        *_protected_path(inputs, roots),
         *_tests_without_code(inputs, readings),
         *_tests_weakened(inputs, readings),
         *_repeated_failure(inputs, signature),

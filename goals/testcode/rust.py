@@ -11,6 +11,8 @@ RUST_TEST = Framework(
         r"\bpanic!\s*\(",
         r"#\[should_panic\b",
         r"\.unwrap_err\s*\(",
+        # A call of the test's own checking helper (`check_number(1u8, 5);`) is a check.
+        r"^(?:check|assert|verify)_\w+\s*\(",
     ),
     skips=(
         r"#\[ignore\b",

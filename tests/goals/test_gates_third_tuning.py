@@ -1,0 +1,124 @@
+"""Kinds of test edit met in the third tuning round, written in our own words as small files before and after."""
+
+import pytest
+
+from tests.support.diffs import gates
+
+LEDGER_TEST = """package shop;
+
+public class LedgerTest {
+  @Test public void addsEntries() {
+    assertEquals(2, ledger().entries().size());
+  }
+
+{retired}  @Test public void convertsWithLiveRates() {
+    Ledger ledger = new Ledger(RemoteRates.connect());
+    assertEquals("11.20", ledger.total("USD").amount());
+  }
+
+  @Test public void refusesNegativeEntries() {
+    assertThrows(IllegalArgumentException.class, () -> ledger().add(-1));
+  }
+}
+"""
+WITHOUT_CONVERSION = """package shop;
+
+public class LedgerTest {
+  @Test public void addsEntries() {
+    assertEquals(2, ledger().entries().size());
+  }
+
+  @Test public void refusesNegativeEntries() {
+    assertThrows(IllegalArgumentException.class, () -> ledger().add(-1));
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("marker", "weakened"),
+    [
+        pytest.param('  @Ignore("the rate service is gone")\n', False, id="an ignored test checked nothing"),
+        pytest.param("  @Disabled\n", False, id="a disabled one neither"),
+        pytest.param("", True, id="a running test did"),
+    ],
+)
+def test_deleting_a_test_that_no_longer_ran_weakens_nothing(marker, weakened):
+    found = gates(
+        {"src/test/java/shop/LedgerTest.java": (LEDGER_TEST.replace("{retired}", marker), WITHOUT_CONVERSION)}
+    )
+    assert ("tests_weakened" in found) is weakened
+    assert "tests_without_code" in found  # existing test code still went without code
+
+
+def test_deleting_an_xfailed_test_is_still_a_weakening():
+    # An xfail test runs and is checked to fail; taking it out loses that check.
+    before = "import pytest\n\n\n@pytest.mark.xfail(strict=True)\ndef test_old():\n    assert parse('x') == 1\n\n\ndef test_new():\n    assert parse('y') == 2\n"
+    after = "import pytest\n\n\ndef test_new():\n    assert parse('y') == 2\n"
+    assert "tests_weakened" in gates({"tests/test_parse.py": (before, after)})
+
+
+def test_lifting_a_skip_keeps_the_test_and_is_no_edit():
+    before = "describe('socket', () => {\n  it.skip('reconnects', async () => {\n    expect(await connect()).toBe(true);\n  });\n});\n"
+    after = before.replace("it.skip(", "it(")
+    assert not {"tests_weakened", "tests_without_code"} & gates({"test/socket.test.js": (before, after)})
+
+
+UPLOAD_TEST = """public class UploadTest {
+  @Test public void refusesLargeUploads() {
+    try {
+      client.upload(largeFile());
+      fail("expected the size limit");
+    } catch (PayloadTooLargeException expected) {
+      assertEquals(413, expected.status());
+    }
+  }
+}
+"""
+
+
+def test_a_catch_clause_added_to_an_existing_try_widens_the_expected_exception():
+    widened = UPLOAD_TEST.replace("    }\n  }\n}", "    } catch (IOException expected) {\n    }\n  }\n}")
+    found = gates({"src/test/java/UploadTest.java": (UPLOAD_TEST, widened)})
+    assert {"tests_weakened", "tests_without_code"} <= found
+
+
+def test_a_new_try_with_its_own_fail_is_a_new_check_not_a_widening():
+    stronger = UPLOAD_TEST.replace(
+        "    }\n  }\n}",
+        '    }\n    try {\n      client.upload(emptyFile());\n      fail("expected a refusal");\n'
+        "    } catch (EmptyPayloadException expected) {\n    }\n  }\n}",
+    )
+    assert "tests_weakened" not in gates({"src/test/java/UploadTest.java": (UPLOAD_TEST, stronger)})
+
+
+ROUND_TRIP = """#[test]
+fn round_trips() {
+    check_round_trip("0s");
+    check_round_trip("1ms");
+    check_round_trip("1h");
+}
+"""
+
+
+def test_removed_calls_of_a_rust_check_helper_are_removed_checks():
+    fewer = ROUND_TRIP.replace('    check_round_trip("0s");\n    check_round_trip("1ms");\n', "")
+    assert "tests_weakened" in gates({"tests/duration.rs": (ROUND_TRIP, fewer)})
+    more = ROUND_TRIP.replace(
+        '    check_round_trip("1h");\n', '    check_round_trip("1h");\n    check_round_trip("2d");\n'
+    )
+    assert "tests_weakened" not in gates({"tests/duration.rs": (ROUND_TRIP, more)})
+
+
+def test_the_tests_of_a_vendored_copy_follow_the_copy():
+    found = gates(
+        {
+            "internal/inflect/.travis.yml": ("language: go\n", ""),
+            "internal/inflect/plural_test.go": (
+                'package inflect\n\nfunc TestPlural(t *testing.T) {\n\tif Plural("box") != "boxes" {\n'
+                '\t\tt.Error("box")\n\t}\n}\n',
+                "",
+            ),
+        }
+    )
+    assert not {"tests_weakened", "tests_without_code"} & found
