@@ -329,6 +329,8 @@ _ANNOTATION = re.compile(r"^(?:@|#\[)")  # a Java/Python annotation or decorator
 _CATCH = re.compile(r"^\}?\s*catch\s*\(")
 _TRY = re.compile(r"\btry\s*\{")
 _FAIL_CALL = re.compile(r"\bfail\s*\(")
+_NAME = re.compile(r"[A-Za-z_][\w.]*")
+_CONDITION_WORDS = {"if", "else", "nil", "null", "true", "false", "not", "and", "or"}
 _STILL_RUNS = re.compile(r"fail|assume|Assum", re.IGNORECASE)
 # A line that only tells a linter what to allow: not a change to any test.
 _LINT_ONLY = re.compile(
@@ -827,6 +829,13 @@ def _restated(old: _Line, entry: _TestChanges, added_literals: set[str]) -> bool
     return bool(operands) and all(operand in entry.added_text for operand in operands)
 
 
+def _tests_the_same(condition: _Line, new: _Line) -> bool:
+    """Whether a new check reads every name the removed `if` condition tested (`if got != want {` and
+    `Equal(t, want, got)`), and no more than one or two others."""
+    names = set(_NAME.findall(condition.text)) - _CONDITION_WORDS
+    return bool(names) and names <= set(_NAME.findall(new.text))
+
+
 def _judgeable(line: _Line) -> bool:
     """Whether a line names literals or compared expressions that a rewrite would have to restate."""
     return any(value.strip() for value in checks_module.literals(line.text)) or bool(
@@ -946,11 +955,25 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
     added_checks, added_expectations = _checks_and_expectations(entry.added, language)
     pairs, unpaired = _pair_replacements(removed_checks, added_checks)
     expectation_pairs, _ = _pair_replacements(removed_expectations, added_expectations)
+    reports = _reports(entry, language)
+    report_of = {id(condition): report for report in entry.removed if (condition := reports.get(id(report)))}
     replaced_well = set()
     for old, new in pairs + expectation_pairs:
         weakening = checks_module.weakening_of(old.text, new.text)
         if weakening:
             reading.note(weakening, old, new)
+        # `if !ok {` + `t.Errorf("…")` rewritten as `True(t, ok)`, whichever of the two lines the new check was
+        # paired with: the failure message is no expected value.
+        condition = reports.get(id(old), old)
+        report = report_of.get(id(condition))
+        if (
+            not weakening
+            and report is not None
+            and _tests_the_same(condition, new)
+            and not checks_module.value_changed(condition.text, new.text)
+        ):
+            replaced_well.update((id(report), id(condition)))
+            continue
         if weakening or checks_module.value_changed(old.text, new.text):
             reading.edits.append(old)
         else:
@@ -971,7 +994,6 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
     lost = [old for old in unpaired if not _restated(old, entry, added_literals)]
     # A failure report goes with its condition, whatever it was paired with: lost exactly when the
     # condition is (a condition that is no check of its own is lost unless it is restated).
-    reports = _reports(entry, language)
     lost_ids = {id(old) for old in lost}
     unpaired_ids = {id(old) for old in unpaired}
     lost = [old for old in lost if id(old) not in reports]

@@ -122,3 +122,34 @@ def test_the_tests_of_a_vendored_copy_follow_the_copy():
         }
     )
     assert not {"tests_weakened", "tests_without_code"} & found
+
+
+GO_IF_REPORTS = """package shop
+
+func TestCompare(t *testing.T) {
+	for _, c := range cases {
+		ok := compare(c.left, c.right)
+		if !ok {
+			t.Errorf("%v and %v should compare", c.left, c.right)
+		}
+		got := kind(c.left)
+		if got != c.kind {
+			t.Error("kind not in list")
+		}
+	}
+}
+"""
+
+
+def test_go_if_reports_rewritten_as_assertions_of_the_same_names_are_no_edit():
+    rewritten = GO_IF_REPORTS.replace(
+        '\t\tif !ok {\n\t\t\tt.Errorf("%v and %v should compare", c.left, c.right)\n\t\t}\n', "\t\tTrue(t, ok)\n"
+    ).replace('\t\tif got != c.kind {\n\t\t\tt.Error("kind not in list")\n\t\t}\n', "\t\tEqual(t, c.kind, got)\n")
+    assert not {"tests_weakened", "tests_without_code"} & gates({"shop/compare_test.go": (GO_IF_REPORTS, rewritten)})
+
+
+def test_a_go_if_report_rewritten_onto_another_value_is_still_an_edit():
+    rewritten = GO_IF_REPORTS.replace(
+        '\t\tif got != c.kind {\n\t\t\tt.Error("kind not in list")\n\t\t}\n', "\t\tNotNil(t, got)\n"
+    )
+    assert "tests_without_code" in gates({"shop/compare_test.go": (GO_IF_REPORTS, rewritten)})
