@@ -1056,8 +1056,21 @@ def _catches_widened(entry: _TestChanges) -> list[_Line]:
             continue
         if any(_TRY.search(line.text) or _FAIL_CALL.search(line.text) for line in lines):
             continue
-        found += [line for line in lines if _CATCH.match(line.text.strip())]
+        # A catch rewritten (its variable renamed) catches nothing more: only a type no removed catch had.
+        caught_before = {
+            name for line in entry.removed if line.block == block for name in _caught_types(line.text)
+        }
+        found += [line for line in lines if set(_caught_types(line.text)) - caught_before]
     return found
+
+
+def _caught_types(text: str) -> list[str]:
+    """The exception types a `catch (A | B name)` clause names; none for another line."""
+    match = _CATCH.match(text.strip())
+    if match is None:
+        return []
+    clause = text.strip()[match.end() :].split(")", 1)[0]
+    return [part.split()[0] for part in clause.split("|") if part.split()]
 
 
 def _in_leniency_list(entry: _TestChanges, block: int, known: dict[int, bool]) -> bool:

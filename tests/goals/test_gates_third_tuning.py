@@ -153,3 +153,10 @@ def test_a_go_if_report_rewritten_onto_another_value_is_still_an_edit():
         '\t\tif got != c.kind {\n\t\t\tt.Error("kind not in list")\n\t\t}\n', "\t\tNotNil(t, got)\n"
     )
     assert "tests_without_code" in gates({"shop/compare_test.go": (GO_IF_REPORTS, rewritten)})
+
+
+def test_a_catch_clause_only_renamed_catches_nothing_more():
+    renamed = UPLOAD_TEST.replace("(PayloadTooLargeException expected)", "(PayloadTooLargeException e)").replace(
+        "expected.status()", "e.status()"
+    )
+    assert "tests_weakened" not in gates({"src/test/java/UploadTest.java": (UPLOAD_TEST, renamed)})
