@@ -751,7 +751,7 @@ def classify_path(path: str, head: str = "", *, packages_vendored: bool = True) 
         return "generated"
     if _TEST_DIRS.intersection(dirs) or _TEST_FILE.fullmatch(name):
         return "test"
-    if _is_config_by_name(name):
+    if _is_config_by_name(name) or (dirs and dirs[0] in _CI_DIRS):
         return "config"
     if _DOCS_DIRS.intersection(dirs) or suffix in _DOCS_SUFFIXES or _stem(name).upper() in _DOCS_STEMS:
         return "docs"
@@ -787,10 +787,17 @@ def _is_migration(dirs: list[str], suffix: str) -> bool:
     return suffix == ".rb" and any(dirs[i : i + 2] == ["db", "migrate"] for i in range(len(dirs) - 1))
 
 
+# A tool's settings written as a script (`vitest.config.ts`, `.eslintrc.js`): build set-up, not product code.
+_TOOL_CONFIG_SCRIPT = re.compile(r"(?:[\w-]+\.config|\.[\w-]+rc)\.[cm]?[jt]s", re.IGNORECASE)
+# Top-level folders of CI scripts (`ci/miri.sh`): how the project is checked, not what it does.
+_CI_DIRS = frozenset({"ci", ".ci", ".circleci", ".buildkite"})
+
+
 def _is_config_by_name(name: str) -> bool:
     """Config files known by name, including the few ".txt" files that are config rather than docs."""
     return (
         name in _CONFIG_FILES
         or bool(_CONFIG_TXT.fullmatch(name))
+        or bool(_TOOL_CONFIG_SCRIPT.fullmatch(name))
         or name.startswith(("Dockerfile", "Containerfile", ".env"))
     )

@@ -60,6 +60,7 @@ LINE_CHARS = 2_000  # a changed line is judged on its first characters (minified
 SIMILARITY_CHARS = 200
 PAIRING_CANDIDATES = 20
 GOOD_ENOUGH_MATCH = 0.8  # a candidate this similar is taken without looking further
+JS_DEFAULT_TIMEOUT_MS = 5_000  # Jest's and Vitest's default time limit for one test (Mocha's is shorter)
 CLOSE_ELSEWHERE = 0.6  # how similar a check elsewhere in the file must be to count as the replacement
 
 
@@ -331,6 +332,14 @@ _TRY = re.compile(r"\btry\s*\{")
 _FAIL_CALL = re.compile(r"\bfail\s*\(")
 _NAME = re.compile(r"[A-Za-z_][\w.]*")
 _CONDITION_WORDS = {"if", "else", "nil", "null", "true", "false", "not", "and", "or"}
+_PACKAGE = re.compile(r"^package\s+[\w.]+;?$")  # Java's and Go's package line
+_JS_TEST_TIMEOUT = re.compile(
+    r"^\}\s*,\s*(\d[\d_]*)\s*\)|\bthis\.timeout\s*\(\s*(\d[\d_]*)|\b(?:jest|vi)\.setTimeout\s*\(\s*(\d[\d_]*)"
+)
+_JS_TIMEOUT_OPTION = re.compile(r"\btimeout\s*:\s*(\d[\d_]*)")
+_PY_TIMEOUT_MARK = re.compile(r"@pytest\.mark\.timeout\s*\(\s*(?:timeout\s*=\s*)?(\d+(?:\.\d+)?)")
+_JUNIT_TIMEOUT_MS = re.compile(r"@Test\s*\(.*\btimeout\s*=\s*(\d[\d_]*)")
+_JUNIT_TIMEOUT = re.compile(r"@Timeout\s*\(\s*(?:value\s*=\s*)?(\d+)")
 _STILL_RUNS = re.compile(r"fail|assume|Assum", re.IGNORECASE)
 # A line that only tells a linter what to allow: not a change to any test.
 _LINT_ONLY = re.compile(
@@ -504,8 +513,10 @@ def _test_changes(files: Sequence[FileDiff], file_head: Callable[[str], str] | N
             entry.surroundings[index] = (block.header, *block.before)
             if _is_reformatted(block.removed, block.added, language):
                 continue
-            removed = [_Line(index, "-", text[:LINE_CHARS]) for text in block.removed]
-            added = [_Line(index, "+", text[:LINE_CHARS]) for text in block.added]
+            removed = [
+                _Line(index, "-", text[:LINE_CHARS]) for text in _outside_block_comments(block.removed, language)
+            ]
+            added = [_Line(index, "+", text[:LINE_CHARS]) for text in _outside_block_comments(block.added, language)]
             if language.name == "python":
                 removed, added = _set_aside_reindented(entry, removed, added)
             entry.removed += removed
@@ -535,6 +546,24 @@ def _test_changes(files: Sequence[FileDiff], file_head: Callable[[str], str] | N
         entry.removed = [line for line in entry.removed if line.text.strip()]
         entry.added = [line for line in kept if line.text.strip()]
     return changes
+
+
+def _outside_block_comments(lines: list[str], language: Language) -> list[str]:
+    """The lines that are not inside a `/* … */` comment opened and closed among them (tests kept commented out
+    are no tests). Python and Ruby have no such comments."""
+    if language.name in ("python", "ruby"):
+        return lines
+    kept, inside = [], False
+    for text in lines:
+        stripped = text.strip()
+        if inside:
+            inside = "*/" not in stripped
+            continue
+        if stripped.startswith("/*") and "*/" not in stripped:
+            inside = True
+            continue
+        kept.append(text)
+    return lines if inside else kept  # a comment left open here may not be one: judge every line
 
 
 def _set_aside_reindented(
@@ -942,6 +971,20 @@ def _retired_tests(entry: _TestChanges) -> set[int]:
     return retired
 
 
+def _revived_blocks(entry: _TestChanges) -> set[int]:
+    """Blocks of changes that take an ignore or skip annotation off a test and put none back."""
+    language = entry.language
+    skipped_after = {line.block for line in entry.added if language.is_skip(line.text)}
+    return {
+        line.block
+        for line in entry.removed
+        if line.block not in skipped_after
+        and _ANNOTATION.match(line.text.strip())
+        and (markers := language.skip_markers(line.text))
+        and not any(_STILL_RUNS.search(marker) for marker in markers)
+    }
+
+
 def _read_test_changes(entry: _TestChanges) -> _Reading:
     """How one test file changed: the weakenings, and which lines edit existing tests."""
     reading = _Reading()
@@ -952,6 +995,12 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
         reading.edits += [line for line in entry.removed if id(line) in retired and line.text.strip()]
         entry.removed = [line for line in entry.removed if id(line) not in retired]
     removed_checks, removed_expectations = _checks_and_expectations(entry.removed, language)
+    revived = _revived_blocks(entry)
+    if revived:
+        # A test switched back on in this step checked nothing before: what its body gave up is no loss.
+        reading.edits += [line for line in removed_checks + removed_expectations if line.block in revived]
+        removed_checks = [line for line in removed_checks if line.block not in revived]
+        removed_expectations = [line for line in removed_expectations if line.block not in revived]
     added_checks, added_expectations = _checks_and_expectations(entry.added, language)
     pairs, unpaired = _pair_replacements(removed_checks, added_checks)
     expectation_pairs, _ = _pair_replacements(removed_expectations, added_expectations)
@@ -1013,7 +1062,7 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
     if file.change == "deleted":
         if lost or any(language.is_definition(line.text) for line in entry.removed):
             reading.note("test file deleted", *lost)
-        reading.edits += entry.removed
+        reading.edits += [line for line in entry.removed if not _is_trivial(line.text, language)]
         return reading
     if lost:
         reading.note("assertion removed", *lost)
@@ -1029,6 +1078,10 @@ def _read_test_changes(entry: _TestChanges) -> _Reading:
     if widened:
         reading.note("exception widened", *widened)
         reading.edits += widened
+    slower = _timeouts_loosened(entry)
+    if slower:
+        reading.note("timeout loosened", *slower)
+        reading.edits += slower
     # Skipping part of a brand-new test file takes away nothing that was checked before.
     if file.change != "added":
         skips = _new_skips(entry)
@@ -1056,11 +1109,67 @@ def _catches_widened(entry: _TestChanges) -> list[_Line]:
             continue
         if any(_TRY.search(line.text) or _FAIL_CALL.search(line.text) for line in lines):
             continue
-        # A catch rewritten (its variable renamed) catches nothing more: only a type no removed catch had.
-        caught_before = {
-            name for line in entry.removed if line.block == block for name in _caught_types(line.text)
-        }
-        found += [line for line in lines if set(_caught_types(line.text)) - caught_before]
+        removed_catches = [
+            set(types) for line in entry.removed if line.block == block and (types := _caught_types(line.text))
+        ]
+        added_catches = [line for line in lines if _caught_types(line.text)]
+        if len(added_catches) > len(removed_catches):
+            # An extra clause: it widens when it catches a type no removed clause had (not a renamed variable).
+            caught_before = set().union(*removed_catches)
+            found += [line for line in added_catches if set(_caught_types(line.text)) - caught_before]
+        else:
+            # Clauses rewritten one for one (a narrower type, a renamed variable) widen only when one of them
+            # now catches what a removed clause did and more (`A` becomes `A | B`).
+            found += [
+                line
+                for line in added_catches
+                if any(before < set(_caught_types(line.text)) for before in removed_catches)
+            ]
+    return found
+
+
+def _timeout_ms(text: str, language: Language) -> float | None:
+    """The time limit a line sets on a test, in milliseconds: a JavaScript test's last argument (`}, 10000);`),
+    `this.timeout(…)`, `jest.setTimeout(…)`, a `timeout:` option on a test's own line, pytest's
+    `@pytest.mark.timeout(seconds)`, JUnit's `@Timeout(seconds)` or `@Test(timeout = ms)`."""
+    stripped = text.strip()
+    if language.name == "javascript":
+        match = _JS_TEST_TIMEOUT.search(stripped) or (
+            language.is_definition(stripped) and _JS_TIMEOUT_OPTION.search(stripped)
+        )
+        return float(next(group for group in match.groups() if group).replace("_", "")) if match else None
+    if language.name == "python":
+        match = _PY_TIMEOUT_MARK.search(stripped)
+        return float(match.group(1)) * 1000 if match else None
+    if language.name == "java":
+        if match := _JUNIT_TIMEOUT_MS.search(stripped):
+            return float(match.group(1).replace("_", ""))
+        if match := _JUNIT_TIMEOUT.search(stripped):
+            return float(match.group(1)) * 1000
+    return None
+
+
+def _timeouts_loosened(entry: _TestChanges) -> list[_Line]:
+    """Added time limits that give an existing test longer than before: raised, or in JavaScript set above the
+    runners' default of five seconds where the test had none."""
+    if entry.file.change == "added":
+        return []
+    language = entry.language
+    before: dict[int, list[float]] = {}
+    for line in entry.removed:
+        if (limit := _timeout_ms(line.text, language)) is not None:
+            before.setdefault(line.block, []).append(limit)
+    found = []
+    for line in entry.added:
+        limit = _timeout_ms(line.text, language)
+        if limit is None or (entry.new_tests[line.block] and not entry.moved_in[line.block]):
+            continue
+        earlier = before.get(line.block)
+        if earlier:
+            if limit > max(earlier):
+                found.append(line)
+        elif language.name == "javascript" and limit > JS_DEFAULT_TIMEOUT_MS:
+            found.append(line)
     return found
 
 
@@ -1095,11 +1204,21 @@ def _edited_lines(
     added_checks_by_block: dict[int, list[str]] = {}
     for check in added_checks:
         added_checks_by_block.setdefault(check.block, []).append(_compact(check.text))
+    # The `if` of an imperative skip taken out with it (`if old_python:` + `pytest.xfail(...)`) goes with it.
+    guards = {
+        id(line)
+        for line, following in zip(entry.removed, entry.removed[1:], strict=False)
+        if line.block == following.block
+        and _EARLY_RETURN_CONDITION.match(line.text.strip())
+        and language.is_skip(following.text)
+    }
     edits = []
     lenient: dict[int, bool] = {}
     for line in entry.removed:
         text = line.text
-        if language.is_comment(text) or _compact(text) in _TRIVIAL_LINES or language.is_import(text):
+        if id(line) in guards:
+            continue
+        if _is_trivial(text, language):
             continue
         if _LINT_ONLY.search(text.strip()):
             continue
@@ -1120,6 +1239,16 @@ def _edited_lines(
     ):
         return []
     return edits
+
+
+def _is_trivial(text: str, language: Language) -> bool:
+    """A line whose removal changes no test: a comment, a bracket, an import or the file's package name."""
+    return (
+        language.is_comment(text)
+        or _compact(text) in _TRIVIAL_LINES
+        or language.is_import(text)
+        or bool(_PACKAGE.match(text.strip()))
+    )
 
 
 def _lines_of(reading: _Reading) -> list[_Line]:

@@ -585,6 +585,12 @@ CLASSIFICATION = [
     ("Dockerfile", "config"),
     ("Makefile", "config"),
     (".github/workflows/ci.yml", "config"),
+    ("ci/miri.sh", "config"),  # a top-level CI script folder
+    ("src/ci/runner.py", "code"),  # deeper, it may be the product's own
+    ("vitest.config.ts", "config"),
+    ("packages/site/jest.config.mjs", "vendored"),
+    ("web/.eslintrc.js", "config"),
+    ("src/config.ts", "code"),
     (".github/CODEOWNERS", "config"),
     (".env.example", "config"),
     ("requirements.txt", "config"),

@@ -160,3 +160,70 @@ def test_a_catch_clause_only_renamed_catches_nothing_more():
         "expected.status()", "e.status()"
     )
     assert "tests_weakened" not in gates({"src/test/java/UploadTest.java": (UPLOAD_TEST, renamed)})
+
+
+REDOS_TEST = """test("redos checker", () => {
+  for (const input of slowInputs) {
+    expect(datetime.safeParse(input).success).toBe(false);
+  }
+});
+"""
+
+
+@pytest.mark.parametrize(
+    ("after", "loosened"),
+    [
+        pytest.param(REDOS_TEST.replace("\n});\n", "\n}, 10000);\n"), True, id="a limit above the default"),
+        pytest.param(REDOS_TEST.replace("\n});\n", "\n}, 1000);\n"), False, id="a limit below the default"),
+    ],
+)
+def test_a_javascript_test_given_more_time_than_before_is_loosened(after, loosened):
+    found = gates({"tests/datetime.test.ts": (REDOS_TEST, after)})
+    assert ("tests_weakened" in found) is loosened
+
+
+def test_a_pytest_timeout_raised_is_loosened_and_lowered_is_not():
+    before = "import pytest\n\n\n@pytest.mark.timeout(5)\ndef test_sync():\n    assert sync() == 3\n"
+    assert "tests_weakened" in gates({"tests/test_sync.py": (before, before.replace("timeout(5)", "timeout(30)"))})
+    assert "tests_weakened" not in gates({"tests/test_sync.py": (before, before.replace("timeout(5)", "timeout(2)"))})
+
+
+def test_a_test_switched_back_on_may_check_less_than_its_ignored_version():
+    before = (
+        "public class FifthsTest {\n  @Ignore\n  @Test public void everyInt() {\n"
+        "    for (long i = 0; i <= Integer.MAX_VALUE; i++) {\n      assertEquals(expected(i), fifths(i));\n"
+        "    }\n  }\n}\n"
+    )
+    after = (
+        "public class FifthsTest {\n  @Test public void everyInt() {\n"
+        '    for (int i = 0; i >= 0; i += 7) {\n      if (expected(i) != fifths(i)) fail("differs at " + i);\n'
+        "    }\n  }\n}\n"
+    )
+    assert "tests_weakened" not in gates({"src/test/java/FifthsTest.java": (before, after)})
+
+
+def test_tests_kept_in_a_block_comment_are_no_tests():
+    before = (
+        '#[test]\nfn splits() {\n    assert_eq!(split("ab"), ("a", "b"));\n}\n\n'
+        '/*\n#[test]\nfn unsplits() {\n    assert_eq!(unsplit("a", "b"), "ab");\n}\n*/\n'
+    )
+    after = '#[test]\nfn splits() {\n    assert_eq!(split("ab"), ("a", "b"));\n}\n'
+    assert not {"tests_weakened", "tests_without_code"} & gates({"tests/split.rs": (before, after)})
+
+
+def test_an_imperative_xfail_taken_out_with_its_guard_is_no_edit():
+    before = (
+        'def test_annotations(slots):\n    if NEW_PYTHON and not slots:\n        pytest.xfail("broken there")\n'
+        '    assert annotations(C) == {"x": int}\n'
+    )
+    after = 'def test_annotations(slots):\n    assert annotations(C) == {"x": int}\n'
+    assert not {"tests_weakened", "tests_without_code"} & gates({"tests/test_annotations.py": (before, after)})
+
+
+def test_a_narrower_catch_in_place_of_its_parent_widens_nothing():
+    narrower = UPLOAD_TEST.replace("(PayloadTooLargeException expected)", "(UploadLimitException expected)")
+    assert "tests_weakened" not in gates({"src/test/java/UploadTest.java": (UPLOAD_TEST, narrower)})
+    wider = UPLOAD_TEST.replace(
+        "(PayloadTooLargeException expected)", "(PayloadTooLargeException | IOException expected)"
+    )
+    assert "tests_weakened" in gates({"src/test/java/UploadTest.java": (UPLOAD_TEST, wider)})
