@@ -340,6 +340,8 @@ _JS_TIMEOUT_OPTION = re.compile(r"\btimeout\s*:\s*(\d[\d_]*)")
 _PY_TIMEOUT_MARK = re.compile(r"@pytest\.mark\.timeout\s*\(\s*(?:timeout\s*=\s*)?(\d+(?:\.\d+)?)")
 _JUNIT_TIMEOUT_MS = re.compile(r"@Test\s*\(.*\btimeout\s*=\s*(\d[\d_]*)")
 _JUNIT_TIMEOUT = re.compile(r"@Timeout\s*\(\s*(?:value\s*=\s*)?(\d+)")
+_MODIFIER = re.compile(r"\b(?:private|protected|public|internal|final|static|readonly)\s+")
+_TYPE_CAST = re.compile(r"\s+as\s+(?:const|any|unknown|[A-Z][\w.]*(?:<[^<>]*>)?(?:\[\])?)\b")
 _STILL_RUNS = re.compile(r"fail|assume|Assum", re.IGNORECASE)
 # A line that only tells a linter what to allow: not a change to any test.
 _LINT_ONLY = re.compile(
@@ -1212,11 +1214,15 @@ def _edited_lines(
         and _EARLY_RETURN_CONDITION.match(line.text.strip())
         and language.is_skip(following.text)
     }
+    # A line that only gains or loses a modifier or a type cast (`private`, `final`, `as any`) does the same.
+    declared: dict[int, set[str]] = {}
+    for added in entry.added:
+        declared.setdefault(added.block, set()).add(_without_declarations(added.text))
     edits = []
     lenient: dict[int, bool] = {}
     for line in entry.removed:
         text = line.text
-        if id(line) in guards:
+        if id(line) in guards or _without_declarations(text) in declared.get(line.block, ()):
             continue
         if _is_trivial(text, language):
             continue
@@ -1239,6 +1245,11 @@ def _edited_lines(
     ):
         return []
     return edits
+
+
+def _without_declarations(text: str) -> str:
+    """The line without access modifiers and type casts, whitespace removed."""
+    return _compact(_TYPE_CAST.sub("", _MODIFIER.sub("", text)))
 
 
 def _is_trivial(text: str, language: Language) -> bool:

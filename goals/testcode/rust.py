@@ -26,4 +26,9 @@ RUST_TEST = Framework(
     content=(r"^#\[(?:\w+::)?test\b", r"^#\[cfg\(test\)\]", r"^mod\s+tests?\s*\{"),
 )
 
-LANGUAGE = Language("rust", (RUST_TEST,), imports=r"^(?:pub\s+)?use\b|^extern\s+crate\b")
+# A `use`, an `extern crate` or a module declaration (`mod lib {` of re-exports) only brings names in.
+LANGUAGE = Language(
+    "rust",
+    (RUST_TEST,),
+    imports=r"^(?:pub(?:\([\w:]+\))?\s+)?(?:use\b|mod\s+(?!tests?\b)\w+\s*[;{]$)|^extern\s+crate\b",
+)

@@ -227,3 +227,22 @@ def test_a_narrower_catch_in_place_of_its_parent_widens_nothing():
         "(PayloadTooLargeException expected)", "(PayloadTooLargeException | IOException expected)"
     )
     assert "tests_weakened" in gates({"src/test/java/UploadTest.java": (UPLOAD_TEST, wider)})
+
+
+def test_a_line_that_only_loses_a_modifier_or_gains_a_cast_is_no_edit():
+    java = "class ParserTest {\n  private JsonParser parser;\n\n  @Test void reads() {\n    assertEquals(1, parser.read());\n  }\n}\n"
+    assert "tests_without_code" not in gates(
+        {"src/test/java/ParserTest.java": (java, java.replace("  private JsonParser", "  JsonParser"))}
+    )
+    ts = "test('spies', () => {\n  const spy = sinon.spy(agent, 'addRequest');\n  expect(spy.called).toBe(true);\n});\n"
+    assert "tests_without_code" not in gates(
+        {"test/agent.test.ts": (ts, ts.replace("'addRequest')", "'addRequest' as any)"))}
+    )
+    changed = ts.replace("sinon.spy(agent, 'addRequest')", "sinon.spy(pool, 'addRequest')")
+    assert "tests_without_code" in gates({"test/agent.test.ts": (ts, changed)})
+
+
+def test_a_rust_module_of_re_exports_removed_is_no_edit():
+    before = 'mod lib {\n    pub use std::vec::Vec;\n}\n\n#[test]\nfn parses() {\n    assert_eq!(parse("1"), 1);\n}\n'
+    after = '#[test]\nfn parses() {\n    assert_eq!(parse("1"), 1);\n}\n'
+    assert "tests_without_code" not in gates({"tests/lexical.rs": (before, after)})
