@@ -896,3 +896,60 @@ def test_lint_never_raises_and_only_reports_known_rules(
     assert severities == sorted(severities, key=lambda severity: severity != BLOCKING)
     assert is_ready(findings) == (BLOCKING not in severities)
     assert RISK_ORDER.index(contract.effective_risk) >= RISK_ORDER.index(minimum_risk(work_type))
+
+
+@pytest.mark.parametrize(
+    ("objective", "kind"),
+    [
+        pytest.param("Make the CSV export twice as fast", "number", id="a ratio to today"),
+        pytest.param("Use 3x less memory in the importer", "number", id="n times"),
+        pytest.param(
+            "Deprecate `Client.fetch_all()` in favour of `Client.iter_pages()`", "end state", id="deprecate in favour"
+        ),
+        pytest.param(
+            "Add a 'Troubleshooting' section to docs/install.md covering the three install errors",
+            "end state",
+            id="a section added to a named page",
+        ),
+        pytest.param(
+            "Update the pins in requirements/dev.txt with `pip-compile --upgrade requirements/dev.in`",
+            "end state",
+            id="the way there is a named command",
+        ),
+        pytest.param(
+            "Get the lint job in the GitHub Actions workflow passing on main", "named check", id="a job, then a clause"
+        ),
+    ],
+)
+def test_finish_lines_read_in_the_third_round(objective, kind):
+    assert kind in finish_lines(objective)
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        pytest.param("Move to async where it makes sense", id="a hedged end state"),
+        pytest.param("Split models.py into smaller files", id="a comparative is no place to end up"),
+        pytest.param("Investigate why test_upload_resume is flaky", id="the test is the subject"),
+        pytest.param("The error page should be nicer", id="should plus a comparative is a wish"),
+    ],
+)
+def test_no_finish_line_in_the_third_round(objective):
+    assert finish_lines(objective) == ()
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        pytest.param("Add @flaky(max_runs=3) to test_drain so it stops failing", id="retry until it passes"),
+        pytest.param("Raise the test timeout from 30 s to 120 s so test_sync passes", id="more time"),
+        pytest.param("Lower the coverage threshold to 70% so CI is green", id="a lower bar"),
+    ],
+)
+def test_more_ways_of_loosening_a_check_block(objective):
+    [finding] = findings_for("objective_too_wide", seed_contract(objective=objective))
+    assert finding.severity == BLOCKING
+
+
+def test_raising_a_coverage_threshold_is_no_loosening():
+    assert not findings_for("objective_too_wide", seed_contract(objective="Raise the coverage threshold to 90%"))
