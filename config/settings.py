@@ -189,6 +189,10 @@ def instance_from_env(database: dict) -> str:
 
 
 GOALPOST_INSTANCE = instance_from_env(DATABASES["default"])
+# The keys Goalpost itself writes in Redis (which workers and beats are alive) start with this.
+GOALPOST_REDIS_PREFIX = f"goalpost-{GOALPOST_INSTANCE}:"
+# Set by `make run`'s launcher for its children: the JSON file where it says which of them are up.
+GOALPOST_LAUNCHER_STATUS = env_str("GOALPOST_LAUNCHER_STATUS")
 
 
 def redis_url_from_env() -> str:
@@ -237,7 +241,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Every key kombu writes (queues, unacked messages, the control and event channels) starts with the instance.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 60 * 60),
-    "global_keyprefix": f"goalpost-{GOALPOST_INSTANCE}:",
+    "global_keyprefix": GOALPOST_REDIS_PREFIX,
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {

@@ -46,6 +46,7 @@ os.environ["GOALPOST_CHANNEL_PREFIX"] = TEST_CHANNEL_PREFIX
 def private_redis_names(settings):
     """Tasks and websocket events of this test run stay apart from `make run` and from other runs on this Redis."""
     settings.GOALPOST_INSTANCE = TEST_INSTANCE
+    settings.GOALPOST_REDIS_PREFIX = TEST_BROKER_KEY_PREFIX
     settings.CELERY_TASK_DEFAULT_QUEUE = TEST_QUEUE
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
         **settings.CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": TEST_BROKER_KEY_PREFIX
