@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from config import liveness
 from goals.models import WorkerHeartbeat
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +124,11 @@ def test_redis_down_is_503(client, settings, everything_up):
 def test_healthz_needs_no_login_and_no_trailing_slash(client):
     assert client.get("/healthz").status_code in (200, 503)
     assert client.get("/healthz/").status_code == 404
+
+
+def test_a_worker_that_stops_refreshing_drops_out_when_its_entry_expires(client, everything_up, monkeypatch):
+    """What a worker killed with SIGKILL leaves: an entry nobody refreshes, gone after its time to live."""
+    monkeypatch.setattr(liveness, "LIVENESS_TTL_S", 0.3)
+    liveness.report_alive("worker", "worker@test", pid=4321)
+    wait_until(lambda: client.get("/healthz").json()["down"] == ["worker"], 5, "the entry to expire")
+    assert liveness.alive("worker") == []
