@@ -4,7 +4,9 @@ Production: set SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL and GOALPOST_
 `python manage.py check --deploy` is then clean.
 """
 
+import hashlib
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -163,6 +165,35 @@ def database_from_env() -> dict:
 DATABASES = {"default": database_from_env()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+INSTANCE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def instance_from_env(database: dict) -> str:
+    """This Goalpost's name among others on one Redis or one var/: GOALPOST_INSTANCE, else a short hash of the
+    database's identity (engine, host, port and name; a SQLite file by its absolute path). Queue names, broker
+    keys, the channel layer's prefix and worktree folders all carry it, so two instances never share work."""
+    value = env_str("GOALPOST_INSTANCE").lower()
+    if value:
+        if not INSTANCE_PATTERN.fullmatch(value):
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                "GOALPOST_INSTANCE: 1-32 of a-z, 0-9, '-' and '_', starting with a letter or digit."
+            )
+        return value
+    name = str(database.get("NAME") or "")
+    if database["ENGINE"] == "django.db.backends.sqlite3" and name and name != ":memory:":
+        name = str(Path(name).expanduser().resolve())
+    identity = "|".join([database["ENGINE"], str(database.get("HOST") or ""), str(database.get("PORT") or ""), name])
+    return hashlib.sha256(identity.encode()).hexdigest()[:10]
+
+
+GOALPOST_INSTANCE = instance_from_env(DATABASES["default"])
+# The keys Goalpost itself writes in Redis (which workers and beats are alive) start with this.
+GOALPOST_REDIS_PREFIX = f"goalpost-{GOALPOST_INSTANCE}:"
+# Set by `make run`'s launcher for its children: the JSON file where it says which of them are up.
+GOALPOST_LAUNCHER_STATUS = env_str("GOALPOST_LAUNCHER_STATUS")
+
 
 def redis_url_from_env() -> str:
     return env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -195,7 +226,7 @@ CHANNEL_LAYERS = {
                     "retry_on_error": [RedisConnectionError],
                 }
             ],
-            "prefix": env_str("GOALPOST_CHANNEL_PREFIX", "goalpost"),
+            "prefix": env_str("GOALPOST_CHANNEL_PREFIX", f"goalpost-{GOALPOST_INSTANCE}"),
         },
     }
 }
@@ -207,7 +238,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 60 * 60)}
+# Every key kombu writes (queues, unacked messages, the control and event channels) starts with the instance.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 60 * 60),
+    "global_keyprefix": GOALPOST_REDIS_PREFIX,
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "goals.tasks.record_worker_heartbeat", "schedule": 15.0},
@@ -218,7 +253,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "find-stalled-goals": {"task": "goals.tasks.find_stalled_goals", "schedule": 60.0},
 }
-CELERY_TASK_DEFAULT_QUEUE = env_str("GOALPOST_CELERY_QUEUE", "goalpost")
+CELERY_TASK_DEFAULT_QUEUE = env_str("GOALPOST_CELERY_QUEUE", f"goalpost-{GOALPOST_INSTANCE}")
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY = False
 

@@ -96,6 +96,7 @@ def workspace_for(goal: Goal) -> Workspace:
         git_root=root.parent / "gitdirs",
         mirror_dir=root.parent / "repos" / repository.mirror_name,
         owner=sandbox_owner(),
+        instance=settings.GOALPOST_INSTANCE,
     )
 
 
@@ -103,8 +104,9 @@ def agent_home(goal: Goal) -> Path:
     """The goal's private folder for its agent's own state (Codex's CODEX_HOME, with the provider's config):
     beside the worktrees, never inside one, owned by the sandbox user and closed to everyone else. The folder
     above it is the worker's, so the agent can replace what is inside its home but never the home itself."""
-    root = worktree_root().parent / "agent-homes"
+    root = worktree_root().parent / "agent-homes" / settings.GOALPOST_INSTANCE
     root.mkdir(mode=0o711, parents=True, exist_ok=True)
+    root.chmod(0o711)
     home = root / f"goal-{goal.pk}"
     with contextlib.suppress(FileExistsError):
         home.mkdir(mode=0o700)

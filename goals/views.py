@@ -1,3 +1,5 @@
+import os
+
 import redis
 from django.conf import settings
 from django.contrib import messages
@@ -12,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals.models import ApprovalRequest
+from config import liveness
 from goals import charts, lint, loop, sandbox
 from goals.forms import GoalForm, contract_from_data
 from goals.models import Goal, GoalNotReady, GoalStatus, WorkerHeartbeat, command_checks
@@ -356,15 +359,22 @@ def new_row(request: HttpRequest, field: str) -> HttpResponse:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database, Redis and the newest worker heartbeat: 200 when all are up, 503 otherwise."""
-    checks = {"database": _check_database(), "redis": _check_redis()}
+    """Each part of Goalpost: web (this answer), database, Redis, worker (a fresh heartbeat in the database and
+    a worker alive now), beat. 200 and "ok" when all are up; 503 otherwise, "degraded" while the web still
+    serves (database and Redis up) and "unhealthy" when it cannot. `down` names what is down."""
+    children = liveness.launcher_children()
+    checks = {"web": {"ok": True, "pid": os.getpid()}, "database": _check_database(), "redis": _check_redis()}
     checks["worker"] = (
-        _check_worker() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
+        _check_worker(children, redis_up=checks["redis"]["ok"])
+        if checks["database"]["ok"]
+        else {"ok": False, "error": "database down"}
     )
-    healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503
+    checks["beat"] = (
+        liveness.component_state("beat", children) if checks["redis"]["ok"] else {"ok": False, "error": "Redis down"}
     )
+    down = [name for name, check in checks.items() if not check["ok"]]
+    status = "ok" if not down else "unhealthy" if {"database", "redis"} & set(down) else "degraded"
+    return JsonResponse({"status": status, "down": down, **checks}, status=200 if not down else 503)
 
 
 def _check_database() -> dict:
@@ -388,7 +398,8 @@ def _check_redis() -> dict:
         client.close()
 
 
-def _check_worker() -> dict:
+def _check_worker(children: dict | None, redis_up: bool) -> dict:
+    """The newest heartbeat in the database (a worker took a task off the queue lately) and a worker alive now."""
     newest = WorkerHeartbeat.objects.order_by("-seen_at").first()
     if newest is None:
         return {"ok": False, "error": "no worker has reported yet", "last_heartbeat": None}
@@ -402,4 +413,12 @@ def _check_worker() -> dict:
     }
     if not ok:
         result["error"] = f"last heartbeat {round(age)} s ago"
+    if not redis_up:
+        return {**result, "ok": False, "error": "Redis down", "alive": []}
+    now = liveness.component_state("worker", children)
+    result["alive"] = now["alive"]
+    if "launcher" in now:
+        result["launcher"] = now["launcher"]
+    if ok and not now["ok"]:
+        result.update(ok=False, error=now["error"])
     return result

@@ -16,6 +16,7 @@ git never trusts anything the agent could have written:
 """
 
 import contextlib
+import logging
 import os
 import re
 import shlex
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GIT_TIMEOUT_S = 10
+log = logging.getLogger(__name__)
 
 
 class RepositoryError(ValueError):
@@ -379,6 +381,54 @@ def _as_owner(path: Path, program: str) -> str:
     )
 
 
+def _is_real_folder(info: os.stat_result) -> bool:
+    return stat.S_ISDIR(info.st_mode)
+
+
+def _lstat_in(folder: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _aside_name(name: str) -> str:
+    return f"{name}.stale-{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
+
+
+def move_aside(folder: int, name: str, why: str) -> str:
+    """Rename ``name`` in the open ``folder`` to ``<name>.stale-<time>`` beside it, whatever it is (a link
+    is moved itself, never what it points to). Returns the new name."""
+    aside = _aside_name(name)
+    os.rename(name, aside, src_dir_fd=folder, dst_dir_fd=folder)
+    log.warning("moved %s aside to %s: %s", name, aside, why)
+    return aside
+
+
+@contextlib.contextmanager
+def real_folder(base: Path, *names: str, mode: int = 0o755) -> Iterator[int]:
+    """An open descriptor of ``base/names…``, made where missing. ``base`` is Goalpost's own (from settings);
+    below it nothing is followed: a component that is a link or a file is moved aside and a folder made in
+    its place, so no link planted there can steer a rename or a write outside."""
+    base.mkdir(parents=True, exist_ok=True)
+    current = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            info = _lstat_in(current, name)
+            if info is not None and not _is_real_folder(info):
+                move_aside(current, name, "not a folder")
+                info = None
+            if info is None:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, mode, dir_fd=current)
+            below = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
+            os.close(current)
+            current = below
+        yield current
+    finally:
+        os.close(current)
+
+
 class Mirror:
     """Goalpost's own bare copy of a registered repository (``var/repos/<id>.git``): cloned once, fetched
     before a goal starts. Goals take their objects from it; nothing but the worker ever writes it."""
@@ -448,12 +498,13 @@ class Mirror:
 
 
 class Workspace:
-    """One goal's checkout: its own git directory (``<git_root>/goal-<id>.git``, root-owned, objects borrowed
-    from the mirror) and a worktree (``<root>/goal-<id>``, owned by the sandbox user, no ``.git`` inside), on
-    the branch ``goalpost/<goal id>``.
+    """One goal's checkout: its own git directory (``<git_root>/<instance>/goal-<id>.git``, root-owned, objects
+    borrowed from the mirror) and a worktree (``<root>/<instance>/goal-<id>``, owned by the sandbox user, no
+    ``.git`` inside), on the branch ``goalpost/<goal id>``. Without ``instance`` the folders sit in the roots.
 
-    ``source`` is the registered repository (a path or a URL); ``mirror_dir`` where its mirror lives (default:
-    ``<root>/../repos/<name>.git``); ``owner`` the (uid, gid) the worktree's files belong to (the sandbox user).
+    ``source`` is the registered repository (a path or a URL); ``instance`` the Goalpost the goal belongs to
+    (settings.GOALPOST_INSTANCE: two databases never share a folder); ``mirror_dir`` where its mirror lives
+    (default: ``<root>/../repos/<name>.git``); ``owner`` the (uid, gid) the worktree's files belong to.
     """
 
     def __init__(
@@ -466,13 +517,19 @@ class Workspace:
         mirror_dir: str | Path | None = None,
         git_root: str | Path | None = None,
         owner: tuple[int, int] | None = None,
+        instance: str = "",
     ):
         self.source = str(source)
         self.goal_id = int(goal_id)
         self.base_branch = base_branch
         root = Path(root).expanduser().absolute()
-        self.path = root / f"goal-{self.goal_id}"
-        self.git_dir = Path(git_root or root.parent / "gitdirs").absolute() / f"goal-{self.goal_id}.git"
+        git_root = Path(git_root or root.parent / "gitdirs").absolute()
+        self.roots = (root, git_root)
+        self.between = (instance,) if instance else ()
+        self.path = root.joinpath(*self.between, f"goal-{self.goal_id}")
+        self.git_dir = git_root.joinpath(*self.between, f"goal-{self.goal_id}.git")
+        # Where checkouts were made before goals had an instance: taken over when they come from the same mirror.
+        self.legacy = (root / self.path.name, git_root / self.git_dir.name) if instance else None
         default_mirror = root.parent / "repos" / (re.sub(r"[^\w.-]+", "_", self.source).strip("_")[-80:] + ".git")
         self.mirror = Mirror(self.source, mirror_dir or default_mirror)
         self.branch = f"goalpost/{self.goal_id}"
@@ -527,20 +584,39 @@ class Workspace:
     def ensure(self) -> None:
         """Make the checkout ready: mirror cloned (and fetched when the goal starts), the goal's git directory
         on its branch, the worktree checked out and owned by the sandbox user. A worktree folder left over
-        from something else is moved aside, never used. The user's repository is only read."""
+        from something else (another repository's, a link, a file) is moved aside, never used. The user's
+        repository is only read."""
+        with real_folder(self.roots[1], *self.between, mode=TRAVERSE_ONLY) as gitdirs:
+            if not (self.git_dir / "HEAD").is_file():
+                self._take_over_legacy()
+            info = _lstat_in(gitdirs, self.git_dir.name)
+            if info is not None and not (_is_real_folder(info) and self._git_dir_is_ours()):
+                move_aside(gitdirs, self.git_dir.name, f"not goal {self.goal_id}'s checkout of {self.source}")
+                self._worktree_aside("its git directory was another's")
         if not (self.git_dir / "HEAD").is_file():
             self._create_git_dir()
         head = self._git("symbolic-ref", "--quiet", "HEAD", check=False).stdout.strip()
         if head != f"refs/heads/{self.branch}":
             raise WorkspaceError(f"The goal's checkout is on {head or 'a detached HEAD'}, not on {self.branch}.")
-        if self.path.is_dir() and self._is_stale():
-            self._move_aside()
-        if not self.path.is_dir():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.path.parent, TRAVERSE_ONLY)
-            self.path.mkdir(mode=0o755)
-            self._tree("checkout", "--quiet", "--force", self.branch)
-            _give_to(self.path, self.owner)
+        with real_folder(self.roots[0], *self.between, mode=TRAVERSE_ONLY) as folder:
+            os.chmod(folder, TRAVERSE_ONLY)
+            info = _lstat_in(folder, self.path.name)
+            if info is not None and (not _is_real_folder(info) or self._is_stale()):
+                move_aside(folder, self.path.name, f"not goal {self.goal_id}'s worktree")
+                info = None
+            if info is None:
+                os.mkdir(self.path.name, 0o755, dir_fd=folder)
+                self._tree("checkout", "--quiet", "--force", self.branch)
+                _give_to(self.path, self.owner)
+
+    def _git_dir_is_ours(self) -> bool:
+        """A git directory made for this goal from this repository's mirror (not another database's goal of the
+        same number, nor a folder made by hand)."""
+        try:
+            alternates = (self.git_dir / "objects" / "info" / "alternates").read_text().split()
+        except OSError:
+            return False
+        return (self.git_dir / "HEAD").is_file() and alternates == [str(self.mirror.objects)]
 
     def _is_stale(self) -> bool:
         """A worktree folder whose files do not come from this goal's checkout (another database's goal of the
@@ -548,9 +624,28 @@ class Workspace:
         index = self.git_dir / "index"
         return not index.is_file() and any(self.path.iterdir())
 
-    def _move_aside(self) -> None:
-        aside = self.path.with_name(f"{self.path.name}.stale-{int(time.time())}")
-        self.path.rename(aside)
+    def _worktree_aside(self, why: str) -> None:
+        with real_folder(self.roots[0], *self.between, mode=TRAVERSE_ONLY) as folder:
+            if _lstat_in(folder, self.path.name) is not None:
+                move_aside(folder, self.path.name, why)
+
+    def _take_over_legacy(self) -> None:
+        """A checkout made before goals had an instance (``<root>/goal-<id>``) goes on in the new place when it
+        was made from this repository's mirror; anything else there is left alone."""
+        if self.legacy is None:
+            return
+        old_tree, old_git = self.legacy
+        if old_git.is_symlink() or not (old_git / "HEAD").is_file():
+            return
+        alternates = old_git / "objects" / "info" / "alternates"
+        if not alternates.is_file() or alternates.read_text().split() != [str(self.mirror.objects)]:
+            return
+        old_git.rename(self.git_dir)
+        with real_folder(self.roots[0]) as before, real_folder(self.roots[0], *self.between, mode=TRAVERSE_ONLY) as now:
+            info = _lstat_in(before, old_tree.name)
+            if info is not None and _is_real_folder(info) and _lstat_in(now, self.path.name) is None:
+                os.rename(old_tree.name, self.path.name, src_dir_fd=before, dst_dir_fd=now)
+        log.info("goal %s's checkout moved from %s to %s", self.goal_id, old_git, self.git_dir)
 
     def _create_git_dir(self) -> None:
         try:
@@ -576,8 +671,7 @@ class Workspace:
             run_git([f"--git-dir={made}", "update-ref", f"refs/heads/{self.branch}", tip])
             run_git([f"--git-dir={made}", "symbolic-ref", "HEAD", f"refs/heads/{self.branch}"])
             made.rename(self.git_dir)
-        if self.path.exists():
-            self._move_aside()
+        self._worktree_aside("made before the goal's new git directory")
 
     def _mirror_tip(self, branch: str) -> str:
         ref = f"refs/heads/{branch}^{{commit}}"

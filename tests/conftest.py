@@ -28,9 +28,13 @@ from tests.support.fakes import CODEX_APP_SERVER
 from tests.support.processes import collect_static, running_daphne
 from tests.support.stack import PrivateRedis, Stack
 
+TEST_INSTANCE = f"tests-{os.getpid()}"
 TEST_QUEUE = f"goalpost-tests-{os.getpid()}"
 TEST_CHANNEL_PREFIX = f"goalpost-tests-{os.getpid()}"
-# Processes a test starts (daphne, celery workers) inherit these.
+TEST_BROKER_KEY_PREFIX = f"goalpost-{TEST_INSTANCE}:"
+# Processes a test starts (daphne, celery workers) inherit these: they run on the test database, whose identity
+# differs from the one this process's settings were derived from, so the instance is named, not derived.
+os.environ["GOALPOST_INSTANCE"] = TEST_INSTANCE
 os.environ["GOALPOST_CELERY_QUEUE"] = TEST_QUEUE
 os.environ["GOALPOST_CHANNEL_PREFIX"] = TEST_CHANNEL_PREFIX
 
@@ -41,7 +45,12 @@ os.environ["GOALPOST_CHANNEL_PREFIX"] = TEST_CHANNEL_PREFIX
 @pytest.fixture(autouse=True)
 def private_redis_names(settings):
     """Tasks and websocket events of this test run stay apart from `make run` and from other runs on this Redis."""
+    settings.GOALPOST_INSTANCE = TEST_INSTANCE
+    settings.GOALPOST_REDIS_PREFIX = TEST_BROKER_KEY_PREFIX
     settings.CELERY_TASK_DEFAULT_QUEUE = TEST_QUEUE
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": TEST_BROKER_KEY_PREFIX
+    }
     layer = settings.CHANNEL_LAYERS["default"]
     settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "prefix": TEST_CHANNEL_PREFIX}}}
 
@@ -54,7 +63,7 @@ def drop_test_queue():
 
     client = redis.Redis.from_url(django_settings.REDIS_URL, socket_connect_timeout=1)
     try:
-        client.delete(TEST_QUEUE)
+        client.delete(TEST_BROKER_KEY_PREFIX + TEST_QUEUE)
     except redis.RedisError:
         pass
     finally:

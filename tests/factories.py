@@ -434,9 +434,20 @@ def make_git_repo(path: Path, files: dict[str, str] | None = None, message: str 
 
 def goal_git_dir(goal_id: int):
     """The git directory of a goal's own checkout (its branch lives there until the done review pushes it)."""
+    from django.conf import settings
+
     from goals import loop
 
-    return loop.worktree_root().parent / "gitdirs" / f"goal-{goal_id}.git"
+    return loop.worktree_root().parent / "gitdirs" / settings.GOALPOST_INSTANCE / f"goal-{goal_id}.git"
+
+
+def goal_worktree(goal_id: int):
+    """The worktree of a goal's own checkout, where its agent works."""
+    from django.conf import settings
+
+    from goals import loop
+
+    return loop.worktree_root() / settings.GOALPOST_INSTANCE / f"goal-{goal_id}"
 
 
 # --- the database, as other processes see it --------------------------------------------------------------------------

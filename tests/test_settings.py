@@ -2,8 +2,9 @@ import os
 import secrets
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
-from config.settings import celery_broker_url
+from config.settings import INSTANCE_PATTERN, celery_broker_url, instance_from_env
 from tests.support.processes import run_python
 
 SHOW_SETTINGS = """
@@ -110,3 +111,38 @@ def test_migrations_apply_forwards_and_backwards_on_postgresql(tmp_path):
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def sqlite(name: str) -> dict:
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": name}
+
+
+def postgres(name: str, host: str = "127.0.0.1", port: str = "5432") -> dict:
+    return {"ENGINE": "django.db.backends.postgresql", "NAME": name, "HOST": host, "PORT": port}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        pytest.param(sqlite("/srv/a.sqlite3"), sqlite("/srv/b.sqlite3"), False, id="two-sqlite-files"),
+        pytest.param(sqlite("/srv/a.sqlite3"), sqlite("/srv/../srv/a.sqlite3"), True, id="one-file-two-spellings"),
+        pytest.param(postgres("goalpost"), postgres("goalpost_2"), False, id="two-postgres-databases"),
+        pytest.param(postgres("goalpost"), postgres("goalpost", host="db.internal"), False, id="two-postgres-hosts"),
+        pytest.param(postgres("goalpost"), postgres("goalpost", port="5433"), False, id="two-postgres-ports"),
+        pytest.param(postgres("goalpost"), postgres("goalpost"), True, id="one-database"),
+    ],
+)
+def test_the_instance_follows_the_database(monkeypatch, first, second, same):
+    monkeypatch.delenv("GOALPOST_INSTANCE", raising=False)
+    names = instance_from_env(first), instance_from_env(second)
+    assert (names[0] == names[1]) is same
+    assert all(INSTANCE_PATTERN.fullmatch(name) for name in names)
+
+
+def test_goalpost_instance_names_it_and_must_be_safe_for_keys_and_paths(monkeypatch):
+    monkeypatch.setenv("GOALPOST_INSTANCE", "Staging-2")
+    assert instance_from_env(sqlite("/srv/a.sqlite3")) == "staging-2"
+    for bad in ("../up", "a b", "a:b", "x" * 33, "-lead"):
+        monkeypatch.setenv("GOALPOST_INSTANCE", bad)
+        with pytest.raises(ImproperlyConfigured):
+            instance_from_env(sqlite("/srv/a.sqlite3"))

@@ -128,7 +128,7 @@ def goal_throughput(run: Run) -> list[Figure]:
     elapsed = time.monotonic() - started
     expected = goals_n * (steps_n + 1)
     done = Step.objects.filter(goal__in=goals).count()
-    gitdirs = run.scratch / "gitdirs"
+    gitdirs = run.scratch / "gitdirs" / settings.GOALPOST_INSTANCE
     commits = sum(len(run_git(gitdirs / f"goal-{pk}.git", "rev-list", f"goalpost/{pk}", "^main").split())
                   for pk in pks if Step.objects.filter(goal_id=pk).exists())
     return [

@@ -71,7 +71,7 @@ class Workers:
 
         client = redis.Redis.from_url(settings.REDIS_URL)
         try:
-            client.delete(self.queue)
+            client.delete(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "") + self.queue)
         finally:
             client.close()
 

@@ -12,12 +12,11 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from goals import sandbox
 from goals.models import AgentProfile, Goal, GoalStatus, StepStatus
-from tests.factories import registered_repository
+from tests.factories import goal_worktree, registered_repository
 from tests.support.fakes.anthropic_api import FakeAnthropicAPI, Turn, Usage, error, text, tool_use
 from tests.support.sandbox import folder_outside_tmp, require_sandbox
 
@@ -85,7 +84,7 @@ def run_one_step(goal: Goal):
 
 
 def worktree_of(goal: Goal) -> Path:
-    return Path(django_settings.GOALPOST_WORKTREE_ROOT) / f"goal-{goal.pk}"
+    return goal_worktree(goal.pk)
 
 
 def test_a_step_that_writes_a_file_passes_with_the_real_diff(owner, git_repo, claude_in_reach, api):

@@ -75,5 +75,5 @@ def test_a_worker_killed_mid_step_loses_no_step_and_runs_none_twice(owner, shop_
     assert [s["number"] for s in steps] == [1, 2, 3, 4]
     assert steps[0]["attempts"] == 2
     assert [s["status"] for s in steps] == ["passed", "passed", "passed", "waiting"]
-    subjects = run_git(tmp_path / "gitdirs" / f"goal-{goal.pk}.git", "log", "--format=%s", f"goalpost/{goal.pk}", "^main").splitlines()
+    subjects = run_git(tmp_path / "gitdirs" / settings.GOALPOST_INSTANCE / f"goal-{goal.pk}.git", "log", "--format=%s", f"goalpost/{goal.pk}", "^main").splitlines()
     assert [s.split(":")[0] for s in subjects] == ["Step 4", "Step 3", "Step 2", "Step 1"]

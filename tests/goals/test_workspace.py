@@ -15,7 +15,7 @@ from goals.workspace import (
     check_repository,
     planted_files,
 )
-from tests.factories import GIT_ENV, run_git
+from tests.factories import GIT_ENV, make_git_repo, run_git
 
 
 def wgit(workspace: Workspace, *args: str) -> str:
@@ -635,3 +635,78 @@ def test_a_repository_given_by_url_is_cloned_fetched_and_pushed_to(git_repo, tmp
     assert workspace.publish() == f"Pushed goalpost/{GOAL_ID} ({step.sha[:12]}) to {url}."
     assert run_git(git_repo, "rev-parse", f"goalpost/{GOAL_ID}").strip() == step.sha
     assert workspace.checkout_hint() == f"git fetch {url} goalpost/{GOAL_ID} && git log -p FETCH_HEAD"
+
+
+# --- instances: two databases, one var/ --------------------------------------------------------------------------
+
+
+def test_two_instances_give_the_same_goal_number_folders_of_their_own(git_repo, tmp_path):
+    other_repo = make_git_repo(tmp_path / "other", {"other.py": "OTHER = 1\n"})
+    first = Workspace(git_repo, 1, "main", tmp_path / "worktrees", instance="first")
+    second = Workspace(other_repo, 1, "main", tmp_path / "worktrees", instance="second")
+    first.ensure()
+    second.ensure()
+
+    assert first.path == tmp_path / "worktrees" / "first" / "goal-1"
+    assert second.git_dir == tmp_path / "gitdirs" / "second" / "goal-1.git"
+    assert sorted(p.name for p in first.path.iterdir()) == ["app.py"]
+    assert sorted(p.name for p in second.path.iterdir()) == ["other.py"]
+
+
+def test_another_repositorys_checkout_in_the_goals_place_is_moved_aside_and_a_fresh_one_made(git_repo, tmp_path):
+    """What switching DATABASE_URL used to leave: goal 1 of the other database, of another repository."""
+    other_repo = make_git_repo(tmp_path / "other", {"other.py": "OTHER = 1\n"})
+    Workspace(other_repo, 1, "main", tmp_path / "worktrees", instance="shared", mirror_dir=tmp_path / "m1").ensure()
+    workspace = Workspace(git_repo, 1, "main", tmp_path / "worktrees", instance="shared", mirror_dir=tmp_path / "m2")
+
+    workspace.ensure()
+    (workspace.path / "app.py").write_text("changed\n")
+    step = workspace.commit_step(1, "Change the app")
+
+    assert step.paths == ("app.py",)
+    assert sorted(p.name for p in workspace.path.iterdir()) == ["app.py"]
+    aside = sorted(p.name.split(".stale-")[0] for p in workspace.path.parent.iterdir() if ".stale-" in p.name)
+    assert aside == ["goal-1"]
+    git_aside = [p for p in workspace.git_dir.parent.iterdir() if ".stale-" in p.name]
+    assert len(git_aside) == 1 and (git_aside[0] / "HEAD").is_file()
+
+
+@pytest.mark.parametrize("planted", ["instance", "worktree"])
+def test_a_link_planted_in_the_worktree_path_steers_nothing_outside(git_repo, tmp_path, planted):
+    """A link where the instance's folder or the goal's worktree goes, pointing at a folder that holds a
+    `goal-1`: the link itself is moved aside, and nothing in the folder it points to is renamed or written."""
+    victim = tmp_path / "victim"
+    (victim / "goal-1").mkdir(parents=True)
+    (victim / "goal-1" / "precious.txt").write_text("keep me")
+    before = sorted(str(p.relative_to(victim)) for p in victim.rglob("*"))
+    workspace = Workspace(git_repo, 1, "main", tmp_path / "worktrees", instance="inst")
+    if planted == "instance":
+        (tmp_path / "worktrees").mkdir()
+        (tmp_path / "worktrees" / "inst").symlink_to(victim)
+    else:
+        workspace.path.parent.mkdir(parents=True)
+        workspace.path.symlink_to(victim / "goal-1")
+
+    workspace.ensure()
+
+    assert sorted(str(p.relative_to(victim)) for p in victim.rglob("*")) == before
+    assert (victim / "goal-1" / "precious.txt").read_text() == "keep me"
+    for part in (workspace.path.parent, workspace.path):
+        assert part.is_dir() and not part.is_symlink()
+    assert sorted(p.name for p in workspace.path.iterdir()) == ["app.py"]
+    links_aside = [p for p in workspace.path.parents[1 if planted == "instance" else 0].iterdir() if p.is_symlink()]
+    assert len(links_aside) == 1 and ".stale-" in links_aside[0].name
+
+
+def test_a_checkout_made_before_instances_goes_on_in_the_instances_folder(git_repo, tmp_path):
+    old = Workspace(git_repo, 1, "main", tmp_path / "worktrees", mirror_dir=tmp_path / "mirror.git")
+    old.ensure()
+    (old.path / "app.py").write_text("step one\n")
+    kept = old.commit_step(1, "Step one")
+
+    workspace = Workspace(git_repo, 1, "main", tmp_path / "worktrees", instance="inst", mirror_dir=tmp_path / "mirror.git")
+    workspace.ensure()
+
+    assert workspace.head() == kept.sha
+    assert (workspace.path / "app.py").read_text() == "step one\n"
+    assert not old.git_dir.exists() and not old.path.exists()

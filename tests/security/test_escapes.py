@@ -21,7 +21,7 @@ from django.core.management import call_command
 
 from goals import sandbox
 from goals.models import AgentProfile, Goal, GoalStatus, StepStatus
-from tests.factories import form_data, goal_git_dir, registered_repository, run_git
+from tests.factories import form_data, goal_git_dir, goal_worktree, registered_repository, run_git
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -275,7 +275,7 @@ def test_files_the_step_creates_belong_to_the_sandbox_user(owner, git_repo):
     step = goal.steps.get()
     assert step.status == StepStatus.PASSED
     assert f"+{who.uid}" in step.diff
-    worktree = Path(django_settings.GOALPOST_WORKTREE_ROOT) / f"goal-{goal.pk}"
+    worktree = goal_worktree(goal.pk)
     assert (worktree / "made.txt").stat().st_uid == who.uid
     assert subprocess.run(["stat", "-c", "%u", str(worktree / "whoami.txt")], capture_output=True, text=True,
                           check=True).stdout.strip() == str(who.uid)

@@ -107,11 +107,12 @@ class Stack:
     def log_of(self, process: subprocess.Popen) -> str:
         return self.logs[process.pid].read_text(errors="replace")[-4000:]
 
-    def worker(self, name: str) -> subprocess.Popen:
+    def worker(self, name: str, log_level: str = "warning") -> subprocess.Popen:
+        """A worker of one pool process; at ``log_level="info"`` its log names every task it ran."""
         return self._start(
             f"worker-{name}",
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue, "-c", "1",
-             "-n", f"{name}-{self.queue}@%h", "-l", "warning", "--without-gossip", "--without-mingle",
+             "-n", f"{name}-{self.queue}@%h", "-l", log_level, "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
         )
 
@@ -159,9 +160,17 @@ class Stack:
                 process.wait(timeout=5)
 
 
-def sender(redis_url: str) -> Celery:
-    """A celery app of the test's own that only sends, to the stack's Redis (the project's app stays as it is)."""
-    return Celery("goalpost-test-sender", broker=redis_url, set_as_current=False)
+def sender(redis_url: str, instance: str | None = None) -> Celery:
+    """A celery app of the test's own that only sends, to the stack's Redis (the project's app stays as it is),
+    under the broker keys of ``instance`` (default: the one the stack's processes inherit)."""
+    app = Celery("goalpost-test-sender", broker=redis_url, set_as_current=False)
+    app.conf.broker_transport_options = {"global_keyprefix": broker_key_prefix(instance)}
+    return app
+
+
+def broker_key_prefix(instance: str | None = None) -> str:
+    """kombu's global_keyprefix of an instance, as config/settings.py builds it."""
+    return f"goalpost-{instance or os.environ['GOALPOST_INSTANCE']}:"
 
 
 def queue_step(redis_url: str, queue: str, goal_id: int) -> None:
@@ -188,7 +197,7 @@ def step_asking_for_a_plan(index: int) -> dict:
 def branch_subjects(workdir: Path, goal_id: int) -> list[str]:
     """The goal branch's commit subjects, oldest first, read from the goal's own checkout under the stack's
     ``workdir``."""
-    out = run_git(workdir / "gitdirs" / f"goal-{goal_id}.git", "log", "--reverse", "--format=%s", f"goalpost/{goal_id}", "^main")
+    out = run_git(workdir / "gitdirs" / os.environ["GOALPOST_INSTANCE"] / f"goal-{goal_id}.git", "log", "--reverse", "--format=%s", f"goalpost/{goal_id}", "^main")
     return out.splitlines()
 
 

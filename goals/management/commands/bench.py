@@ -83,7 +83,9 @@ class Command(BaseCommand):
                 CHANNEL_LAYERS=layers, GOALPOST_WORKTREE_ROOT=Path(scratch) / "worktrees", STORAGES=self.storages()
             ):
                 env = {**os.environ, "DATABASE_URL": self.database_url(), "REDIS_URL": settings.REDIS_URL,
-                       "GOALPOST_CHANNEL_PREFIX": prefix, "GOALPOST_WORKTREE_ROOT": str(Path(scratch) / "worktrees")}
+                       "GOALPOST_CHANNEL_PREFIX": prefix, "GOALPOST_WORKTREE_ROOT": str(Path(scratch) / "worktrees"),
+                       # this process's broker keys: its workers run on the bench database, whose own name differs
+                       "GOALPOST_INSTANCE": settings.GOALPOST_INSTANCE}
                 run = Run(scratch=Path(scratch), quick=quick, env=env)
                 try:
                     for name in names:
