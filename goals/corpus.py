@@ -135,6 +135,21 @@ def load_labels(labels_dir: Path) -> tuple[list, list, list]:
     )
 
 
+def second_review(path: Path, commits: Sequence[DiffLabel]) -> list[Outcome]:
+    """A second reviewer's blind verdicts on a sample of the labelled commits, as outcomes against the labels: how
+    far two careful people agree is the ceiling any rule can be held to. Refuses a record for an unlabelled commit."""
+    by_commit = {(label.repo, label.key): label for label in commits}
+    outcomes = []
+    for number, record in _records(path):
+        where = f"{path.name}:{number}"
+        label = by_commit.get((record.get("repo"), record.get("sha")))
+        if label is None:
+            raise LabelError(f"{where}: {record.get('repo')} {record.get('sha')} is not a labelled commit")
+        _why(where, record)
+        outcomes.append(Outcome(label, _expected(where, record)))
+    return outcomes
+
+
 def load_commits(path: Path) -> list[DiffLabel]:
     """The labelled real commits; refuses a record with a missing field, a short sha or a hand-picked split."""
     labels, seen = [], set()

@@ -164,3 +164,17 @@ def test_base_files_must_name_config_files(tmp_path):
     (tmp_path / "labels.jsonl").write_text(json.dumps(record) + "\n")
     with pytest.raises(corpus.LabelError, match="base_files"):
         corpus.load_synthetic(tmp_path)
+
+
+def test_the_second_review_is_of_labelled_commits_and_rules_eval_reports_it():
+    commits = corpus.load_commits(LABELS / "corpus.jsonl")
+    second = corpus.second_review(LABELS / "second_review.jsonl", commits)
+    assert len(second) >= 80
+    assert "a second reviewer, blind, on" in run("rules_eval")
+
+
+def test_a_second_verdict_on_an_unlabelled_commit_is_refused(tmp_path):
+    record = {"repo": "o/n", "sha": "b" * 40, "why": "x", "gates": dict.fromkeys(corpus.DIFF_GATES, False)}
+    (tmp_path / "second_review.jsonl").write_text(json.dumps(record) + "\n")
+    with pytest.raises(corpus.LabelError, match="not a labelled commit"):
+        corpus.second_review(tmp_path / "second_review.jsonl", [])

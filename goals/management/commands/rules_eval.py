@@ -63,6 +63,11 @@ class Command(BaseCommand):
                 f"{len(absent)} of {len(commits)} labelled commits are not rebuilt in {cache}: run "
                 "`python manage.py rules_corpus rebuild --mirrors DIR` with the repositories fetched into DIR"
             )
+        second_path = labels_dir / "second_review.jsonl"
+        try:
+            second = corpus.second_review(second_path, commits) if second_path.is_file() else []
+        except (OSError, corpus.LabelError) as error:
+            raise CommandError(str(error)) from error
         sections = [
             ("real commits, all", real, corpus.DIFF_GATES, False),
             ("real commits, held-out third", real, corpus.DIFF_GATES, True),
@@ -70,6 +75,8 @@ class Command(BaseCommand):
             ("linter, all", linted, ("linter",), False),
             ("linter, held-out third", linted, ("linter",), True),
         ]
+        if second:
+            sections.append((f"a second reviewer, blind, on {len(second)} commits", second, corpus.DIFF_GATES, False))
         if options["json"]:
             data = {
                 "sections": [
