@@ -8,6 +8,7 @@ page; the token is sent in one header and never appears in a message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -113,6 +114,26 @@ def _created(forge: Forge, response: requests.Response, url_key: str, number_key
     return PullRequest(url=str(data[url_key]), number=int(data.get(number_key) or 0), existing=False)
 
 
+def _find_or_create(
+    forge: Forge,
+    find: Callable[[], PullRequest | None],
+    create: Callable[[], requests.Response],
+    url_key: str,
+    number_key: str,
+) -> PullRequest:
+    """The open pull request for the branch if there is one, else a new one; a creation that races another (the
+    forge says it already exists) finds the winner's."""
+    found = find()
+    if found:
+        return found
+    response = create()
+    if _already_exists(response):
+        found = find()
+        if found:
+            return found
+    return _created(forge, response, url_key, number_key)
+
+
 def _open_on_github(forge: Forge, session, head: str, base: str, title: str, body: str) -> PullRequest:
     path = f"/repos/{forge.project}/pulls"
     owner = forge.project.split("/", 1)[0]
@@ -125,15 +146,8 @@ def _open_on_github(forge: Forge, session, head: str, base: str, title: str, bod
         first = pulls[0] if isinstance(pulls, list) and pulls else None
         return PullRequest(str(first["html_url"]), int(first["number"]), existing=True) if first else None
 
-    found = find()
-    if found:
-        return found
-    response = forge._call(session, "POST", path, json={"title": title, "head": head, "base": base, "body": body})
-    if _already_exists(response):
-        found = find()
-        if found:
-            return found
-    return _created(forge, response, "html_url", "number")
+    fields = {"title": title, "head": head, "base": base, "body": body}
+    return _find_or_create(forge, find, lambda: forge._call(session, "POST", path, json=fields), "html_url", "number")
 
 
 def _open_on_gitlab(forge: Forge, session, head: str, base: str, title: str, body: str) -> PullRequest:
@@ -148,16 +162,8 @@ def _open_on_gitlab(forge: Forge, session, head: str, base: str, title: str, bod
         first = merge_requests[0] if isinstance(merge_requests, list) and merge_requests else None
         return PullRequest(str(first["web_url"]), int(first["iid"]), existing=True) if first else None
 
-    found = find()
-    if found:
-        return found
     fields = {"source_branch": head, "target_branch": base, "title": title, "description": body}
-    response = forge._call(session, "POST", path, json=fields)
-    if _already_exists(response):
-        found = find()
-        if found:
-            return found
-    return _created(forge, response, "web_url", "iid")
+    return _find_or_create(forge, find, lambda: forge._call(session, "POST", path, json=fields), "web_url", "iid")
 
 
 def _open_on_gitea(forge: Forge, session, head: str, base: str, title: str, body: str) -> PullRequest:
@@ -177,15 +183,8 @@ def _open_on_gitea(forge: Forge, session, head: str, base: str, title: str, body
                 return PullRequest(str(pull["html_url"]), int(pull["number"]), existing=True)
         return None
 
-    found = find()
-    if found:
-        return found
-    response = forge._call(session, "POST", path, json={"title": title, "head": head, "base": base, "body": body})
-    if _already_exists(response):
-        found = find()
-        if found:
-            return found
-    return _created(forge, response, "html_url", "number")
+    fields = {"title": title, "head": head, "base": base, "body": body}
+    return _find_or_create(forge, find, lambda: forge._call(session, "POST", path, json=fields), "html_url", "number")
 
 
 OPENERS = {"github": _open_on_github, "gitlab": _open_on_gitlab, "gitea": _open_on_gitea}
