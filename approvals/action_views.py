@@ -1,7 +1,5 @@
 """The endpoint behind a notification's Approve and Reject buttons: the service worker posts the button's token."""
 
-import json
-
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
 from django.http import HttpRequest, JsonResponse
@@ -11,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from approvals import push
 from approvals.models import ActionToken, DecisionRefused, RequestStatus
+from config.bodies import Unreadable, request_json
 
 REFUSAL_STATUS = {"not_allowed": 403, "invalid": 400}
 
@@ -21,15 +20,17 @@ REFUSAL_STATUS = {"not_allowed": 403, "invalid": 400}
 def push_action(request: HttpRequest) -> JsonResponse:
     """Decide a request from a notification button, exactly once per token.
 
-    200 {"ok": true, "status": …}; 400 malformed; 403 a token this site did not sign, or someone else's;
+    200 {"ok": true, "status": …}; 400 malformed; 413 too large; 403 a token this site did not sign, or someone else's;
     410 a token used or expired; 409 the request was settled already (the message says by whom).
     """
     try:
-        body = json.loads(request.body)
-        token = body["token"]
-        if not isinstance(token, str):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
+        body = request_json(request)
+    except Unreadable as error:
+        if error.status == 413:
+            return _refuse(413, "too_large", error.reason)
+        return _refuse(400, "malformed", f'Send JSON: {{"token": "…"}}. {error.reason}')
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str):
         return _refuse(400, "malformed", 'Send JSON: {"token": "…"}.')
     try:
         nonce = push.action_token_nonce(token)

@@ -28,6 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals.models import NotificationSettings, PushSubscription
+from config.bodies import Unreadable, request_json
 
 THEME_COLOR = "#1f5f8b"
 BACKGROUND_COLOR = "#f6f7f9"
@@ -182,9 +183,9 @@ def _json_error(reason: str, status: int = 400) -> JsonResponse:
 def push_subscribe(request: HttpRequest) -> JsonResponse:
     """Save this browser's push subscription for the signed-in person (a browser subscribed before moves over)."""
     try:
-        fields = clean_subscription(json.loads(request.body or b"null"))
-    except json.JSONDecodeError:
-        return _json_error("Send the subscription as JSON.")
+        fields = clean_subscription(request_json(request))
+    except Unreadable as error:
+        return _json_error(f"Send the subscription as JSON: {error.reason}", status=error.status)
     except BadSubscription as error:
         return _json_error(str(error))
     user_agent = request.headers.get("User-Agent", "")
@@ -199,12 +200,10 @@ def push_subscribe(request: HttpRequest) -> JsonResponse:
 
 
 def _own_subscription(request: HttpRequest) -> PushSubscription | None:
-    """The person's own device, named by id (a form) or by endpoint (this browser's JSON); None for anyone else's."""
+    """The person's own device, named by id (a form) or by endpoint (this browser's JSON); None for anyone else's.
+    Unreadable for JSON it cannot read."""
     if request.content_type == "application/json":
-        try:
-            body = json.loads(request.body or b"null")
-        except json.JSONDecodeError:
-            return None
+        body = request_json(request)
         endpoint = body.get("endpoint") if isinstance(body, dict) else None
         lookup = {"endpoint": endpoint} if isinstance(endpoint, str) else None
     else:
@@ -235,7 +234,10 @@ def _device_answer(request: HttpRequest, message: str, *, ok: bool = True) -> Ht
 
 @require_POST
 def push_unsubscribe(request: HttpRequest) -> HttpResponse:
-    subscription = _own_subscription(request)
+    try:
+        subscription = _own_subscription(request)
+    except Unreadable as error:
+        return _json_error(error.reason, status=error.status)
     if subscription is None:
         return _no_such_device(request)
     name = str(subscription)
@@ -246,7 +248,10 @@ def push_unsubscribe(request: HttpRequest) -> HttpResponse:
 @require_POST
 def push_test(request: HttpRequest) -> HttpResponse:
     """Queue a test notification to one of the person's devices (the push worker sends it)."""
-    subscription = _own_subscription(request)
+    try:
+        subscription = _own_subscription(request)
+    except Unreadable as error:
+        return _json_error(error.reason, status=error.status)
     if subscription is None:
         return _no_such_device(request)
     try:

@@ -119,6 +119,9 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W003"]
+# Every body, a form's or the API's, is at most 1 MB (config.bodies.MAX_BODY_BYTES, the limit goalpost_client trims
+# to); more answers 413 with a JSON reason (config.bodies.bad_request), Claude Code's hook a deny.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from approvals import views as approval_views
+from config import bodies
 from config.api import api_urlpatterns, build_api
 from gateway.api import router as gateway_api
 from goals import views as goal_views
@@ -38,3 +39,6 @@ urlpatterns = [
     path("api/v1/", include(api_urlpatterns(api))),
     path("admin/", admin.site.urls),
 ]
+
+# A body over DATA_UPLOAD_MAX_MEMORY_SIZE, wherever Django reads it (a view, the CSRF check), is a 413, not a 400.
+handler400 = bodies.bad_request

@@ -34,6 +34,7 @@ from ninja.responses import Status
 from ninja.security.base import AuthBase
 
 from config.api import SignedIn, json_object, refusals
+from config.bodies import Unreadable, request_json
 from gateway import calls as gateway
 from gateway import changes, schemas
 from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings, RuleKind, TokenRefused, WhenUnanswered
@@ -567,6 +568,10 @@ TIMELINE_EVENTS = {
 }
 
 
+HOOK_TOO_LARGE = "input too large"
+HOOK_FAILED = "Goalpost could not judge this call (a server error): try it again."
+
+
 def hook_answer(decision: str, reason: str, *, stop: bool = False) -> dict:
     """Claude Code's PreToolUse output; `continue: false` stops the agent when the goal no longer runs."""
     answer: dict = {
@@ -590,15 +595,25 @@ def hook_refusal(reason: str, event: str) -> dict:
 
 
 def refusals_as_hook_answers(run: Callable) -> Callable:
-    """Turn the API's refusals of the hook (401, 403, 400, 413: `{"error": reason}`) into a 200 that Claude Code
-    obeys: it lets the tool call through on any answer but a 2xx."""
+    """Turn every failure of the hook into a 200 that Claude Code obeys, since it lets the tool call through on any
+    answer but a 2xx: the API's refusals (401, 403, 400, 413: `{"error": reason}`; a body too large is exactly
+    "input too large") and any error of the server itself."""
 
     @wraps(run)
     async def answered(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = await run(request, *args, **kwargs)
-        if not 400 <= response.status_code < 500:
+        try:
+            response = await run(request, *args, **kwargs)
+        except Exception:
+            log.exception("Claude Code's hook failed; answered with a deny")
+            return JsonResponse(hook_refusal(HOOK_FAILED, hook_event(request)))
+        if response.status_code < 400:
             return response
-        reason = json.loads(response.content).get("error") or "Goalpost refused this call."
+        if response.status_code == 413:
+            reason = HOOK_TOO_LARGE
+        elif response.status_code < 500:
+            reason = json.loads(response.content).get("error") or "Goalpost refused this call."
+        else:
+            reason = HOOK_FAILED
         return JsonResponse(hook_refusal(reason, hook_event(request)))
 
     return answered
@@ -607,8 +622,8 @@ def refusals_as_hook_answers(run: Callable) -> Callable:
 def hook_event(request: HttpRequest) -> str:
     """The hook event a body names, if it can be read at all."""
     try:
-        body = json.loads(request.body)
-    except Exception:  # too large to read, malformed: a tool call is the safe guess
+        body = request_json(request)
+    except Unreadable:  # too large to read, malformed: a tool call is the safe guess
         return ""
     event = body.get("hook_event_name") if isinstance(body, dict) else None
     return event if isinstance(event, str) else ""

@@ -1,7 +1,12 @@
 from django import forms
 from django.contrib import admin
+from django.db import models
 
+from goals.forms import JsonInput
 from goals.models import AgentProfile, Goal, GoalEvent, Repository, WorkerHeartbeat
+
+# Typed JSON is read by config.bodies: nested too deep or holding NUL, it is a field error, not a server error.
+JSON_INPUT = {models.JSONField: {"form_class": JsonInput}}
 
 
 class GoalEventInline(admin.TabularInline):
@@ -20,6 +25,7 @@ class GoalAdmin(admin.ModelAdmin):
     filter_horizontal = ("approvers",)
     raw_id_fields = ("owner",)
     inlines = [GoalEventInline]
+    formfield_overrides = JSON_INPUT
 
 
 class WriteOnlySecretForm(forms.ModelForm):
@@ -86,6 +92,7 @@ class AgentProfileForm(WriteOnlySecretForm):
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
     form = RepositoryForm
+    formfield_overrides = JSON_INPUT
     list_display = ("name", "source", "enabled", "forge", "token_set", "created_at")
     list_filter = ("enabled", "forge")
     search_fields = ("name", "source")
@@ -99,6 +106,7 @@ class RepositoryAdmin(admin.ModelAdmin):
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin):
     form = AgentProfileForm
+    formfield_overrides = JSON_INPUT
     list_display = ("name", "adapter", "preset", "enabled", "run_unsandboxed", "key_set", "created_at")
     list_filter = ("enabled", "adapter", "run_unsandboxed")
     search_fields = ("name",)

@@ -163,12 +163,22 @@ def test_an_approver_removed_from_the_goal_can_no_longer_use_their_token(pushed,
         pytest.param('{"token": 42}', "application/json", id="token-not-a-string"),
         pytest.param("[]", "application/json", id="not-an-object"),
         pytest.param("token=abc", "application/x-www-form-urlencoded", id="a-form-post"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "application/json", id="nested-past-the-recursion-limit"),
+        pytest.param('{"token": ' + "[" * 80 + "]" * 80 + "}", "application/json", id="nested-too-deep"),
+        pytest.param(b'{"token": "\xff"}', "application/json", id="invalid-utf-8"),
     ],
 )
 def test_a_malformed_tap_is_a_400(sw, db, body, content_type):
     response = sw.post(ACTION_URL, body, content_type=content_type)
     assert response.status_code == 400
     assert response.json()["reason"] == "malformed"
+
+
+def test_an_oversized_tap_is_a_413_with_a_reason(sw, db):
+    response = sw.post(ACTION_URL, b'{"token": "' + b"x" * 2 * 1024 * 1024 + b'"}', content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["reason"] == "too_large"
+    assert response.json()["message"] == "The body is larger than 1024 KB."
 
 
 def test_only_post_is_allowed(sw, db):
