@@ -14,7 +14,6 @@ import re
 import zoneinfo
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
@@ -27,6 +26,7 @@ from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from approvals import push
 from approvals.models import NotificationSettings, PushSubscription
 from config.bodies import Unreadable, request_json
 
@@ -43,7 +43,6 @@ OFFLINE_SHELL_STATIC = (
 )
 IOS = re.compile(r"iPhone|iPad|iPod")
 BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 # --- the page --------------------------------------------------------------------------------------------------
@@ -142,12 +141,8 @@ def clean_subscription(body) -> dict:
     endpoint = body.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint or len(endpoint) > 1000:
         raise BadSubscription("endpoint must be a URL of at most 1000 characters.")
-    parts = urlsplit(endpoint)
-    allow_loopback = settings.DEBUG or getattr(settings, "GOALPOST_PUSH_ALLOW_LOOPBACK", False)
-    secure = parts.scheme == "https" and parts.hostname
-    loopback = allow_loopback and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-    if not (secure or loopback):
-        raise BadSubscription("endpoint must be an https:// URL of a push service.")
+    if refusal := push.endpoint_refusal(endpoint):
+        raise BadSubscription(refusal)
     keys = body.get("keys")
     if not isinstance(keys, dict):
         raise BadSubscription("keys must hold p256dh and auth.")

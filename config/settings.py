@@ -325,6 +325,9 @@ VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:admin@localhost")
 # Pushes of one fan-out sent at once (each thread keeps one connection per push service). Push services answer
 # in tens to hundreds of milliseconds: raise it for many devices; on a local network 2-4 is fastest.
 GOALPOST_PUSH_THREADS = max(1, env_int("GOALPOST_PUSH_THREADS", 4))
+# Push endpoints are https on public addresses only (approvals.push.endpoint_refusal, checked again at each
+# connection). The tests' local fake push service, on http at 127.0.0.1, needs this: never set it in production.
+GOALPOST_PUSH_ALLOW_PRIVATE = env_bool("GOALPOST_PUSH_ALLOW_PRIVATE")
 # ------------------------------------------------------------------------------------------------ end Web Push
 
 AUTHENTICATION_BACKENDS = [
