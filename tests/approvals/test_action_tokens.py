@@ -91,12 +91,14 @@ def test_a_token_lives_15_minutes_or_until_the_request_expires_if_sooner(goal, o
     assert set(ActionToken.objects.filter(request=soon).values_list("expires_at", flat=True)) == {soon.expires_at}
 
 
-def test_someone_elses_token_is_refused_and_stays_theirs(pushed, approver):
+def test_someone_elses_token_answers_as_an_unknown_one_and_stays_theirs(pushed, approver):
     request, tokens = pushed
     as_approver = Client(enforce_csrf_checks=True)
     as_approver.force_login(approver)
     response = tap(as_approver, tokens["owner"]["approve"])
-    assert response.status_code == 403
+    unknown = tap(as_approver, signing.Signer(salt=push.ACTION_SALT).sign("no-such-nonce"))
+    assert response.status_code == unknown.status_code == 410
+    assert response.json() == unknown.json()
     assert not Decision.objects.exists()
     assert tap(Client(), tokens["owner"]["approve"]).status_code == 200
 
