@@ -21,6 +21,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import URLPattern, path
+from django.views import defaults
 from ninja import NinjaAPI, Router, Schema
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
@@ -30,7 +31,7 @@ from pydantic import ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
 from config.bodies import TOO_LARGE, Unreadable, read_json
-from config.middleware import is_agent_request
+from config.middleware import API_PREFIX, is_agent_request
 
 CSRF_REFUSED = "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header."
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -243,6 +244,13 @@ def api_urlpatterns(api: NinjaAPI) -> list[URLPattern]:
         for pattern in api.urls[0]
         if pattern.name != "api-root"
     ]
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 view (handler404), except under /api/v1/: a path no operation takes answers the API's JSON."""
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"error": "Not found: no operation of the API has this path."}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def json_405(view: Callable) -> Callable:

@@ -15,6 +15,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
+from config.middleware import API_PREFIX
+
 # settings.DATA_UPLOAD_MAX_MEMORY_SIZE is the same number (every body, forms included); goalpost_client trims to it.
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -83,7 +85,10 @@ def refuse_unstorable(value: object) -> None:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Django's 400 view (handler400), except that a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 that says so."""
+    """Django's 400 view (handler400), except that a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 that says so,
+    and the JSON API answers in JSON (a multipart body without a boundary, read by the CSRF check, ends here)."""
     if isinstance(exception, RequestDataTooBig):
         return JsonResponse({"error": TOO_LARGE}, status=413)
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"error": "The request cannot be read: a malformed body or header."}, status=400)
     return defaults.bad_request(request, exception)

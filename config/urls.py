@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from approvals import views as approval_views
 from config import bodies
-from config.api import api_urlpatterns, build_api
+from config.api import api_urlpatterns, build_api, not_found
 from gateway.api import router as gateway_api
 from goals import views as goal_views
 from goals.api import router as goals_api
@@ -42,3 +42,4 @@ urlpatterns = [
 
 # A body over DATA_UPLOAD_MAX_MEMORY_SIZE, wherever Django reads it (a view, the CSRF check), is a 413, not a 400.
 handler400 = bodies.bad_request
+handler404 = not_found

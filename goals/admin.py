@@ -2,11 +2,12 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 
-from goals.forms import JsonInput
+from goals.forms import ChoiceOfIds, JsonInput
 from goals.models import AgentProfile, Goal, GoalEvent, Repository, WorkerHeartbeat
 
-# Typed JSON is read by config.bodies: nested too deep or holding NUL, it is a field error, not a server error.
-JSON_INPUT = {models.JSONField: {"form_class": JsonInput}}
+# Typed JSON is read by config.bodies (nested too deep or holding NUL, it is a field error, not a server error);
+# an id past a 64-bit column is an unknown choice, not SQLite's OverflowError.
+JSON_INPUT = {models.JSONField: {"form_class": JsonInput}, models.ManyToManyField: {"form_class": ChoiceOfIds}}
 
 
 class GoalEventInline(admin.TabularInline):
@@ -50,10 +51,12 @@ class WriteOnlySecretForm(forms.ModelForm):
         typed = cleaned.get(self.secret_field)
         if cleaned.get(f"clear_{self.secret_field}"):
             cleaned[self.secret_field] = ""
+        elif self.has_error(self.secret_field):
+            return cleaned  # the field says why (a NUL character, too long): nothing to keep or replace
         elif not typed and self.instance.pk:
             stored = type(self.instance).objects.get(pk=self.instance.pk)
             cleaned[self.secret_field] = getattr(stored, self.secret_field)
-        setattr(self.instance, self.secret_field, cleaned[self.secret_field] or "")
+        setattr(self.instance, self.secret_field, cleaned.get(self.secret_field) or "")
         return cleaned
 
 

@@ -58,6 +58,22 @@ class JsonInput(forms.JSONField):
             return InvalidJSONInput(data)  # shown again as typed
 
 
+class ChoiceOfIds(forms.ModelMultipleChoiceField):
+    """Django's ModelMultipleChoiceField, refusing an id outside a 64-bit column as an unknown choice before it
+    reaches the database (SQLite raises OverflowError on `pk__in` with one)."""
+
+    def clean(self, value):
+        for item in value if isinstance(value, list | tuple) else ():
+            try:
+                number = int(item)
+            except (ValueError, TypeError):
+                continue  # Django's own check names it
+            if not -(2**63) <= number < 2**63:
+                refused = self.error_messages["invalid_choice"]
+                raise ValidationError(refused, code="invalid_choice", params={"value": item})
+        return super().clean(value)
+
+
 class RowsWidget(forms.Widget):
     """Many inputs sharing one name, one per row; the template draws them."""
 
@@ -295,6 +311,7 @@ class GoalForm(forms.ModelForm):
             "approvers",
             "viewers",
         ]
+        field_classes = {"approvers": ChoiceOfIds, "viewers": ChoiceOfIds}
         widgets = {
             "objective": forms.Textarea(attrs={"rows": 3}),
             "done_criteria": forms.Textarea(attrs={"rows": 2}),

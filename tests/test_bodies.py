@@ -80,3 +80,24 @@ def test_other_bad_requests_keep_djangos_400(client, owner, settings):
     client.force_login(owner)
     response = client.post("/settings/", {f"f{n}": "x" for n in range(20)})
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_body_the_csrf_check_cannot_read_is_a_json_400_on_the_api(owner):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    client.cookies["csrftoken"] = secret = "b" * 32
+    response = client.post(
+        "/api/v1/goals/lint", b"x", content_type="multipart/form-data", headers={"X-CSRFToken": secret}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "The request cannot be read: a malformed body or header."}
+
+
+@pytest.mark.django_db
+def test_a_path_under_the_api_that_no_operation_takes_is_a_json_404(client):
+    response = client.get("/api/v1/goals/-1")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found: no operation of the API has this path."}
+    page = client.get("/nowhere/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")  # a page's 404, as before

@@ -77,6 +77,8 @@ BAD_INPUT = [
     pytest.param("network_hosts", ["pypi.org"], "network_hosts", "is not host:port", id="no port"),
     pytest.param("approvers", ["999999"], "approvers", "Select a valid choice", id="unknown approver"),
     pytest.param("approvers", ["OWNER"], "approvers", "Select a valid choice", id="owner cannot approve their own goal"),
+    pytest.param("approvers", ["9" * 30], "approvers", "Select a valid choice", id="an approver id past 64 bits"),
+    pytest.param("viewers", ["-" + "9" * 30], "viewers", "Select a valid choice", id="a viewer id past 64 bits"),
 ]
 
 
