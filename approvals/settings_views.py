@@ -249,6 +249,8 @@ def push_test(request: HttpRequest) -> HttpResponse:
         return _json_error(error.reason, status=error.status)
     if subscription is None:
         return _no_such_device(request)
+    if refusal := push.endpoint_refusal(subscription.endpoint):
+        return _device_answer(request, f"Not sent to {subscription}: {refusal}", ok=False)
     try:
         from approvals.delivery import enqueue_best_effort
         from approvals.push import payload_for_test

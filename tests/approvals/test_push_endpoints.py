@@ -107,3 +107,17 @@ def test_the_listener_does_see_a_connection(listener):
     port, connections = listener
     socket.create_connection(("127.0.0.1", port), timeout=5).close()
     assert len(connections()) == 1
+
+
+def test_the_send_test_button_says_why_a_refused_endpoint_gets_nothing(as_owner, owner, listener, monkeypatch):
+    port, connections = listener
+    device = PushSubscription.objects.create(
+        user=owner, device_name="Old tablet", endpoint=f"https://localhost:{port}/wpush/x", **keys()
+    )
+    queued = []
+    monkeypatch.setattr(send_push, "apply_async", lambda args, **options: queued.append(args))
+    response = as_owner.post("/settings/push/test", {"id": device.pk}, follow=True)
+    page = response.content.decode()
+    assert "Not sent to Old tablet: The endpoint is not a public push service" in page
+    assert "a loopback address" in page
+    assert queued == [] and connections() == []
