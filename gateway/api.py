@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from ninja import Query, Router
 from ninja.decorators import decorate_view
 from ninja.errors import HttpError
@@ -34,7 +35,7 @@ from ninja.responses import Status
 from ninja.security.base import AuthBase
 
 from config.api import SignedIn, json_object, refusals
-from config.bodies import Unreadable, request_json
+from config.bodies import Unreadable, bad_request, request_json
 from gateway import calls as gateway
 from gateway import changes, schemas
 from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings, RuleKind, TokenRefused, WhenUnanswered
@@ -567,6 +568,7 @@ TIMELINE_EVENTS = {
 
 HOOK_TOO_LARGE = "input too large"
 HOOK_FAILED = "Goalpost could not judge this call (a server error): try it again."
+HOOK_REFUSED_EARLY = "Goalpost refused this request before reading it: a host name it does not serve, or a bad header."
 
 
 def hook_answer(decision: str, reason: str, *, stop: bool = False) -> dict:
@@ -614,6 +616,14 @@ def refusals_as_hook_answers(run: Callable) -> Callable:
         return JsonResponse(hook_refusal(reason, hook_event(request)))
 
     return answered
+
+
+def refused_before_the_hook(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: what Django refuses before any view (a Host it does not serve, a header it cannot read) is still
+    a 200 deny on Claude Code's hook; anywhere else, config.bodies.bad_request answers."""
+    if request.path_info == reverse("api_claude_hook"):
+        return JsonResponse(hook_refusal(HOOK_REFUSED_EARLY, ""))
+    return bad_request(request, exception)
 
 
 def hook_event(request: HttpRequest) -> str:

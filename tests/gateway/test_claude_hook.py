@@ -326,3 +326,16 @@ def test_a_server_error_is_a_200_deny_not_a_500(client, secret, git_repo, monkey
     )
     verdict, reason = decision(response)
     assert verdict == "deny" and "server error" in reason
+
+
+def test_a_host_name_the_server_does_not_serve_is_a_200_deny_too(client, secret, git_repo):
+    response = client.post(
+        "/api/v1/hooks/claude?wait=0",
+        pre_tool_use(git_repo, "Bash", {"command": "ls"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}", "Host": "evil.example"},
+    )
+    verdict, reason = decision(response)
+    assert verdict == "deny" and "host name it does not serve" in reason
+    elsewhere = client.get("/api/v1/goals/1", headers={"Host": "evil.example"})
+    assert elsewhere.status_code == 400 and "error" in elsewhere.json()
