@@ -622,7 +622,7 @@ def refused_before_the_hook(request: HttpRequest, exception: Exception) -> HttpR
     """handler400: what Django refuses before any view (a Host it does not serve, a header it cannot read) is still
     a 200 deny on Claude Code's hook; anywhere else, config.bodies.bad_request answers."""
     if request.path_info == reverse("api_claude_hook"):
-        return JsonResponse(hook_refusal(HOOK_REFUSED_EARLY, ""))
+        return JsonResponse(hook_refusal(HOOK_REFUSED_EARLY, hook_event(request)))
     return bad_request(request, exception)
 
 

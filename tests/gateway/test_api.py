@@ -498,7 +498,10 @@ def test_the_waiting_endpoints_refuse_a_host_the_server_does_not_serve(live_url,
     url = live_url + path.format(request=request.pk)
     headers = {"Authorization": f"Bearer {secret}", "Host": "goalpost.attacker.example"}
     response = requests.request(method, url, json={"hook_event_name": "Stop"}, headers=headers, timeout=30)
-    assert response.status_code == 400
+    if method == "GET":
+        assert response.status_code == 400
+    else:  # Claude Code's hook answers every refusal with a 200 (a message here: a Stop has nothing to deny)
+        assert response.status_code == 200 and "host name it does not serve" in response.json()["systemMessage"]
     headers["Host"] = urlsplit(live_url).netloc
     assert requests.request(method, url.replace("wait=25", "wait=0"), json={"hook_event_name": "Stop"},
                             headers=headers, timeout=30).status_code == 200  # fmt: skip
