@@ -18,7 +18,6 @@ Who: the goal's owner and approvers (the people who may decide), each by their N
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -161,18 +160,13 @@ def deliver(pairs: list[tuple[PushSubscription, dict]], retry: Retry | None = No
     sessions_lock = threading.Lock()
 
     def session_for(endpoint: str) -> requests.Session:
-        """This thread's session for the endpoint's push service, with the environment read once for it."""
+        """This thread's session for the endpoint's push service (push.push_session: public addresses only)."""
         origin = endpoint.split("/", 3)[:3]
         key = "/".join(origin)
         mine = local.__dict__.setdefault("sessions", {})
         session = mine.get(key)
         if session is None:
-            # requests re-reads the proxy variables of the whole environment on every request (about a
-            # millisecond each here): read them once per push service instead, with the same meaning.
-            session = mine[key] = requests.Session()
-            session.trust_env = False
-            session.proxies = requests.utils.get_environ_proxies(endpoint)
-            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            session = mine[key] = push.push_session(endpoint)
             with sessions_lock:
                 sessions.append(session)
         return session

@@ -8,12 +8,15 @@ again later (429, 5xx, timeouts), after `retry_delay()`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import re
 import secrets
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import http_ece
 import requests
@@ -25,6 +28,7 @@ from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
 from approvals.models import ActionToken, ApprovalRequest, PushSubscription, RequestKind, Verdict
+from goals import egress
 
 # Push services accept 4 KB of encrypted record; the JSON stays well inside it.
 MAX_PAYLOAD_BYTES = 3 * 1024
@@ -73,6 +77,57 @@ class PushError(Exception):
         return not self.permanent and (self.status is None or self.status == 429 or self.status >= 500)
 
 
+def allow_private() -> bool:
+    """settings.GOALPOST_PUSH_ALLOW_PRIVATE: the tests' local push service, on plain http at 127.0.0.1."""
+    return bool(getattr(settings, "GOALPOST_PUSH_ALLOW_PRIVATE", False))
+
+
+def endpoint_refusal(endpoint: str, *, resolve: bool = True) -> str:
+    """Why Goalpost will not send to a push endpoint, for a person ("" when it will): it must be https, and its host
+    must resolve to public addresses only (an IP literal must be a public one; `resolve=False` checks only that,
+    leaving a name to the connection's own check)."""
+    parts = urlsplit(endpoint)
+    try:
+        host, port = parts.hostname, parts.port or 443
+    except ValueError:
+        return "The endpoint's port is not a number."
+    if allow_private():
+        return "" if parts.scheme in ("http", "https") and host else "The endpoint must be an http(s) URL."
+    if parts.scheme != "https" or not host:
+        return "The endpoint must be an https:// URL of a push service."
+    if not resolve and not is_ip_literal(host):
+        return ""
+    try:
+        egress.check(host, port, [egress.Rule(host, port)], every=True)
+    except egress.EgressRefused as refused:
+        return f"The endpoint is not a public push service: {refused}."
+    return ""
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def push_session(endpoint: str) -> requests.Session:
+    """A session for the endpoint's push service that connects only to the public addresses it checked, at each
+    connection (egress.public_session), or through the proxy the environment names for it: that proxy resolves
+    the name, so it must refuse private destinations itself (docs/deploy.md)."""
+    proxies = requests.utils.get_environ_proxies(endpoint)
+    if allow_private() or proxies:
+        # requests re-reads the proxy variables on every request (about a millisecond): read them once here.
+        session = requests.Session()
+        session.trust_env = False
+        session.proxies = proxies
+    else:
+        session = egress.public_session()
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return session
+
+
 def send(
     subscription: PushSubscription,
     payload: dict,
@@ -82,7 +137,13 @@ def send(
     topic: str | None,
     session: requests.Session | None = None,
 ) -> None:
-    """Encrypt `payload` (aes128gcm) for the subscription and post it to its push service, signed with VAPID."""
+    """Encrypt `payload` (aes128gcm) for the subscription and post it to its push service, signed with VAPID.
+
+    `session` comes from push_session(); without one, a session of its own. An endpoint that is not https, or
+    whose host is a private address or resolves to one, is refused before any connection to it (permanent: the
+    subscription is deleted)."""
+    if refusal := endpoint_refusal(subscription.endpoint, resolve=False):
+        raise PushError(refusal, permanent=True)
     data = encode_payload(payload)
     if urgency not in URGENCIES:
         raise ValueError(f"Urgency must be one of {', '.join(URGENCIES)}")
@@ -91,6 +152,8 @@ def send(
         if not TOPIC.match(topic):
             raise ValueError("Topic must be 1 to 32 characters of the URL-safe base64 alphabet")
         headers["Topic"] = topic
+    own_session = session is None
+    session = push_session(subscription.endpoint) if own_session else session
     try:
         webpush(
             subscription_info={
@@ -121,6 +184,12 @@ def send(
         raise PushError(f"unusable subscription keys: {error}", permanent=True) from error
     except requests.RequestException as error:  # timeouts, refused connections, DNS
         raise PushError(f"push service unreachable: {type(error).__name__}") from error
+    except egress.EgressRefused as refused:  # checked at the connection: the name resolves to a private address
+        permanent = not isinstance(refused, egress.Unresolved)
+        raise PushError(f"The endpoint is not a public push service: {refused}.", permanent=permanent) from refused
+    finally:
+        if own_session:
+            session.close()
 
 
 def send_notification(

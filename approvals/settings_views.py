@@ -14,7 +14,6 @@ import re
 import zoneinfo
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
@@ -27,7 +26,9 @@ from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from approvals import push
 from approvals.models import NotificationSettings, PushSubscription
+from config.bodies import Unreadable, request_json
 
 THEME_COLOR = "#1f5f8b"
 BACKGROUND_COLOR = "#f6f7f9"
@@ -42,7 +43,6 @@ OFFLINE_SHELL_STATIC = (
 )
 IOS = re.compile(r"iPhone|iPad|iPod")
 BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 # --- the page --------------------------------------------------------------------------------------------------
@@ -141,12 +141,8 @@ def clean_subscription(body) -> dict:
     endpoint = body.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint or len(endpoint) > 1000:
         raise BadSubscription("endpoint must be a URL of at most 1000 characters.")
-    parts = urlsplit(endpoint)
-    allow_loopback = settings.DEBUG or getattr(settings, "GOALPOST_PUSH_ALLOW_LOOPBACK", False)
-    secure = parts.scheme == "https" and parts.hostname
-    loopback = allow_loopback and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-    if not (secure or loopback):
-        raise BadSubscription("endpoint must be an https:// URL of a push service.")
+    if refusal := push.endpoint_refusal(endpoint):
+        raise BadSubscription(refusal)
     keys = body.get("keys")
     if not isinstance(keys, dict):
         raise BadSubscription("keys must hold p256dh and auth.")
@@ -182,9 +178,9 @@ def _json_error(reason: str, status: int = 400) -> JsonResponse:
 def push_subscribe(request: HttpRequest) -> JsonResponse:
     """Save this browser's push subscription for the signed-in person (a browser subscribed before moves over)."""
     try:
-        fields = clean_subscription(json.loads(request.body or b"null"))
-    except json.JSONDecodeError:
-        return _json_error("Send the subscription as JSON.")
+        fields = clean_subscription(request_json(request))
+    except Unreadable as error:
+        return _json_error(f"Send the subscription as JSON: {error.reason}", status=error.status)
     except BadSubscription as error:
         return _json_error(str(error))
     user_agent = request.headers.get("User-Agent", "")
@@ -199,12 +195,10 @@ def push_subscribe(request: HttpRequest) -> JsonResponse:
 
 
 def _own_subscription(request: HttpRequest) -> PushSubscription | None:
-    """The person's own device, named by id (a form) or by endpoint (this browser's JSON); None for anyone else's."""
+    """The person's own device, named by id (a form) or by endpoint (this browser's JSON); None for anyone else's.
+    Unreadable for JSON it cannot read."""
     if request.content_type == "application/json":
-        try:
-            body = json.loads(request.body or b"null")
-        except json.JSONDecodeError:
-            return None
+        body = request_json(request)
         endpoint = body.get("endpoint") if isinstance(body, dict) else None
         lookup = {"endpoint": endpoint} if isinstance(endpoint, str) else None
     else:
@@ -235,7 +229,10 @@ def _device_answer(request: HttpRequest, message: str, *, ok: bool = True) -> Ht
 
 @require_POST
 def push_unsubscribe(request: HttpRequest) -> HttpResponse:
-    subscription = _own_subscription(request)
+    try:
+        subscription = _own_subscription(request)
+    except Unreadable as error:
+        return _json_error(error.reason, status=error.status)
     if subscription is None:
         return _no_such_device(request)
     name = str(subscription)
@@ -246,9 +243,14 @@ def push_unsubscribe(request: HttpRequest) -> HttpResponse:
 @require_POST
 def push_test(request: HttpRequest) -> HttpResponse:
     """Queue a test notification to one of the person's devices (the push worker sends it)."""
-    subscription = _own_subscription(request)
+    try:
+        subscription = _own_subscription(request)
+    except Unreadable as error:
+        return _json_error(error.reason, status=error.status)
     if subscription is None:
         return _no_such_device(request)
+    if refusal := push.endpoint_refusal(subscription.endpoint):
+        return _device_answer(request, f"Not sent to {subscription}: {refusal}", ok=False)
     try:
         from approvals.delivery import enqueue_best_effort
         from approvals.push import payload_for_test

@@ -4,9 +4,10 @@ routers (goals/api.py, gateway/api.py), put together in config/urls.py.
 django-ninja, because its operations may be async (the agents' long waits are: Django REST framework has no async
 views) and its pydantic schemas both check the bodies and generate the OpenAPI document
 (`/api/v1/openapi.json`). Every refusal has one shape, `{"error": "<reason for a person>"}`: 400 for a body
-or a query the API cannot use (malformed JSON, a field of the wrong type or out of range, NUL characters or lone
-surrogates anywhere), 401 without a credential, 403 for one that may not do this, 404, 405 with `Allow`, 413
-for a body over MAX_BODY_BYTES. Unknown fields are ignored.
+or a query the API cannot use (read by config/bodies.py: malformed JSON, nesting deeper than 64 levels, NUL
+characters or lone surrogates anywhere; a field of the wrong type or out of range), 401 without a credential, 403
+for one that may not do this, 404 for what does not exist or is not the caller's, 405 with `Allow`, 413 for a body
+over 1 MB. Unknown fields are ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import URLPattern, path
+from django.views import defaults
 from ninja import NinjaAPI, Router, Schema
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
@@ -28,10 +30,9 @@ from ninja.security.base import AuthBase
 from pydantic import ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
-from config.middleware import is_agent_request
+from config.bodies import TOO_LARGE, Unreadable, read_json
+from config.middleware import API_PREFIX, is_agent_request
 
-MAX_BODY_BYTES = 1024 * 1024
-TOO_LARGE = f"The body is larger than {MAX_BODY_BYTES // 1024} KB."
 CSRF_REFUSED = "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header."
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -66,33 +67,11 @@ def refusals(*codes: int) -> dict[int, type[Error]]:
 
 
 def json_object(body: bytes) -> object:
-    """The body as JSON, or HttpError: too large (413), malformed (400), text no database takes (400)."""
-    if len(body) > MAX_BODY_BYTES:
-        raise HttpError(413, TOO_LARGE)
+    """The body as JSON, or HttpError: too large (413), malformed, too deep or text no database takes (400)."""
     try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as error:
-        raise HttpError(400, f"Malformed JSON: {error}"[:300]) from error
-    refuse_unstorable_text(value)
-    return value
-
-
-def refuse_unstorable_text(value: object) -> None:
-    """Refuse text no database or file system takes: NUL characters and lone surrogates, keys included."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack += [*item.keys(), *item.values()]
-        elif isinstance(item, list):
-            stack += item
-        elif isinstance(item, str):
-            if "\x00" in item:
-                raise HttpError(400, "Text with NUL characters (\\u0000) is not accepted.")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise HttpError(400, "Text with lone surrogates is not valid UTF-8.") from error
+        return read_json(body)
+    except Unreadable as error:
+        raise HttpError(error.status, error.reason) from error
 
 
 class JsonBody(Parser):
@@ -265,6 +244,13 @@ def api_urlpatterns(api: NinjaAPI) -> list[URLPattern]:
         for pattern in api.urls[0]
         if pattern.name != "api-root"
     ]
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 view (handler404), except under /api/v1/: a path no operation takes answers the API's JSON."""
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"error": "Not found: no operation of the API has this path."}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def json_405(view: Callable) -> Callable:

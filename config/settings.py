@@ -121,6 +121,9 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W003"]
+# Every body, a form's or the API's, is at most 1 MB (config.bodies.MAX_BODY_BYTES, the limit goalpost_client trims
+# to); more answers 413 with a JSON reason (config.bodies.bad_request), Claude Code's hook a deny.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
@@ -357,6 +360,9 @@ VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:admin@localhost")
 # Pushes of one fan-out sent at once (each thread keeps one connection per push service). Push services answer
 # in tens to hundreds of milliseconds: raise it for many devices; on a local network 2-4 is fastest.
 GOALPOST_PUSH_THREADS = max(1, env_int("GOALPOST_PUSH_THREADS", 4))
+# Push endpoints are https on public addresses only (approvals.push.endpoint_refusal, checked again at each
+# connection). The tests' local fake push service, on http at 127.0.0.1, needs this: never set it in production.
+GOALPOST_PUSH_ALLOW_PRIVATE = env_bool("GOALPOST_PUSH_ALLOW_PRIVATE")
 # ------------------------------------------------------------------------------------------------ end Web Push
 
 AUTHENTICATION_BACKENDS = [

@@ -3,7 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from approvals import views as approval_views
-from config.api import api_urlpatterns, build_api
+from config.api import api_urlpatterns, build_api, not_found
+from gateway.api import refused_before_the_hook
 from gateway.api import router as gateway_api
 from goals import views as goal_views
 from goals.api import router as goals_api
@@ -38,3 +39,8 @@ urlpatterns = [
     path("api/v1/", include(api_urlpatterns(api))),
     path("admin/", admin.site.urls),
 ]
+
+# A body over DATA_UPLOAD_MAX_MEMORY_SIZE, wherever Django reads it (a view, the CSRF check), is a 413, not a 400;
+# the API answers in JSON, and Claude Code's hook with a 200 deny (config.bodies.bad_request, via the gateway's).
+handler400 = refused_before_the_hook
+handler404 = not_found

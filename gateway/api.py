@@ -2,7 +2,7 @@
 config/urls.py puts the API together): agents propose steps, wait for decisions, report what they did.
 
 Agents authenticate with their goal's token (`Authorization: Bearer <token>`, AgentTokenAuth): a missing, unknown,
-expired or revoked token is 401; on a goal's URL another goal's token is 403 and an unknown goal 404. A token
+expired or revoked token is 401; on a goal's URL another goal's token gets 404, as an unknown goal does. A token
 never decides (no operation here lets it). The operations that wait (the decision long-poll, the Claude Code
 hook) are async and hold neither a thread nor a database connection while they wait: they sleep on one Redis
 subscription per process and re-read the database briefly, in the loop's shared worker threads, between naps.
@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from ninja import Query, Router
 from ninja.decorators import decorate_view
 from ninja.errors import HttpError
@@ -34,6 +35,7 @@ from ninja.responses import Status
 from ninja.security.base import AuthBase
 
 from config.api import SignedIn, json_object, refusals
+from config.bodies import Unreadable, bad_request, request_json
 from gateway import calls as gateway
 from gateway import changes, schemas
 from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings, RuleKind, TokenRefused, WhenUnanswered
@@ -64,15 +66,14 @@ def bearer_secret(request: HttpRequest) -> str:
 
 
 def token_for(secret: str, goal_id: int | None) -> AgentToken:
-    """The token for a secret, scoped to a goal when the URL names one; HttpError 401, 403 or 404 otherwise."""
+    """The token for a secret, scoped to a goal when the URL names one; HttpError 401 (or the token's own 403)
+    or 404 otherwise."""
     try:
         token = AgentToken.authenticate(secret)
     except TokenRefused as refusal:
         raise HttpError(refusal.status, str(refusal)) from refusal
     if goal_id is not None and token.goal_id != goal_id:
-        if not Goal.objects.filter(pk=goal_id).exists():
-            raise HttpError(404, f"No goal {goal_id}.")
-        raise HttpError(403, f"This token belongs to goal {token.goal_id}, not to goal {goal_id}.")
+        raise HttpError(404, f"No goal {goal_id}.")  # another goal's answers as an unknown one: no hint it exists
     return token
 
 
@@ -142,7 +143,7 @@ def goal_summary(goal: Goal) -> dict:
 @router.get(
     "/goals/{int:goal_id}",
     auth=agent_token,
-    response={200: schemas.Goal, **refusals(401, 403, 404)},
+    response={200: schemas.Goal, **refusals(401, 404)},
     url_name="api_goal",
     operation_id="getGoal",
     summary="The goal's contract, status, budgets and what is used",
@@ -154,7 +155,7 @@ def goal_detail(request: HttpRequest, goal_id: int) -> dict:
 @router.post(
     "/goals/{int:goal_id}/steps",
     auth=agent_token,
-    response={200: schemas.StepVerdict, **refusals(400, 401, 403, 404, 413)},
+    response={200: schemas.StepVerdict, **refusals(400, 401, 404, 413)},
     url_name="api_propose_step",
     operation_id="proposeStep",
     summary="Propose a tool call; the gates answer allow, deny or ask",
@@ -179,7 +180,7 @@ def propose_step(request: HttpRequest, goal_id: int, proposal: schemas.StepPropo
 @router.post(
     "/goals/{int:goal_id}/changes",
     auth=agent_token,
-    response={200: schemas.ChangesVerdict, **refusals(400, 401, 403, 404, 413)},
+    response={200: schemas.ChangesVerdict, **refusals(400, 401, 404, 413)},
     url_name="api_report_changes",
     operation_id="reportChanges",
     summary="Report what really changed after a tool call: the working tree's diff, judged by the gates",
@@ -222,7 +223,7 @@ def tool_call_from(tool: str | None, tool_input: dict | None, fields, agent: str
 @router.post(
     "/goals/{int:goal_id}/evidence",
     auth=agent_token,
-    response={201: schemas.EvidenceRecorded, **refusals(400, 401, 403, 404, 413)},
+    response={201: schemas.EvidenceRecorded, **refusals(400, 401, 404, 413)},
     url_name="api_report_evidence",
     operation_id="reportEvidence",
     summary="Report a check the agent ran: command, exit code, output tail",
@@ -252,7 +253,7 @@ def report_evidence(request: HttpRequest, goal_id: int, evidence: schemas.Eviden
 @router.post(
     "/goals/{int:goal_id}/usage",
     auth=agent_token,
-    response={200: schemas.UsageRecorded, **refusals(400, 401, 403, 404, 413)},
+    response={200: schemas.UsageRecorded, **refusals(400, 401, 404, 413)},
     url_name="api_report_usage",
     operation_id="reportUsage",
     summary="Report tokens used since the last report (they count against the token budget)",
@@ -265,7 +266,7 @@ def report_usage(request: HttpRequest, goal_id: int, usage: schemas.Usage) -> di
 @router.post(
     "/goals/{int:goal_id}/heartbeat",
     auth=agent_token,
-    response={200: schemas.Heartbeat, **refusals(400, 401, 403, 404, 413)},
+    response={200: schemas.Heartbeat, **refusals(400, 401, 404, 413)},
     url_name="api_heartbeat",
     operation_id="heartbeat",
     summary="The agent is alive: a goal silent past the stall limit becomes a stall",
@@ -285,7 +286,7 @@ def heartbeat(request: HttpRequest, goal_id: int) -> dict:
 @router.post(
     "/goals/{int:goal_id}/done",
     auth=agent_token,
-    response={200: schemas.DoneReview, **refusals(400, 401, 403, 404, 413)},
+    response={200: schemas.DoneReview, **refusals(400, 401, 404, 413)},
     url_name="api_claim_done",
     operation_id="claimDone",
     summary="The agent says the goal is done: open the done review (the owner's final word)",
@@ -354,7 +355,7 @@ def create_rule(goal: Goal, user, kind: str, value: str) -> AlwaysAllowRule:
 @router.get(
     "/goals/{int:goal_id}/rules",
     auth=may_read_rules,
-    response={200: schemas.Rules, **refusals(400, 401, 403, 404)},
+    response={200: schemas.Rules, **refusals(400, 401, 404)},
     url_name="api_rules",
     operation_id="listRules",
     summary="The goal's always-allow rules (a token of the goal, or a person who sees it)",
@@ -526,7 +527,7 @@ async def wait_for_outcome(request_id: int, timeout: float) -> gateway.RequestOu
 @router.get(
     "/requests/{int:request_id}/decision",
     auth=waiting_agent_token,
-    response={200: schemas.Decision, **refusals(400, 401, 403, 404)},
+    response={200: schemas.Decision, **refusals(400, 401, 404)},
     url_name="api_request_decision",
     operation_id="getDecision",
     summary="Wait for a person's decision on a request (long-poll, at most 25 s; call again)",
@@ -543,10 +544,8 @@ async def request_decision(
     ),
 ) -> dict:
     outcome = await in_worker_thread(gateway.request_outcome)(request_id)
-    if outcome is None:
+    if outcome is None or outcome.goal_id != request.auth.goal_id:  # another goal's: as unknown, no hint
         raise HttpError(404, f"No request {request_id}.")
-    if outcome.goal_id != request.auth.goal_id:
-        raise HttpError(403, f"Request {request_id} belongs to another goal than this token's.")
     if not outcome.settled and wait > 0:
         outcome = await wait_for_outcome(request_id, min(wait, DECISION_WAIT_MAX_S))
         if outcome is None:
@@ -565,6 +564,11 @@ TIMELINE_EVENTS = {
     "SessionStart": "Claude Code session started.",
     "SessionEnd": "Claude Code session ended.",
 }
+
+
+HOOK_TOO_LARGE = "input too large"
+HOOK_FAILED = "Goalpost could not judge this call (a server error): try it again."
+HOOK_REFUSED_EARLY = "Goalpost refused this request before reading it: a host name it does not serve, or a bad header."
 
 
 def hook_answer(decision: str, reason: str, *, stop: bool = False) -> dict:
@@ -590,25 +594,43 @@ def hook_refusal(reason: str, event: str) -> dict:
 
 
 def refusals_as_hook_answers(run: Callable) -> Callable:
-    """Turn the API's refusals of the hook (401, 403, 400, 413: `{"error": reason}`) into a 200 that Claude Code
-    obeys: it lets the tool call through on any answer but a 2xx."""
+    """Turn every failure of the hook into a 200 that Claude Code obeys, since it lets the tool call through on any
+    answer but a 2xx: the API's refusals (401, 403, 400, 413: `{"error": reason}`; a body too large is exactly
+    "input too large") and any error of the server itself."""
 
     @wraps(run)
     async def answered(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = await run(request, *args, **kwargs)
-        if not 400 <= response.status_code < 500:
+        try:
+            response = await run(request, *args, **kwargs)
+        except Exception:
+            log.exception("Claude Code's hook failed; answered with a deny")
+            return JsonResponse(hook_refusal(HOOK_FAILED, hook_event(request)))
+        if response.status_code < 400:
             return response
-        reason = json.loads(response.content).get("error") or "Goalpost refused this call."
+        if response.status_code == 413:
+            reason = HOOK_TOO_LARGE
+        elif response.status_code < 500:
+            reason = json.loads(response.content).get("error") or "Goalpost refused this call."
+        else:
+            reason = HOOK_FAILED
         return JsonResponse(hook_refusal(reason, hook_event(request)))
 
     return answered
 
 
+def refused_before_the_hook(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: what Django refuses before any view (a Host it does not serve, a header it cannot read) is still
+    a 200 deny on Claude Code's hook; anywhere else, config.bodies.bad_request answers."""
+    if request.path_info == reverse("api_claude_hook"):
+        return JsonResponse(hook_refusal(HOOK_REFUSED_EARLY, hook_event(request)))
+    return bad_request(request, exception)
+
+
 def hook_event(request: HttpRequest) -> str:
     """The hook event a body names, if it can be read at all."""
     try:
-        body = json.loads(request.body)
-    except Exception:  # too large to read, malformed: a tool call is the safe guess
+        body = request_json(request)
+    except Unreadable:  # too large to read, malformed: a tool call is the safe guess
         return ""
     event = body.get("hook_event_name") if isinstance(body, dict) else None
     return event if isinstance(event, str) else ""

@@ -1,7 +1,13 @@
 from django import forms
 from django.contrib import admin
+from django.db import models
 
+from goals.forms import ChoiceOfIds, JsonInput
 from goals.models import AgentProfile, Goal, GoalEvent, Repository, WorkerHeartbeat
+
+# Typed JSON is read by config.bodies (nested too deep or holding NUL, it is a field error, not a server error);
+# an id past a 64-bit column is an unknown choice, not SQLite's OverflowError.
+JSON_INPUT = {models.JSONField: {"form_class": JsonInput}, models.ManyToManyField: {"form_class": ChoiceOfIds}}
 
 
 class GoalEventInline(admin.TabularInline):
@@ -20,6 +26,7 @@ class GoalAdmin(admin.ModelAdmin):
     filter_horizontal = ("approvers",)
     raw_id_fields = ("owner",)
     inlines = [GoalEventInline]
+    formfield_overrides = JSON_INPUT
 
 
 class WriteOnlySecretForm(forms.ModelForm):
@@ -44,10 +51,12 @@ class WriteOnlySecretForm(forms.ModelForm):
         typed = cleaned.get(self.secret_field)
         if cleaned.get(f"clear_{self.secret_field}"):
             cleaned[self.secret_field] = ""
+        elif self.has_error(self.secret_field):
+            return cleaned  # the field says why (a NUL character, too long): nothing to keep or replace
         elif not typed and self.instance.pk:
             stored = type(self.instance).objects.get(pk=self.instance.pk)
             cleaned[self.secret_field] = getattr(stored, self.secret_field)
-        setattr(self.instance, self.secret_field, cleaned[self.secret_field] or "")
+        setattr(self.instance, self.secret_field, cleaned.get(self.secret_field) or "")
         return cleaned
 
 
@@ -86,6 +95,7 @@ class AgentProfileForm(WriteOnlySecretForm):
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
     form = RepositoryForm
+    formfield_overrides = JSON_INPUT
     list_display = ("name", "source", "enabled", "forge", "token_set", "created_at")
     list_filter = ("enabled", "forge")
     search_fields = ("name", "source")
@@ -99,6 +109,7 @@ class RepositoryAdmin(admin.ModelAdmin):
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin):
     form = AgentProfileForm
+    formfield_overrides = JSON_INPUT
     list_display = ("name", "adapter", "preset", "enabled", "run_unsandboxed", "key_set", "created_at")
     list_filter = ("enabled", "adapter", "run_unsandboxed")
     search_fields = ("name",)

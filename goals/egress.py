@@ -4,7 +4,8 @@ an agent) may reach, checked against the addresses the name resolves to, never a
 The sandbox has no network of its own. A forwarder inside it (goals/sandbox_forward.py) relays
 127.0.0.1:3128 to a unix socket where :class:`Proxy` (an asyncio HTTP proxy in a thread of the worker) answers
 CONNECT and absolute-URI requests for the allowed destinations only. :func:`requests_session` applies the same
-rule to code running outside the sandbox.
+rule to code running outside the sandbox; :func:`public_session` lets any host through at public addresses only
+(web push: an endpoint is whatever a browser sent).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 class EgressRefused(Exception):
     """A destination outside the allowlist; the message is one line: ``refused: host:port (why)``."""
+
+
+class Unresolved(EgressRefused):
+    """A name that does not resolve (now: it may later)."""
 
 
 @dataclass(frozen=True)
@@ -141,9 +146,10 @@ def _why_private(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return ""
 
 
-def check(host: str, port: int, rules: Iterable[Rule]) -> list[str]:
+def check(host: str, port: int, rules: Iterable[Rule], *, every: bool = False) -> list[str]:
     """The addresses ``host:port`` may be reached at under ``rules`` (resolved once, here); EgressRefused
-    when no rule allows it or every address it resolves to is private and its rule does not say private_ok."""
+    when no rule allows it or every address it resolves to is private and its rule does not say private_ok
+    (with ``every``: when any of them is)."""
     host = _normal_host(host)
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     rule = next((rule for rule in rules if rule.matches(host, port)), None)
@@ -152,7 +158,7 @@ def check(host: str, port: int, rules: Iterable[Rule]) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
-        raise EgressRefused(f"refused: {shown} (the name does not resolve: {error})") from None
+        raise Unresolved(f"refused: {shown} (the name does not resolve: {error})") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     allowed, why = [], ""
     for address in addresses:
@@ -162,7 +168,7 @@ def check(host: str, port: int, rules: Iterable[Rule]) -> list[str]:
             why = why or f"{address} is {reason}"
         else:
             allowed.append(address)
-    if not allowed:
+    if not allowed or (every and why):
         raise EgressRefused(f"refused: {shown} ({why or 'no address'})")
     return allowed
 
@@ -343,10 +349,11 @@ class _CheckedConnection:
     """Connects to an address :func:`check` vetted, keeping the host name for the Host header, SNI and the
     certificate check."""
 
-    egress_rules: tuple[Rule, ...] = ()
+    egress_rules: tuple[Rule, ...] | None = ()  # None: any host, at public addresses only
 
     def _new_conn(self) -> socket.socket:
-        addresses = check(self.host, self.port, self.egress_rules)
+        rules = (Rule(self.host, self.port),) if self.egress_rules is None else self.egress_rules
+        addresses = check(self.host, self.port, rules, every=self.egress_rules is None)
         error: Exception | None = None
         for address in addresses:
             try:
@@ -364,7 +371,7 @@ class _CheckedConnection:
 
 
 class _EgressAdapter(HTTPAdapter):
-    def __init__(self, rules: tuple[Rule, ...], **options):
+    def __init__(self, rules: tuple[Rule, ...] | None, **options):
         self.egress_rules = rules
         super().__init__(**options)
 
@@ -388,6 +395,18 @@ def requests_session(rules: Iterable[Rule]) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     adapter = _EgressAdapter(tuple(rules))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def public_session() -> requests.Session:
+    """A requests Session that reaches any host, only if every address it resolves to is public: checked at each
+    connection, which goes to the address checked (a DNS answer that changes meanwhile cannot redirect it). A
+    private destination is EgressRefused; the environment's proxy settings are ignored."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = _EgressAdapter(None)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

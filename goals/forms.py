@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput, JSONString
 
+from config.bodies import Unreadable, read_json
 from goals import lint
 from goals.agents import AgentError
 from goals.agents.scripted import ScriptedAgent
@@ -30,6 +32,46 @@ MAX_BUDGETS = {
     "retries": 1_000,
 }
 WORK_TYPE_LABELS = dict(WORK_TYPE_CHOICES)
+
+
+class JsonInput(forms.JSONField):
+    """Django's JSONField for typed JSON, read by config.bodies: nesting deep enough to exhaust Python's recursion,
+    NaN, NUL characters and lone surrogates are a field error rather than a server error."""
+
+    default_error_messages = {"invalid": "Enter a valid JSON. %(reason)s"}
+
+    def to_python(self, value):
+        if self.disabled or value in self.empty_values or not isinstance(value, str):
+            return super().to_python(value)
+        try:
+            converted = read_json(value)
+        except Unreadable as error:
+            raise ValidationError(self.error_messages["invalid"], code="invalid", params={"reason": error}) from error
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data, initial):
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        try:
+            return read_json(data)
+        except Unreadable:
+            return InvalidJSONInput(data)  # shown again as typed
+
+
+class ChoiceOfIds(forms.ModelMultipleChoiceField):
+    """Django's ModelMultipleChoiceField, refusing an id outside a 64-bit column as an unknown choice before it
+    reaches the database (SQLite raises OverflowError on `pk__in` with one)."""
+
+    def clean(self, value):
+        for item in value if isinstance(value, list | tuple) else ():
+            try:
+                number = int(item)
+            except (ValueError, TypeError):
+                continue  # Django's own check names it
+            if not -(2**63) <= number < 2**63:
+                refused = self.error_messages["invalid_choice"]
+                raise ValidationError(refused, code="invalid_choice", params={"value": item})
+        return super().clean(value)
 
 
 class RowsWidget(forms.Widget):
@@ -159,7 +201,8 @@ def contract_from_data(data) -> lint.Contract:
 
     def budget(name: str) -> int | None:
         raw = data.get(f"budget_{name}", "").strip()
-        return int(raw) if raw.isdigit() else None
+        # ASCII digits only ("²" is a digit to isdigit(), not to int()), and few enough for int() to take.
+        return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
     checks, _ = parse_evidence_rows(EvidenceWidget().value_from_datadict(data, None, "evidence"))
     work_type = data.get("work_type", "other")
@@ -228,7 +271,7 @@ class GoalForm(forms.ModelForm):
         },
     )
     agent_model = forms.ChoiceField(label="Model", required=False)
-    agent_script = forms.JSONField(
+    agent_script = JsonInput(
         label="Script",
         required=False,
         initial=list,
@@ -268,6 +311,7 @@ class GoalForm(forms.ModelForm):
             "approvers",
             "viewers",
         ]
+        field_classes = {"approvers": ChoiceOfIds, "viewers": ChoiceOfIds}
         widgets = {
             "objective": forms.Textarea(attrs={"rows": 3}),
             "done_criteria": forms.Textarea(attrs={"rows": 2}),

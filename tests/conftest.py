@@ -37,6 +37,8 @@ TEST_BROKER_KEY_PREFIX = f"goalpost-{TEST_INSTANCE}:"
 os.environ["GOALPOST_INSTANCE"] = TEST_INSTANCE
 os.environ["GOALPOST_CELERY_QUEUE"] = TEST_QUEUE
 os.environ["GOALPOST_CHANNEL_PREFIX"] = TEST_CHANNEL_PREFIX
+# The local fake push service listens on http at 127.0.0.1 (tests/support/fake_push.py).
+os.environ["GOALPOST_PUSH_ALLOW_PRIVATE"] = "1"
 
 
 # --- the test run's settings ------------------------------------------------------------------------------------------
@@ -53,6 +55,12 @@ def private_redis_names(settings):
     }
     layer = settings.CHANNEL_LAYERS["default"]
     settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "prefix": TEST_CHANNEL_PREFIX}}}
+
+
+@pytest.fixture(autouse=True)
+def local_push_service_allowed(settings):
+    """Push endpoints on 127.0.0.1 over http (the fake push service); tests of the refusals turn it off."""
+    settings.GOALPOST_PUSH_ALLOW_PRIVATE = True
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -91,12 +91,14 @@ def test_a_token_lives_15_minutes_or_until_the_request_expires_if_sooner(goal, o
     assert set(ActionToken.objects.filter(request=soon).values_list("expires_at", flat=True)) == {soon.expires_at}
 
 
-def test_someone_elses_token_is_refused_and_stays_theirs(pushed, approver):
+def test_someone_elses_token_answers_as_an_unknown_one_and_stays_theirs(pushed, approver):
     request, tokens = pushed
     as_approver = Client(enforce_csrf_checks=True)
     as_approver.force_login(approver)
     response = tap(as_approver, tokens["owner"]["approve"])
-    assert response.status_code == 403
+    unknown = tap(as_approver, signing.Signer(salt=push.ACTION_SALT).sign("no-such-nonce"))
+    assert response.status_code == unknown.status_code == 410
+    assert response.json() == unknown.json()
     assert not Decision.objects.exists()
     assert tap(Client(), tokens["owner"]["approve"]).status_code == 200
 
@@ -163,12 +165,22 @@ def test_an_approver_removed_from_the_goal_can_no_longer_use_their_token(pushed,
         pytest.param('{"token": 42}', "application/json", id="token-not-a-string"),
         pytest.param("[]", "application/json", id="not-an-object"),
         pytest.param("token=abc", "application/x-www-form-urlencoded", id="a-form-post"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "application/json", id="nested-past-the-recursion-limit"),
+        pytest.param('{"token": ' + "[" * 80 + "]" * 80 + "}", "application/json", id="nested-too-deep"),
+        pytest.param(b'{"token": "\xff"}', "application/json", id="invalid-utf-8"),
     ],
 )
 def test_a_malformed_tap_is_a_400(sw, db, body, content_type):
     response = sw.post(ACTION_URL, body, content_type=content_type)
     assert response.status_code == 400
     assert response.json()["reason"] == "malformed"
+
+
+def test_an_oversized_tap_is_a_413_with_a_reason(sw, db):
+    response = sw.post(ACTION_URL, b'{"token": "' + b"x" * 2 * 1024 * 1024 + b'"}', content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["reason"] == "too_large"
+    assert response.json()["message"] == "The body is larger than 1024 KB."
 
 
 def test_only_post_is_allowed(sw, db):

@@ -71,11 +71,14 @@ def test_a_revoked_token_is_401_with_the_reason(client, running, git_repo):
     assert response.status_code == 401 and "revoked" in response.json()["error"]
 
 
-def test_another_goals_token_is_403(client, running, owner, git_repo):
+def test_another_goals_token_answers_as_for_an_unknown_goal(client, running, owner, git_repo):
     other = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
     other_secret = AgentToken.issue(other)[1]
     response = propose(client, running.pk, other_secret, bash(git_repo, "ls"))
-    assert response.status_code == 403 and f"goal {other.pk}" in response.json()["error"]
+    unknown = propose(client, 987654, other_secret, bash(git_repo, "ls"))
+    assert response.status_code == unknown.status_code == 404
+    assert response.json() == {"error": f"No goal {running.pk}."}
+    assert unknown.json() == {"error": "No goal 987654."}
     assert not GatewayCall.objects.exists()
 
 
@@ -197,7 +200,8 @@ def test_the_decision_of_a_request(client, running, secret, owner, git_repo):
 def test_the_decision_endpoint_refuses_other_goals_and_bad_waits(client, running, secret, owner, git_repo):
     other = Goal.objects.create(owner=owner, **good_goal_fields(git_repo))
     other_request = ApprovalRequest.open(other, "step", summary="other")
-    assert client.get(f"/api/v1/requests/{other_request.pk}/decision", **bearer(secret)).status_code == 403
+    another_goals = client.get(f"/api/v1/requests/{other_request.pk}/decision", **bearer(secret))
+    assert another_goals.status_code == 404 and another_goals.json() == {"error": f"No request {other_request.pk}."}
     assert client.get("/api/v1/requests/987654/decision", **bearer(secret)).status_code == 404
     assert client.get(f"/api/v1/requests/{other_request.pk}/decision").status_code == 401
     bad = client.get(f"/api/v1/requests/{other_request.pk}/decision", {"wait": "soon"}, **bearer(secret))
@@ -494,7 +498,10 @@ def test_the_waiting_endpoints_refuse_a_host_the_server_does_not_serve(live_url,
     url = live_url + path.format(request=request.pk)
     headers = {"Authorization": f"Bearer {secret}", "Host": "goalpost.attacker.example"}
     response = requests.request(method, url, json={"hook_event_name": "Stop"}, headers=headers, timeout=30)
-    assert response.status_code == 400
+    if method == "GET":
+        assert response.status_code == 400
+    else:  # Claude Code's hook answers every refusal with a 200 (a message here: a Stop has nothing to deny)
+        assert response.status_code == 200 and "host name it does not serve" in response.json()["systemMessage"]
     headers["Host"] = urlsplit(live_url).netloc
     assert requests.request(method, url.replace("wait=25", "wait=0"), json={"hook_event_name": "Stop"},
                             headers=headers, timeout=30).status_code == 200  # fmt: skip

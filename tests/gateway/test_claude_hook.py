@@ -267,6 +267,18 @@ def test_a_refused_token_on_a_stop_tells_the_person_and_blocks_nothing(live_url,
             "lone surrogates",
             id="lone-surrogate",
         ),
+        pytest.param(
+            b'{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "\xff"}}',
+            "not valid UTF-8",
+            id="invalid-utf-8",
+        ),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested deeper than 64 levels", id="nested-past-the-recursion-limit"),
+        pytest.param(
+            b'{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"a": ' + b"[" * 80 + b"]" * 80 + b"}}",
+            "nested deeper than 64 levels",
+            id="nested-past-the-depth-limit",
+        ),
+        pytest.param(b'{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"n": NaN}}', "NaN", id="nan"),
     ],
 )
 def test_a_body_it_cannot_use_is_a_200_deny_with_the_reason(live_url, secret, body, reason):
@@ -282,10 +294,48 @@ def test_an_oversized_body_is_a_200_deny(live_url, secret, git_repo, size):
     data = data.replace(b'"content": ""', b'"content": "' + b"x" * (size - len(data)) + b'"')
     assert len(data) == size
     verdict, reason = decision(post_raw(live_url, data, {"Authorization": f"Bearer {secret}"}))
-    assert verdict == "deny" and "larger than 1024 KB" in reason
+    assert verdict == "deny" and reason == "input too large"
+
+
+def test_an_oversized_body_without_a_token_is_a_200_deny_too(live_url):
+    verdict, reason = decision(post_raw(live_url, b"x" * 3 * 1024 * 1024, {}))
+    assert verdict == "deny"
 
 
 def test_the_wrong_method_is_still_a_json_405(live_url, secret):
     response = requests.get(f"{live_url}/api/v1/hooks/claude", headers={"Authorization": f"Bearer {secret}"}, timeout=10)
     assert response.status_code == 405 and response.headers["Allow"] == "POST"
     assert response.json() == {"error": "Use POST."}
+
+
+def test_a_server_error_is_a_200_deny_not_a_500(client, secret, git_repo, monkeypatch):
+    from django.db import OperationalError
+
+    from gateway import calls
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(calls, "propose", database_gone)
+    client.raise_request_exception = False
+    response = client.post(
+        "/api/v1/hooks/claude?wait=0",
+        pre_tool_use(git_repo, "Bash", {"command": "ls"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    verdict, reason = decision(response)
+    assert verdict == "deny" and "server error" in reason
+
+
+def test_a_host_name_the_server_does_not_serve_is_a_200_deny_too(client, secret, git_repo):
+    response = client.post(
+        "/api/v1/hooks/claude?wait=0",
+        pre_tool_use(git_repo, "Bash", {"command": "ls"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}", "Host": "evil.example"},
+    )
+    verdict, reason = decision(response)
+    assert verdict == "deny" and "host name it does not serve" in reason
+    elsewhere = client.get("/api/v1/goals/1", headers={"Host": "evil.example"})
+    assert elsewhere.status_code == 400 and "error" in elsewhere.json()

@@ -79,7 +79,7 @@ def test_unknown_fields_are_ignored(api):
     ("body", "reason"),
     [
         pytest.param("{not json", "Malformed JSON", id="malformed json"),
-        pytest.param(b"\xff\xfe", "Malformed JSON", id="not utf-8"),
+        pytest.param(b"\xff\xfe", "not valid UTF-8", id="not utf-8"),
         pytest.param("", "Malformed JSON", id="empty body"),
         pytest.param("[1, 2]", "must be a JSON object", id="a list, not an object"),
         pytest.param({"objective": 5}, "`objective` must be a string", id="objective not a string"),

@@ -35,6 +35,8 @@ BAD_INPUT = [
     pytest.param("budget_minutes", "-5", "budget_minutes", "greater than or equal to 0", id="negative minutes"),
     pytest.param("budget_steps", "many", "budget_steps", "Enter a whole number", id="steps not a number"),
     pytest.param("budget_tokens", "99999999999999", "budget_tokens", "less than or equal to", id="tokens too large"),
+    pytest.param("budget_tokens", "9" * 5000, "budget_tokens", "Enter a whole number", id="a 5,000-digit budget"),
+    pytest.param("budget_steps", "²", "budget_steps", "Enter a whole number", id="a superscript digit"),
     pytest.param("budget_files_per_step", "1.5", "budget_files_per_step", "Enter a whole number", id="files per step not whole"),
     pytest.param("budget_files_total", "-1", "budget_files_total", "greater than or equal to 0", id="negative files total"),
     pytest.param("budget_approvals", "x", "budget_approvals", "Enter a whole number", id="approvals not a number"),
@@ -57,6 +59,12 @@ BAD_INPUT = [
     pytest.param("agent_profile", "STAFF_ONLY", "agent_profile", "Choose one of the agents offered here", id="an agent for others"),
     pytest.param("agent_model", "gpt-9", "agent_model", "Select a valid choice", id="a model no agent offers"),
     pytest.param("agent_script", "{not json", "agent_script", "Enter a valid JSON", id="script not JSON"),
+    pytest.param("agent_script", "[" * 5000 + "]" * 5000, "agent_script", "nested deeper than 64 levels", id="script nested past the recursion limit"),
+    pytest.param("agent_script", '{"a":' * 100 + "1" + "}" * 100, "agent_script", "nested deeper than 64 levels", id="script nested too deep"),
+    pytest.param("agent_script", '[{"summary": "\\u0000"}]', "agent_script", "NUL characters", id="script with a NUL escape"),
+    pytest.param("agent_script", '[{"summary": "\\ud800"}]', "agent_script", "lone surrogates", id="script with a lone surrogate"),
+    pytest.param("agent_script", "[NaN]", "agent_script", "NaN", id="script with NaN"),
+    pytest.param("agent_script", "[" + "9" * 5000 + "]", "agent_script", "Enter a valid JSON", id="script with a 5,000-digit number"),
     pytest.param("agent_script", '{"steps": []}', "agent_script", "must be a JSON list", id="script not a list"),
     pytest.param("agent_script", '[{"patch_file": "/etc/shadow"}]', "agent_script", "patch_file reads files on the server", id="script reading a server file"),
     pytest.param("agent_script", '[{"folder": "/root"}]', "agent_script", "folder reads files on the server", id="script naming a server folder"),
@@ -69,6 +77,8 @@ BAD_INPUT = [
     pytest.param("network_hosts", ["pypi.org"], "network_hosts", "is not host:port", id="no port"),
     pytest.param("approvers", ["999999"], "approvers", "Select a valid choice", id="unknown approver"),
     pytest.param("approvers", ["OWNER"], "approvers", "Select a valid choice", id="owner cannot approve their own goal"),
+    pytest.param("approvers", ["9" * 30], "approvers", "Select a valid choice", id="an approver id past 64 bits"),
+    pytest.param("viewers", ["-" + "9" * 30], "viewers", "Select a valid choice", id="a viewer id past 64 bits"),
 ]
 
 

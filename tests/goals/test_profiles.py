@@ -306,3 +306,25 @@ def test_the_agent_may_reach_its_profiles_model_api(make_profile, fields, first)
     egress = Goal(agent_profile=profile).egress()
     assert egress[0] == first
     assert ("pypi.org:443", True) in egress and len(egress) == len(set(egress))
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        pytest.param({"api_key": "sk-\x00"}, "api_key", "Null characters are not allowed", id="a-nul-in-the-key"),
+        pytest.param({"users": "9" * 30}, "users", "is not one of the available choices", id="an-id-past-64-bits"),
+        pytest.param({"options": "[" * 5000 + "]" * 5000}, "options", "nested deeper", id="options-nested-too-deep"),
+        pytest.param({"models": '["\\u0000"]'}, "models", "NUL characters", id="a-nul-in-the-json"),
+    ],
+)
+def test_the_profile_form_refuses_hostile_input_beside_the_field(admin_client, change, field, message):
+    data = {
+        "name": "Kept name", "adapter": "scripted", "enabled": "on", "extra_args": "[]", "models": "[]",
+        "options": "{}", "egress_hosts": "[]", **change,
+    }  # fmt: skip
+    response = admin_client.post("/admin/goals/agentprofile/add/", data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert message in " ".join(errors[field]), errors
+    assert 'value="Kept name"' in response.text
+    assert not AgentProfile.objects.filter(name="Kept name").exists()

@@ -14,7 +14,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import ROLES, World, client_for, make_user
+from gateway.models import AgentToken
+from tests.factories import ROLES, World, client_for, make_goal, make_user
 from tests.support.access import (
     ACCESS,
     HOOK_REFUSED,
@@ -149,3 +150,46 @@ async def connects(path: str, headers: list) -> bool:
     await socket.disconnect()
     return connected
 
+
+
+# --- another goal's objects answer as unknown ones: no hint that they exist ---------------------------------------
+
+UNKNOWN_ID = 987654321
+# Routes that name an object by id, and who has no part in it: a signed-in outsider, and another goal's agent.
+OBJECT_ROUTES = sorted({key for key, pattern, _ in http_routes() if "<int:" in pattern and key in ACCESS})
+STRANGER_CASES = [
+    pytest.param(
+        key, method, id=f"{key} {method}", marks=[pytest.mark.django_db(transaction=True)] if key in COMMITTED else []
+    )
+    for key in OBJECT_ROUTES
+    for method in ACCESS[key]
+]
+
+
+def stranger_client(world: World, stranger: str) -> Client:
+    if stranger == "outsider":
+        return client_for(world, "outsider")
+    other = make_goal(world.users["outsider"], world.goal.repository.source, title="Another goal")
+    client = Client(enforce_csrf_checks=True)
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {AgentToken.issue(other, world.users['outsider'])[1]}"
+    return client
+
+
+def answer(response) -> tuple:
+    """What a caller can tell from an answer: its status, where it leads, and its text with the numbers blanked."""
+    text = re.sub(r"\d+", "N", response.content.decode(errors="replace"))
+    return response.status_code, re.sub(r"\d+", "N", response.headers.get("Location", "")), text
+
+
+@pytest.mark.parametrize(("key", "method"), STRANGER_CASES)
+def test_another_goals_object_answers_as_an_unknown_one(world, key, method):
+    call = ACCESS[key][method]
+    kwargs = call.kwargs(world)
+    unknown = {name: UNKNOWN_ID if isinstance(value, int) else value for name, value in kwargs.items()}
+    for stranger in ("outsider", "another goal's agent"):
+        client = stranger_client(world, stranger)
+        theirs = send(client, method, reverse(key, kwargs=kwargs) + call.query, call, world)
+        missing = send(client, method, reverse(key, kwargs=unknown) + call.query, call, world)
+        assert answer(theirs) == answer(missing), stranger
+        # Refused, or sent to sign in: a 403 says what the caller is (a token, no CSRF token), never the object.
+        assert theirs.status_code in (302, 401, 403, 404), (stranger, theirs.status_code, theirs.content[:300])

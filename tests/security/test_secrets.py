@@ -74,7 +74,7 @@ def test_no_secret_in_any_log_record(world, every_log_record, settings, tmp_path
     other = make_goal(world.users["outsider"], tmp_path)
     secrets["another goal's token"] = foreign = AgentToken.issue(other, world.users["outsider"])[1]
     agent.defaults["HTTP_AUTHORIZATION"] = f"Bearer {foreign}"
-    assert agent.get(reverse("api_goal", args=[world.goal.pk])).status_code == 403
+    assert agent.get(reverse("api_goal", args=[world.goal.pk])).status_code == 404
     token.revoke(world.users["owner"])
     agent.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
     assert agent.post(propose, body, content_type="application/json").status_code == 401
