@@ -17,6 +17,7 @@ CSRF = 403  # a form post without the CSRF token (what a bearer-token script sen
 HOOK_REFUSED = "hook-refused"  # Claude Code's hook: 200 and nothing recorded, with a message saying why
 CLOSED = "closed"  # websocket: refused
 OPEN = "open"  # websocket: accepted
+HEALTH = "health"  # /healthz: the same JSON for anyone, 200 or 503 by what is running, never a sign-in
 
 
 def row(anonymous, outsider, viewer, approver, owner, agent) -> dict[str, object]:
@@ -68,7 +69,7 @@ def decided_only_by_deciders(w: World, role: str) -> None:
 
 ACCESS: dict[str, dict[str, Call]] = {
     "home": {"GET": Call(SIGNED_IN)},
-    "healthz": {"GET": Call(PUBLIC)},
+    "healthz": {"GET": Call(row(HEALTH, HEALTH, HEALTH, HEALTH, HEALTH, HEALTH))},
     "login": {
         "GET": Call(row(200, REDIRECT, REDIRECT, REDIRECT, REDIRECT, 200)),
         "POST": Call(row(200, REDIRECT, REDIRECT, REDIRECT, REDIRECT, CSRF), data=lambda w: {"username": "x"}),
