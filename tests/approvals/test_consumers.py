@@ -1,4 +1,6 @@
+import contextlib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -117,26 +119,26 @@ def test_sockets_on_two_daphne_processes_both_receive_the_card(private_prefix):
     database_url = subprocess_database_url()
     card = '<article id="request-9" hx-swap-oob="afterbegin:#inbox-list">two processes</article>'
     sockets = []
-    try:
-        with (
-            running_daphne(database_url, GOALPOST_CHANNEL_PREFIX=private_prefix) as (first, _),
-            running_daphne(database_url, GOALPOST_CHANNEL_PREFIX=private_prefix) as (second, _),
-        ):
-            for web in (first, second):
-                for user in (alice, bob):
-                    socket = LiveSocket(web, session_for(user))
-                    sockets.append((user, socket))
-                    assert socket.connect() == 0
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(2) as pool:
+        servers = [running_daphne(database_url, GOALPOST_CHANNEL_PREFIX=private_prefix) for _ in range(2)]
+        starts = [(server, pool.submit(server.__enter__)) for server in servers]  # both start at once
+        for server, start in starts:
+            if start.exception() is None:
+                stack.push(server)
+        webs = [start.result()[0] for _, start in starts]
+        stack.callback(lambda: [socket.close() for _, socket in sockets])
+        for web in webs:
+            for user in (alice, bob):
+                socket = LiveSocket(web, session_for(user))
+                sockets.append((user, socket))
+                assert socket.connect() == 0
 
-            wait_until(lambda: broadcast([alice.pk], fragment(card)), what="a broadcast Redis accepts")
+        wait_until(lambda: broadcast([alice.pk], fragment(card)), what="a broadcast Redis accepts")
 
-            for user, socket in sockets:
-                if user == alice:
-                    assert socket.wait_for_text("two processes", timeout=10) == card
-                else:
-                    with pytest.raises(TimeoutError):
-                        socket.wait_for_text("two processes", timeout=0.3)
-            assert all(socket.received.count(card) == 1 for user, socket in sockets if user == alice)
-    finally:
-        for _, socket in sockets:
-            socket.close()
+        for user, socket in sockets:
+            if user == alice:
+                assert socket.wait_for_text("two processes", timeout=10) == card
+            else:
+                with pytest.raises(TimeoutError):
+                    socket.wait_for_text("two processes", timeout=0.3)
+        assert all(socket.received.count(card) == 1 for user, socket in sockets if user == alice)
