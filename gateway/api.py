@@ -490,11 +490,14 @@ def settled_waiters() -> SettledWaiters:
 UNSUBSCRIBED_RECHECK_S = 1.0
 
 
-async def wait_for_outcome(request_id: int, timeout: float) -> gateway.RequestOutcome | None:
+async def wait_for_outcome(
+    request_id: int, timeout: float, check: Callable[[gateway.RequestOutcome | None], None] | None = None
+) -> gateway.RequestOutcome | None:
     """The request's outcome once it settles, or its pending state after `timeout` seconds.
 
-    Reads the database once the subscription is live, then again only when woken without an outcome (a gap in
-    the subscription), when the request's own expiry comes, or every second while Redis is unreachable.
+    Reads the database once the subscription is live (`check` sees that first read, and may refuse the wait by
+    raising), then again only when woken without an outcome (a gap in the subscription), when the request's own
+    expiry comes, or every second while Redis is unreachable.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -504,6 +507,8 @@ async def wait_for_outcome(request_id: int, timeout: float) -> gateway.RequestOu
     try:
         await waiters.listener.ready(timeout=min(timeout, READY_TIMEOUT_S))
         outcome = await read(request_id)
+        if check is not None:
+            check(outcome)
         while outcome is not None and not outcome.settled:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -543,15 +548,17 @@ async def request_decision(
         description="Seconds to wait for a decision; 0 answers at once; more than 25 counts as 25.",
     ),
 ) -> dict:
-    outcome = await in_worker_thread(gateway.request_outcome)(request_id)
-    if outcome is None:
-        raise HttpError(404, f"No request {request_id}.")
-    if outcome.goal_id != request.auth.goal_id:
-        raise HttpError(403, f"Request {request_id} belongs to another goal than this token's.")
-    if not outcome.settled and wait > 0:
-        outcome = await wait_for_outcome(request_id, min(wait, DECISION_WAIT_MAX_S))
+    def answerable(outcome: gateway.RequestOutcome | None) -> None:
         if outcome is None:
             raise HttpError(404, f"No request {request_id}.")
+        if outcome.goal_id != request.auth.goal_id:
+            raise HttpError(403, f"Request {request_id} belongs to another goal than this token's.")
+
+    if wait > 0:  # one read, once the subscription is live: nothing decided after it is missed
+        outcome = await wait_for_outcome(request_id, min(wait, DECISION_WAIT_MAX_S), check=answerable)
+    else:
+        outcome = await in_worker_thread(gateway.request_outcome)(request_id)
+    answerable(outcome)
     if outcome.settled:
         await in_worker_thread(gateway.consume)(request_id)
     return outcome.as_dict()
