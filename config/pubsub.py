@@ -27,6 +27,11 @@ def channel_name(suffix: str) -> str:
     return f"{prefix}:{suffix}"
 
 
+def client_name(channel: str) -> str:
+    """The Redis client name of a process's subscription to `channel` (no spaces, as CLIENT SETNAME wants)."""
+    return "sub:" + channel.replace(" ", "_")
+
+
 class Listener:
     """The subscription to one channel, running while anything holds it.
 
@@ -70,7 +75,10 @@ class Listener:
 
         lost, backoff = False, 0.1
         while self.holders > 0:
-            client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+            # Named, so CLIENT LIST shows whose subscription it is (and a test can drop exactly this one).
+            client = aioredis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=2, client_name=client_name(self.channel)
+            )
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)

@@ -8,12 +8,13 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from approvals.broadcast import broadcast, fragment
-from approvals.consumers import UNAUTHENTICATED, live_sockets, user_group
+from approvals.broadcast import broadcast, fragment, live_channel
+from approvals.consumers import CATCH_UP, UNAUTHENTICATED, live_sockets, user_group
 from config.asgi import application
+from config.pubsub import client_name
 from tests.factories import make_user, subprocess_database_url
 from tests.support.processes import running_daphne, wait_until
-from tests.support.stack import LiveSocket, session_for
+from tests.support.stack import LiveSocket, reconnect_codes, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -142,3 +143,23 @@ def test_sockets_on_two_daphne_processes_both_receive_the_card(private_prefix):
                 with pytest.raises(TimeoutError):
                     socket.wait_for_text("two processes", timeout=0.3)
         assert all(socket.received.count(card) == 1 for user, socket in sockets if user == alice)
+
+
+async def test_sockets_reconnect_to_catch_up_when_their_process_lost_the_live_subscription(settings):
+    """Redis dropped the process's subscription (a restart): broadcasts may have been lost meanwhile, so once it is
+    subscribed again every socket is closed with a code the htmx extension reopens after, and live.js catches up."""
+    import redis
+
+    _, alice_cookie = await session_cookie_for("alice")
+    ws = communicator(alice_cookie)
+    assert (await ws.connect())[0]
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    ours = [c for c in admin.client_list(_type="pubsub") if c["name"] == client_name(live_channel())]
+    assert len(ours) == 1, "one subscription for the process, whatever its number of sockets"
+
+    admin.client_kill_filter(_id=ours[0]["id"])
+
+    closed = await ws.receive_output(timeout=10)
+    assert closed == {"type": "websocket.close", "code": CATCH_UP}
+    assert CATCH_UP in reconnect_codes()
+    admin.close()
