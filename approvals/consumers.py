@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -14,6 +15,9 @@ log = logging.getLogger(__name__)
 UNAUTHENTICATED = 4401
 # "Service restart": the htmx websocket extension reopens the socket, and live.js then re-reads the live regions.
 CATCH_UP = 1012
+# daphne's transport writes when the event loop gets control back: yielding every few sockets lets the first ones
+# go out (and their clients start reading) while the rest are framed, instead of all 200 after the last.
+SEND_BATCH = 20
 
 
 class LiveSockets:
@@ -49,12 +53,16 @@ class LiveSockets:
         return sum(len(sockets) for sockets in self.by_user.values())
 
     async def deliver(self, data: bytes) -> None:
+        sent = 0
         for user_id, event in json.loads(data):
             for socket in list(self.by_user.get(user_id, ())):
                 try:
                     await socket.fragment(event)
                 except Exception:  # a socket closing under us: its disconnect takes it out
                     log.debug("could not send to a socket of user %s", user_id, exc_info=True)
+                sent += 1
+                if sent % SEND_BATCH == 0:
+                    await asyncio.sleep(0)
 
     async def catch_up_all(self) -> None:
         """The subscription was lost for a while: every page may have missed something, so each reconnects."""
