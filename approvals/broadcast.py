@@ -1,17 +1,25 @@
-"""The one way sync code (views, signal receivers, celery tasks) sends events to the people's open pages."""
+"""The one way sync code (views, signal receivers, celery tasks) sends events to the people's open pages.
 
-import asyncio
+A broadcast is one message published on the live channel (Redis pub/sub), whatever the number of people and
+sockets: each daphne process receives it once and hands every person's event to the sockets it holds for them
+(`approvals.consumers.LiveSockets`). Not one channel-layer message per socket, which made the fan-out the
+slowest part of a live update.
+"""
+
+import json
 import logging
 import os
 import threading
 from collections.abc import Iterable
 from typing import Literal, TypedDict
 
-from channels.layers import get_channel_layer
+from django.conf import settings
+
+from config.pubsub import channel_name
 
 log = logging.getLogger(__name__)
 
-# A channel layer that does not answer in time is treated as down: the caller (often a decision) must not wait.
+# A Redis that does not answer in time is treated as down: the caller (often a decision) must not wait.
 SEND_TIMEOUT_S = 2.0
 
 
@@ -27,6 +35,11 @@ def user_group(user_id: int) -> str:
     return f"user-{user_id}"
 
 
+def live_channel() -> str:
+    """The pub/sub channel every daphne process listens to for live events."""
+    return channel_name("live")
+
+
 def fragment(html: str) -> FragmentEvent:
     return {"type": "fragment", "html": html}
 
@@ -37,51 +50,33 @@ def broadcast(user_ids: Iterable[int], event: FragmentEvent) -> bool:
 
 
 def broadcast_each(events: list[tuple[int, FragmentEvent]]) -> bool:
-    """Send each (user id, event) pair in one go; best effort like `broadcast`."""
-    sends = [(user_group(user_id), dict(event)) for user_id, event in events]
-    if not sends:
+    """Send each (user id, event) pair in one message, in order; best effort like `broadcast`."""
+    if not events:
         return True
+    message = json.dumps([[user_id, dict(event)] for user_id, event in events])
     try:
-        layer = get_channel_layer()
-        if layer is None:
-            return False
-        future = asyncio.run_coroutine_threadsafe(_send_to_groups(layer, sends), _sender_loop())
-        future.result(timeout=SEND_TIMEOUT_S + 0.5)
+        _redis().publish(live_channel(), message)
     except Exception:  # Redis down or slow: the page catches up when its socket reconnects.
-        log.warning("could not broadcast %d event(s)", len(sends), exc_info=True)
+        log.warning("could not broadcast %d event(s)", len(events), exc_info=True)
         return False
     return True
 
 
-async def _send_to_groups(layer, sends: list[tuple[str, dict]]) -> None:
-    """The groups at once (each group_send is four Redis round trips); one group's events in their order."""
-    by_group: dict[str, list[dict]] = {}
-    for group, event in sends:
-        by_group.setdefault(group, []).append(event)
-
-    async def send_in_order(group: str, events: list[dict]) -> None:
-        for event in events:
-            await layer.group_send(group, event)
-
-    async with asyncio.timeout(SEND_TIMEOUT_S):
-        await asyncio.gather(*(send_in_order(group, events) for group, events in by_group.items()))
+_client = None
+_client_key: tuple[int, str] = (0, "")
+_client_lock = threading.Lock()
 
 
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_pid = 0
-_loop_lock = threading.Lock()
+def _redis():
+    """One client per process (its pool reused by every broadcast; a forked worker makes its own)."""
+    global _client, _client_key
+    with _client_lock:
+        key = (os.getpid(), settings.REDIS_URL)
+        if _client is None or _client_key != key:
+            import redis
 
-
-def _sender_loop() -> asyncio.AbstractEventLoop:
-    """One event loop per process, in a thread of its own, that keeps the channel layer's Redis connections.
-
-    async_to_sync from a thread without a loop made a new loop, and so a new Redis connection, for every send:
-    ~15 ms each on a busy machine, paid by every decision and every step. A forked worker starts its own.
-    """
-    global _loop, _loop_pid
-    with _loop_lock:
-        if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="broadcast-loop", daemon=True).start()
-            _loop, _loop_pid = loop, os.getpid()
-        return _loop
+            _client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=SEND_TIMEOUT_S, socket_timeout=SEND_TIMEOUT_S
+            )
+            _client_key = key
+        return _client

@@ -5,7 +5,8 @@ Agents authenticate with their goal's token (`Authorization: Bearer <token>`, Ag
 expired or revoked token is 401; on a goal's URL another goal's token gets 404, as an unknown goal does. A token
 never decides (no operation here lets it). The operations that wait (the decision long-poll, the Claude Code
 hook) are async and hold neither a thread nor a database connection while they wait: they sleep on one Redis
-subscription per process and re-read the database briefly, in the loop's shared worker threads, between naps.
+subscription per process, whose message carries the outcome, and read the database (briefly, in the loop's shared
+worker threads) when they start, at the request's expiry, and after a gap in the subscription.
 
 Claude Code's hook is the exception to the API's error shape: Claude Code lets a tool call through when its HTTP
 hook answers anything but 2xx, so every refusal there (a bad token, a body too large, malformed or not a hook
@@ -15,11 +16,8 @@ input) is a 200 deny that says why.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
-import weakref
 from collections.abc import Callable
 from functools import wraps
 
@@ -28,6 +26,7 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
+from django.utils import timezone
 from ninja import Query, Router
 from ninja.decorators import decorate_view
 from ninja.errors import HttpError
@@ -36,6 +35,7 @@ from ninja.security.base import AuthBase
 
 from config.api import SignedIn, json_object, refusals
 from config.bodies import Unreadable, bad_request, request_json
+from config.pubsub import READY_TIMEOUT_S, Listener, per_loop
 from gateway import calls as gateway
 from gateway import changes, schemas
 from gateway.models import AgentToken, AlwaysAllowRule, GatewaySettings, RuleKind, TokenRefused, WhenUnanswered
@@ -425,103 +425,109 @@ def in_worker_thread(function: Callable) -> Callable:
     return sync_to_async(run, thread_sensitive=False)
 
 
-class SettledListener:
-    """One Redis subscription per process (and event loop) that wakes the waiters of a settled request.
+class Waiter:
+    """One agent waiting on a request: woken with the outcome the publisher read, or with None to read it itself."""
 
-    Waiters are asyncio events. The subscription starts with the first waiter and ends with the last; when
-    Redis cannot be reached the waiters simply re-read the database every second instead.
+    __slots__ = ("event", "outcome")
+
+    def __init__(self):
+        self.event = asyncio.Event()
+        self.outcome: gateway.RequestOutcome | None = None
+
+
+class SettledWaiters:
+    """This process's waiting agents by request, woken by one subscription to the settled channel.
+
+    A decision is published once with its outcome (`gateway.publish_settled`); this process reads it once and
+    hands it to the request's waiters, so waiting costs no database read at all. When the subscription was lost
+    and is made again, every waiter reads the database once, since a decision may have passed meanwhile.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.waiters: dict[int, set[asyncio.Event]] = {}
-        self.task: asyncio.Task | None = None
-        self.subscribed = False
-        self.stopping = False
+    def __init__(self):
+        self.by_request: dict[int, set[Waiter]] = {}
+        self.listener = Listener(gateway.settled_channel(), self.wake, self.wake_all)
 
-    def watch(self, request_id: int) -> asyncio.Event:
-        event = asyncio.Event()
-        self.waiters.setdefault(request_id, set()).add(event)
-        if self.task is None or self.task.done() or self.stopping:
-            self.stopping = False
-            self.task = self.loop.create_task(self._listen())
-        return event
+    def watch(self, request_id: int) -> Waiter:
+        waiter = Waiter()
+        self.by_request.setdefault(request_id, set()).add(waiter)
+        self.listener.hold()
+        return waiter
 
-    def unwatch(self, request_id: int, event: asyncio.Event) -> None:
-        events = self.waiters.get(request_id)
-        if events is not None:
-            events.discard(event)
-            if not events:
-                del self.waiters[request_id]
-
-    def recheck_after(self) -> float:
-        """How long a waiter naps before it reads the database again anyway."""
-        return random.uniform(8.0, 12.0) if self.subscribed else 1.0
-
-    async def _listen(self) -> None:
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
-        pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(gateway.settled_channel())
-            self.subscribed = True
-            while self.waiters:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message and message.get("type") == "message":
-                    self._wake(message.get("data"))
-        except Exception:
-            log.warning("the decision listener lost Redis; waiters fall back to reading the database", exc_info=True)
-            await asyncio.sleep(1.0)
-        finally:
-            self.stopping = True
-            self.subscribed = False
-            try:
-                await pubsub.aclose()
-                await client.aclose()
-            except Exception:
-                log.debug("closing the decision listener failed", exc_info=True)
-
-    def _wake(self, data: object) -> None:
-        try:
-            request_id = int(data.decode() if isinstance(data, bytes) else data)
-        except (TypeError, ValueError):
+    def unwatch(self, request_id: int, waiter: Waiter) -> None:
+        waiters = self.by_request.get(request_id)
+        if waiters is None or waiter not in waiters:
             return
-        for event in self.waiters.get(request_id, ()):
-            event.set()
+        waiters.discard(waiter)
+        if not waiters:
+            del self.by_request[request_id]
+        self.listener.release()
+
+    def count(self) -> int:
+        return sum(len(waiters) for waiters in self.by_request.values())
+
+    async def wake(self, data: bytes) -> None:
+        try:
+            message = json.loads(data)
+            request_id = int(message["request"])
+            outcome = gateway.RequestOutcome.from_dict(message["outcome"]) if message.get("outcome") else None
+        except (TypeError, ValueError, KeyError):
+            log.warning("unreadable message on the settled channel: %r", data[:200])
+            return
+        for waiter in self.by_request.get(request_id, ()):
+            waiter.outcome = outcome
+            waiter.event.set()
+
+    async def wake_all(self) -> None:
+        for waiters in self.by_request.values():
+            for waiter in waiters:
+                waiter.event.set()
 
 
-_listeners: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def settled_waiters() -> SettledWaiters:
+    return per_loop("gateway.settled_waiters", SettledWaiters)
 
 
-def settled_listener() -> SettledListener:
-    loop = asyncio.get_running_loop()
-    listener = _listeners.get(loop)
-    if listener is None:
-        listener = _listeners[loop] = SettledListener(loop)
-    return listener
+# While Redis cannot be reached, a waiter reads the database this often instead of waiting to be woken.
+UNSUBSCRIBED_RECHECK_S = 1.0
 
 
-async def wait_for_outcome(request_id: int, timeout: float) -> gateway.RequestOutcome | None:
-    """The request's outcome once it settles, or its pending state after `timeout` seconds."""
+async def wait_for_outcome(
+    request_id: int, timeout: float, check: Callable[[gateway.RequestOutcome | None], None] | None = None
+) -> gateway.RequestOutcome | None:
+    """The request's outcome once it settles, or its pending state after `timeout` seconds.
+
+    Reads the database once the subscription is live (`check` sees that first read, and may refuse the wait by
+    raising), then again only when woken without an outcome (a gap in the subscription), when the request's own
+    expiry comes, or every second while Redis is unreachable.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    listener = settled_listener()
-    event = listener.watch(request_id)
+    waiters = settled_waiters()
+    waiter = waiters.watch(request_id)
     read = in_worker_thread(gateway.request_outcome)
     try:
+        await waiters.listener.ready(timeout=min(timeout, READY_TIMEOUT_S))
         outcome = await read(request_id)
+        if check is not None:
+            check(outcome)
         while outcome is not None and not outcome.settled:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=min(remaining, listener.recheck_after()))
-            event.clear()
-            outcome = await read(request_id)
+            nap = remaining if waiters.listener.subscribed.is_set() else min(remaining, UNSUBSCRIBED_RECHECK_S)
+            if outcome.expires_at is not None:  # the read at the expiry moment expires it (and wakes the others)
+                nap = min(nap, max(0.0, (outcome.expires_at - timezone.now()).total_seconds()) + 0.05)
+            try:
+                await asyncio.wait_for(waiter.event.wait(), timeout=nap)
+            except TimeoutError:
+                if nap >= remaining and waiters.listener.subscribed.is_set():
+                    break  # the wait is over and nothing was published: still pending
+            waiter.event.clear()
+            woken, waiter.outcome = waiter.outcome, None
+            outcome = woken if woken is not None else await read(request_id)
         return outcome
     finally:
-        listener.unwatch(request_id, event)
+        waiters.unwatch(request_id, waiter)
 
 
 @router.get(
@@ -543,13 +549,15 @@ async def request_decision(
         description="Seconds to wait for a decision; 0 answers at once; more than 25 counts as 25.",
     ),
 ) -> dict:
-    outcome = await in_worker_thread(gateway.request_outcome)(request_id)
-    if outcome is None or outcome.goal_id != request.auth.goal_id:  # another goal's: as unknown, no hint
-        raise HttpError(404, f"No request {request_id}.")
-    if not outcome.settled and wait > 0:
-        outcome = await wait_for_outcome(request_id, min(wait, DECISION_WAIT_MAX_S))
-        if outcome is None:
+    def answerable(outcome: gateway.RequestOutcome | None) -> None:
+        if outcome is None or outcome.goal_id != request.auth.goal_id:  # another goal's: as unknown, no hint
             raise HttpError(404, f"No request {request_id}.")
+
+    if wait > 0:  # one read, once the subscription is live: nothing decided after it is missed
+        outcome = await wait_for_outcome(request_id, min(wait, DECISION_WAIT_MAX_S), check=answerable)
+    else:
+        outcome = await in_worker_thread(gateway.request_outcome)(request_id)
+    answerable(outcome)
     if outcome.settled:
         await in_worker_thread(gateway.consume)(request_id)
     return outcome.as_dict()

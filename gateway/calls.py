@@ -34,6 +34,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from approvals.models import AGENT_LABELS, ApprovalRequest, RequestKind, RequestOrigin, RequestStatus, Verdict
+from config.pubsub import channel_name
 from gateway import shell
 from gateway.models import AgentReport, AgentToken, GatewayCall, GatewayVerdict, RuleKind
 from goals import gates, judge, repopaths
@@ -765,10 +766,28 @@ class RequestOutcome:
     decided_by: str | None = None
     comment: str = ""
     decided_at: datetime | None = None
+    expires_at: datetime | None = None  # a pending request's; not part of the answer
 
     @property
     def settled(self) -> bool:
         return self.status != RequestStatus.PENDING
+
+    @classmethod
+    def from_dict(cls, answer: dict) -> RequestOutcome:
+        """The outcome back from `as_dict` (as published to the waiting agents' processes)."""
+        decided_at = answer.get("decided_at")
+        return cls(
+            int(answer["request"]),
+            int(answer["goal"]),
+            str(answer["status"]),
+            answer.get("decision"),
+            answer.get("verdict"),
+            bool(answer.get("stop")),
+            str(answer.get("reason") or ""),
+            answer.get("decided_by"),
+            str(answer.get("comment") or ""),
+            datetime.fromisoformat(decided_at) if decided_at else None,
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -794,7 +813,10 @@ def request_outcome(request_id: int) -> RequestOutcome | None:
         request.expire()
         request.refresh_from_db()
     if request.is_pending:
-        return RequestOutcome(request.pk, request.goal_id, request.status, None, None, False, "Waiting for a decision.")
+        return RequestOutcome(
+            request.pk, request.goal_id, request.status, None, None, False, "Waiting for a decision.",
+            expires_at=request.expires_at,
+        )
     decision = request.decisions.select_related("user").order_by("-created_at", "-id").first()
     who = decision.user.get_username() if decision and decision.user else None
     comment = decision.comment if decision else ""
@@ -834,21 +856,24 @@ def request_outcome(request_id: int) -> RequestOutcome | None:
 def settled_channel() -> str:
     """The Redis channel of settled requests, under the channel layer's prefix (GOALPOST_CHANNEL_PREFIX), so the
     processes that share the websocket layer (daphnes, workers, a shell deciding) share this channel too."""
-    prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "goalpost")
-    return f"{prefix}:gateway:settled"
+    return channel_name("gateway:settled")
+
 
 _redis_client = None
 
 
 def publish_settled(request_id: int) -> bool:
-    """Wake the agents waiting on the request (Redis pub/sub); best effort: they also re-read the database."""
+    """Wake the agents waiting on the request: one message, read once per process, carrying the outcome, so no
+    waiter reads the database for it. Best effort: a process that missed it reads the database when it resubscribes."""
     global _redis_client
     try:
         import redis
 
+        outcome = request_outcome(request_id)
+        message = {"request": request_id, "outcome": outcome.as_dict() if outcome and outcome.settled else None}
         if _redis_client is None:
             _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        _redis_client.publish(settled_channel(), str(request_id))
+        _redis_client.publish(settled_channel(), json.dumps(message))
     except Exception:
         log.warning("could not publish the outcome of request %s", request_id, exc_info=True)
         return False

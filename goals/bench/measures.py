@@ -470,17 +470,50 @@ def gateway_waiters(run: Run) -> list[Figure]:
     """gateway_waiters: agents long-polling the decision endpoint of one daphne at once (1,000; 200 quick), every
     one answered once its request is decided; beside it what the waiting costs daphne, read with psutil while they
     all wait (its threads and resident memory, minus the same after one warm-up request)."""
+    waiters_n = 200 if run.quick else 1000
+    agents = waiting_agents(run, waiters_n, "gateway")
+    threads_before, threads_during = agents["threads"]
+    rss_before, rss_during = agents["rss"]
+    return [
+        Figure("gateway_waiters", len(agents["answered"]), "agents", f">= {waiters_n}",
+               note=f"{waiters_n} waiting at once ({agents['connected']} connected when measured)"),
+        Figure("gateway_waiter_threads_growth", threads_during - threads_before, "threads", "<= 10",
+               note=f"daphne's threads: {threads_before} before, {threads_during} while they wait"),
+        Figure("gateway_waiter_rss_growth_mb", (rss_during - rss_before) / 2**20, "MB", "<= 150",
+               note=f"daphne's resident memory before: {rss_before / 2**20:.0f} MB"),
+    ]
+
+
+def decision_wake(run: Run) -> list[Figure]:
+    """gateway_decision_p50_ms / _p99_ms: from a person's decide() to the answer at the agent that long-polls it,
+    with 500 agents waiting on one daphne (quick too: the target is for 500), decided one after the other."""
+    waiters_n = 500
+    agents = waiting_agents(run, waiters_n, "wake")
+    answered, decided = agents["answered"], agents["decided"]
+    delays = [(answered[pk] - decided[pk]) * 1000 for pk in answered]
+    decide_ms = percentile(agents["decide_ms"], 50)
+    return [
+        Figure("gateway_decision_p50_ms", percentile(delays, 50), "ms", "<= 100",
+               note=f"{len(answered)} of {waiters_n} answered; decide() itself takes {decide_ms:.1f} ms (p50)"),
+        Figure("gateway_decision_p99_ms", percentile(delays, 99) if len(answered) == waiters_n else float("nan"),
+               "ms", "<= 100", note=f"{waiters_n} agents waiting at once"),
+    ]
+
+
+def waiting_agents(run: Run, waiters_n: int, label: str) -> dict:
+    """`waiters_n` agents long-polling `…/decision?wait=25` on the bench's daphne (each calling again while the
+    answer is `pending`), then every request decided in one loop: when each was decided and answered, daphne's
+    threads and memory before and while they wait."""
     import psutil
 
     from approvals.models import ApprovalRequest, RequestKind, RequestOrigin
     from gateway.models import AgentToken
     from goals.models import Goal, GoalStatus
 
-    waiters_n = 200 if run.quick else 1000
-    owner = run.user("gateway-owner")
+    owner = run.user(f"{label}-owner")
     waits = []
     for i in range(waiters_n + 1):  # the last one is the warm-up's
-        goal = Goal.objects.create(**goal_fields(owner, run.scratch, f"Gateway goal {i}", status=GoalStatus.WAITING))
+        goal = Goal.objects.create(**goal_fields(owner, run.scratch, f"{label} goal {i}", status=GoalStatus.WAITING))
         _, secret = AgentToken.issue(goal, owner)
         request = ApprovalRequest.open(goal, RequestKind.STEP, summary=f"Tool call {i}",
                                        origin=RequestOrigin.GATEWAY)
@@ -523,21 +556,15 @@ def gateway_waiters(run: Run) -> list[Figure]:
     waiting = wait_for_waiters(server, waiters_n)
     threads_during, rss_during = server.num_threads(), server.memory_info().rss
     decided: dict[int, float] = {}
+    decide_ms = []
     for request, _ in waits:
         decided[request.pk] = time.perf_counter()
         request.decide(owner, "approve")
+        decide_ms.append((time.perf_counter() - decided[request.pk]) * 1000)
     done.result(timeout=200)
     loop.call_soon_threadsafe(loop.stop)
-    delays = [(answered[pk] - decided[pk]) * 1000 for pk in answered]
-    return [
-        Figure("gateway_waiters", len(answered), "agents", f">= {waiters_n}",
-               note=f"{waiters_n} waiting at once ({waiting} connected when measured)"),
-        Figure("gateway_waiter_threads_growth", threads_during - threads_before, "threads", "<= 10",
-               note=f"daphne's threads: {threads_before} before, {threads_during} while they wait"),
-        Figure("gateway_waiter_rss_growth_mb", (rss_during - rss_before) / 2**20, "MB", "<= 150",
-               note=f"daphne's resident memory before: {rss_before / 2**20:.0f} MB"),
-        Figure("gateway_decision_p99_ms", percentile(delays, 99), "ms", note="decision to the agent's answer"),
-    ]
+    return {"answered": answered, "decided": decided, "decide_ms": decide_ms, "connected": waiting,
+            "threads": (threads_before, threads_during), "rss": (rss_before, rss_during)}
 
 
 def wait_for_waiters(server, count: int, timeout: float = 90.0) -> int:
@@ -596,5 +623,6 @@ MEASURES: dict[str, Callable[[Run], list[Figure]]] = {
     "diff": diff_page,
     "fanout": push_fanout,
     "gateway": gateway_waiters,
+    "wake": decision_wake,
     "memory": worker_memory,
 }

@@ -15,12 +15,7 @@ from config.asgi import application
 from goals.models import GoalStatus
 from tests.factories import make_goal
 
-DEAD_REDIS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"], "prefix": "goalpost-dead"},
-    }
-}
+DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture(autouse=True)
@@ -150,12 +145,12 @@ async def test_a_goal_status_change_fills_the_goal_status_elements_of_its_people
 
 
 def test_broadcast_with_redis_down_returns_false_instead_of_raising(settings):
-    settings.CHANNEL_LAYERS = DEAD_REDIS
+    settings.REDIS_URL = DEAD_REDIS
     assert broadcast([1, 2], fragment("<p id='x'>hi</p>")) is False
 
 
 def test_a_decision_still_counts_when_redis_is_down(settings, pending, approver, django_capture_on_commit_callbacks):
-    settings.CHANNEL_LAYERS = DEAD_REDIS
+    settings.REDIS_URL = DEAD_REDIS
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         result = pending.decide(approver, "approve")
     assert callbacks, "the live update was scheduled for after the commit"
