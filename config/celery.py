@@ -1,9 +1,31 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("goalpost")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# What a forked pool child inherited from its parent's database connections, kept referenced so that no finaliser
+# of theirs runs in the child.
+_inherited_from_parent: list = []
+
+
+@worker_process_init.connect
+def open_own_database_pool(**kwargs) -> None:
+    """A prefork child starts with its parent's connection and connection pool: their sockets are the parent's
+    (the worker's heartbeat opened them), and a word on them from here, even the goodbye that closing sends, would
+    break the parent's session. Forget them without a word; the child's first query opens a pool of its own.
+
+    Runs before celery's own Django fixup (connected at import, it at worker start), which would close the
+    inherited pool on the wire."""
+    from django.db import connections
+
+    for alias in connections:
+        connection = connections[alias]
+        pools = getattr(type(connection), "_connection_pools", {})  # PostgreSQL's: one per alias, class-wide
+        _inherited_from_parent.extend([connection.connection, pools.pop(alias, None)])
+        connection.connection = None

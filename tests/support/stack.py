@@ -107,10 +107,10 @@ class Stack:
     def log_of(self, process: subprocess.Popen) -> str:
         return self.logs[process.pid].read_text(errors="replace")[-4000:]
 
-    def worker(self, name: str) -> subprocess.Popen:
+    def worker(self, name: str, concurrency: int = 1) -> subprocess.Popen:
         return self._start(
             f"worker-{name}",
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue, "-c", "1",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue, "-c", str(concurrency),
              "-n", f"{name}-{self.queue}@%h", "-l", "warning", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
         )
