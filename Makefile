@@ -39,7 +39,7 @@ test: $(VENV)/.dev-installed agents
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest -n auto --maxprocesses=4
+	$(PY) -m pytest -n auto --maxprocesses=4 --dist loadgroup
 
 # The long fault runs (minutes each; GOALPOST_SOAK_MINUTES sets the length): workers killed again and again.
 soak: $(VENV)/.dev-installed

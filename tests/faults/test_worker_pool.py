@@ -56,17 +56,19 @@ def test_children_forked_after_the_main_process_connected_open_their_own_pool_an
     )
 
     app = sender(private_redis.url)
-    try:
-        for _ in range(6):
-            app.send_task("goals.tasks.record_worker_heartbeat", queue=stack.queue)
-    finally:
-        app.close()
 
     def own_connections() -> dict[int, set[int]]:
+        """Each new child's connections that are not its parent's; empty until every child has one. A burst of
+        heartbeat tasks on each try: one quick task at a time lands on the same idle child again and again."""
+        for _ in range(10):
+            app.send_task("goals.tasks.record_worker_heartbeat", queue=stack.queue)
         opened = {pid: database_ports(pid) - parent_ports for pid in new_children}
         return opened if all(opened.values()) else {}
 
-    opened = wait_until(own_connections, 60, "each new child to open a connection of its own")
+    try:
+        opened = wait_until(own_connections, 60, "each new child to open a connection of its own", interval=0.2)
+    finally:
+        app.close()
     assert not set.intersection(*opened.values()), "two children share a connection"
     assert parent_ports <= sessions_of_test_database(), "a child closed its parent's pooled session"
     assert database_ports(worker.pid) == parent_ports
