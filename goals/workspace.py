@@ -16,6 +16,7 @@ git never trusts anything the agent could have written:
 """
 
 import contextlib
+import fcntl
 import os
 import re
 import shlex
@@ -379,6 +380,17 @@ def _as_owner(path: Path, program: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def _exclusively(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (made if missing): other processes and threads wait for it."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 class Mirror:
     """Goalpost's own bare copy of a registered repository (``var/repos/<id>.git``): cloned once, fetched
     before a goal starts. Goals take their objects from it; nothing but the worker ever writes it."""
@@ -411,19 +423,23 @@ class Mirror:
         if not self.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(self.path.parent, TRAVERSE_ONLY)
-            with tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".clone-") as scratch:
-                target = Path(scratch) / "mirror.git"
-                run_git(
-                    ["clone", "--quiet", "--mirror", "--no-local", *extra, "--", self.source, str(target)],
-                    timeout=FETCH_TIMEOUT_S,
-                )
-                target.rename(self.path)
-            return
-        run_git(
-            [f"--git-dir={self.path}", "fetch", "--quiet", "--prune", *extra, "--", self.source,
-             "+refs/heads/*:refs/heads/*"],
-            timeout=FETCH_TIMEOUT_S,
-        )
+        # Goals of one repository starting at once on several workers: one clones (or fetches) at a time, the others
+        # wait and then fetch, instead of failing on the other's clone or ref locks.
+        with _exclusively(self.path.with_name(f"{self.path.name}.lock")):
+            if not self.exists():
+                with tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".clone-") as scratch:
+                    target = Path(scratch) / "mirror.git"
+                    run_git(
+                        ["clone", "--quiet", "--mirror", "--no-local", *extra, "--", self.source, str(target)],
+                        timeout=FETCH_TIMEOUT_S,
+                    )
+                    target.rename(self.path)
+                return
+            run_git(
+                [f"--git-dir={self.path}", "fetch", "--quiet", "--prune", *extra, "--", self.source,
+                 "+refs/heads/*:refs/heads/*"],
+                timeout=FETCH_TIMEOUT_S,
+            )
 
     def tip(self, branch: str) -> str:
         """The sha of ``branch`` in the mirror."""
