@@ -546,6 +546,7 @@ class Workspace:
         from something else is moved aside, never used. The user's repository is only read."""
         if not (self.git_dir / "HEAD").is_file():
             self._create_git_dir()
+        self._clear_stale_locks()
         head = self._git("symbolic-ref", "--quiet", "HEAD", check=False).stdout.strip()
         if head != f"refs/heads/{self.branch}":
             raise WorkspaceError(f"The goal's checkout is on {head or 'a detached HEAD'}, not on {self.branch}.")
@@ -557,6 +558,14 @@ class Workspace:
             self.path.mkdir(mode=0o755)
             self._tree("checkout", "--quiet", "--force", self.branch)
             _give_to(self.path, self.owner)
+
+    def _clear_stale_locks(self) -> None:
+        """Remove the lock files a worker killed mid-git left in the goal's git directory (``index.lock``, a ref's
+        ``.lock``): the loop calls ``ensure`` holding the goal's lease, so no live git of ours is working here, and a
+        leftover lock would fail every later step ("Unable to create 'index.lock': File exists")."""
+        for lock in [*self.git_dir.glob("*.lock"), *(self.git_dir / "refs").rglob("*.lock")]:
+            if lock.is_file() and not lock.is_symlink():
+                lock.unlink(missing_ok=True)
 
     def _is_stale(self) -> bool:
         """A worktree folder whose files do not come from this goal's checkout (another database's goal of the

@@ -205,6 +205,23 @@ def test_goals_of_one_repository_starting_at_once_on_several_workers_all_get_the
     assert (latest.path / "later.py").read_text() == "LATER = 1\n"
 
 
+def test_lock_files_left_by_a_worker_killed_mid_git_do_not_stop_the_next_step(workspace):
+    """The bad-day soak paused a goal for good: a SIGKILL during the worker's git left index.lock behind, and every
+    later attempt failed on it."""
+    (workspace.path / "one.py").write_text("ONE = 1\n")
+    first = workspace.commit_step(1, "One")
+    (workspace.git_dir / "index.lock").write_text("")
+    (workspace.git_dir / "refs" / "heads" / workspace.branch).with_suffix(".lock").write_text("")
+
+    workspace.ensure()
+    workspace.reset_to(first.sha)
+    (workspace.path / "two.py").write_text("TWO = 2\n")
+    second = workspace.commit_step(2, "Two")
+
+    assert wgit(workspace, "log", "--format=%s", "-2").splitlines() == ["Step 2: Two", "Step 1: One"]
+    assert second.sha != first.sha and not (workspace.git_dir / "index.lock").exists()
+
+
 def make_folder_in_the_way(repo, path):
     path.mkdir(parents=True)
     (path / "keep.txt").write_text("mine")
