@@ -39,9 +39,10 @@ test: $(VENV)/.dev-installed agents
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest -n auto --maxprocesses=4
+	$(PY) -m pytest -n auto --maxprocesses=4 --dist loadgroup
 
-# The long fault runs (minutes each; GOALPOST_SOAK_MINUTES sets the length): workers killed again and again.
+# The bad day (30 minutes; GOALPOST_SOAK_MINUTES sets the length): 20 goals while workers are SIGKILLed, Redis
+# restarts and PostgreSQL sessions are dropped again and again. Never part of `make test`.
 soak: $(VENV)/.dev-installed
 	$(PY) -m pytest -m soak -s -p no:randomly tests/faults
 

@@ -162,6 +162,15 @@ def database_from_env() -> dict:
         # A file, not :memory:, so a daphne or celery process started by a test sees the test database.
         # One per process: two test runs side by side must not share a file.
         config["TEST"] = {"NAME": str(VAR_DIR / f"test-goalpost-{os.getpid()}.sqlite3")}
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        # One pool per process (docs/deploy.md, "Connections", sizes it): a burst of requests queues for a
+        # connection instead of opening one each and running PostgreSQL out of them. Workers' forked children
+        # open their own (config/celery.py).
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("GOALPOST_DB_POOL_MIN", 1),
+            "max_size": env_int("GOALPOST_DB_POOL_MAX", 20),
+            "timeout": env_int("GOALPOST_DB_POOL_TIMEOUT", 30),
+        }
     return config
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from goals import loop
@@ -23,6 +23,8 @@ def record_worker_heartbeat(self) -> None:
 @worker_ready.connect
 def heartbeat_on_start(sender=None, **kwargs) -> None:
     WorkerHeartbeat.beat(getattr(sender, "hostname", None) or socket.gethostname())
+    # The worker's main process queries nothing else: its connection goes back to its pool, not held for good.
+    close_old_connections()
 
 
 @shared_task(bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)

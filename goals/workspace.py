@@ -16,6 +16,7 @@ git never trusts anything the agent could have written:
 """
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -427,6 +428,15 @@ def real_folder(base: Path, *names: str, mode: int = 0o755) -> Iterator[int]:
         yield current
     finally:
         os.close(current)
+@contextlib.contextmanager
+def _exclusively(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (made if missing): other processes and threads wait for it."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 class Mirror:
@@ -461,19 +471,23 @@ class Mirror:
         if not self.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(self.path.parent, TRAVERSE_ONLY)
-            with tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".clone-") as scratch:
-                target = Path(scratch) / "mirror.git"
-                run_git(
-                    ["clone", "--quiet", "--mirror", "--no-local", *extra, "--", self.source, str(target)],
-                    timeout=FETCH_TIMEOUT_S,
-                )
-                target.rename(self.path)
-            return
-        run_git(
-            [f"--git-dir={self.path}", "fetch", "--quiet", "--prune", *extra, "--", self.source,
-             "+refs/heads/*:refs/heads/*"],
-            timeout=FETCH_TIMEOUT_S,
-        )
+        # Goals of one repository starting at once on several workers: one clones (or fetches) at a time, the others
+        # wait and then fetch, instead of failing on the other's clone or ref locks.
+        with _exclusively(self.path.with_name(f"{self.path.name}.lock")):
+            if not self.exists():
+                with tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".clone-") as scratch:
+                    target = Path(scratch) / "mirror.git"
+                    run_git(
+                        ["clone", "--quiet", "--mirror", "--no-local", *extra, "--", self.source, str(target)],
+                        timeout=FETCH_TIMEOUT_S,
+                    )
+                    target.rename(self.path)
+                return
+            run_git(
+                [f"--git-dir={self.path}", "fetch", "--quiet", "--prune", *extra, "--", self.source,
+                 "+refs/heads/*:refs/heads/*"],
+                timeout=FETCH_TIMEOUT_S,
+            )
 
     def tip(self, branch: str) -> str:
         """The sha of ``branch`` in the mirror."""
@@ -595,6 +609,7 @@ class Workspace:
                 self._worktree_aside("its git directory was another's")
         if not (self.git_dir / "HEAD").is_file():
             self._create_git_dir()
+        self._clear_stale_locks()
         head = self._git("symbolic-ref", "--quiet", "HEAD", check=False).stdout.strip()
         if head != f"refs/heads/{self.branch}":
             raise WorkspaceError(f"The goal's checkout is on {head or 'a detached HEAD'}, not on {self.branch}.")
@@ -617,6 +632,14 @@ class Workspace:
         except OSError:
             return False
         return (self.git_dir / "HEAD").is_file() and alternates == [str(self.mirror.objects)]
+
+    def _clear_stale_locks(self) -> None:
+        """Remove the lock files a worker killed mid-git left in the goal's git directory (``index.lock``, a ref's
+        ``.lock``): the loop calls ``ensure`` holding the goal's lease, so no live git of ours is working here, and a
+        leftover lock would fail every later step ("Unable to create 'index.lock': File exists")."""
+        for lock in [*self.git_dir.glob("*.lock"), *(self.git_dir / "refs").rglob("*.lock")]:
+            if lock.is_file() and not lock.is_symlink():
+                lock.unlink(missing_ok=True)
 
     def _is_stale(self) -> bool:
         """A worktree folder whose files do not come from this goal's checkout (another database's goal of the

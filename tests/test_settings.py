@@ -4,7 +4,7 @@ import secrets
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.settings import INSTANCE_PATTERN, celery_broker_url, instance_from_env
+from config.settings import INSTANCE_PATTERN, celery_broker_url, database_from_env, instance_from_env
 from tests.support.processes import run_python
 
 SHOW_SETTINGS = """
@@ -146,3 +146,30 @@ def test_goalpost_instance_names_it_and_must_be_safe_for_keys_and_paths(monkeypa
         monkeypatch.setenv("GOALPOST_INSTANCE", bad)
         with pytest.raises(ImproperlyConfigured):
             instance_from_env(sqlite("/srv/a.sqlite3"))
+
+@pytest.mark.parametrize(
+    ("env", "pool"),
+    [
+        pytest.param({}, None, id="sqlite has no pool"),
+        pytest.param(
+            {"DATABASE_URL": "postgres://u@db:5432/goalpost"},
+            {"min_size": 1, "max_size": 20, "timeout": 30},
+            id="postgresql pools by default",
+        ),
+        pytest.param(
+            {"DATABASE_URL": "postgres://u@db:5432/goalpost", "GOALPOST_DB_POOL_MIN": "2",
+             "GOALPOST_DB_POOL_MAX": "8", "GOALPOST_DB_POOL_TIMEOUT": "5"},
+            {"min_size": 2, "max_size": 8, "timeout": 5},
+            id="the pool's size and wait from the environment",
+        ),
+    ],
+)
+def test_postgresql_connections_are_pooled_per_process(monkeypatch, tmp_path, env, pool):
+    monkeypatch.setattr("config.settings.VAR_DIR", tmp_path)
+    for name in ("DATABASE_URL", "GOALPOST_DB_POOL_MIN", "GOALPOST_DB_POOL_MAX", "GOALPOST_DB_POOL_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    database = database_from_env()
+    assert database["OPTIONS"].get("pool") == pool
+    assert database["CONN_MAX_AGE"] == 0  # Django refuses a pool beside persistent connections

@@ -100,6 +100,20 @@ def wait_until(condition: Callable[[], bool], timeout: float, pause: float = 0.0
     return False
 
 
+def short_goals(pks: list[int], steps: int) -> str:
+    """Which goals have fewer steps than their script, and why they stopped (their last event)."""
+    from django.db.models import Count
+
+    from goals.models import Goal
+
+    short = Goal.objects.filter(pk__in=pks).annotate(made=Count("steps")).filter(made__lt=steps)
+    notes = []
+    for goal in short[:3]:
+        last = goal.events.first()
+        notes.append(f"goal {goal.pk} {goal.status} after {goal.made}: {last.message if last else 'no event'}")
+    return "; ".join(notes)[:300]
+
+
 # --- goals on the worker ---------------------------------------------------------------------------------------
 
 
@@ -133,7 +147,7 @@ def goal_throughput(run: Run) -> list[Figure]:
                   for pk in pks if Step.objects.filter(goal_id=pk).exists())
     return [
         Figure("goals_concurrent_steps_per_s", done / elapsed, "steps/s", note=f"{goals_n} goals, 2 processes"),
-        Figure("lost_steps", max(0, expected - done), "steps", "== 0"),
+        Figure("lost_steps", max(0, expected - done), "steps", "== 0", note=short_goals(pks, steps_n + 1)),
         Figure("duplicated_steps", max(0, commits - done), "steps", "== 0"),
     ]
 

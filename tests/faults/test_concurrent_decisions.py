@@ -31,6 +31,7 @@ def test_a_hundred_concurrent_taps_from_two_people_leave_one_decision_and_a_clea
         try:
             client = Client()
             client.force_login(people[index % 2])
+            connection.close()  # back to the pool: a thread waiting at the barrier must not hold one
             barrier.wait(timeout=60)
             for tap in range(TAPS // THREADS):
                 verdict = verdicts[(index + tap) % 2]

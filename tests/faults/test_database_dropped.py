@@ -9,6 +9,7 @@ from approvals.models import ApprovalRequest, RequestStatus
 from goals.models import Step, StepStatus
 from tests.factories import make_scripted_goal, make_shop_repo
 from tests.support.processes import wait_until
+from tests.support.soak import drop_every_other_connection
 from tests.support.stack import (
     QUICK_EVIDENCE,
     branch_subjects,
@@ -18,16 +19,6 @@ from tests.support.stack import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def drop_every_other_connection() -> int:
-    """pg_terminate_backend on every session of the test database but this one: the worker's and beat's."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
 
 
 def test_a_step_whose_database_connection_drops_is_run_again_not_corrupted(owner, tmp_path, private_redis, stack):

@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,55 @@ def test_two_goals_on_one_repository_work_side_by_side(git_repo, tmp_path):
     assert wgit(first, "rev-parse", "goalpost/1").strip() == one.sha
     assert wgit(second, "rev-parse", "goalpost/2").strip() == two.sha
     assert not (first.path / "two.txt").exists()
+
+
+def test_goals_of_one_repository_starting_at_once_on_several_workers_all_get_their_checkout(git_repo, tmp_path):
+    """The first checkouts of a repository race to clone its mirror, and later ones to fetch into it: each waits for
+    the other instead of failing ("Directory not empty", "cannot lock ref"), which paused a goal before its first
+    step (the bench's lost_steps)."""
+
+    def start_at_once(goal_ids: range) -> list[BaseException | None]:
+        barrier = threading.Barrier(len(goal_ids))
+        errors: list[BaseException | None] = [None] * len(goal_ids)
+
+        def start(index: int) -> None:
+            barrier.wait(timeout=30)
+            try:
+                Workspace(git_repo, goal_ids[index], "main", tmp_path / "worktrees").ensure()
+            except BaseException as error:  # reported below, with the others
+                errors[index] = error
+
+        threads = [threading.Thread(target=start, args=(i,)) for i in range(len(goal_ids))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        return errors
+
+    assert start_at_once(range(1, 7)) == [None] * 6
+    (git_repo / "later.py").write_text("LATER = 1\n")
+    run_git(git_repo, "add", "-A")
+    run_git(git_repo, "commit", "-q", "-m", "later")
+    assert start_at_once(range(7, 13)) == [None] * 6
+    latest = Workspace(git_repo, 12, "main", tmp_path / "worktrees")
+    assert (latest.path / "later.py").read_text() == "LATER = 1\n"
+
+
+def test_lock_files_left_by_a_worker_killed_mid_git_do_not_stop_the_next_step(workspace):
+    """The bad-day soak paused a goal for good: a SIGKILL during the worker's git left index.lock behind, and every
+    later attempt failed on it."""
+    (workspace.path / "one.py").write_text("ONE = 1\n")
+    first = workspace.commit_step(1, "One")
+    (workspace.git_dir / "index.lock").write_text("")
+    (workspace.git_dir / "refs" / "heads" / workspace.branch).with_suffix(".lock").write_text("")
+
+    workspace.ensure()
+    workspace.reset_to(first.sha)
+    (workspace.path / "two.py").write_text("TWO = 2\n")
+    second = workspace.commit_step(2, "Two")
+
+    assert wgit(workspace, "log", "--format=%s", "-2").splitlines() == ["Step 2: Two", "Step 1: One"]
+    assert second.sha != first.sha and not (workspace.git_dir / "index.lock").exists()
 
 
 def make_folder_in_the_way(repo, path):

@@ -107,11 +107,11 @@ class Stack:
     def log_of(self, process: subprocess.Popen) -> str:
         return self.logs[process.pid].read_text(errors="replace")[-4000:]
 
-    def worker(self, name: str, log_level: str = "warning") -> subprocess.Popen:
-        """A worker of one pool process; at ``log_level="info"`` its log names every task it ran."""
+    def worker(self, name: str, log_level: str = "warning", concurrency: int = 1) -> subprocess.Popen:
+        """A worker of ``concurrency`` pool processes; at ``log_level="info"`` its log names every task it ran."""
         return self._start(
             f"worker-{name}",
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue, "-c", "1",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue, "-c", str(concurrency),
              "-n", f"{name}-{self.queue}@%h", "-l", log_level, "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
         )
