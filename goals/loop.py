@@ -25,7 +25,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -233,10 +240,31 @@ def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
     judge.started(goal, step.started_at)
     try:
         return _run_agent_and_judge(goal, step, workspace)
+    except (OperationalError, InterfaceError) as error:
+        if step.attempts >= DATABASE_LOST_ATTEMPTS:
+            log.exception("step %s of goal %s lost the database %s times", step.number, goal.pk, step.attempts)
+            _fail_step(step, workspace, f"Internal error: {error}"[:2000])
+            return StepOutcome(goal.pk, "continue", step.number)
+        # The database went away under the step (a dropped session, a failover), not the agent: the step stays
+        # running, and the next claim runs it again from the last kept commit, as after a lost worker.
+        log.warning("step %s of goal %s lost its database connection; it runs again: %s", step.number, goal.pk, error)
+        _drop_broken_connections()
+        return StepOutcome(goal.pk, "continue", step.number)
     except Exception as error:  # the loop never crashes on a step: record it and go on
         log.exception("step %s of goal %s failed", step.number, goal.pk)
         _fail_step(step, workspace, f"Internal error: {error}"[:2000])
         return StepOutcome(goal.pk, "continue", step.number)
+
+
+def _drop_broken_connections() -> None:
+    """Close this thread's database connections that no longer answer, so the next query opens a fresh one."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.is_usable():
+            connection.close()
+
+
+# How many times one step may start over after losing the database before it is recorded failed.
+DATABASE_LOST_ATTEMPTS = 3
 
 
 def kept_head(goal: Goal, workspace: Workspace) -> str:

@@ -439,3 +439,41 @@ def test_staff_vendored_paths_stop_an_edit_there(owner, flow_repo):
     (finding,) = [f for f in goal.steps.get().findings if f["gate"] == "protected_path"]
     assert finding["reason"] == "Vendored file changed: shop.py (update the vendored copy from upstream instead)"
     assert goal.path_rules().vendored.sources == ("set by staff",)
+
+
+def test_a_step_that_loses_the_database_runs_again_instead_of_failing(owner, shop_repo, monkeypatch):
+    from django.db import OperationalError
+
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
+    real = loop._run_agent_and_judge
+    calls = []
+
+    def dropped_once(*args):
+        calls.append(1)
+        if len(calls) == 1:  # what psycopg raises when the session is terminated mid-query
+            raise OperationalError("terminating connection due to administrator command")
+        return real(*args)
+
+    monkeypatch.setattr(loop, "_run_agent_and_judge", dropped_once)
+    assert step_once(goal).status == "continue"
+    step = goal.steps.get()
+    assert step.status == StepStatus.RUNNING and not step.error  # not recorded as the step's failure
+    assert step_once(goal).status == "continue"
+    step.refresh_from_db()
+    assert step.number == 1 and step.attempts == 2 and step.status == StepStatus.PASSED
+
+
+def test_a_step_that_keeps_losing_the_database_fails_after_three_attempts(owner, shop_repo, monkeypatch):
+    from django.db import OperationalError
+
+    goal = make_scripted_goal(owner, shop_repo, [GOOD_STEP])
+
+    def always_dropped(*args):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(loop, "_run_agent_and_judge", always_dropped)
+    for _ in range(loop.DATABASE_LOST_ATTEMPTS):
+        step_once(goal)
+    step = goal.steps.get()
+    assert step.status == StepStatus.FAILED and "server closed the connection" in step.error
+    assert step.attempts == loop.DATABASE_LOST_ATTEMPTS
