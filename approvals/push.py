@@ -8,7 +8,6 @@ again later (429, 5xx, timeouts), after `retry_delay()`.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -95,21 +94,13 @@ def endpoint_refusal(endpoint: str, *, resolve: bool = True) -> str:
         return "" if parts.scheme in ("http", "https") and host else "The endpoint must be an http(s) URL."
     if parts.scheme != "https" or not host:
         return "The endpoint must be an https:// URL of a push service."
-    if not resolve and not is_ip_literal(host):
+    if not resolve and not egress.is_ip(host):
         return ""
     try:
         egress.check(host, port, [egress.Rule(host, port)], every=True)
     except egress.EgressRefused as refused:
         return f"The endpoint is not a public push service: {refused}."
     return ""
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def push_session(endpoint: str) -> requests.Session:

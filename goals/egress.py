@@ -87,7 +87,7 @@ class Rule:
             host = host.lower().rstrip(".")
             name = host[2:] if host.startswith("*.") else host
             labels = name.split(".")
-            if not _is_ip(host) and (len(name) > 253 or not all(_LABEL.match(label) for label in labels)):
+            if not is_ip(host) and (len(name) > 253 or not all(_LABEL.match(label) for label in labels)):
                 raise ValueError(f"“{host}” is not a host name: {example}.")
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise ValueError(f"“{port_text}” is not a port: use a number from 1 to 65535.")
@@ -105,7 +105,8 @@ class Rule:
         return host == own
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    """Whether the host is an IP address written out (not a name to resolve)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
