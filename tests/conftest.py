@@ -303,3 +303,15 @@ def codex_cli() -> Path:
 def claude_cli() -> Path:
     """The real Claude Code from npm, at the pinned version (the newest under `make agents-check`)."""
     return agent_clients.executable("claude")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """This test process opens its connections without psycopg's pool. Test scaffolding (threads of cross-thread
+    tests, in-process servers) uses the ORM from threads that end without giving their connection back, which
+    over a whole run drains a pool of 20 and stalls a later test for 30 s. The processes the tests start (daphne,
+    celery workers) read the settings themselves and pool as in production; tests/faults/test_pooled_connections.py
+    measures them."""
+    from django.conf import settings
+
+    settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)

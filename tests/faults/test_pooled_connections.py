@@ -36,8 +36,11 @@ def server(django_db_setup, django_db_blocker, collected_static):
 
 
 def pool_max() -> int:
-    """The most connections a process's pool opens, as the settings say (daphne reads the same environment)."""
-    return connection.settings_dict["OPTIONS"]["pool"]["max_size"]
+    """The most connections a process's pool opens, as the settings say from the environment daphne reads too (this
+    test process itself runs without a pool: tests/conftest.py)."""
+    from config.settings import database_from_env
+
+    return database_from_env()["OPTIONS"]["pool"]["max_size"]
 
 
 class PeakSessions:
