@@ -738,7 +738,8 @@ def _is_copy(inputs: _Inputs, file: FileDiff, roots: list[str]) -> bool:
     )
 
 
-def _protected_path(inputs: _Inputs, roots: list[str]) -> list[GateFinding]:
+def _protected_path(inputs: _Inputs, copies: set[int]) -> list[GateFinding]:
+    """``copies`` are the ids of the step's files that belong to a copy of another project (`_is_copy`)."""
     findings = []
     patterns = _strings(inputs.contract.protected_paths)
     for file in inputs.step.diff.files:
@@ -765,7 +766,7 @@ def _protected_path(inputs: _Inputs, roots: list[str]) -> list[GateFinding]:
             )
             continue
         if (
-            _is_copy(inputs, file, roots)
+            id(file) in copies
             or file.category == "vendored"
             or any(_category(inputs, path) == "vendored" for path in _file_paths(file))
         ):
@@ -862,7 +863,7 @@ def _restated(old: _Line, entry: _TestChanges, added_literals: set[str]) -> bool
 
 def _tests_the_same(condition: _Line, new: _Line) -> bool:
     """Whether a new check reads every name the removed `if` condition tested (`if got != want {` and
-    `Equal(t, want, got)`), and no more than one or two others."""
+    `Equal(t, want, got)`)."""
     names = set(_NAME.findall(condition.text)) - _CONDITION_WORDS
     return bool(names) and names <= set(_NAME.findall(new.text))
 
@@ -950,8 +951,7 @@ def _retired_tests(entry: _TestChanges) -> set[int]:
         while end < len(lines) and lines[end].block == line.block and _ANNOTATION.match(lines[end].text.strip()):
             end += 1
         markers = [marker for index in range(start, end) for marker in language.skip_markers(lines[index].text)]
-        # An xfail or failing test still runs and is checked to fail: only a test that no longer ran is retired.
-        if not markers or any(_STILL_RUNS.search(marker) for marker in markers):
+        if not _switched_off(markers):
             continue
         if removed_definitions[line.block] <= added_definitions[line.block]:
             continue  # the marker was taken off or rewritten: the test stays
@@ -982,9 +982,14 @@ def _revived_blocks(entry: _TestChanges) -> set[int]:
         for line in entry.removed
         if line.block not in skipped_after
         and _ANNOTATION.match(line.text.strip())
-        and (markers := language.skip_markers(line.text))
-        and not any(_STILL_RUNS.search(marker) for marker in markers)
+        and _switched_off(language.skip_markers(line.text))
     }
+
+
+def _switched_off(markers: list[str]) -> bool:
+    """Whether these markers keep a test from running at all: an xfail, a failing or an assumption marker still
+    runs it (and an xfail checks it fails), so a test under one still checks something."""
+    return bool(markers) and not any(_STILL_RUNS.search(marker) for marker in markers)
 
 
 def _read_test_changes(entry: _TestChanges) -> _Reading:
@@ -1501,12 +1506,13 @@ def run_gates(
     inputs = _Inputs(contract, step, history, usage, file_head, paths)
     signature = failure_signature(step.evidence)
     roots = _copy_roots(inputs)
+    copies = {id(file) for file in step.diff.files if _is_copy(inputs, file, roots)}  # reads each head once
     # The tests of a vendored copy are its upstream's, not this project's: they follow the copy.
-    own = [file for file in step.diff.files if file.category != "vendored" and not _is_copy(inputs, file, roots)]
+    own = [file for file in step.diff.files if file.category != "vendored" and id(file) not in copies]
     readings = [(entry, _read_test_changes(entry)) for entry in _test_changes(own, file_head)]
     findings = [
         *_blast_radius(inputs),
-        *_protected_path(inputs, roots),
+        *_protected_path(inputs, copies),
         *_tests_without_code(inputs, readings),
         *_tests_weakened(inputs, readings),
         *_repeated_failure(inputs, signature),
