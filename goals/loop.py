@@ -240,18 +240,14 @@ def _run_claimed_step(goal: Goal, worker: str) -> StepOutcome:
     judge.started(goal, step.started_at)
     try:
         return _run_agent_and_judge(goal, step, workspace)
-    except (OperationalError, InterfaceError) as error:
-        if step.attempts >= DATABASE_LOST_ATTEMPTS:
-            log.exception("step %s of goal %s lost the database %s times", step.number, goal.pk, step.attempts)
-            _fail_step(step, workspace, f"Internal error: {error}"[:2000])
-            return StepOutcome(goal.pk, "continue", step.number)
-        # The database went away under the step (a dropped session, a failover), not the agent: the step stays
-        # running, and the next claim runs it again from the last kept commit, as after a lost worker.
-        log.warning("step %s of goal %s lost its database connection; it runs again: %s", step.number, goal.pk, error)
-        _drop_broken_connections()
-        return StepOutcome(goal.pk, "continue", step.number)
     except Exception as error:  # the loop never crashes on a step: record it and go on
-        log.exception("step %s of goal %s failed", step.number, goal.pk)
+        if isinstance(error, (OperationalError, InterfaceError)) and step.attempts < DATABASE_LOST_ATTEMPTS:
+            # The database went away under the step (a dropped session, a failover), not the agent: the step stays
+            # running, and the next claim runs it again from the last kept commit, as after a lost worker.
+            log.warning("step %s of goal %s lost its database; it runs again: %s", step.number, goal.pk, error)
+            _drop_broken_connections()
+            return StepOutcome(goal.pk, "continue", step.number)
+        log.exception("step %s of goal %s failed (attempt %s)", step.number, goal.pk, step.attempts)
         _fail_step(step, workspace, f"Internal error: {error}"[:2000])
         return StepOutcome(goal.pk, "continue", step.number)
 
