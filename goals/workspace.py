@@ -627,11 +627,15 @@ class Workspace:
     def _git_dir_is_ours(self) -> bool:
         """A git directory made for this goal from this repository's mirror (not another database's goal of the
         same number, nor a folder made by hand)."""
+        return self._made_from_mirror(self.git_dir)
+
+    def _made_from_mirror(self, git_dir: Path) -> bool:
+        """Whether ``git_dir`` is a git directory whose objects are borrowed from this repository's mirror."""
         try:
-            alternates = (self.git_dir / "objects" / "info" / "alternates").read_text().split()
+            alternates = (git_dir / "objects" / "info" / "alternates").read_text().split()
         except OSError:
             return False
-        return (self.git_dir / "HEAD").is_file() and alternates == [str(self.mirror.objects)]
+        return (git_dir / "HEAD").is_file() and alternates == [str(self.mirror.objects)]
 
     def _clear_stale_locks(self) -> None:
         """Remove the lock files a worker killed mid-git left in the goal's git directory (``index.lock``, a ref's
@@ -658,10 +662,7 @@ class Workspace:
         if self.legacy is None:
             return
         old_tree, old_git = self.legacy
-        if old_git.is_symlink() or not (old_git / "HEAD").is_file():
-            return
-        alternates = old_git / "objects" / "info" / "alternates"
-        if not alternates.is_file() or alternates.read_text().split() != [str(self.mirror.objects)]:
+        if old_git.is_symlink() or not self._made_from_mirror(old_git):
             return
         old_git.rename(self.git_dir)
         with real_folder(self.roots[0]) as before, real_folder(self.roots[0], *self.between, mode=TRAVERSE_ONLY) as now:
