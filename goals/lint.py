@@ -428,7 +428,7 @@ _END_STATE = re.compile(
             rf"(?:add|writ|document)(?:e|es|ed|s|ing)?\s+{_CLAUSE}\s(?:to|in|into)\s+[`'\"]?[\w.-]*/?[\w./-]*\w"
             r"\.(?:md|rst|txt|adoc)\b",
             # "… with `pip-compile --upgrade requirements/dev.in`": the way there is a named command.
-            r"(?:updat|regenerat|recompil|rebuild|reformat|upgrad)\w*\s+(?:[^\n.;!?]|\.(?=\S)){0,160}?"
+            rf"(?:updat|regenerat|recompil|rebuild|reformat|upgrad)\w*\s+{_CLAUSE}"
             r"\b(?:with|using|by\s+running)\s+`[^`\n]{2,200}`",
             # "Add docs/export.md describing …": the named file exists when done.
             rf"(?:add|creat|writ)(?:e|es|ed|s|ing)?\s+(?:(?:an?|the|new)\s+)*(?:file\s+)?[`'\"]?[\w.-]*/?[\w./-]*\w\.{_CODE_EXTENSIONS}\b",
