@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
 from config.middleware import API_PREFIX
 
-# settings.DATA_UPLOAD_MAX_MEMORY_SIZE is the same number (every body, forms included); goalpost_client trims to it.
-MAX_BODY_BYTES = 1024 * 1024
+# Every body, forms included, has Django's one limit; goalpost_client trims to the same number.
+MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 MAX_DEPTH = 64
 TOO_LARGE = f"The body is larger than {MAX_BODY_BYTES // 1024} KB."
 TOO_DEEP = f"JSON nested deeper than {MAX_DEPTH} levels is not accepted."
